@@ -1,0 +1,108 @@
+"""Run a question on a MassGen-on-NATS deployment and follow its events.
+
+Used by the embedded launcher and by ``massgen`` against a warm or remote stack: it
+only speaks the subjects and messages of ``massgen_proto``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from massgen_proto import subjects
+from massgen_proto.events import RunEvent, RunEventAdapter, RunFinished
+from massgen_proto.ids import new_run_id
+from massgen_proto.messages import (
+    CancelRun,
+    ChatMessage,
+    CreateRun,
+    ErrorReply,
+    OrchestratorReplyAdapter,
+)
+from massgen_proto.summary import RunSummary, apply_event
+
+__all__ = ["RunRefused", "follow_run"]
+
+EventHandler = Callable[[RunEvent], Awaitable[None] | None]
+
+
+class RunRefused(RuntimeError):
+    """The orchestrator refused to create the run (bad config, bad request)."""
+
+
+async def _request(nc: Client, subject: str, payload: bytes, timeout: float) -> Any:
+    reply = await nc.request(subject, payload, timeout=timeout)
+    return OrchestratorReplyAdapter.validate_json(reply.data)
+
+
+async def follow_run(
+    nc: Client,
+    question: str,
+    config: dict[str, Any],
+    on_event: EventHandler,
+    *,
+    history: list[ChatMessage] | None = None,
+    run_id: str | None = None,
+    cancel: asyncio.Event | None = None,
+    request_timeout: float = 10.0,
+) -> RunSummary:
+    """Create a run, hand every event to ``on_event`` in order, return the final summary.
+
+    Subscribes to the run's events before creating it, so nothing is missed. When
+    ``cancel`` is set the run is cancelled; the function still returns once the
+    run's last event arrives, with everything accepted so far.
+
+    Raises:
+        RunRefused: the orchestrator rejected the request; the message says why.
+    """
+    run_id = run_id or new_run_id()
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def collect(msg: Msg) -> None:
+        queue.put_nowait(msg.data)
+
+    sub = await nc.subscribe(subjects.events_subject(run_id), cb=collect)
+    try:
+        request = CreateRun(
+            run_id=run_id, question=question, config=config, history=history or []
+        )
+        reply = await _request(
+            nc, subjects.SUBMIT_CREATE, request.model_dump_json().encode(), request_timeout
+        )
+        if isinstance(reply, ErrorReply):
+            raise RunRefused(reply.error)
+        summary = RunSummary(run_id=run_id)
+        cancel_sent = False
+        while True:
+            get = asyncio.ensure_future(queue.get())
+            waiters = {get}
+            cancel_wait = None
+            if cancel is not None and not cancel_sent:
+                cancel_wait = asyncio.ensure_future(cancel.wait())
+                waiters.add(cancel_wait)
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if cancel_wait is not None and cancel_wait not in done:
+                cancel_wait.cancel()
+            if cancel_wait is not None and cancel_wait in done and not cancel_sent:
+                cancel_sent = True
+                await nc.request(
+                    subjects.SUBMIT_CANCEL,
+                    CancelRun(run_id=run_id).model_dump_json().encode(),
+                    timeout=request_timeout,
+                )
+            if get not in done:
+                get.cancel()
+                continue
+            event = RunEventAdapter.validate_json(get.result())
+            apply_event(summary, event)
+            result = on_event(event)
+            if asyncio.iscoroutine(result):
+                await result
+            if isinstance(event, RunFinished):
+                return summary
+    finally:
+        await sub.unsubscribe()

@@ -1,0 +1,174 @@
+"""Everything on one machine: nats-server, the orchestrator, workers, the local model.
+
+Start order is chosen for start-up time: nats-server first (tens of ms), then the
+worker process at once, because its ``import litellm`` takes seconds and overlaps
+with everything else; the orchestrator runs inside this process. Stop order is the
+reverse. Every step is safe to repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import nats
+import structlog
+from nats.aio.client import Client
+
+from massgen_orchestrator.service import OrchestratorService
+from massgen_orchestrator.settings import OrchestratorSettings
+from massgen_proto.config import RunConfig
+
+from .nats_server import NatsServer
+
+__all__ = ["EmbeddedStack", "local_models_of", "providers_of"]
+
+log = structlog.get_logger("embedded")
+
+
+def providers_of(config: RunConfig) -> list[str]:
+    """Worker pools a config needs, in first-use order."""
+    return list(dict.fromkeys(agent.backend.provider for agent in config.agents))
+
+
+def local_models_of(config: RunConfig) -> Counter[str]:
+    """Local models a config uses, with how many agents use each (= parallel slots)."""
+    return Counter(a.backend.model for a in config.agents if a.backend.type == "local")
+
+
+class EmbeddedStack:
+    """A private MassGen-on-NATS deployment for one command.
+
+    Args:
+        providers: worker pools to serve.
+        log_dir: where service logs go (``services.log``); None discards them.
+        debug: verbose service logs.
+        local_models: local model name -> number of agents using it.
+    """
+
+    def __init__(
+        self,
+        providers: list[str],
+        log_dir: Path | None = None,
+        debug: bool = False,
+        local_models: Counter[str] | None = None,
+        on_progress: Any = None,
+    ) -> None:
+        self.providers = providers
+        self.log_dir = log_dir
+        self.debug = debug
+        self.local_models = local_models or Counter()
+        self._on_progress = on_progress
+        self.nats: NatsServer | None = None
+        self.orchestrator: OrchestratorService | None = None
+        self.client: Client | None = None
+        self._worker: subprocess.Popen | None = None
+        self._worker_log = None
+        self._local_handles: dict[str, Any] = {}
+
+    @property
+    def local_endpoints(self) -> dict[str, tuple[str, str]]:
+        """Local model name -> (base_url, served model name)."""
+        return {name: (h.base_url, h.model_alias) for name, h in self._local_handles.items()}
+
+    async def start(self) -> EmbeddedStack:
+        """Start everything; returns once a run can be created."""
+        self.nats = NatsServer().start()
+        self._start_worker()
+        local = asyncio.ensure_future(self._start_local_models())
+        self.orchestrator = OrchestratorService(
+            OrchestratorSettings(nats_url=self.nats.url, memory_streams=True, replica="embedded")
+        )
+        await self.orchestrator.start()
+        self.client = await nats.connect(self.nats.url, name="massgen-cli")
+        await local
+        return self
+
+    def _start_worker(self) -> None:
+        command = [
+            sys.executable, "-m", "massgen_worker",
+            "--nats", self.nats.url,
+            "--providers", ",".join(self.providers),
+            "--memory-streams",
+            "--log-level", "debug" if self.debug else "info",
+        ]  # fmt: skip
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._worker_log = (self.log_dir / "worker.log").open("ab")
+        env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
+        self._worker = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._worker_log or subprocess.DEVNULL,
+            stderr=self._worker_log or subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches us; we stop the worker ourselves.
+        )
+
+    async def _start_local_models(self) -> None:
+        if not self.local_models:
+            return
+        from massgen_local_model import start_local_model
+
+        for name, agents in self.local_models.items():
+            handle = await asyncio.to_thread(
+                start_local_model, name, n_parallel=max(agents, 1), on_progress=self._on_progress
+            )
+            self._local_handles[name] = handle
+
+    def worker_alive(self) -> bool:
+        """True while the worker process runs."""
+        return self._worker is not None and self._worker.poll() is None
+
+    async def stop(self) -> None:
+        """Stop in reverse start order. Safe to call twice."""
+        if self.client is not None:
+            client, self.client = self.client, None
+            await client.drain()
+        if self._worker is not None:
+            worker, self._worker = self._worker, None
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.to_thread(worker.wait, 10)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
+        if self._worker_log is not None:
+            self._worker_log.close()
+            self._worker_log = None
+        if self.orchestrator is not None:
+            orchestrator, self.orchestrator = self.orchestrator, None
+            await orchestrator.stop()
+        for handle in self._local_handles.values():
+            handle.stop()
+        self._local_handles.clear()
+        if self.nats is not None:
+            server, self.nats = self.nats, None
+            server.stop()
+
+    async def __aenter__(self) -> EmbeddedStack:
+        try:
+            return await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+
+def point_local_agents(config: dict[str, Any], endpoints: dict[str, tuple[str, str]]) -> None:
+    """Give every ``local`` agent in a config mapping its server's URL and model name."""
+    for agent in config.get("agents", []):
+        backend = agent.get("backend", {})
+        if backend.get("type") == "local" and backend.get("model") in endpoints:
+            base_url, served = endpoints[backend["model"]]
+            backend.setdefault("base_url", base_url)
+            backend["model"] = served

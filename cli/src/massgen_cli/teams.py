@@ -1,0 +1,84 @@
+"""Configs the CLI builds itself: quick mode (``--model``) and the default team."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from massgen_proto.providers import BACKENDS, backend_for_model
+
+__all__ = ["API_TEAM_MODELS", "DEFAULT_LOCAL_MODEL", "default_team", "quick_config"]
+
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
+
+# Three perspectives, so a team on one model still disagrees usefully.
+_PERSPECTIVES = (
+    ("solver", "You answer directly and precisely."),
+    ("checker", "You double-check facts and reasoning before answering."),
+    ("explainer", "You give the answer with a short explanation."),
+)
+
+API_TEAM_MODELS: tuple[tuple[str, str], ...] = (
+    ("openai", "gpt-4o-mini"),
+    ("claude", "claude-3-5-haiku-latest"),
+    ("gemini", "gemini-2.5-flash"),
+    ("grok", "grok-3-mini"),
+)
+"""Backend type and model used by the default team when that provider's key is set."""
+
+
+def quick_config(
+    model: str,
+    backend: str | None = None,
+    base_url: str | None = None,
+    system_message: str | None = None,
+) -> dict[str, Any]:
+    """A one-agent config from command-line flags.
+
+    Raises:
+        ValueError: the provider cannot be inferred from ``model`` (message says how to name it).
+    """
+    if backend is None:
+        backend, model = backend_for_model(model)
+    entry: dict[str, Any] = {"type": backend, "model": model}
+    if base_url:
+        entry["base_url"] = base_url
+    agent: dict[str, Any] = {"id": model.replace("/", "-"), "backend": entry}
+    if system_message:
+        agent["system_message"] = system_message
+    return {"agent": agent}
+
+
+def default_team(env: Mapping[str, str] | None = None) -> tuple[dict[str, Any], str]:
+    """The team used when no config and no model is given, and a line saying which.
+
+    With provider keys in the environment, three agents spread over those providers;
+    without any, three agents on the embedded local model.
+    """
+    env = os.environ if env is None else env
+    available = [
+        (kind, model)
+        for kind, model in API_TEAM_MODELS
+        if BACKENDS[kind].api_key_env and env.get(BACKENDS[kind].api_key_env)
+    ]
+    if available:
+        picks = [available[i % len(available)] for i in range(3)]
+        agents = [
+            {"id": f"{name}-{kind}", "backend": {"type": kind, "model": model},
+             "system_message": message}
+            for (kind, model), (name, message) in zip(picks, _PERSPECTIVES, strict=True)
+        ]  # fmt: skip
+        used = ", ".join(sorted({f"{kind}:{model}" for kind, model in picks}))
+        return {"agents": agents}, f"default team on your provider keys ({used})"
+    agents = [
+        {"id": name, "backend": {"type": "local", "model": DEFAULT_LOCAL_MODEL},
+         "system_message": message}
+        for name, message in _PERSPECTIVES
+    ]  # fmt: skip
+    note = (
+        f"no provider API key found: using the built-in 3-agent team on the local model "
+        f"{DEFAULT_LOCAL_MODEL}. Set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or "
+        "XAI_API_KEY, or pass --config/--model, to use real providers."
+    )
+    return {"agents": agents}, note

@@ -1,0 +1,202 @@
+"""Run events: everything observable about a run, in order, on the run's event subject.
+
+The CLI display, the log folder, the HTTP API and the coordination table all read
+these; none has a back channel. Agent-facing names are labels (``agent2``); ``agent``
+fields carry the config id for people reading logs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+__all__ = [
+    "AgentError",
+    "AgentFailed",
+    "AgentInfo",
+    "AnswerAccepted",
+    "Chunk",
+    "Consensus",
+    "DeadlineReached",
+    "FinalAnswer",
+    "PresentationStarted",
+    "Restart",
+    "RunCreated",
+    "RunEvent",
+    "RunEventAdapter",
+    "RunFinished",
+    "RunStatus",
+    "TERMINAL_STATUSES",
+    "TokenUsage",
+    "TurnStarted",
+    "VoteAccepted",
+    "VoteDiscarded",
+    "WorkflowRejected",
+]
+
+RunStatus = Literal["running", "presenting", "completed", "timed_out", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "timed_out", "failed", "cancelled"})
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str
+    ts: float = Field(default_factory=time.time)
+    """Epoch seconds when the event was made."""
+
+
+class _AgentEvent(_Event):
+    agent: str
+    """Config id of the agent."""
+    label: str
+    """The agent's anonymous label, e.g. ``agent2``."""
+
+
+class AgentInfo(BaseModel):
+    """One agent as announced when the run is created."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    label: str
+    provider: str
+    model: str
+
+
+class RunCreated(_Event):
+    kind: Literal["run_created"] = "run_created"
+    question: str
+    agents: list[AgentInfo]
+    deadline: float
+    """Epoch seconds at which coordination stops."""
+
+
+class TurnStarted(_AgentEvent):
+    kind: Literal["turn_started"] = "turn_started"
+    turn_id: str
+    phase: Literal["coordinate", "present"]
+    number: int
+    delivery: int = 1
+    """Above 1 when the turn was redelivered to another worker."""
+
+
+class Chunk(_AgentEvent):
+    kind: Literal["chunk"] = "chunk"
+    turn_id: str
+    channel: Literal["content", "reasoning", "tool_call", "tool_result"]
+    text: str
+
+
+class TokenUsage(_AgentEvent):
+    kind: Literal["token_usage"] = "token_usage"
+    turn_id: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class AnswerAccepted(_AgentEvent):
+    kind: Literal["answer_accepted"] = "answer_accepted"
+    version: str
+    """Public answer name, e.g. ``agent2.3``."""
+    content: str
+
+
+class WorkflowRejected(_AgentEvent):
+    kind: Literal["workflow_rejected"] = "workflow_rejected"
+    turn_id: str
+    tool: str | None
+    """``new_answer``, ``vote``, another name, or None when no workflow call was made."""
+    error: str
+
+
+class VoteAccepted(_AgentEvent):
+    kind: Literal["vote_accepted"] = "vote_accepted"
+    target: str
+    """Label voted for."""
+    target_agent: str
+    reason: str
+
+
+class VoteDiscarded(_AgentEvent):
+    kind: Literal["vote_discarded"] = "vote_discarded"
+    target: str
+    reason: str
+    """Why it no longer counts (the answer set changed while the agent worked)."""
+
+
+class Restart(_AgentEvent):
+    kind: Literal["restart"] = "restart"
+    reason: str
+    interrupted: bool = False
+    """True when a running turn was cancelled for it (``restart_policy: interrupt``)."""
+
+
+class AgentError(_AgentEvent):
+    kind: Literal["agent_error"] = "agent_error"
+    turn_id: str
+    error: str
+    failures: int
+    """Consecutive failed turns so far."""
+    retry_in: float | None
+    """Seconds until the retry, or None when the agent gives up."""
+
+
+class AgentFailed(_AgentEvent):
+    kind: Literal["agent_failed"] = "agent_failed"
+    error: str
+
+
+class Consensus(_Event):
+    kind: Literal["consensus"] = "consensus"
+    winner: str
+    winner_label: str
+    votes: dict[str, int]
+    """Votes received per label."""
+
+
+class DeadlineReached(_Event):
+    kind: Literal["deadline_reached"] = "deadline_reached"
+    answers: int
+
+
+class PresentationStarted(_AgentEvent):
+    kind: Literal["presentation_started"] = "presentation_started"
+
+
+class FinalAnswer(_AgentEvent):
+    kind: Literal["final_answer"] = "final_answer"
+    content: str
+    fallback: bool = False
+    """True when the presentation failed or was empty and the stored answer was used."""
+
+
+class RunFinished(_Event):
+    kind: Literal["run_finished"] = "run_finished"
+    status: Literal["completed", "timed_out", "failed", "cancelled"]
+    message: str = ""
+    winner: str | None = None
+
+
+RunEvent = Annotated[
+    RunCreated
+    | TurnStarted
+    | Chunk
+    | TokenUsage
+    | AnswerAccepted
+    | WorkflowRejected
+    | VoteAccepted
+    | VoteDiscarded
+    | Restart
+    | AgentError
+    | AgentFailed
+    | Consensus
+    | DeadlineReached
+    | PresentationStarted
+    | FinalAnswer
+    | RunFinished,
+    Field(discriminator="kind"),
+]
+RunEventAdapter: TypeAdapter[RunEvent] = TypeAdapter(RunEvent)

@@ -1,0 +1,194 @@
+"""Messages exchanged between services (not run events: see events.py).
+
+Every message has a ``kind`` tag; each family is one discriminated union with one
+TypeAdapter, which is also what proto/schemas/ is generated from.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+__all__ = [
+    "BackendSpec",
+    "CancelRun",
+    "CancelTurn",
+    "ChatMessage",
+    "CreateRun",
+    "ErrorReply",
+    "OrchestratorReply",
+    "OrchestratorReplyAdapter",
+    "PresentationFinished",
+    "RunAccepted",
+    "TurnFailed",
+    "TurnRequest",
+    "TurnStarted",
+    "Verdict",
+    "WorkerReport",
+    "WorkerReportAdapter",
+    "WorkflowCall",
+    "WorkflowSubmission",
+]
+
+Phase = Literal["coordinate", "present"]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChatMessage(_Message):
+    """One message of a model conversation."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class BackendSpec(_Message):
+    """What a worker needs to call an agent's model."""
+
+    type: str
+    model: str
+    base_url: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    temperature: float | None = None
+    max_tokens: int | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Provider parameters passed through from the config."""
+
+
+class TurnRequest(_Message):
+    """Work for one agent turn, published on its provider's turn subject."""
+
+    kind: Literal["turn_request"] = "turn_request"
+    run_id: str
+    turn_id: str
+    agent_id: str
+    label: str
+    phase: Phase
+    number: int
+    """1-based count of this agent's turns in the run."""
+    answer_set_version: int
+    """How many answers had been accepted when this turn was built."""
+    backend: BackendSpec
+    messages: list[ChatMessage]
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    """Workflow tools offered, in OpenAI function-tool JSON."""
+    deadline: float
+    """Epoch seconds after which the turn has failed (turn timeout)."""
+    max_attempts: int = 3
+
+
+class WorkflowCall(_Message):
+    """One workflow tool call as the model wrote it."""
+
+    name: str
+    arguments: dict[str, Any] | str
+    """Parsed JSON arguments, or the raw text when they were not valid JSON."""
+
+
+class TurnStarted(_Message):
+    """A worker took a turn (first delivery or redelivery)."""
+
+    kind: Literal["turn_started"] = "turn_started"
+    run_id: str
+    turn_id: str
+    worker: str
+    delivery: int = 1
+
+
+class WorkflowSubmission(_Message):
+    """The workflow calls of one model response, for the orchestrator to judge."""
+
+    kind: Literal["workflow_submission"] = "workflow_submission"
+    run_id: str
+    turn_id: str
+    attempt: int
+    calls: list[WorkflowCall]
+
+
+class TurnFailed(_Message):
+    """A turn could not be completed (provider error, attempts exhausted, timeout)."""
+
+    kind: Literal["turn_failed"] = "turn_failed"
+    run_id: str
+    turn_id: str
+    error: str
+
+
+class PresentationFinished(_Message):
+    """The winner's final presentation text."""
+
+    kind: Literal["presentation_finished"] = "presentation_finished"
+    run_id: str
+    turn_id: str
+    content: str
+
+
+WorkerReport = Annotated[
+    TurnStarted | WorkflowSubmission | TurnFailed | PresentationFinished,
+    Field(discriminator="kind"),
+]
+WorkerReportAdapter: TypeAdapter[WorkerReport] = TypeAdapter(WorkerReport)
+
+
+class Verdict(_Message):
+    """The orchestrator's answer to a worker report.
+
+    ``accepted``: go on (turn started) or the turn is done (workflow call accepted).
+    ``rejected``: tell the model ``message`` and let it try again within the turn.
+    ``stale``: the turn is no longer wanted (superseded, cancelled, run over); stop it.
+    """
+
+    kind: Literal["verdict"] = "verdict"
+    status: Literal["accepted", "rejected", "stale"]
+    message: str = ""
+
+
+class CreateRun(_Message):
+    """Ask the orchestrator to start a run."""
+
+    kind: Literal["create_run"] = "create_run"
+    run_id: str | None = None
+    question: str = Field(min_length=1)
+    config: dict[str, Any]
+    """The run config as a mapping (validated by the orchestrator)."""
+    history: list[ChatMessage] = Field(default_factory=list)
+    """Earlier turns of a multi-turn session."""
+
+
+class CancelRun(_Message):
+    """Ask the orchestrator to cancel a run, keeping what was already accepted."""
+
+    kind: Literal["cancel_run"] = "cancel_run"
+    run_id: str
+    reason: str = "cancelled by user"
+
+
+class RunAccepted(_Message):
+    """A create or cancel request was taken."""
+
+    kind: Literal["run_accepted"] = "run_accepted"
+    run_id: str
+
+
+class ErrorReply(_Message):
+    """A request was refused; ``error`` says why in words a user can act on."""
+
+    kind: Literal["error"] = "error"
+    error: str
+    code: Literal["bad_request", "not_found", "internal"] = "bad_request"
+
+
+OrchestratorReply = Annotated[Verdict | RunAccepted | ErrorReply, Field(discriminator="kind")]
+OrchestratorReplyAdapter: TypeAdapter[OrchestratorReply] = TypeAdapter(OrchestratorReply)
+
+
+class CancelTurn(_Message):
+    """Control message to workers: stop a running turn now."""
+
+    kind: Literal["cancel_turn"] = "cancel_turn"
+    run_id: str
+    turn_id: str
+    reason: str

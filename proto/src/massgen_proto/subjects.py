@@ -1,0 +1,79 @@
+"""Every NATS subject, stream, consumer and bucket name, built in one place.
+
+Services never spell a subject themselves: a change of naming is a change here.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "CONTROL_WILDCARD",
+    "EVENTS_STREAM",
+    "EVENTS_WILDCARD",
+    "ORCHESTRATOR_QUEUE",
+    "RUNS_BUCKET",
+    "SUBMIT_CREATE",
+    "SUBMIT_CANCEL",
+    "SUBMIT_REPORT",
+    "TURNS_STREAM",
+    "TURNS_WILDCARD",
+    "control_subject",
+    "events_subject",
+    "provider_consumer",
+    "turn_subject",
+    "validate_token",
+]
+
+PREFIX = "massgen"
+
+TURNS_STREAM = "MASSGEN_TURNS"
+"""Work-queue stream of turn requests; one durable consumer per provider."""
+TURNS_WILDCARD = f"{PREFIX}.turns.>"
+
+EVENTS_STREAM = "MASSGEN_EVENTS"
+"""Limits stream holding every run event, replayable per run by subject filter."""
+EVENTS_WILDCARD = f"{PREFIX}.events.>"
+
+RUNS_BUCKET = "massgen_runs"
+"""KV bucket: run id -> serialized run state, written after every transition."""
+
+SUBMIT_CREATE = f"{PREFIX}.orchestrator.create"
+"""Request/reply: create a run (CreateRun -> RunAccepted | ErrorReply)."""
+SUBMIT_REPORT = f"{PREFIX}.orchestrator.report"
+"""Request/reply: a worker's report on a turn (WorkerReport -> Verdict)."""
+SUBMIT_CANCEL = f"{PREFIX}.orchestrator.cancel"
+"""Request/reply: cancel a run (CancelRun -> RunAccepted | ErrorReply)."""
+ORCHESTRATOR_QUEUE = "orchestrator"
+"""Queue group shared by orchestrator replicas."""
+
+CONTROL_WILDCARD = f"{PREFIX}.control.>"
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def validate_token(value: str, what: str) -> str:
+    """Return ``value`` if it is safe as one subject token, else raise ValueError naming ``what``."""
+    if not _TOKEN.match(value):
+        raise ValueError(f"{what} {value!r} must match [A-Za-z0-9_-]+ to be used in NATS subjects")
+    return value
+
+
+def turn_subject(provider: str) -> str:
+    """Subject on which turn requests for ``provider`` are published."""
+    return f"{PREFIX}.turns.{validate_token(provider, 'provider')}"
+
+
+def provider_consumer(provider: str) -> str:
+    """Durable consumer name through which workers pull ``provider``'s turns."""
+    return f"worker-{validate_token(provider, 'provider')}"
+
+
+def events_subject(run_id: str) -> str:
+    """Subject of run ``run_id``'s events."""
+    return f"{PREFIX}.events.{validate_token(run_id, 'run id')}"
+
+
+def control_subject(run_id: str) -> str:
+    """Core-NATS subject on which the orchestrator tells workers to cancel turns of a run."""
+    return f"{PREFIX}.control.{validate_token(run_id, 'run id')}"
