@@ -10,9 +10,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-
 from massgen_proto import subjects
 from massgen_proto.events import RunEvent, RunEventAdapter, RunFinished
 from massgen_proto.ids import new_run_id
@@ -24,6 +21,8 @@ from massgen_proto.messages import (
     OrchestratorReplyAdapter,
 )
 from massgen_proto.summary import RunSummary, apply_event
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 __all__ = ["RunRefused", "follow_run"]
 
@@ -67,9 +66,7 @@ async def follow_run(
 
     sub = await nc.subscribe(subjects.events_subject(run_id), cb=collect)
     try:
-        request = CreateRun(
-            run_id=run_id, question=question, config=config, history=history or []
-        )
+        request = CreateRun(run_id=run_id, question=question, config=config, history=history or [])
         reply = await _request(
             nc, subjects.SUBMIT_CREATE, request.model_dump_json().encode(), request_timeout
         )

@@ -69,26 +69,34 @@ class SimpleDisplay:
                 self._print(f"{self._tag(event.label)} ✓ answer {event.version} accepted")
             case ev.WorkflowRejected():
                 self._flush_agent(event.label)
-                self._print(f"{self._tag(event.label)} ✗ {event.tool or 'no tool call'}: {event.error}")
+                self._print(
+                    f"{self._tag(event.label)} ✗ {event.tool or 'no tool call'}: {event.error}"
+                )
             case ev.VoteAccepted():
                 self._flush_agent(event.label)
                 self._print(f"{self._tag(event.label)} ✓ voted for {event.target}: {event.reason}")
             case ev.VoteDiscarded():
                 self._flush_agent(event.label)
-                self._print(f"{self._tag(event.label)} ↺ vote for {event.target} discarded: {event.reason}")
+                self._print(
+                    f"{self._tag(event.label)} ↺ vote for {event.target} discarded: {event.reason}"
+                )
             case ev.Restart():
                 self._flush_agent(event.label)
                 self._print(f"{self._tag(event.label)} ↻ restart: {event.reason}")
             case ev.AgentError():
                 self._flush_agent(event.label)
                 retry = f", retry in {event.retry_in:.1f}s" if event.retry_in is not None else ""
-                self._print(f"{self._tag(event.label)} ! error ({event.failures}){retry}: {event.error}")
+                self._print(
+                    f"{self._tag(event.label)} ! error ({event.failures}){retry}: {event.error}"
+                )
             case ev.AgentFailed():
                 self._flush_agent(event.label)
                 self._print(f"{self._tag(event.label)} ✗ failed: {event.error}")
             case ev.Consensus():
                 tally = ", ".join(f"{label}: {n}" for label, n in event.votes.items()) or "no votes"
-                self._print(f"consensus: winner {event.winner_label} ({event.winner}); votes {tally}")
+                self._print(
+                    f"consensus: winner {event.winner_label} ({event.winner}); votes {tally}"
+                )
             case ev.DeadlineReached():
                 self._print(f"deadline reached with {event.answers} answer(s)")
             case ev.PresentationStarted():
@@ -96,7 +104,11 @@ class SimpleDisplay:
             case ev.FinalAnswer():
                 for label in list(self._pending):
                     self._flush_agent(label)
-                note = " (stored answer: the presentation was empty or failed)" if event.fallback else ""
+                note = (
+                    " (stored answer: the presentation was empty or failed)"
+                    if event.fallback
+                    else ""
+                )
                 self._print(f"\n=== final answer from {event.label} ({event.agent}){note} ===")
                 self._print(event.content.strip())
             case ev.RunFinished():

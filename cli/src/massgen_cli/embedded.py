@@ -19,11 +19,10 @@ from typing import Any
 
 import nats
 import structlog
-from nats.aio.client import Client
-
 from massgen_orchestrator.service import OrchestratorService
 from massgen_orchestrator.settings import OrchestratorSettings
 from massgen_proto.config import RunConfig
+from nats.aio.client import Client
 
 from .nats_server import NatsServer
 

@@ -30,14 +30,22 @@ def _parser() -> argparse.ArgumentParser:
     source = parser.add_argument_group("team (one of)")
     source.add_argument("--config", help="team config file (MassGen YAML/JSON)")
     source.add_argument("--model", help="quick mode: one agent on this model")
-    parser.add_argument("--backend", help="backend type for --model (e.g. openai, claude, chatcompletion)")
+    parser.add_argument(
+        "--backend", help="backend type for --model (e.g. openai, claude, chatcompletion)"
+    )
     parser.add_argument("--base-url", help="endpoint for --model (OpenAI-compatible servers)")
     parser.add_argument("--system-message", help="system prompt for --model")
     parser.add_argument("--no-display", action="store_true", help="no streaming display")
     parser.add_argument("--no-logs", action="store_true", help="do not write a log folder")
-    parser.add_argument("--debug", action="store_true", help="verbose service logs in the log folder")
-    parser.add_argument("--output", choices=("text", "json"), default="text",
-                        help="json: one result object on stdout (display goes to stderr)")
+    parser.add_argument(
+        "--debug", action="store_true", help="verbose service logs in the log folder"
+    )
+    parser.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="json: one result object on stdout (display goes to stderr)",
+    )
     parser.add_argument("--log-dir", type=Path, help="log root (default .massgen/logs)")
     return parser  # fmt: skip
 
@@ -90,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``massgen`` command."""
     args = _parser().parse_args(argv)
     if not args.question:
-        return _fail("give a question, e.g. massgen --config team.yaml \"What is 2+2?\"")
+        return _fail('give a question, e.g. massgen --config team.yaml "What is 2+2?"')
     _load_dotenv()
     from massgen_proto.config import ConfigError
 
@@ -126,7 +134,8 @@ async def _run(args: argparse.Namespace, config: dict[str, Any]) -> int:
         log_dir.mkdir(parents=True, exist_ok=True)
         service_log = (log_dir / "services.log").open("a", encoding="utf-8")
     configure_logging(
-        "debug" if args.debug else "info", service_log or open(os.devnull, "w")  # noqa: SIM115
+        "debug" if args.debug else "info",
+        service_log or open(os.devnull, "w"),  # noqa: SIM115
     )
     run_config = parse_config(config)
     display_stream = sys.stderr if args.output == "json" else sys.stdout

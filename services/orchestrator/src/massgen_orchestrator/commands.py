@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-
 from massgen_proto.events import RunEvent
 from massgen_proto.messages import CancelTurn, TurnRequest, Verdict
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
     "CancelTurnCommand",

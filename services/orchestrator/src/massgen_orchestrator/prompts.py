@@ -25,7 +25,9 @@ VOTE = "vote"
 
 _SENSITIVITY: dict[str, str] = {
     "lenient": "Vote for an answer if it is correct and reasonably complete.",
-    "balanced": "Vote only for an answer that is correct, complete and clear; otherwise improve it.",
+    "balanced": (
+        "Vote only for an answer that is correct, complete and clear; otherwise improve it."
+    ),
     "strict": (
         "Be demanding: vote only for an answer that is correct, complete and leaves nothing "
         "worth adding; otherwise write a better one."

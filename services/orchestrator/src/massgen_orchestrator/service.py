@@ -16,11 +16,6 @@ from dataclasses import dataclass
 
 import nats
 import structlog
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from pydantic import ValidationError
-
 from massgen_proto import subjects
 from massgen_proto.config import ConfigError, parse_config
 from massgen_proto.ids import new_run_id
@@ -33,6 +28,10 @@ from massgen_proto.messages import (
     Verdict,
     WorkerReportAdapter,
 )
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from pydantic import ValidationError
 
 from . import coordination
 from .commands import CancelTurnCommand, Command, EmitEvent, PublishTurn, ReplyVerdict, Tick
@@ -252,9 +251,7 @@ class OrchestratorService:
         if wake is None or self._stopped:
             return
         delay = max(0.0, wake - self._clock())
-        run.timer = asyncio.get_running_loop().call_later(
-            delay, self._on_timer, run.state.run_id
-        )
+        run.timer = asyncio.get_running_loop().call_later(delay, self._on_timer, run.state.run_id)
 
     def _forget(self, run_id: str) -> None:
         run = self._runs.pop(run_id, None)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
-from pydantic import BaseModel, Field
-
 from massgen_proto.jetstream import StreamSettings
+from pydantic import BaseModel, Field
 
 __all__ = ["OrchestratorSettings"]
 
@@ -15,7 +14,9 @@ __all__ = ["OrchestratorSettings"]
 class OrchestratorSettings(BaseModel):
     """How one orchestrator replica runs."""
 
-    nats_url: str = Field(default_factory=lambda: os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
+    nats_url: str = Field(
+        default_factory=lambda: os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
+    )
     replica: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     """Name used in logs and the NATS connection."""
     stream_replicas: int = Field(default=1, ge=1, le=5)

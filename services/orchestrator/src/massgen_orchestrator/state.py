@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from massgen_proto.config import AgentConfig, RunConfig
 from massgen_proto.events import TERMINAL_STATUSES, RunStatus
 from massgen_proto.ids import label_index
 from massgen_proto.messages import ChatMessage, Verdict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "AgentState",

@@ -1,0 +1,202 @@
+"""Judging workflow submissions: every rejection kind, novelty, the answer cap."""
+
+from __future__ import annotations
+
+import pytest
+from massgen_orchestrator.coordination import (
+    AnswerCall,
+    Rejection,
+    VoteCall,
+    judge,
+    normalise,
+    similarity,
+)
+from massgen_proto.messages import WorkflowCall
+from orchestrator_driver import Driver, answer, events, kinds, make_config, verdict_of, vote
+
+A1 = "Paris is the capital of France."
+
+
+def _rejected(cmds, tool: str | None) -> str:
+    """Assert a rejection transition (event + verdict, no state change) and return its text."""
+    assert kinds(cmds)[-2:] == [kinds(cmds)[-2], "verdict rejected"]
+    rejected = events(cmds)[-1]
+    assert rejected.kind == "workflow_rejected" and rejected.tool == tool
+    verdict = verdict_of(cmds)
+    assert rejected.error == verdict.message
+    return verdict.message
+
+
+def _after_one_answer(**orchestrator) -> Driver:
+    """agent1 answered; agent2 is on a fresh turn that offers new_answer and vote."""
+    d = Driver(make_config(2, restart_policy="interrupt", **orchestrator))
+    d.answer("agent1", A1)
+    return d
+
+
+def test_no_workflow_call_is_rejected_with_a_reminder_listing_tools():
+    d = _after_one_answer()
+    before = d.state.agents[1].model_copy(update={"last_submission": None})
+    cmds = d.submit("agent2", [])
+    assert kinds(cmds) == ["workflow_rejected agent2", "verdict rejected"]
+    text = _rejected(cmds, None)
+    assert "did not call a workflow tool" in text and "new_answer, vote" in text
+    # Nothing but the idempotency record changed.
+    assert d.state.agents[1].model_copy(update={"last_submission": None}) == before
+
+
+@pytest.mark.parametrize(
+    "calls",
+    [
+        [vote("agent1"), vote("agent1")],
+        [answer("Lyon"), vote("agent1")],
+    ],
+    ids=["two votes", "answer and vote"],
+)
+def test_more_than_one_workflow_call_is_rejected(calls):
+    d = _after_one_answer()
+    text = _rejected(d.submit("agent2", calls), calls[0].name)
+    assert "2 workflow calls" in text and "exactly one" in text
+    assert d.state.answer_set_version == 1 and d.state.agents[1].vote is None
+
+
+def test_unknown_tool_is_rejected_naming_offered_tools():
+    d = _after_one_answer()
+    text = _rejected(d.submit("agent2", [WorkflowCall(name="submit", arguments={})]), "submit")
+    assert text == "'submit' is not a workflow tool here. Call exactly one of: new_answer, vote."
+
+
+def test_vote_with_no_answers_is_rejected():
+    d = Driver(make_config(2))
+    text = _rejected(d.vote("agent1", "agent2"), "vote")
+    assert "no answer exists to vote for yet" in text and "new_answer" in text
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (WorkflowCall(name="new_answer", arguments='{"content": "Par'), '{"content"'),
+        (WorkflowCall(name="new_answer", arguments={"text": "Lyon"}), '{"content"'),
+        (WorkflowCall(name="new_answer", arguments={"content": "   "}), "non-empty"),
+        (WorkflowCall(name="vote", arguments="agent1"), '{"agent_id"'),
+        (WorkflowCall(name="vote", arguments={"reason": "good"}), "agent_id one of: agent1"),
+        (WorkflowCall(name="vote", arguments={"agent_id": " "}), "agent_id one of: agent1"),
+    ],
+    ids=["raw string", "missing content", "blank content", "vote string", "no agent_id", "blank"],
+)
+def test_malformed_arguments_are_rejected_saying_what_is_expected(call, expected):
+    d = _after_one_answer()
+    assert expected in _rejected(d.submit("agent2", [call]), call.name)
+
+
+@pytest.mark.parametrize("target", ["agent2", "agent9", "alpha", "nobody"])
+def test_vote_for_label_without_answer_lists_valid_labels(target):
+    d = _after_one_answer()
+    text = _rejected(d.vote("agent2", target), "vote")
+    assert text == "agent_id must be the label of an agent with a current answer: one of agent1."
+
+
+def test_vote_label_is_normalised():
+    d = _after_one_answer()
+    cmds = d.vote("agent2", " <Agent1> ")
+    assert verdict_of(cmds).status == "accepted"
+    assert d.state.agents[1].vote.target == "agent1"
+
+
+def test_identical_answer_after_whitespace_and_case_normalisation_is_rejected():
+    d = _after_one_answer()
+    text = _rejected(d.answer("agent2", "paris  is the\n capital of FRANCE. "), "new_answer")
+    assert text.startswith("Your answer is identical to the current answer of agent1.")
+
+
+def test_identical_to_own_previous_answer_is_rejected():
+    d = _after_one_answer()
+    text = _rejected(d.answer("agent1", A1), "new_answer")
+    assert "identical to the current answer of agent1" in text
+
+
+def test_only_current_answers_count_for_novelty():
+    d = _after_one_answer()
+    d.answer("agent1", "Paris, on the Seine.")
+    # A1 is agent1's superseded answer: submitting it again is allowed.
+    assert verdict_of(d.answer("agent2", A1)).status == "accepted"
+
+
+SIMILAR = "Paris is the capital of France today."  # Jaccard 6/7 = 0.86 vs A1
+SOMEWHAT = "Paris is the capital of France and its largest city."  # 6/10 = 0.60 vs A1
+
+
+def test_similarity_scores():
+    assert similarity(A1, SIMILAR) == pytest.approx(6 / 7)
+    assert similarity(A1, SOMEWHAT) == pytest.approx(0.6)
+    assert similarity("", "") == 1.0
+    assert normalise("  A\tb \n C ") == "a b c"
+
+
+@pytest.mark.parametrize(
+    ("novelty", "content", "rejected"),
+    [
+        ("lenient", SIMILAR, False),
+        ("balanced", SIMILAR, True),
+        ("balanced", SOMEWHAT, False),
+        ("strict", SOMEWHAT, True),
+        ("strict", "Lyon is a big French city with a famous food scene.", False),
+    ],
+)
+def test_novelty_thresholds(novelty, content, rejected):
+    d = _after_one_answer(answer_novelty_requirement=novelty)
+    cmds = d.answer("agent2", content)
+    if not rejected:
+        assert verdict_of(cmds).status == "accepted"
+        return
+    text = _rejected(cmds, "new_answer")
+    limit = {"balanced": "0.70", "strict": "0.50"}[novelty]
+    score = f"{similarity(A1, content):.2f}"
+    assert f"too similar to the current answer of agent1: word overlap {score}" in text
+    assert f"above the limit of {limit}" in text
+
+
+def test_answer_cap_offers_vote_only_and_rejects_new_answer():
+    d = Driver(make_config(2, max_new_answers_per_agent=1))
+    d.answer("agent1", A1)
+    tools = d.turn("agent1").tools
+    assert [t["function"]["name"] for t in tools] == ["vote"]
+    assert "used all your answers" in d.turn("agent1").messages[0].content
+    text = _rejected(d.answer("agent1", "Another answer entirely."), "new_answer")
+    assert text == (
+        "new_answer is not available: you have reached the limit of 1 answer(s). Call one of: vote."
+    )
+    # agent2 reaches the cap with its first answer too: from then on it may only vote.
+    d.answer("agent2", "Lyon is not the capital; Paris is.")
+    assert [t["function"]["name"] for t in d.turn("agent2").tools] == ["vote"]
+
+
+def test_judge_returns_accepted_calls():
+    latest = {"agent1": A1}
+    offered = ["new_answer", "vote"]
+    assert judge([answer("Lyon")], offered=offered, latest=latest) == AnswerCall("Lyon")
+    assert judge([vote("agent1", " fine ")], offered=offered, latest=latest) == VoteCall(
+        "agent1", "fine"
+    )
+    no_reason = WorkflowCall(name="vote", arguments={"agent_id": "agent1"})
+    assert judge([no_reason], offered=offered, latest=latest) == VoteCall("agent1", "")
+    assert isinstance(judge([], offered=offered, latest=latest), Rejection)
+
+
+def test_rejections_allow_retry_within_the_turn():
+    d = _after_one_answer()
+    d.submit("agent2", [], attempt=1)
+    d.vote("agent2", "agent7", attempt=2)
+    cmds = d.vote("agent2", "agent1", attempt=3)
+    assert kinds(cmds) == [
+        "vote_accepted agent2",
+        "verdict accepted",
+    ]
+
+
+def test_workflow_call_during_presentation_is_rejected():
+    d = Driver(make_config(1))
+    d.answer("agent1", A1)
+    d.vote("agent1", "agent1")
+    text = _rejected(d.vote("agent1", "agent1", attempt=1), "vote")
+    assert "final presentation" in text

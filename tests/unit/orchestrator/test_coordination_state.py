@@ -1,0 +1,151 @@
+"""Run state: persistence round-trips, idempotent redeliveries, next_wakeup, prompts."""
+
+from __future__ import annotations
+
+from massgen_orchestrator import prompts
+from massgen_orchestrator.commands import CommandAdapter, Tick
+from massgen_orchestrator.coordination import apply
+from massgen_orchestrator.state import RunState, next_wakeup
+from massgen_proto.messages import TurnStarted
+from orchestrator_driver import START, Driver, kinds, make_config, verdict_of
+
+A1 = "Paris is the capital of France."
+A2 = "The capital of France is Paris, which sits on the Seine."
+
+
+def test_state_round_trips_mid_run_and_behaves_identically():
+    d = Driver(make_config(3, answer_novelty_requirement="balanced"))
+    d.play([("agent1", "answer", A1), ("agent2", "answer", A2)])
+    d.fail("agent3")
+    resumed = RunState.model_validate_json(d.state.model_dump_json())
+    assert resumed == d.state
+    script = [
+        ("agent1", "vote", "agent2"),
+        ("agent2", "vote", "agent2"),
+    ]
+    twin = Driver(make_config(3))
+    twin.state, twin.now = resumed, d.now
+    assert twin.play(script) == d.play(script)
+    assert twin.tick(1.0) == d.tick(1.0)
+    assert twin.state == d.state
+    assert twin.state.model_dump_json() == d.state.model_dump_json()
+
+
+def test_commands_round_trip_through_json():
+    d = Driver()
+    d.answer("agent1", A1)
+    for command in d.log:
+        assert CommandAdapter.validate_json(CommandAdapter.dump_json(command)) == command
+
+
+def test_duplicate_submission_gets_same_verdict_without_reapplying():
+    d = Driver(make_config(2))
+    first = d.answer("agent1", A1)
+    assert verdict_of(first).status == "accepted"
+    state = d.state
+    again = d.answer("agent1", A1, turn_id="r1-agent1-t1")
+    assert kinds(again) == ["verdict accepted"]
+    assert verdict_of(again) == verdict_of(first)
+    assert d.state == state and len(d.state.answers) == 1
+
+
+def test_duplicate_rejection_is_replayed_too():
+    d = Driver(make_config(2))
+    first = d.vote("agent1", "agent2")
+    again = d.vote("agent1", "agent2")
+    assert kinds(again) == ["verdict rejected"]
+    assert verdict_of(again) == verdict_of(first)
+
+
+def test_new_worker_after_redelivery_starts_attempts_afresh():
+    d = Driver(make_config(2))
+    d.start("agent1", worker="w1")
+    d.vote("agent1", "agent2", attempt=1)  # rejected: no answers yet
+    d.start("agent1", worker="w2", delivery=2)
+    assert verdict_of(d.answer("agent1", A1, attempt=1)).status == "accepted"
+
+
+def test_apply_does_not_mutate_its_input():
+    d = Driver()
+    before = d.state.model_dump_json()
+    apply(d.state, TurnStarted(run_id="r1", turn_id="r1-agent1-t1", worker="w"), START)
+    apply(d.state, Tick(), START + 10_000)
+    assert d.state.model_dump_json() == before
+
+
+def test_next_wakeup_is_earliest_pending_time():
+    d = Driver(make_config(2, timeout=300, turn_timeout=60))
+    assert next_wakeup(d.state) == START + 60  # first turns' deadlines
+    d.fail("agent1", dt=10)
+    assert next_wakeup(d.state) == START + 10.5  # agent1's retry
+    d.tick(0.5)
+    assert next_wakeup(d.state) == START + 60  # agent2's turn; agent1's retry turn ends at 70.5
+    d.answer("agent2", A2)
+    d.answer("agent1", A1)
+    d.vote("agent2", "agent1")  # stale: fresh turn
+    # Nothing else pending: a tick now changes nothing.
+    wake = next_wakeup(d.state)
+    assert wake is not None and wake > d.now
+    assert kinds(d.tick(0.0)) == []
+
+
+def test_tick_before_wakeup_changes_nothing():
+    d = Driver(make_config(2))
+    state = d.state
+    assert kinds(d.tick(next_wakeup(state) - START - 0.001)) == []
+    assert d.state == state
+
+
+def test_workflow_tools_json():
+    assert prompts.workflow_tools([], can_answer=True) == [
+        {
+            "type": "function",
+            "function": {
+                "name": "new_answer",
+                "description": "Submit your complete answer to the task (new, or better than "
+                "the current ones).",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "content": {"type": "string", "description": "The full answer text."}
+                    },
+                    "required": ["content"],
+                },
+            },
+        }
+    ]
+    vote_only = prompts.workflow_tools(["agent1", "agent3"], can_answer=False)
+    assert [t["function"]["name"] for t in vote_only] == ["vote"]
+    params = vote_only[0]["function"]["parameters"]
+    assert params["properties"]["agent_id"]["enum"] == ["agent1", "agent3"]
+    assert params["required"] == ["agent_id", "reason"]
+
+
+def test_coordination_prompt_contents():
+    messages = prompts.coordination_messages(
+        task="Task?",
+        answers={"agent2": "B"},
+        system_message="Be brief.",
+        voting_sensitivity="strict",
+        remaining_seconds=41.6,
+    )
+    system, user = messages[0].content, messages[-1].content
+    assert system.startswith("Be brief.\n\n")
+    assert "Be demanding" in system and "about 42 seconds" in system
+    assert user == "TASK:\nTask?\n\nCURRENT ANSWERS:\n<agent2>\nB\n</agent2>"
+    empty = prompts.coordination_messages(task="Task?", answers={})
+    assert empty[-1].content.endswith("CURRENT ANSWERS:\n(none yet)")
+    assert "No answers exist yet" in empty[0].content
+    assert len(system.split()) < 120  # short: local models read slowly
+
+
+def test_presentation_prompt_contents():
+    messages = prompts.presentation_messages(
+        task="Task?",
+        answers={"agent1": "A", "agent2": "B"},
+        winner_label="agent2",
+        vote_reasons=["clearest", " "],
+    )
+    assert "You are agent2" in messages[0].content
+    user = messages[-1].content
+    assert "<agent1>\nA\n</agent1>" in user and "- clearest" in user
