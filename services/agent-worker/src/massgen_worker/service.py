@@ -1,0 +1,389 @@
+"""The worker's NATS adapter: pull turn requests, run them, relay events, report.
+
+The only module of the worker that touches NATS. Per provider it binds the durable
+pull consumer (``subjects.provider_consumer``) and runs a pull loop; a semaphore
+bounds the turns running in this process. What happens to a turn request message:
+
+- malformed → ``term`` (never redelivered) and logged;
+- orchestrator says the turn is stale at TurnStarted → ``ack`` and skip;
+- the turn ran to an end (accepted, stale, presented, failed-and-reported) → ``ack``;
+- cancelled by a CancelTurn on the control subject → ``ack`` (the orchestrator asked);
+- the orchestrator could not be reached, or the worker is stopping → ``nak`` so another
+  worker takes it (a crashed worker's turn comes back after ``ack_wait``).
+
+While a turn runs the message gets ``in_progress`` every ``ack_wait / 3``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from massgen_proto.events import Chunk, TokenUsage
+from massgen_proto.jetstream import (
+    ensure_events_stream,
+    ensure_provider_consumer,
+    ensure_turns_stream,
+)
+from massgen_proto.messages import (
+    BackendSpec,
+    CancelTurn,
+    ErrorReply,
+    OrchestratorReplyAdapter,
+    TurnRequest,
+    TurnStarted,
+    Verdict,
+    WorkerReportAdapter,
+)
+from massgen_proto.subjects import (
+    CONTROL_WILDCARD,
+    SUBMIT_REPORT,
+    TURNS_STREAM,
+    events_subject,
+)
+from pydantic import ValidationError
+
+from .llm import LiteLLMModel, Model
+from .settings import WorkerSettings
+from .turn import RetryPolicy, TurnOutcome, run_turn
+
+__all__ = ["OrchestratorUnavailable", "WorkerService"]
+
+log = structlog.get_logger("massgen_worker")
+
+
+class OrchestratorUnavailable(RuntimeError):
+    """The orchestrator did not answer a report after every retry."""
+
+
+class _RateLimiter:
+    """Spaces turn starts at least ``1 / rate`` seconds apart."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self.next_start = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        start = max(now, self.next_start)
+        self.next_start = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+class WorkerService:
+    """Executes turns for a set of providers. ``start()`` then ``stop()``.
+
+    Args:
+        nats_url: NATS server URL(s), comma-separated.
+        providers: provider names whose turns this worker pulls (``Backend.provider``).
+        settings: see ``WorkerSettings``.
+        model_factory: builds the model of a turn from its backend (``LiteLLMModel``).
+    """
+
+    def __init__(
+        self,
+        nats_url: str,
+        providers: list[str],
+        settings: WorkerSettings | None = None,
+        *,
+        model_factory: Callable[[BackendSpec], Model] = LiteLLMModel,
+    ) -> None:
+        if not providers:
+            raise ValueError("a worker needs at least one provider to serve")
+        self.nats_url = nats_url
+        self.providers = list(dict.fromkeys(providers))
+        self.settings = settings or WorkerSettings()
+        self.model_factory = model_factory
+        self.log = log.bind(worker=self.settings.worker_name)
+        self._nc: Any = None
+        self._js: Any = None
+        self._subs: list[Any] = []
+        self._control_sub: Any = None
+        self._pull_tasks: list[asyncio.Task[None]] = []
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._turns: dict[str, asyncio.Task[TurnOutcome]] = {}
+        self._cancel_requested: set[str] = set()
+        self._semaphore = asyncio.Semaphore(self.settings.concurrency)
+        self._running = False
+        self._stop_task: asyncio.Task[None] | None = None
+        self._preload_task: asyncio.Task[Any] | None = None
+        self.turns_done = 0
+        """Turns this worker has finished and acknowledged (any outcome)."""
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @property
+    def running_turns(self) -> list[str]:
+        """Turn ids running in this process now."""
+        return list(self._turns)
+
+    async def start(self) -> None:
+        """Connect, make sure streams and consumers exist, and start pulling."""
+        import nats
+
+        if self._running or self._nc is not None:
+            raise RuntimeError("WorkerService.start() called twice")
+        s = self.settings
+        if self.model_factory is LiteLLMModel:
+            # ``import litellm`` takes seconds: start it now, in a thread, not in turn one.
+            from .llm import apreload
+
+            self._preload_task = asyncio.create_task(apreload(), name="litellm-preload")
+        self._nc = await nats.connect(
+            self.nats_url, name=f"massgen-worker {s.worker_name}", max_reconnect_attempts=-1
+        )
+        self._js = self._nc.jetstream()
+        await ensure_turns_stream(self._js, s.stream_settings)
+        await ensure_events_stream(self._js, s.stream_settings)
+        self._control_sub = await self._nc.subscribe(CONTROL_WILDCARD, cb=self._on_control)
+        self._running = True
+        for provider in self.providers:
+            durable = await ensure_provider_consumer(
+                self._js, provider, ack_wait=s.ack_wait, max_deliver=s.max_deliver
+            )
+            sub = await self._js.pull_subscribe_bind(durable=durable, stream=TURNS_STREAM)
+            self._subs.append(sub)
+            rate = s.rate_limits.get(provider)
+            limiter = _RateLimiter(rate) if rate else None
+            self._pull_tasks.append(
+                asyncio.create_task(self._pull_loop(provider, sub, limiter), name=f"pull-{provider}")
+            )
+        self.log.info("worker_started", providers=self.providers, concurrency=s.concurrency)
+
+    async def stop(self) -> None:
+        """Stop pulling, let running turns finish (``graceful_timeout``), cancel the rest.
+
+        Idempotent: a second call waits for the first to finish.
+        """
+        if self._stop_task is None:
+            self._stop_task = asyncio.create_task(self._stop())
+        await asyncio.shield(self._stop_task)
+
+    async def _stop(self) -> None:
+        self._running = False
+        if self._preload_task is not None:
+            # A thread cannot be interrupted; wait for it so no task is left unawaited.
+            await asyncio.gather(self._preload_task, return_exceptions=True)
+        if self._pull_tasks:
+            _, pending = await asyncio.wait(
+                self._pull_tasks, timeout=self.settings.fetch_timeout + 1.0
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._pull_tasks, return_exceptions=True)
+        if self._handlers:
+            self.log.info("worker_stopping", running_turns=len(self._turns))
+            _, pending = await asyncio.wait(
+                set(self._handlers), timeout=self.settings.graceful_timeout
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._nc is not None:
+            for sub in [*self._subs, self._control_sub]:
+                if sub is not None:
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
+        self.log.info("worker_stopped", turns_done=self.turns_done)
+
+    # -- pulling --------------------------------------------------------------------
+
+    async def _pull_loop(self, provider: str, sub: Any, limiter: _RateLimiter | None) -> None:
+        import nats.errors
+
+        while self._running:
+            await self._semaphore.acquire()
+            handed_off = False
+            try:
+                if not self._running:
+                    break
+                if limiter is not None:
+                    await limiter.wait()
+                try:
+                    msgs = await sub.fetch(1, timeout=self.settings.fetch_timeout)
+                except nats.errors.TimeoutError:
+                    continue
+                except Exception as error:
+                    if not self._running:
+                        break
+                    self.log.warning("pull_failed", provider=provider, error=repr(error))
+                    await asyncio.sleep(0.5)
+                    continue
+                for msg in msgs:
+                    task = asyncio.create_task(self._handle(provider, msg))
+                    self._handlers.add(task)
+                    # The handler's done callback releases this permit.
+                    task.add_done_callback(self._handler_done)
+                    handed_off = True
+            finally:
+                if not handed_off:
+                    self._semaphore.release()
+
+    def _handler_done(self, task: asyncio.Task[None]) -> None:
+        self._handlers.discard(task)
+        self._semaphore.release()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self.log.error("turn_handler_crashed", error=repr(error))
+
+    # -- control --------------------------------------------------------------------
+
+    async def _on_control(self, msg: Any) -> None:
+        try:
+            cancel = CancelTurn.model_validate_json(msg.data)
+        except ValidationError:
+            self.log.warning("control_message_malformed", subject=msg.subject, size=len(msg.data))
+            return
+        task = self._turns.get(cancel.turn_id)
+        if task is not None and not task.done():
+            self._cancel_requested.add(cancel.turn_id)
+            task.cancel()
+            self.log.info(
+                "turn_cancel_requested", run_id=cancel.run_id, turn=cancel.turn_id, reason=cancel.reason
+            )
+
+    # -- one message ----------------------------------------------------------------
+
+    async def _handle(self, provider: str, msg: Any) -> None:
+        try:
+            request = TurnRequest.model_validate_json(msg.data)
+        except ValidationError as error:
+            self.log.error(
+                "turn_request_malformed", provider=provider, size=len(msg.data), errors=error.error_count()
+            )
+            await msg.term()
+            return
+        tlog = self.log.bind(
+            run_id=request.run_id, agent=request.agent_id, turn=request.turn_id, provider=provider
+        )
+        delivery = msg.metadata.num_delivered if msg.metadata else 1
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        try:
+            verdict = await self._report(
+                TurnStarted(
+                    run_id=request.run_id,
+                    turn_id=request.turn_id,
+                    worker=self.settings.worker_name,
+                    delivery=delivery,
+                )
+            )
+            if verdict.status == "stale":
+                tlog.info("turn_skipped_stale", delivery=delivery)
+                await msg.ack()
+                return
+            tlog.info(
+                "turn_started", phase=request.phase, delivery=delivery, messages=len(request.messages),
+                tools=len(request.tools),
+            )
+            outcome = await self._run(request, tlog)
+            if outcome is None:
+                await msg.ack()
+                return
+            tlog.info(
+                "turn_finished", status=outcome.status, attempts=outcome.attempts,
+                model_calls=outcome.model_calls, error=outcome.error,
+            )
+            await msg.ack()
+            self.turns_done += 1
+        except asyncio.CancelledError:
+            # Shutdown: hand the turn back so another worker takes it at once.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(msg.nak())
+            tlog.info("turn_handed_back")
+            raise
+        except Exception as error:
+            tlog.error("turn_aborted", error=repr(error))
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=min(5.0, self.settings.ack_wait))
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _run(self, request: TurnRequest, tlog: Any) -> TurnOutcome | None:
+        """Run the turn as its own task; None when a CancelTurn stopped it."""
+        s = self.settings
+        subject = events_subject(request.run_id)
+        nc = self._nc
+
+        async def emit(event: Chunk | TokenUsage) -> None:
+            await nc.publish(subject, event.model_dump_json().encode())
+
+        async def submit(report: Any) -> Verdict:
+            return await self._report(report)
+
+        task = asyncio.create_task(
+            run_turn(
+                request,
+                self.model_factory(request.backend),
+                submit,
+                emit,
+                policy=RetryPolicy(
+                    retries=s.provider_retries,
+                    base_delay=s.retry_base_delay,
+                    max_delay=s.retry_max_delay,
+                    max_tool_rounds=s.max_tool_rounds,
+                ),
+            ),
+            name=f"turn-{request.turn_id}",
+        )
+        self._turns[request.turn_id] = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if request.turn_id in self._cancel_requested and not (
+                current is not None and current.cancelling()
+            ):
+                tlog.info("turn_cancelled")
+                return None
+            # This handler is being cancelled (shutdown): end the turn before leaving.
+            task.cancel()
+            await asyncio.wait({task})
+            raise
+        finally:
+            self._turns.pop(request.turn_id, None)
+            self._cancel_requested.discard(request.turn_id)
+
+    async def _heartbeat(self, msg: Any) -> None:
+        interval = self.settings.ack_wait / 3
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _report(self, report: Any) -> Verdict:
+        """Send a report to the orchestrator and return its verdict (retrying timeouts)."""
+        import nats.errors
+
+        s = self.settings
+        data = WorkerReportAdapter.dump_json(report)
+        # Events published so far must reach the server before the orchestrator reacts.
+        await self._nc.flush(timeout=s.request_timeout)
+        last: Exception | None = None
+        for attempt in range(s.request_retries + 1):
+            try:
+                reply = await self._nc.request(SUBMIT_REPORT, data, timeout=s.request_timeout)
+                break
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as error:
+                last = error
+                if attempt < s.request_retries:
+                    await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
+        else:
+            raise OrchestratorUnavailable(
+                f"no reply to {report.kind} after {s.request_retries + 1} tries: {last!r}"
+            )
+        parsed = OrchestratorReplyAdapter.validate_json(reply.data)
+        if isinstance(parsed, ErrorReply):
+            # The orchestrator refuses the report (unknown run or turn): nothing to do.
+            self.log.warning("report_refused", kind=report.kind, error=parsed.error)
+            return Verdict(status="stale", message=parsed.error)
+        if not isinstance(parsed, Verdict):
+            raise OrchestratorUnavailable(f"unexpected reply {parsed.kind!r} to {report.kind}")
+        return parsed

@@ -1,0 +1,89 @@
+"""Worker settings: validated when built, overridable from ``MASSGEN_WORKER_*`` variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from massgen_proto.jetstream import StreamSettings
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["ENV_PREFIX", "WorkerSettings", "default_worker_name"]
+
+ENV_PREFIX = "MASSGEN_WORKER_"
+
+
+def default_worker_name() -> str:
+    """``<host>-<pid>``: unique enough to tell workers apart in logs and TurnStarted."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WorkerSettings(BaseModel):
+    """How one worker process pulls, runs and reports turns."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    concurrency: int = Field(default=8, ge=1)
+    """Turns run at once by this process (across its providers)."""
+    ack_wait: float = Field(default=30.0, gt=0)
+    """Seconds JetStream waits for an ack before redelivering; running turns report
+    progress every ack_wait/3, so only a dead worker's turns are redelivered."""
+    max_deliver: int = Field(default=5, ge=1)
+    """Deliveries of one turn request before JetStream gives up on it."""
+    provider_retries: int = Field(default=3, ge=0)
+    """Retries of a retryable provider error within one model call."""
+    retry_base_delay: float = Field(default=0.5, ge=0)
+    """First backoff delay in seconds; doubled per retry, with jitter."""
+    retry_max_delay: float = Field(default=8.0, ge=0)
+    """Cap on one backoff delay."""
+    max_tool_rounds: int = Field(default=4, ge=1)
+    """Model calls per attempt that may answer non-workflow tool calls before submitting."""
+    graceful_timeout: float = Field(default=10.0, ge=0)
+    """On stop, seconds running turns get to finish before they are cancelled."""
+    request_timeout: float = Field(default=10.0, gt=0)
+    """Seconds to wait for the orchestrator's reply to one report."""
+    request_retries: int = Field(default=3, ge=0)
+    """Retries of a report the orchestrator did not answer in time."""
+    fetch_timeout: float = Field(default=1.0, gt=0)
+    """Long-poll length of one pull; bounds how fast stop() ends the pull loops."""
+    rate_limits: dict[str, float] = Field(default_factory=dict)
+    """Max turns started per second, per provider (absent: unlimited)."""
+    stream_settings: StreamSettings = Field(default_factory=StreamSettings)
+    worker_name: str = Field(default_factory=default_worker_name)
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _positive_rates(cls, value: dict[str, float]) -> dict[str, float]:
+        for provider, rate in value.items():
+            if rate <= 0:
+                raise ValueError(f"rate limit for provider {provider!r} must be > 0, got {rate}")
+        return value
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> WorkerSettings:
+        """Build settings from ``MASSGEN_WORKER_<FIELD>`` variables, then ``overrides``.
+
+        ``rate_limits`` is JSON (``{"openai": 2}``); ``stream_settings`` fields are
+        ``MASSGEN_WORKER_STREAM_REPLICAS`` / ``..._STREAM_MEMORY``.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is None or name == "stream_settings":
+                continue
+            values[name] = json.loads(raw) if name == "rate_limits" else raw
+        stream: dict[str, Any] = {}
+        if (replicas := env.get(ENV_PREFIX + "STREAM_REPLICAS")) is not None:
+            stream["replicas"] = int(replicas)
+        if (memory := env.get(ENV_PREFIX + "STREAM_MEMORY")) is not None:
+            stream["memory"] = memory.lower() in {"1", "true", "yes"}
+        if stream:
+            values["stream_settings"] = StreamSettings(**stream)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)

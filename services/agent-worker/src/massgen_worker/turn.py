@@ -1,0 +1,302 @@
+"""Execute one turn request: call the model, stream its output, submit, retry on rejection.
+
+Independent of NATS: the service hands in ``submit`` (report → verdict from the
+orchestrator) and ``emit`` (publish a run event). The orchestrator is the single
+authority on workflow calls, so every model response ends in exactly one submission,
+even one without any workflow call (the orchestrator answers with the reminder).
+
+Cancellation (``asyncio.CancelledError``) always propagates: the caller decides whether
+a cancelled turn is acknowledged (cancel request) or handed back (shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from massgen_proto.events import Chunk, TokenUsage
+from massgen_proto.messages import (
+    PresentationFinished,
+    TurnFailed,
+    TurnRequest,
+    Verdict,
+    WorkflowCall,
+    WorkflowSubmission,
+)
+
+from .llm import FatalModelError, Model, ModelError
+from .stream import AssistantMessage, ContentDelta, StreamAccumulator, ToolCall, ToolCallDone
+
+__all__ = [
+    "Emit",
+    "RetryPolicy",
+    "Submit",
+    "TurnOutcome",
+    "run_turn",
+    "unavailable_tool_message",
+]
+
+Submit = Callable[[WorkflowSubmission | TurnFailed | PresentationFinished], Awaitable[Verdict]]
+Emit = Callable[[Chunk | TokenUsage], Awaitable[None]]
+
+TIMED_OUT = "turn timed out"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a turn retries provider errors and answers non-workflow tool calls."""
+
+    retries: int = 3
+    """Retries of a retryable provider error per model call."""
+    base_delay: float = 0.5
+    """First backoff delay (seconds), doubled per retry, full jitter."""
+    max_delay: float = 8.0
+    max_tool_rounds: int = 4
+    """Model calls per attempt that may end in non-workflow tool calls only."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    """How a turn ended (a decision as data: the service acks every one of them)."""
+
+    status: Literal["accepted", "stale", "failed", "presented"]
+    attempts: int
+    """Workflow submissions made (coordination) or 1 (presentation)."""
+    model_calls: int
+    error: str | None = None
+
+
+class _TurnError(Exception):
+    """Ends the turn with a TurnFailed carrying ``str(self)``."""
+
+
+def unavailable_tool_message(name: str) -> str:
+    """Tool result for a tool this worker cannot run (MCP tools are not wired yet)."""
+    return f"Error: tool {name!r} is not available. Use only the tools you were offered."
+
+
+class _Turn:
+    def __init__(
+        self,
+        request: TurnRequest,
+        model: Model,
+        submit: Submit,
+        emit: Emit,
+        policy: RetryPolicy,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self.request = request
+        self.model = model
+        self.submit = submit
+        self.emit = emit
+        self.policy = policy
+        self.clock = clock
+        self.sleep = sleep
+        self.model_calls = 0
+        self.attempts = 0
+        self.tool_names = {
+            name for tool in request.tools if (name := tool.get("function", {}).get("name"))
+        }
+
+    # -- events ---------------------------------------------------------------------
+
+    def _chunk(self, channel: str, text: str) -> Chunk:
+        r = self.request
+        return Chunk(
+            run_id=r.run_id,
+            agent=r.agent_id,
+            label=r.label,
+            turn_id=r.turn_id,
+            channel=channel,  # type: ignore[arg-type]
+            text=text,
+        )
+
+    async def _publish(self, events: list[ContentDelta | ToolCallDone]) -> None:
+        for event in events:
+            if isinstance(event, ContentDelta):
+                await self.emit(self._chunk(event.channel, event.text))
+            else:
+                call = event.call
+                text = json.dumps({"id": call.id, "name": call.name, "arguments": call.arguments})
+                await self.emit(self._chunk("tool_call", text))
+
+    # -- model calls ----------------------------------------------------------------
+
+    def _remaining(self) -> float:
+        return self.request.deadline - self.clock()
+
+    async def _stream_once(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> AssistantMessage:
+        self.model_calls += 1
+        accumulator = StreamAccumulator()
+        tool_choice = "required" if tools else None
+        async for delta in self.model.stream(messages, tools, tool_choice):
+            await self._publish(accumulator.feed(delta))
+        events, message = accumulator.finish()
+        await self._publish(events)
+        if message.usage is not None:
+            r = self.request
+            await self.emit(
+                TokenUsage(
+                    run_id=r.run_id,
+                    agent=r.agent_id,
+                    label=r.label,
+                    turn_id=r.turn_id,
+                    prompt_tokens=message.usage.prompt_tokens,
+                    completion_tokens=message.usage.completion_tokens,
+                )
+            )
+        return message
+
+    async def _within_deadline(self, awaitable: Awaitable[Any]) -> Any:
+        remaining = self._remaining()
+        if remaining <= 0:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            raise _TurnError(TIMED_OUT)
+        try:
+            async with asyncio.timeout(remaining) as scope:
+                return await awaitable
+        except TimeoutError:
+            if scope.expired():
+                raise _TurnError(TIMED_OUT) from None
+            raise
+
+    async def call_model(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> AssistantMessage:
+        """One model response, retrying retryable provider errors with backoff."""
+        failures = 0
+        while True:
+            try:
+                return await self._within_deadline(self._stream_once(messages, tools))
+            except FatalModelError as error:
+                raise _TurnError(f"provider error: {error.message}") from error
+            except ModelError as error:
+                failures += 1
+                if failures > self.policy.retries:
+                    raise _TurnError(
+                        f"provider error after {failures} tries: {error.message}"
+                    ) from error
+                cap = min(self.policy.max_delay, self.policy.base_delay * 2 ** (failures - 1))
+                # Half fixed, half jitter: spreads retries of many agents apart.
+                delay = cap / 2 + random.random() * cap / 2
+                if delay >= self._remaining():
+                    raise _TurnError(TIMED_OUT) from error
+                await self._within_deadline(self.sleep(delay))
+
+    # -- phases ---------------------------------------------------------------------
+
+    async def present(self) -> TurnOutcome:
+        messages = [m.model_dump() for m in self.request.messages]
+        self.attempts = 1
+        message = await self.call_model(messages, None)
+        r = self.request
+        await self.submit(
+            PresentationFinished(run_id=r.run_id, turn_id=r.turn_id, content=message.text)
+        )
+        return TurnOutcome("presented", 1, self.model_calls)
+
+    async def respond(self, messages: list[dict[str, Any]]) -> AssistantMessage:
+        """A response with a workflow call, or the last one after max_tool_rounds."""
+        tools = self.request.tools or None
+        for round_ in range(1, self.policy.max_tool_rounds + 1):
+            message = await self.call_model(messages, tools)
+            calls = message.tool_calls
+            if not calls or any(c.name in self.tool_names for c in calls):
+                return message
+            if round_ == self.policy.max_tool_rounds:
+                return message
+            messages.append(message.to_openai())
+            for call in calls:
+                await self._tool_result(messages, call, unavailable_tool_message(call.name))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _tool_result(self, messages: list[dict[str, Any]], call: ToolCall, text: str) -> None:
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
+        payload = json.dumps({"id": call.id, "name": call.name, "content": text})
+        await self.emit(self._chunk("tool_result", payload))
+
+    async def coordinate(self) -> TurnOutcome:
+        r = self.request
+        messages: list[dict[str, Any]] = [m.model_dump() for m in r.messages]
+        last_rejection = ""
+        for attempt in range(1, r.max_attempts + 1):
+            self.attempts = attempt
+            message = await self.respond(messages)
+            calls = [
+                WorkflowCall(name=c.name, arguments=c.arguments)
+                for c in message.tool_calls
+                if c.name in self.tool_names
+            ]
+            verdict = await self.submit(
+                WorkflowSubmission(
+                    run_id=r.run_id, turn_id=r.turn_id, attempt=attempt, calls=calls
+                )
+            )
+            if verdict.status == "accepted":
+                return TurnOutcome("accepted", attempt, self.model_calls)
+            if verdict.status == "stale":
+                return TurnOutcome("stale", attempt, self.model_calls)
+            last_rejection = verdict.message or "workflow call rejected"
+            messages.append(message.to_openai())
+            if message.tool_calls:
+                for call in message.tool_calls:
+                    text = (
+                        last_rejection
+                        if call.name in self.tool_names
+                        else unavailable_tool_message(call.name)
+                    )
+                    await self._tool_result(messages, call, text)
+            else:
+                messages.append({"role": "user", "content": last_rejection})
+        raise _TurnError(f"no workflow call accepted in {r.max_attempts} attempts: {last_rejection}")
+
+    async def run(self) -> TurnOutcome:
+        try:
+            if self.request.phase == "present":
+                return await self.present()
+            return await self.coordinate()
+        except _TurnError as error:
+            r = self.request
+            await self.submit(TurnFailed(run_id=r.run_id, turn_id=r.turn_id, error=str(error)))
+            return TurnOutcome("failed", self.attempts, self.model_calls, error=str(error))
+
+
+async def run_turn(
+    request: TurnRequest,
+    model: Model,
+    submit: Submit,
+    emit: Emit,
+    *,
+    policy: RetryPolicy | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> TurnOutcome:
+    """Run one turn to its end and report it.
+
+    Args:
+        request: the turn to run.
+        model: the agent's model (see ``llm.Model``).
+        submit: sends a report to the orchestrator and returns its verdict.
+        emit: publishes a run event (content/reasoning/tool chunks, token usage).
+        policy: provider retries and tool rounds.
+        clock: epoch seconds, compared with ``request.deadline``.
+        sleep: backoff sleep.
+
+    Returns:
+        The outcome; ``failed`` turns have already been reported with TurnFailed.
+
+    Raises:
+        asyncio.CancelledError: the turn was cancelled (never swallowed).
+        Exception: whatever ``submit`` or ``emit`` raise (orchestrator unreachable).
+    """
+    turn = _Turn(request, model, submit, emit, policy or RetryPolicy(), clock, sleep)
+    return await turn.run()

@@ -1,0 +1,370 @@
+"""A thin OpenAI-compatible HTTP proxy in front of llama.cpp's server.
+
+It forwards plain requests unchanged (streams chunk by chunk) and fixes tool calls
+for small models: forced calls are decoded under a JSON-schema grammar, and
+text-JSON calls in free answers are turned into ``tool_calls``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from .toolcalls import (
+    ForcedCallStream,
+    TextToolCallStream,
+    ToolCall,
+    ToolChoiceError,
+    extract_tool_calls,
+    forced_tools,
+    messages_without_tools,
+    new_call_id,
+    parse_forced_call,
+    tool_call_schema,
+    tools_note,
+)
+
+__all__ = ["build_app", "start_proxy"]
+
+log = structlog.get_logger("massgen_local_model.proxy")
+
+JsonObj = dict[str, Any]
+_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+_UPSTREAM = web.AppKey("upstream", str)
+_ALIAS = web.AppKey("alias", str)
+_SESSION = web.AppKey("session", aiohttp.ClientSession)
+
+
+def build_app(upstream: str, alias: str) -> web.Application:
+    """Build the proxy application.
+
+    Args:
+        upstream: Base URL of llama.cpp's server, e.g. ``http://127.0.0.1:8081``.
+        alias: Model name reported by ``/v1/models`` and in responses.
+    """
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[_UPSTREAM] = upstream.rstrip("/")
+    app[_ALIAS] = alias
+
+    async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Generation can take minutes: no total timeout, only a connect timeout.
+        timeout = aiohttp.ClientTimeout(total=None, connect=10)
+        async with aiohttp.ClientSession(timeout=timeout, read_bufsize=1 << 20) as session:
+            app[_SESSION] = session
+            yield
+
+    app.cleanup_ctx.append(session_ctx)
+    app.router.add_get("/health", _health)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_route("*", "/{tail:.*}", _passthrough)
+    return app
+
+
+async def start_proxy(
+    upstream: str, alias: str, host: str = "127.0.0.1", port: int = 0
+) -> tuple[web.AppRunner, int]:
+    """Start serving the proxy on the running loop.
+
+    Returns:
+        The runner (``await runner.cleanup()`` stops it) and the bound port.
+    """
+    runner = web.AppRunner(build_app(upstream, alias), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    return runner, bound
+
+
+@contextlib.contextmanager
+def _client_may_leave() -> Iterator[None]:
+    """Swallow the reset raised when the client disconnects mid-stream.
+
+    Leaving the upstream request's context then closes that connection, which makes
+    llama.cpp stop generating for it.
+    """
+    try:
+        yield
+    except ConnectionResetError:
+        log.info("client_disconnected")
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
+    return web.json_response({"error": {"message": message, "type": kind}}, status=status)
+
+
+async def _health(request: web.Request) -> web.Response:
+    app = request.app
+    try:
+        async with app[_SESSION].get(app[_UPSTREAM] + "/health") as resp:
+            ok = resp.status == 200
+    except aiohttp.ClientError:
+        ok = False
+    body = {"status": "ok" if ok else "unavailable", "model": app[_ALIAS]}
+    return web.json_response(body, status=200 if ok else 503)
+
+
+async def _models(request: web.Request) -> web.Response:
+    alias = request.app[_ALIAS]
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [{"id": alias, "object": "model", "created": 0, "owned_by": "local"}],
+        }
+    )
+
+
+async def _passthrough(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")}
+    async with app[_SESSION].request(
+        request.method,
+        app[_UPSTREAM] + request.rel_url.path_qs,
+        data=await request.read(),
+        headers=headers,
+    ) as up:
+        return await _relay(request, up)
+
+
+async def _relay(request: web.Request, up: aiohttp.ClientResponse) -> web.StreamResponse:
+    """Copy an upstream response to the client as it arrives."""
+    resp = web.StreamResponse(status=up.status)
+    resp.content_type = up.content_type
+    if up.content_type == "text/event-stream":
+        resp.headers["Cache-Control"] = "no-cache"
+    await resp.prepare(request)
+    with _client_may_leave():
+        async for block in up.content.iter_any():
+            await resp.write(block)
+        await resp.write_eof()
+    return resp
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "request body is not valid JSON")
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return _error(400, "request body must be an object with a 'messages' list")
+    tools = body.get("tools") or []
+    try:
+        forced = forced_tools(tools, body.get("tool_choice"))
+    except ToolChoiceError as exc:
+        return _error(400, str(exc))
+    started = time.monotonic()
+    path = (
+        "forced" if forced else ("auto" if tools and body.get("tool_choice") != "none" else "plain")
+    )
+    body["model"] = request.app[_ALIAS]
+    try:
+        if forced:
+            return await _forced(request, body, forced)
+        if path == "auto":
+            return await _auto(request, body, {t["function"]["name"] for t in tools})
+        async with _post(request, body) as up:
+            return await _relay(request, up)
+    finally:
+        log.info(
+            "chat_completion",
+            path=path,
+            stream=bool(body.get("stream")),
+            messages=len(body["messages"]),
+            tools=len(tools),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+
+def _post(request: web.Request, body: JsonObj) -> Any:
+    app = request.app
+    return app[_SESSION].post(app[_UPSTREAM] + "/v1/chat/completions", json=body)
+
+
+async def _upstream_error(up: aiohttp.ClientResponse) -> web.Response:
+    return web.Response(status=up.status, body=await up.read(), content_type=up.content_type)
+
+
+async def _sse_events(up: aiohttp.ClientResponse) -> AsyncIterator[JsonObj]:
+    """Parse llama.cpp's SSE stream into chunk objects (stops at ``[DONE]``)."""
+    async for raw in up.content:
+        line = raw.decode("utf-8").strip()
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        yield json.loads(data)
+
+
+async def _start_sse(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers=_SSE_HEADERS)
+    await resp.prepare(request)
+    return resp
+
+
+async def _send(resp: web.StreamResponse, chunk: JsonObj) -> None:
+    await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+
+
+def _chunk_like(template: JsonObj, delta: JsonObj, finish: str | None = None) -> JsonObj:
+    """A chunk with the id/created/model of ``template`` and one choice."""
+    return {
+        "id": template.get("id", "chatcmpl-local"),
+        "object": "chat.completion.chunk",
+        "created": template.get("created", int(time.time())),
+        "model": template.get("model", ""),
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def _tool_call_deltas(template: JsonObj, calls: list[ToolCall]) -> list[JsonObj]:
+    return [
+        _chunk_like(template, {"tool_calls": [call.to_openai(index=i)]})
+        for i, call in enumerate(calls)
+    ]
+
+
+# ---------------------------------------------------------------- forced calls
+
+
+async def _forced(request: web.Request, body: JsonObj, tools: list[JsonObj]) -> web.StreamResponse:
+    up_body = {
+        k: v
+        for k, v in body.items()
+        if k not in ("tools", "tool_choice", "parallel_tool_calls", "response_format")
+    }
+    up_body["messages"] = messages_without_tools(body["messages"], tools_note(tools, forced=True))
+    up_body["response_format"] = {
+        "type": "json_schema",
+        "json_schema": {"name": "tool_call", "schema": tool_call_schema(tools)},
+    }
+    async with _post(request, up_body) as up:
+        if up.status != 200:
+            return await _upstream_error(up)
+        if not body.get("stream"):
+            return web.json_response(_forced_response(await up.json()))
+        return await _forced_stream(request, up)
+
+
+def _forced_response(data: JsonObj) -> JsonObj:
+    choice = data["choices"][0]
+    text = choice["message"].get("content") or ""
+    try:
+        call = parse_forced_call(text)
+    except ValueError:
+        # Cut short (max_tokens): hand the partial text back so the caller sees why.
+        return data
+    choice["message"] = {"role": "assistant", "content": None, "tool_calls": [call.to_openai()]}
+    choice["finish_reason"] = "tool_calls"
+    return data
+
+
+async def _forced_stream(request: web.Request, up: aiohttp.ClientResponse) -> web.StreamResponse:
+    resp = await _start_sse(request)
+    parser = ForcedCallStream()
+    call_id = new_call_id()
+    with _client_may_leave():
+        async for chunk in _sse_events(up):
+            choices = chunk.get("choices") or []
+            if not choices:
+                await _send(resp, chunk)  # usage-only chunk
+                continue
+            choice = choices[0]
+            delta = choice.get("delta") or {}
+            if delta.get("role"):
+                await _send(resp, _chunk_like(chunk, {"role": "assistant", "content": None}))
+            name, args = parser.feed(delta.get("content") or "")
+            if name is not None:
+                head = {"index": 0, "id": call_id, "type": "function"}
+                head["function"] = {"name": name, "arguments": ""}
+                await _send(resp, _chunk_like(chunk, {"tool_calls": [head]}))
+            if args:
+                await _send(resp, _args_chunk(chunk, args))
+            finish = choice.get("finish_reason")
+            if finish:
+                if parser.name is None:
+                    # Never became a call (cut short): forward the raw text as content.
+                    await _send(resp, _chunk_like(chunk, {"content": parser.text}))
+                elif rest := parser.finish():
+                    await _send(resp, _args_chunk(chunk, rest))
+                reason = "tool_calls" if parser.name and finish != "length" else finish
+                final = _chunk_like(chunk, {}, reason)
+                for key in ("usage", "timings"):
+                    if key in chunk:
+                        final[key] = chunk[key]
+                await _send(resp, final)
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+    return resp
+
+
+def _args_chunk(template: JsonObj, args: str) -> JsonObj:
+    return _chunk_like(template, {"tool_calls": [{"index": 0, "function": {"arguments": args}}]})
+
+
+# ---------------------------------------------------------------- free answers
+
+
+async def _auto(request: web.Request, body: JsonObj, names: set[str]) -> web.StreamResponse:
+    async with _post(request, body) as up:
+        if up.status != 200:
+            return await _upstream_error(up)
+        if not body.get("stream"):
+            return web.json_response(_auto_response(await up.json(), names))
+        return await _auto_stream(request, up, names)
+
+
+def _auto_response(data: JsonObj, names: set[str]) -> JsonObj:
+    choice = data["choices"][0]
+    message = choice["message"]
+    if message.get("tool_calls") or not message.get("content"):
+        return data
+    content, calls = extract_tool_calls(message["content"], names)
+    if calls:
+        message["content"] = content
+        message["tool_calls"] = [c.to_openai() for c in calls]
+        choice["finish_reason"] = "tool_calls"
+    return data
+
+
+async def _auto_stream(
+    request: web.Request, up: aiohttp.ClientResponse, names: set[str]
+) -> web.StreamResponse:
+    resp = await _start_sse(request)
+    held = TextToolCallStream(names)
+    native_calls = False
+    with _client_may_leave():
+        async for chunk in _sse_events(up):
+            choices = chunk.get("choices") or []
+            if not choices:
+                await _send(resp, chunk)
+                continue
+            choice = choices[0]
+            delta = choice.get("delta") or {}
+            finish = choice.get("finish_reason")
+            native_calls = native_calls or bool(delta.get("tool_calls"))
+            if delta.get("content"):
+                delta["content"] = held.feed(delta["content"])
+                if not delta["content"]:
+                    del delta["content"]
+            if finish:
+                content, calls = held.finish()
+                if content:
+                    await _send(resp, _chunk_like(chunk, {"content": content}))
+                if calls and not native_calls:
+                    for extra in _tool_call_deltas(chunk, calls):
+                        await _send(resp, extra)
+                    choice["finish_reason"] = "tool_calls"
+            if delta or finish or chunk.get("usage"):
+                await _send(resp, chunk)
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+    return resp

@@ -1,0 +1,433 @@
+"""Pure helpers that give small local models reliable OpenAI tool calls.
+
+Two paths, both without I/O:
+
+* forced calls (``tool_choice`` "required" or a named function): build a JSON schema
+  that is the union of ``{"name": const, "arguments": <parameters>}`` over the offered
+  tools, so llama.cpp's grammar makes every output a valid call, plus a compact system
+  note describing the tools;
+* free text: find ``{"name": X, "arguments": {...}}`` objects (bare or in a fence)
+  whose ``X`` is an offered tool, and turn them into ``tool_calls`` entries.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ForcedCallStream",
+    "TextToolCallStream",
+    "ToolCall",
+    "ToolChoiceError",
+    "extract_tool_calls",
+    "forced_tools",
+    "messages_without_tools",
+    "new_call_id",
+    "parse_forced_call",
+    "tool_call_schema",
+    "tools_note",
+]
+
+JsonObj = dict[str, Any]
+
+
+class ToolChoiceError(ValueError):
+    """``tool_choice`` names a tool that is not offered, or has an unknown form."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One parsed tool call."""
+
+    name: str
+    """Function name, one of the offered tools."""
+    arguments: str
+    """Arguments as a JSON text."""
+    id: str = field(default_factory=lambda: new_call_id())
+    """OpenAI-style call id."""
+
+    def to_openai(self, index: int | None = None) -> JsonObj:
+        """Render as an OpenAI ``tool_calls`` entry (with ``index`` for stream deltas)."""
+        out: JsonObj = {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+        if index is not None:
+            out = {"index": index, **out}
+        return out
+
+
+def new_call_id() -> str:
+    """A fresh OpenAI-style tool call id."""
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def _tool_name(tool: JsonObj) -> str:
+    return str(tool.get("function", {}).get("name", ""))
+
+
+def forced_tools(tools: list[JsonObj], tool_choice: Any) -> list[JsonObj] | None:
+    """Decide whether a request must be answered with a tool call, and with which tools.
+
+    Args:
+        tools: The request's ``tools``.
+        tool_choice: The request's ``tool_choice`` (absent = None).
+
+    Returns:
+        The tools to choose among when a call is forced, or None when the model may
+        answer freely ("auto", "none" or absent).
+
+    Raises:
+        ToolChoiceError: A named function is not offered, or the form is unknown.
+    """
+    if not tools or tool_choice in (None, "auto", "none"):
+        return None
+    if tool_choice == "required":
+        return list(tools)
+    if isinstance(tool_choice, dict):
+        name = (tool_choice.get("function") or {}).get("name")
+        picked = [t for t in tools if _tool_name(t) == name]
+        if not picked:
+            offered = ", ".join(_tool_name(t) for t in tools)
+            raise ToolChoiceError(f"tool_choice names {name!r}, which is not offered ({offered})")
+        return picked
+    raise ToolChoiceError(
+        f"unsupported tool_choice {tool_choice!r}: use 'auto', 'none', 'required' "
+        "or {'type': 'function', 'function': {'name': ...}}"
+    )
+
+
+def _parameters(tool: JsonObj) -> JsonObj:
+    params = tool.get("function", {}).get("parameters") or {}
+    if not params:
+        return {"type": "object", "properties": {}}
+    return params
+
+
+def tool_call_schema(tools: list[JsonObj]) -> JsonObj:
+    """JSON schema whose instances are exactly the valid calls of the given tools.
+
+    Each alternative is ``{"name": <const tool name>, "arguments": <its parameters>}``;
+    several tools give an ``anyOf`` of them.
+    """
+    alternatives = [
+        {
+            "type": "object",
+            "properties": {"name": {"const": _tool_name(t)}, "arguments": _parameters(t)},
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for t in tools
+    ]
+    return alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
+
+
+def _describe_type(schema: JsonObj) -> str:
+    if "enum" in schema:
+        return "|".join(json.dumps(v) for v in schema["enum"])
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"array of {_describe_type(schema.get('items') or {})}"
+    return kind if isinstance(kind, str) else "|".join(kind)
+
+
+def tools_note(tools: list[JsonObj], *, forced: bool) -> str:
+    """A compact system note listing tools, their descriptions and parameters.
+
+    Kept short on purpose: prompt reading costs ~10 ms per token on two cores.
+    """
+    lines = []
+    for tool in tools:
+        fn = tool.get("function", {})
+        props = _parameters(tool).get("properties") or {}
+        args = ", ".join(f"{k}: {_describe_type(v)}" for k, v in props.items())
+        desc = (fn.get("description") or "").strip().splitlines()
+        lines.append(f"- {fn.get('name')}({args})" + (f": {desc[0]}" if desc else ""))
+    head = "Answer with exactly one tool call" if forced else "You may call a tool"
+    return (
+        f'{head}, written as JSON {{"name": <tool>, "arguments": {{...}}}}. Tools:\n'
+        + "\n".join(lines)
+    )
+
+
+def messages_without_tools(messages: list[JsonObj], note: str) -> list[JsonObj]:
+    """Rewrite a conversation for a template that gets no ``tools``.
+
+    Earlier assistant tool calls become their JSON text and tool results become user
+    messages, so any chat template renders them; ``note`` is appended to the first
+    system message (or becomes one), which keeps the prompt prefix stable for caching.
+    """
+    out: list[JsonObj] = []
+    for msg in messages:
+        role = msg.get("role")
+        if role == "assistant" and msg.get("tool_calls"):
+            calls = [
+                json.dumps(
+                    {
+                        "name": c.get("function", {}).get("name"),
+                        "arguments": _loads_or_text(c.get("function", {}).get("arguments")),
+                    }
+                )
+                for c in msg["tool_calls"]
+            ]
+            text = "\n".join(filter(None, [_text_of(msg.get("content")), *calls]))
+            out.append({"role": "assistant", "content": text})
+        elif role == "tool":
+            out.append({"role": "user", "content": f"Tool result: {_text_of(msg.get('content'))}"})
+        else:
+            out.append(dict(msg))
+    for msg in out:
+        if msg.get("role") in ("system", "developer"):
+            msg["role"] = "system"
+            msg["content"] = f"{_text_of(msg.get('content'))}\n\n{note}"
+            break
+    else:
+        out.insert(0, {"role": "system", "content": note})
+    return out
+
+
+def _text_of(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return str(content)
+
+
+def _loads_or_text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def parse_forced_call(text: str) -> ToolCall:
+    """Parse the grammar-constrained output ``{"name": ..., "arguments": {...}}``.
+
+    Raises:
+        ValueError: The text is not such an object (e.g. generation was cut short).
+    """
+    obj = json.loads(text)
+    if not isinstance(obj, dict) or "name" not in obj or "arguments" not in obj:
+        raise ValueError(f"not a tool call object: {text[:200]!r}")
+    return ToolCall(name=str(obj["name"]), arguments=json.dumps(obj["arguments"]))
+
+
+_FORCED_HEAD = re.compile(
+    r'^\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*(?=\S)'
+)
+_TRAILING_CLOSERS = re.compile(r"[\s}]*$")
+
+
+class ForcedCallStream:
+    """Turns the streamed text of a forced call into incremental argument deltas.
+
+    The grammar guarantees ``{"name": "...", "arguments": <object>}``. Once the head
+    is complete the name is known; after that the text is the arguments followed by
+    one closing brace, so everything except a trailing run of ``}``/whitespace can be
+    forwarded at once.
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.name: str | None = None
+        self._args_start = 0
+        self._sent = 0
+
+    def feed(self, delta: str) -> tuple[str | None, str]:
+        """Add streamed text.
+
+        Returns:
+            ``(name, args_delta)``: ``name`` only on the call that completes the head,
+            and the newly safe part of the arguments text.
+        """
+        self.text += delta
+        new_name = None
+        if self.name is None:
+            match = _FORCED_HEAD.match(self.text)
+            if not match:
+                return None, ""
+            self.name = json.loads(f'"{match.group(1)}"')
+            new_name = self.name
+            self._args_start = self._sent = match.end()
+        safe_end = _TRAILING_CLOSERS.search(self.text, self._sent).start()
+        out = self.text[self._sent : max(safe_end, self._sent)]
+        self._sent = max(safe_end, self._sent)
+        return new_name, out
+
+    def finish(self) -> str:
+        """The rest of the arguments text once the stream has ended."""
+        if self.name is None:
+            return ""
+        tail = self.text.rstrip()
+        end = len(tail) - 1 if tail.endswith("}") else len(tail)
+        end = max(len(tail[:end].rstrip()), self._sent)
+        out = self.text[self._sent : end]
+        self._sent = end
+        return out
+
+
+_FENCE = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
+_DECODER = json.JSONDecoder()
+
+
+def _as_call(obj: Any, names: set[str]) -> ToolCall | None:
+    if not isinstance(obj, dict):
+        return None
+    name = obj.get("name")
+    if name not in names:
+        return None
+    args = obj.get("arguments", obj.get("parameters", {}))
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except ValueError:
+            return None
+    if not isinstance(args, dict):
+        return None
+    return ToolCall(name=name, arguments=json.dumps(args))
+
+
+def extract_tool_calls(text: str, tool_names: set[str]) -> tuple[str | None, list[ToolCall]]:
+    """Find text-JSON tool calls of offered tools in a model's reply.
+
+    Accepts ``{"name": X, "arguments": {...}}`` objects (``parameters`` is taken as a
+    synonym), bare or inside a fenced block, where ``X`` is in ``tool_names``. A fence
+    may also hold a JSON list of such objects.
+
+    Args:
+        text: The assistant's content.
+        tool_names: Names of the offered tools.
+
+    Returns:
+        ``(content, calls)``: the text left once the calls are removed (None if
+        nothing but whitespace remains), and the calls in order. With no calls the
+        content is ``text`` unchanged.
+    """
+    found: list[tuple[int, int, list[ToolCall]]] = []
+    for fence in _FENCE.finditer(text):
+        try:
+            obj = json.loads(fence.group(1))
+        except ValueError:
+            continue
+        items = [_as_call(o, tool_names) for o in (obj if isinstance(obj, list) else [obj])]
+        if items and all(items):
+            found.append((*fence.span(), [c for c in items if c]))
+    pos = 0
+    while (start := text.find("{", pos)) != -1:
+        inside = [b for a, b, _ in found if a <= start < b]
+        if inside:
+            pos = inside[0]
+            continue
+        try:
+            obj, end = _DECODER.raw_decode(text, start)
+        except ValueError:
+            pos = start + 1
+            continue
+        call = _as_call(obj, tool_names)
+        if call is None:
+            pos = start + 1
+            continue
+        found.append((start, end, [call]))
+        pos = end
+    if not found:
+        return text, []
+    found.sort(key=lambda f: f[0])
+    rest, last = [], 0
+    for a, b, _ in found:
+        rest.append(text[last:a])
+        last = b
+    rest.append(text[last:])
+    content = "".join(rest).strip()
+    return (content or None), [c for _, _, cs in found for c in cs]
+
+
+_HEAD_PATTERN = re.compile(r'\{\s*"(name|function|tool)\b')
+_MIN_DECIDE = 12
+
+
+class TextToolCallStream:
+    """Streams content through, holding back text that may become a tool call.
+
+    Text is forwarded until a ``{`` or a backtick appears. From there it is held
+    until it either can no longer be a tool call (then flushed) or the stream ends,
+    when :meth:`finish` runs :func:`extract_tool_calls` on what was held.
+    """
+
+    def __init__(self, tool_names: set[str]) -> None:
+        self.tool_names = tool_names
+        self._held = ""
+
+    def feed(self, delta: str) -> str:
+        """Add streamed content; returns the part that is safe to forward now."""
+        self._held += delta
+        out = []
+        while self._held:
+            idx = _first_candidate(self._held)
+            if idx is None:
+                out.append(self._held)
+                self._held = ""
+                break
+            out.append(self._held[:idx])
+            self._held = self._held[idx:]
+            verdict = _maybe_call(self._held)
+            if verdict is None or verdict:
+                break  # undecided or plausible: keep holding
+            # Not a call: release the first character and look again.
+            out.append(self._held[0])
+            self._held = self._held[1:]
+        return "".join(out)
+
+    def finish(self) -> tuple[str | None, list[ToolCall]]:
+        """End of stream: the held text as ``(content, calls)``."""
+        held, self._held = self._held, ""
+        if not held:
+            return None, []
+        content, calls = extract_tool_calls(held, self.tool_names)
+        return (content if calls else held), calls
+
+
+def _first_candidate(text: str) -> int | None:
+    idx = [i for i in (text.find("{"), text.find("`")) if i != -1]
+    return min(idx) if idx else None
+
+
+def _maybe_call(held: str) -> bool | None:
+    """Whether held text (starting at ``{`` or a backtick) may be a tool call.
+
+    Returns None while undecided.
+    """
+    if held.startswith("`"):
+        if len(held) < 3:
+            return None if "```".startswith(held) else False
+        if not held.startswith("```"):
+            return False
+        newline = held.find("\n")
+        if newline == -1:
+            return None if len(held) < 16 else False
+        body = held[newline + 1 :].lstrip()
+        if not body:
+            return None
+        return body.startswith("{") or body.startswith("[")
+    compact = re.sub(r"\s+", "", held)
+    if len(compact) < _MIN_DECIDE:
+        return None if _could_start(compact) else False
+    return bool(_HEAD_PATTERN.match(held))
+
+
+def _could_start(compact: str) -> bool:
+    return any(
+        p.startswith(compact) or compact.startswith(p)
+        for p in ('{"name"', '{"function"', '{"tool"')
+    )

@@ -1,0 +1,461 @@
+"""A scripted fake model: a real HTTP server speaking OpenAI chat completions.
+
+Each test scripts the responses per model name; every request consumes the next step
+of its model's script. The server records every request, answers a request beyond the
+script with HTTP 500 "unexpected model call" (and remembers it), and
+``assert_complete()`` fails on unused steps and on unexpected calls, so a fake fails
+from both ends.
+
+Streaming follows the OpenAI SSE format (``data: {...}`` lines, ``data: [DONE]``),
+with tool calls streamed as ``delta.tool_calls`` (index/id/type/name first, then
+argument fragments) and usage in a final chunk when ``stream_options.include_usage``.
+
+    server = FakeOpenAIServer().start()
+    server.script("m1", [answer("42"), vote("agent1", "best")])
+    # backend: {type: chatcompletion, model: m1, base_url: server.base_url}
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = [
+    "FakeOpenAIServer",
+    "RecordedRequest",
+    "Step",
+    "answer",
+    "both",
+    "error",
+    "hang",
+    "malformed",
+    "text",
+    "vote",
+    "vote_first",
+]
+
+UNEXPECTED = "unexpected model call"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scripted response. Build with the helpers below, not directly."""
+
+    kind: str
+    text: str = ""
+    label: str = ""
+    reason: str = ""
+    status: int = 200
+    message: str = ""
+    args_text: str = ""
+    seconds: float = 0.0
+    then: Step | None = None
+    token_delay: float | None = None
+    """Seconds between streamed pieces (None: the server's default)."""
+    tokens: int | None = None
+    """Pad the streamed content to this many words (text steps), or stream this many
+    words of content before the tool call (tool-call steps)."""
+
+
+StepLike = Step | Callable[[dict[str, Any]], Step]
+
+
+def answer(content: str, **options: Any) -> Step:
+    """A ``new_answer`` tool call with ``content``."""
+    return Step("answer", text=content, **options)
+
+
+def vote(label: str, reason: str = "best answer", **options: Any) -> Step:
+    """A ``vote`` tool call for ``label``."""
+    return Step("vote", label=label, reason=reason, **options)
+
+
+def text(content: str, **options: Any) -> Step:
+    """Plain content, no tool call (a presentation, or a model ignoring the tools)."""
+    return Step("text", text=content, **options)
+
+
+def error(status: int, message: str) -> Step:
+    """An HTTP error response in OpenAI's error format."""
+    return Step("error", status=status, message=message)
+
+
+def malformed(args_text: str = '{"content": "unterminated', **options: Any) -> Step:
+    """A ``new_answer`` tool call whose arguments are not valid JSON."""
+    return Step("malformed", args_text=args_text, **options)
+
+
+def both(content: str = "an answer", label: str = "agent1", **options: Any) -> Step:
+    """``new_answer`` and ``vote`` in one response."""
+    return Step("both", text=content, label=label, **options)
+
+
+def hang(seconds: float, then: Step | None = None) -> Step:
+    """Accept the request and say nothing for ``seconds``; then serve ``then`` (or a 504)."""
+    return Step("hang", seconds=seconds, then=then)
+
+
+def vote_first(reason: str = "best answer", **options: Any) -> Callable[[dict[str, Any]], Step]:
+    """A step that votes for the first label the request's ``vote`` tool offers."""
+
+    def choose(request: dict[str, Any]) -> Step:
+        for tool in request.get("tools") or ():
+            function = tool.get("function", {})
+            if function.get("name") == "vote":
+                labels = function["parameters"]["properties"]["agent_id"].get("enum") or []
+                if labels:
+                    return vote(labels[0], reason, **options)
+        raise AssertionError("vote_first: the request offers no vote tool with labels")
+
+    return choose
+
+
+@dataclass
+class RecordedRequest:
+    """One request the server received."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None
+    tool_choice: Any
+    stream: bool
+    body: dict[str, Any]
+    received_at: float = field(default_factory=time.time)
+    """Epoch seconds at arrival (for latency measurements)."""
+
+
+_PIECES = re.compile(r"\S+\s*|\s+")
+
+
+def _pieces(value: str) -> list[str]:
+    return _PIECES.findall(value) or [value]
+
+
+def _fragments(value: str, size: int = 8) -> list[str]:
+    return [value[i : i + size] for i in range(0, len(value), size)] or [""]
+
+
+class _Closing(Exception):
+    pass
+
+
+class FakeOpenAIServer:
+    """The scripted OpenAI-protocol server (threads; binds 127.0.0.1 on a free port)."""
+
+    def __init__(self, token_delay: float = 0.0, tokens: int | None = None) -> None:
+        self.token_delay = token_delay
+        """Default seconds between streamed pieces."""
+        self.tokens = tokens
+        """Default ``tokens`` for steps that do not set it."""
+        self.requests: list[RecordedRequest] = []
+        self.errors: list[str] = []
+        self._scripts: dict[str, list[StepLike]] = {}
+        self._behaviours: dict[str, Callable[[dict[str, Any]], Step]] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._ids = itertools.count(1)
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> FakeOpenAIServer:
+        server = self
+
+        class Handler(_Handler):
+            fake = server
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="fake-openai", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._closing.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``, the backend's ``base_url``."""
+        assert self._httpd is not None, "start() the server first"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    # -- scripting ------------------------------------------------------------------
+
+    def script(self, model: str, steps: Iterable[StepLike]) -> None:
+        """Append ``steps`` to ``model``'s script."""
+        with self._lock:
+            self._scripts.setdefault(model, []).extend(steps)
+
+    def behave(self, model: str, behaviour: Callable[[dict[str, Any]], Step]) -> None:
+        """Answer ``model``'s requests with ``behaviour(request)`` once its script is used up.
+
+        For runs whose number of model calls depends on timing (restarts): the
+        behaviour decides from the conversation, like an agent would.
+        """
+        with self._lock:
+            self._behaviours[model] = behaviour
+
+    def requests_for(self, model: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.model == model]
+
+    def remaining(self) -> dict[str, int]:
+        """Unused steps per model."""
+        with self._lock:
+            return {m: len(s) for m, s in self._scripts.items() if s}
+
+    def assert_complete(self) -> None:
+        """Fail when scripted steps were left unused or a request had no step."""
+        problems = [f"{m}: {n} scripted step(s) never requested" for m, n in self.remaining().items()]
+        problems += self.errors
+        if problems:
+            raise AssertionError("fake model: " + "; ".join(problems))
+
+    def _next_step(self, body: dict[str, Any]) -> Step | None:
+        model = str(body.get("model"))
+        with self._lock:
+            self.requests.append(
+                RecordedRequest(
+                    model=model,
+                    messages=body.get("messages") or [],
+                    tools=body.get("tools"),
+                    tool_choice=body.get("tool_choice"),
+                    stream=bool(body.get("stream")),
+                    body=body,
+                )
+            )
+            script = self._scripts.get(model)
+            behaviour = self._behaviours.get(model) if not script else None
+            if behaviour is None and not script:
+                self.errors.append(f"{UNEXPECTED} for model {model!r} (request {len(self.requests)})")
+                return None
+            step = behaviour if behaviour is not None else script.pop(0)
+        # Called outside the lock: a behaviour may look at the recorded requests.
+        if not isinstance(step, Step):
+            step = step(body)
+        return step
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0 and self._closing.wait(seconds):
+            raise _Closing
+
+    # -- responses ------------------------------------------------------------------
+
+    def _completion(self, step: Step) -> tuple[list[str], list[tuple[str, str]], str]:
+        """(content pieces, [(tool name, arguments)], finish_reason) of a step."""
+        tokens = step.tokens if step.tokens is not None else self.tokens
+        if step.kind == "text":
+            pieces = _pieces(step.text) if step.text else []
+            if tokens is not None and len(pieces) < tokens:
+                if pieces and not pieces[-1].endswith(" "):
+                    pieces[-1] += " "
+                pieces += [f"w{i} " for i in range(len(pieces), tokens)]
+            return pieces, [], "stop"
+        preamble = [f"w{i} " for i in range(tokens or 0)]
+        answer_args = json.dumps({"content": step.text})
+        vote_args = json.dumps({"agent_id": step.label, "reason": step.reason})
+        calls = {
+            "answer": [("new_answer", answer_args)],
+            "vote": [("vote", vote_args)],
+            "both": [("new_answer", answer_args), ("vote", vote_args)],
+            "malformed": [("new_answer", step.args_text)],
+        }[step.kind]
+        return preamble, calls, "tool_calls"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeOpenAIServer
+    server_version = "FakeOpenAI/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        if self.path.rstrip("/").endswith("/models"):
+            self._json(200, {"object": "list", "data": []})
+        else:
+            self._json(404, {"error": {"message": "not found"}})
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            self._json(400, {"error": {"message": "body is not JSON"}})
+            return
+        try:
+            step = self.fake._next_step(body)
+            self._serve(body, step)
+        except (_Closing, BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _serve(self, body: dict[str, Any], step: Step | None) -> None:
+        fake = self.fake
+        if step is None:
+            self._error(500, UNEXPECTED)
+            return
+        while step.kind == "hang":
+            fake._sleep(step.seconds)
+            if step.then is None:
+                self._error(504, "hang ended without a response")
+                return
+            step = step.then
+        if step.kind == "error":
+            self._error(step.status, step.message)
+            return
+        pieces, calls, finish = fake._completion(step)
+        delay = step.token_delay if step.token_delay is not None else fake.token_delay
+        model = str(body.get("model"))
+        completion_id = f"chatcmpl-fake-{next(fake._ids)}"
+        prompt_tokens = sum(
+            len(str(m.get("content") or "").split()) for m in body.get("messages") or []
+        )
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            self._stream(
+                completion_id, model, pieces, calls, finish, delay, prompt_tokens, include_usage
+            )
+        else:
+            fake._sleep(delay * (len(pieces) + len(calls)))
+            self._json(
+                200,
+                _full_completion(completion_id, model, pieces, calls, finish, prompt_tokens),
+            )
+
+    def _stream(
+        self,
+        completion_id: str,
+        model: str,
+        pieces: list[str],
+        calls: list[tuple[str, str]],
+        finish: str,
+        delay: float,
+        prompt_tokens: int,
+        include_usage: bool,
+    ) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        created = int(time.time())
+        sent = 0
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> None:
+            payload = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            }
+            self.wfile.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
+            self.wfile.flush()
+
+        chunk({"role": "assistant", "content": ""})
+        for piece in pieces:
+            self.fake._sleep(delay)
+            chunk({"content": piece})
+            sent += 1
+        for index, (name, arguments) in enumerate(calls):
+            self.fake._sleep(delay)
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": f"call_{completion_id[-6:]}_{index}",
+                            "type": "function",
+                            "function": {"name": name, "arguments": ""},
+                        }
+                    ]
+                }
+            )
+            for fragment in _fragments(arguments):
+                self.fake._sleep(delay)
+                chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
+                sent += 1
+        chunk({}, finish)
+        if include_usage:
+            usage = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": sent,
+                    "total_tokens": prompt_tokens + sent,
+                },
+            }
+            self.wfile.write(b"data: " + json.dumps(usage).encode() + b"\n\n")
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+
+    def _error(self, status: int, message: str) -> None:
+        self._json(status, {"error": {"message": message, "type": "fake_error", "code": status}})
+
+    def _json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _full_completion(
+    completion_id: str,
+    model: str,
+    pieces: list[str],
+    calls: list[tuple[str, str]],
+    finish: str,
+    prompt_tokens: int,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(pieces) or None}
+    if calls:
+        message["tool_calls"] = [
+            {
+                "id": f"call_{completion_id[-6:]}_{i}",
+                "type": "function",
+                "function": {"name": name, "arguments": arguments},
+            }
+            for i, (name, arguments) in enumerate(calls)
+        ]
+    completion_tokens = len(pieces) + sum(len(_fragments(a)) for _, a in calls)
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }

@@ -1,0 +1,85 @@
+"""Builders for turn requests in worker tests (workflow tools as the orchestrator offers them)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from massgen_proto.messages import BackendSpec, ChatMessage, TurnRequest
+
+__all__ = ["make_turn_request", "new_answer_tool", "vote_tool", "workflow_tools"]
+
+
+def new_answer_tool() -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": "new_answer",
+            "description": "Submit a new or improved answer.",
+            "parameters": {
+                "type": "object",
+                "properties": {"content": {"type": "string"}},
+                "required": ["content"],
+            },
+        },
+    }
+
+
+def vote_tool(labels: list[str]) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": "vote",
+            "description": "Vote for the best current answer.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "agent_id": {"type": "string", "enum": labels},
+                    "reason": {"type": "string"},
+                },
+                "required": ["agent_id", "reason"],
+            },
+        },
+    }
+
+
+def workflow_tools(labels: list[str] | None = None) -> list[dict[str, Any]]:
+    """``new_answer`` always, ``vote`` when some label has an answer."""
+    return [new_answer_tool(), *([vote_tool(labels)] if labels else [])]
+
+
+def make_turn_request(
+    model: str,
+    base_url: str,
+    *,
+    run_id: str | None = None,
+    label: str = "agent1",
+    phase: str = "coordinate",
+    number: int = 1,
+    tools: list[dict[str, Any]] | None = None,
+    timeout: float = 30.0,
+    max_attempts: int = 3,
+    question: str = "What is 2 + 2?",
+) -> TurnRequest:
+    """A turn for ``model`` served by the fake model at ``base_url`` (chatcompletion backend)."""
+    run_id = run_id or uuid.uuid4().hex[:16]
+    return TurnRequest(
+        run_id=run_id,
+        turn_id=f"{run_id}-{label}-t{number}",
+        agent_id=f"id-{label}",
+        label=label,
+        phase=phase,  # type: ignore[arg-type]
+        number=number,
+        answer_set_version=0,
+        backend=BackendSpec(
+            type="chatcompletion", model=model, base_url=base_url, api_key="sk-fake"
+        ),
+        messages=[
+            ChatMessage(role="system", content="You are a helpful agent."),
+            ChatMessage(role="user", content=question),
+        ],
+        tools=workflow_tools() if tools is None and phase == "coordinate" else (tools or []),
+        deadline=time.time() + timeout,
+        max_attempts=max_attempts,
+    )

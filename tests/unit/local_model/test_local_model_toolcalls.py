@@ -1,0 +1,223 @@
+"""Pure tool-call helpers: schema building, prompt rewriting, text-JSON conversion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from massgen_local_model.toolcalls import (
+    ForcedCallStream,
+    TextToolCallStream,
+    ToolChoiceError,
+    extract_tool_calls,
+    forced_tools,
+    messages_without_tools,
+    parse_forced_call,
+    tool_call_schema,
+    tools_note,
+)
+
+NEW_ANSWER = {
+    "type": "function",
+    "function": {
+        "name": "new_answer",
+        "description": "Submit a new answer.\nLonger text that is left out.",
+        "parameters": {
+            "type": "object",
+            "properties": {"content": {"type": "string"}},
+            "required": ["content"],
+        },
+    },
+}
+VOTE = {
+    "type": "function",
+    "function": {
+        "name": "vote",
+        "description": "Vote for an existing answer.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "agent_id": {"type": "string", "enum": ["agent1", "agent2"]},
+                "reason": {"type": "string"},
+            },
+            "required": ["agent_id", "reason"],
+        },
+    },
+}
+TOOLS = [NEW_ANSWER, VOTE]
+NAMES = {"new_answer", "vote"}
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        (None, None),
+        ("auto", None),
+        ("none", None),
+        ("required", ["new_answer", "vote"]),
+        ({"type": "function", "function": {"name": "vote"}}, ["vote"]),
+    ],
+)
+def test_forced_tools(choice: object, expected: list[str] | None) -> None:
+    got = forced_tools(TOOLS, choice)
+    assert (None if got is None else [t["function"]["name"] for t in got]) == expected
+
+
+def test_forced_tools_rejects_unknown_name() -> None:
+    with pytest.raises(ToolChoiceError, match=r"'submit'.*new_answer, vote"):
+        forced_tools(TOOLS, {"type": "function", "function": {"name": "submit"}})
+
+
+def test_schema_is_union_of_name_and_arguments() -> None:
+    schema = tool_call_schema(TOOLS)
+
+    assert [alt["properties"]["name"] for alt in schema["anyOf"]] == [
+        {"const": "new_answer"},
+        {"const": "vote"},
+    ]
+    assert schema["anyOf"][1]["properties"]["arguments"] == VOTE["function"]["parameters"]
+    assert all(alt["required"] == ["name", "arguments"] for alt in schema["anyOf"])
+
+
+def test_schema_for_one_tool_has_no_union_and_defaults_parameters() -> None:
+    bare = {"type": "function", "function": {"name": "ping"}}
+    schema = tool_call_schema([bare])
+    assert schema["properties"]["arguments"] == {"type": "object", "properties": {}}
+
+
+def test_tools_note_is_compact() -> None:
+    note = tools_note(TOOLS, forced=True)
+    assert "- new_answer(content: string): Submit a new answer." in note
+    assert '- vote(agent_id: "agent1"|"agent2", reason: string): Vote' in note
+    assert "Longer text" not in note
+    assert len(note) < 300
+
+
+def test_messages_without_tools_rewrites_history_and_appends_note() -> None:
+    messages = [
+        {"role": "system", "content": "You are agent1."},
+        {"role": "user", "content": "Q?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "vote", "arguments": '{"agent_id": "agent2"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "rejected: give a reason"},
+    ]
+
+    out = messages_without_tools(messages, "NOTE")
+
+    assert out[0] == {"role": "system", "content": "You are agent1.\n\nNOTE"}
+    assert json.loads(out[2]["content"]) == {"name": "vote", "arguments": {"agent_id": "agent2"}}
+    assert out[3] == {"role": "user", "content": "Tool result: rejected: give a reason"}
+    assert messages[0]["content"] == "You are agent1."  # input untouched
+
+
+def test_messages_without_system_get_one() -> None:
+    out = messages_without_tools([{"role": "user", "content": "hi"}], "NOTE")
+    assert out[0] == {"role": "system", "content": "NOTE"}
+
+
+def test_parse_forced_call() -> None:
+    call = parse_forced_call(
+        '{"name": "vote", "arguments": {"agent_id": "agent1", "reason": "ok"}}'
+    )
+    assert call.name == "vote"
+    assert json.loads(call.arguments) == {"agent_id": "agent1", "reason": "ok"}
+    assert call.to_openai(index=0)["index"] == 0
+    with pytest.raises(ValueError):
+        parse_forced_call('{"name": "vote", "argu')
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"name": "vote", "arguments": {"agent_id": "agent1", "reason": "a } b"}}',
+        '{\n  "name" : "vote",\n  "arguments": {\n    "agent_id": "agent1", "reason": "x"\n'
+        "  }\n}\n",
+        '{"name": "vote", "arguments": {}}',
+    ],
+)
+def test_forced_stream_reassembles_arguments_char_by_char(text: str) -> None:
+    stream = ForcedCallStream()
+    names, parts = [], []
+    for ch in text:
+        name, args = stream.feed(ch)
+        names += [name] if name else []
+        parts.append(args)
+    parts.append(stream.finish())
+
+    assert names == ["vote"]
+    assert json.loads("".join(parts)) == json.loads(text)["arguments"]
+
+
+def test_extract_from_fence_keeps_prose() -> None:
+    text = 'Here:\n```json\n{"name": "vote", "arguments": {"agent_id": "agent1"}}\n```\nDone.'
+    content, calls = extract_tool_calls(text, NAMES)
+    assert content == "Here:\n\nDone."
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("vote", {"agent_id": "agent1"})]
+
+
+def test_extract_bare_objects_in_order_and_parameters_synonym() -> None:
+    text = (
+        '{"name": "new_answer", "parameters": {"content": "4"}} {"name": "vote", "arguments": "{}"}'
+    )
+    content, calls = extract_tool_calls(text, NAMES)
+    assert content is None
+    assert [c.name for c in calls] == ["new_answer", "vote"]
+    assert json.loads(calls[0].arguments) == {"content": "4"}
+
+
+def test_extract_ignores_unoffered_tools_and_plain_json() -> None:
+    text = 'Use {"name": "rm_rf", "arguments": {}} or {"a": 1}.'
+    assert extract_tool_calls(text, NAMES) == (text, [])
+
+
+def test_extract_fenced_list() -> None:
+    text = '```\n[{"name": "vote", "arguments": {}}, {"name": "new_answer", "arguments": {}}]\n```'
+    assert [c.name for c in extract_tool_calls(text, NAMES)[1]] == ["vote", "new_answer"]
+
+
+def run_stream(text: str, step: int = 1) -> tuple[str, str | None, list[str]]:
+    stream = TextToolCallStream(NAMES)
+    out = "".join(stream.feed(text[i : i + step]) for i in range(0, len(text), step))
+    content, calls = stream.finish()
+    return out, content, [c.name for c in calls]
+
+
+@pytest.mark.parametrize("step", [1, 3, 1000])
+def test_text_stream_passes_prose_through(step: int) -> None:
+    text = "Plain prose with `code`, a {brace} and ```python\nprint(1)\n``` fences."
+    out, content, calls = run_stream(text, step)
+    assert out + (content or "") == text
+    assert calls == []
+
+
+@pytest.mark.parametrize("step", [1, 4, 1000])
+def test_text_stream_holds_and_converts_a_call(step: int) -> None:
+    text = 'Voting now.\n```json\n{"name": "vote", "arguments": {"agent_id": "agent2"}}\n```'
+    out, content, calls = run_stream(text, step)
+    assert out == "Voting now.\n"
+    assert content is None
+    assert calls == ["vote"]
+
+
+def test_text_stream_streams_prose_before_deciding() -> None:
+    stream = TextToolCallStream(NAMES)
+    assert stream.feed("Hello ") == "Hello "
+    assert stream.feed('{"na') == ""
+    assert stream.feed('me": "vote", "arguments": {}}') == ""
+    assert [c.name for c in stream.finish()[1]] == ["vote"]
+
+
+def test_text_stream_releases_json_that_is_not_a_call() -> None:
+    stream = TextToolCallStream(NAMES)
+    assert (
+        stream.feed('{"result": 42, "ok": true} and more') == '{"result": 42, "ok": true} and more'
+    )

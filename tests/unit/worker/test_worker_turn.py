@@ -1,0 +1,278 @@
+"""run_turn driven by an in-process scripted Model (no HTTP, no NATS)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from fakes.turns import make_turn_request, workflow_tools
+from massgen_proto.events import Chunk, TokenUsage
+from massgen_proto.messages import (
+    PresentationFinished,
+    TurnFailed,
+    Verdict,
+    WorkflowCall,
+    WorkflowSubmission,
+)
+from massgen_worker.llm import FatalModelError, RetryableModelError
+from massgen_worker.stream import StreamDelta, ToolCallDelta, Usage
+from massgen_worker.turn import RetryPolicy, run_turn, unavailable_tool_message
+
+FAST = RetryPolicy(retries=2, base_delay=0.001, max_delay=0.002)
+
+
+def content(*pieces: str) -> list[StreamDelta]:
+    return [StreamDelta(content=p) for p in pieces] + [
+        StreamDelta(finish_reason="stop", usage=Usage(10, len(pieces)))
+    ]
+
+
+def call(name: str, arguments: dict | str, index: int = 0, id: str | None = None):
+    raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return [
+        StreamDelta(tool_calls=(ToolCallDelta(index, id=id or f"c{index}", name=name),)),
+        StreamDelta(tool_calls=(ToolCallDelta(index, arguments=raw[:5]),)),
+        StreamDelta(tool_calls=(ToolCallDelta(index, arguments=raw[5:]),)),
+    ]
+
+
+def answer(text: str) -> list[StreamDelta]:
+    return [StreamDelta(content="thinking"), *call("new_answer", {"content": text}),
+            StreamDelta(finish_reason="tool_calls", usage=Usage(20, 5))]
+
+
+class ScriptedModel:
+    """A Model whose responses are scripted; fails on extra calls and leftovers."""
+
+    def __init__(self, *responses):
+        self.responses = list(responses)
+        self.calls: list[dict] = []
+
+    async def stream(self, messages, tools, tool_choice):
+        self.calls.append(
+            {"messages": json.loads(json.dumps(messages)), "tools": tools, "tool_choice": tool_choice}
+        )
+        assert self.responses, "unexpected model call"
+        response = self.responses.pop(0)
+        if isinstance(response, BaseException):
+            raise response
+        if callable(response):
+            await response()
+            response = []
+        for delta in response:
+            yield delta
+
+    def assert_complete(self):
+        assert not self.responses, f"{len(self.responses)} scripted responses unused"
+
+
+class Orchestrator:
+    """Records reports; answers with scripted verdicts (accepted when the script is empty)."""
+
+    def __init__(self, *verdicts: Verdict):
+        self.verdicts = list(verdicts)
+        self.reports: list = []
+        self.events: list = []
+
+    async def submit(self, report):
+        self.reports.append(report)
+        if isinstance(report, WorkflowSubmission) and self.verdicts:
+            return self.verdicts.pop(0)
+        return Verdict(status="accepted")
+
+    async def emit(self, event):
+        self.events.append(event)
+
+
+def rejected(message: str) -> Verdict:
+    return Verdict(status="rejected", message=message)
+
+
+async def go(request, model, orch, policy=FAST):
+    outcome = await run_turn(request, model, orch.submit, orch.emit, policy=policy)
+    model.assert_complete()
+    return outcome
+
+
+def request(**kw):
+    return make_turn_request("m", "http://127.0.0.1:1/v1", **kw)
+
+
+async def test_accepted_answer_streams_chunks_and_usage():
+    req = request()
+    model, orch = ScriptedModel(answer("4")), Orchestrator()
+    outcome = await go(req, model, orch)
+    assert (outcome.status, outcome.attempts, outcome.model_calls) == ("accepted", 1, 1)
+    assert orch.reports == [
+        WorkflowSubmission(run_id=req.run_id, turn_id=req.turn_id, attempt=1,
+                           calls=[WorkflowCall(name="new_answer", arguments={"content": "4"})])
+    ]
+    kinds = [(e.kind, getattr(e, "channel", None)) for e in orch.events]
+    assert kinds == [("chunk", "content"), ("chunk", "tool_call"), ("token_usage", None)]
+    first, tool_call, usage = orch.events
+    assert isinstance(first, Chunk) and first.text == "thinking"
+    assert (first.run_id, first.turn_id, first.label, first.agent) == (
+        req.run_id, req.turn_id, "agent1", "id-agent1")
+    assert json.loads(tool_call.text) == {"id": "c0", "name": "new_answer",
+                                          "arguments": {"content": "4"}}
+    assert isinstance(usage, TokenUsage) and (usage.prompt_tokens, usage.completion_tokens) == (20, 5)
+    assert model.calls[0]["tool_choice"] == "required"
+    assert model.calls[0]["tools"] == req.tools
+
+
+async def test_rejection_is_fed_back_as_tool_result_and_retried():
+    req = request(tools=workflow_tools(["agent1"]))
+    model = ScriptedModel(
+        [*call("vote", {"agent_id": "agent7", "reason": "x"}, id="v1"), StreamDelta(finish_reason="tool_calls")],
+        answer("4"),
+    )
+    orch = Orchestrator(rejected("agent7 has no answer; valid labels: agent1"))
+    outcome = await go(req, model, orch)
+    assert (outcome.status, outcome.attempts) == ("accepted", 2)
+    assert [r.attempt for r in orch.reports] == [1, 2]
+    history = model.calls[1]["messages"]
+    assert history[-2] == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "v1", "type": "function", "function": {
+            "name": "vote", "arguments": '{"agent_id": "agent7", "reason": "x"}'}}],
+    }
+    assert history[-1] == {"role": "tool", "tool_call_id": "v1",
+                           "content": "agent7 has no answer; valid labels: agent1"}
+    results = [e for e in orch.events if getattr(e, "channel", None) == "tool_result"]
+    assert json.loads(results[0].text)["content"].startswith("agent7 has no answer")
+
+
+async def test_three_rejections_fail_the_turn_with_the_last_rejection():
+    req = request()
+    model = ScriptedModel(answer("a"), answer("b"), answer("c"))
+    orch = Orchestrator(rejected("too similar 1"), rejected("too similar 2"), rejected("too similar 3"))
+    outcome = await go(req, model, orch)
+    assert outcome.status == "failed" and outcome.attempts == 3
+    failed = orch.reports[-1]
+    assert isinstance(failed, TurnFailed)
+    assert failed.error.endswith("too similar 3")
+    assert len(orch.reports) == 4
+
+
+async def test_no_tool_call_is_submitted_with_zero_calls_and_reminder_follows():
+    req = request()
+    model = ScriptedModel(content("I think ", "it is 4"), answer("4"))
+    orch = Orchestrator(rejected("You must call new_answer or vote."))
+    outcome = await go(req, model, orch)
+    assert outcome.status == "accepted"
+    assert orch.reports[0].calls == []
+    assert model.calls[1]["messages"][-2:] == [
+        {"role": "assistant", "content": "I think it is 4"},
+        {"role": "user", "content": "You must call new_answer or vote."},
+    ]
+
+
+async def test_non_workflow_tool_call_gets_not_available_and_loop_continues():
+    req = request()
+    model = ScriptedModel(
+        [*call("mcp__fs__read", {"path": "/etc"}, id="m1"), StreamDelta(finish_reason="tool_calls")],
+        answer("4"),
+    )
+    orch = Orchestrator()
+    outcome = await go(req, model, orch)
+    assert outcome.status == "accepted" and outcome.model_calls == 2
+    assert len(orch.reports) == 1 and orch.reports[0].attempt == 1
+    assert model.calls[1]["messages"][-1] == {
+        "role": "tool", "tool_call_id": "m1", "content": unavailable_tool_message("mcp__fs__read")}
+
+
+async def test_tool_rounds_are_bounded_then_submitted_without_calls():
+    req = request(max_attempts=1)
+    mcp = [*call("mcp__x__y", {}), StreamDelta(finish_reason="tool_calls")]
+    model = ScriptedModel(mcp, mcp)
+    orch = Orchestrator(rejected("no workflow call"))
+    outcome = await go(req, model, orch, RetryPolicy(max_tool_rounds=2))
+    assert outcome.status == "failed"
+    assert orch.reports[0].calls == []
+
+
+async def test_stale_verdict_stops_quietly():
+    model, orch = ScriptedModel(answer("4")), Orchestrator(Verdict(status="stale"))
+    outcome = await go(request(), model, orch)
+    assert outcome.status == "stale"
+    assert len(orch.reports) == 1
+
+
+async def test_retryable_error_then_success():
+    model = ScriptedModel(RetryableModelError("overloaded", 529), answer("4"))
+    orch = Orchestrator()
+    outcome = await go(request(), model, orch)
+    assert outcome.status == "accepted" and outcome.model_calls == 2
+
+
+async def test_retries_exhausted_fail_with_provider_message():
+    model = ScriptedModel(*[RetryableModelError("upstream 503 busy", 503)] * 3)
+    orch = Orchestrator()
+    outcome = await go(request(), model, orch)
+    assert outcome.status == "failed"
+    assert orch.reports == [TurnFailed(run_id=orch.reports[0].run_id, turn_id=orch.reports[0].turn_id,
+                                       error="provider error after 3 tries: upstream 503 busy")]
+
+
+async def test_fatal_error_is_not_retried():
+    model = ScriptedModel(FatalModelError("invalid api key", 401))
+    orch = Orchestrator()
+    outcome = await go(request(), model, orch)
+    assert outcome.status == "failed" and outcome.model_calls == 1
+    assert orch.reports[0].error == "provider error: invalid api key"
+
+
+async def test_hang_past_deadline_fails_the_turn():
+    model = ScriptedModel(lambda: asyncio.sleep(30))
+    orch = Orchestrator()
+    started = time.monotonic()
+    outcome = await go(request(timeout=0.3), model, orch)
+    assert time.monotonic() - started < 2
+    assert outcome.status == "failed" and orch.reports[0].error == "turn timed out"
+
+
+async def test_deadline_already_passed_makes_no_model_call():
+    model, orch = ScriptedModel(), Orchestrator()
+    outcome = await go(request(timeout=-1), model, orch)
+    assert outcome.error == "turn timed out" and outcome.model_calls == 0
+
+
+async def test_presentation_streams_content_and_reports_it():
+    req = request(phase="present")
+    model, orch = ScriptedModel(content("The ", "answer ", "is 4.")), Orchestrator()
+    outcome = await go(req, model, orch)
+    assert outcome.status == "presented"
+    assert model.calls[0]["tools"] is None and model.calls[0]["tool_choice"] is None
+    assert [e.text for e in orch.events if e.kind == "chunk"] == ["The ", "answer ", "is 4."]
+    assert orch.reports == [PresentationFinished(run_id=req.run_id, turn_id=req.turn_id,
+                                                 content="The answer is 4.")]
+
+
+async def test_cancellation_propagates_and_reports_nothing():
+    started = asyncio.Event()
+
+    async def hang():
+        started.set()
+        await asyncio.sleep(30)
+
+    model, orch = ScriptedModel(hang), Orchestrator()
+    task = asyncio.create_task(run_turn(request(), model, orch.submit, orch.emit, policy=FAST))
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert orch.reports == []
+
+
+async def test_submit_failure_propagates():
+    async def broken(report):
+        raise RuntimeError("orchestrator down")
+
+    async def emit(event):
+        pass
+
+    with pytest.raises(RuntimeError, match="orchestrator down"):
+        await run_turn(request(), ScriptedModel(answer("4")), broken, emit, policy=FAST)
