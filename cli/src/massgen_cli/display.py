@@ -6,12 +6,23 @@ line at a time with the agent's label in front; nothing interleaves mid-line.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import TextIO, assert_never
 
 from massgen_proto import events as ev
 
 __all__ = ["SimpleDisplay"]
+
+_WORKFLOW_TOOLS = frozenset({"new_answer", "vote"})
+
+
+def _workflow_tool(chunk_text: str) -> bool:
+    """True for a tool-call / tool-result chunk of a workflow tool (JSON with ``name``)."""
+    try:
+        return json.loads(chunk_text).get("name") in _WORKFLOW_TOOLS
+    except (ValueError, AttributeError):
+        return False
 
 
 class SimpleDisplay:
@@ -60,6 +71,8 @@ class SimpleDisplay:
                 if self._show_reasoning:
                     self._stream(event.label, event.text)
             case ev.Chunk():
+                if _workflow_tool(event.text):
+                    return  # the accepted / rejected line that follows says it better
                 self._flush_agent(event.label)
                 self._print(f"{self._tag(event.label)} [{event.channel}] {event.text}")
             case ev.TokenUsage():

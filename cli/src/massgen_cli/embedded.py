@@ -9,6 +9,7 @@ reverse. Every step is safe to repeat.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -26,9 +27,17 @@ from nats.aio.client import Client
 
 from .nats_server import NatsServer
 
-__all__ = ["EmbeddedStack", "local_models_of", "providers_of"]
+__all__ = ["EmbeddedStack", "LocalModelStartError", "local_models_of", "providers_of"]
 
 log = structlog.get_logger("embedded")
+
+
+class LocalModelStartError(RuntimeError):
+    """The local model server exited before it was ready (missing weights, bad name)."""
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def providers_of(config: RunConfig) -> list[str]:
@@ -69,12 +78,13 @@ class EmbeddedStack:
         self.client: Client | None = None
         self._worker: subprocess.Popen | None = None
         self._worker_log = None
-        self._local_handles: dict[str, Any] = {}
+        self._local_procs: list[asyncio.subprocess.Process] = []
+        self._local_endpoints: dict[str, tuple[str, str]] = {}
 
     @property
     def local_endpoints(self) -> dict[str, tuple[str, str]]:
         """Local model name -> (base_url, served model name)."""
-        return {name: (h.base_url, h.model_alias) for name, h in self._local_handles.items()}
+        return dict(self._local_endpoints)
 
     async def start(self) -> EmbeddedStack:
         """Start everything; returns once a run can be created."""
@@ -111,15 +121,40 @@ class EmbeddedStack:
         )
 
     async def _start_local_models(self) -> None:
-        if not self.local_models:
-            return
-        from massgen_local_model import start_local_model
-
+        # A child process per model: loading weights holds the GIL for seconds, which
+        # would starve this process's NATS connections if done in a thread here.
         for name, agents in self.local_models.items():
-            handle = await asyncio.to_thread(
-                start_local_model, name, n_parallel=max(agents, 1), on_progress=self._on_progress
+            log_target = (
+                (self.log_dir / f"local-model-{_safe(name)}.log").open("ab")
+                if self.log_dir is not None
+                else None
             )
-            self._local_handles[name] = handle
+            if self._on_progress is not None:
+                self._on_progress(f"starting local model {name} ({agents} slot(s))")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "massgen_local_model",
+                "--model", name, "--parallel", str(max(agents, 1)),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log_target or asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+            if log_target is not None:
+                log_target.close()
+            self._local_procs.append(proc)
+            line = await proc.stdout.readline()
+            if not line:
+                code = await proc.wait()
+                detail = ""
+                if self.log_dir is not None:
+                    path = self.log_dir / f"local-model-{_safe(name)}.log"
+                    errors = [x for x in path.read_text(errors="replace").splitlines() if "error" in x]
+                    detail = f": {errors[-1]}" if errors else f"; see {path}"
+                raise LocalModelStartError(
+                    f"local model {name!r} did not start (exit code {code}){detail}"
+                )
+            ready = json.loads(line)
+            self._local_endpoints[name] = (ready["base_url"], ready["model"])
 
     def worker_alive(self) -> bool:
         """True while the worker process runs."""
@@ -145,9 +180,15 @@ class EmbeddedStack:
         if self.orchestrator is not None:
             orchestrator, self.orchestrator = self.orchestrator, None
             await orchestrator.stop()
-        for handle in self._local_handles.values():
-            handle.stop()
-        self._local_handles.clear()
+        for proc in self._local_procs:
+            if proc.returncode is None:
+                proc.terminate()
+                try:
+                    await asyncio.wait_for(proc.wait(), 10)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+        self._local_procs.clear()
         if self.nats is not None:
             server, self.nats = self.nats, None
             server.stop()
@@ -169,5 +210,6 @@ def point_local_agents(config: dict[str, Any], endpoints: dict[str, tuple[str, s
         backend = agent.get("backend", {})
         if backend.get("type") == "local" and backend.get("model") in endpoints:
             base_url, served = endpoints[backend["model"]]
-            backend.setdefault("base_url", base_url)
+            if not backend.get("base_url"):
+                backend["base_url"] = base_url
             backend["model"] = served

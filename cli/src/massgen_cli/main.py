@@ -124,7 +124,13 @@ async def _run(args: argparse.Namespace, config: dict[str, Any]) -> int:
 
     from .client import RunRefused, follow_run
     from .display import SimpleDisplay
-    from .embedded import EmbeddedStack, local_models_of, point_local_agents, providers_of
+    from .embedded import (
+        EmbeddedStack,
+        LocalModelStartError,
+        local_models_of,
+        point_local_agents,
+        providers_of,
+    )
     from .runlog import RunLog, default_log_root, run_log_dir
 
     run_id = new_run_id()
@@ -165,6 +171,7 @@ async def _run(args: argparse.Namespace, config: dict[str, Any]) -> int:
     stack = EmbeddedStack(
         providers_of(run_config), log_dir=log_dir, debug=args.debug,
         local_models=local_models_of(run_config),
+        on_progress=lambda note: print(f"massgen: {note}", file=sys.stderr, flush=True),
     )  # fmt: skip
     try:
         async with stack:
@@ -175,6 +182,8 @@ async def _run(args: argparse.Namespace, config: dict[str, Any]) -> int:
                 )
             except RunRefused as error:
                 return _fail(f"run refused: {error}")
+    except LocalModelStartError as error:
+        return _fail(str(error), EXIT_RUN_FAILED)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
     if runlog is not None:

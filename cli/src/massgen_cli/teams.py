@@ -81,4 +81,5 @@ def default_team(env: Mapping[str, str] | None = None) -> tuple[dict[str, Any], 
         f"{DEFAULT_LOCAL_MODEL}. Set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or "
         "XAI_API_KEY, or pass --config/--model, to use real providers."
     )
-    return {"agents": agents}, note
+    # A small model tends to re-answer rather than vote: a cap keeps the run bounded.
+    return {"agents": agents, "orchestrator": {"max_new_answers_per_agent": 2}}, note

@@ -8,33 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
-import sys
 
-import structlog
+from massgen_proto.jetstream import StreamSettings
+from massgen_proto.logsetup import configure_logging
 
 from .settings import WorkerSettings
 
-__all__ = ["configure_logging", "main"]
-
-
-def configure_logging(level: str = "info") -> None:
-    """JSON lines on stderr, one object per event."""
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
+__all__ = ["main"]
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -46,6 +27,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=None, help="turns run at once")
     parser.add_argument("--ack-wait", type=float, default=None, help="JetStream ack wait (s)")
     parser.add_argument("--name", default=None, help="worker name (default: host-pid)")
+    parser.add_argument(
+        "--memory-streams", action="store_true",
+        help="create streams in memory if they do not exist yet (embedded mode)",
+    )
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
 
@@ -55,7 +40,10 @@ async def _serve(args: argparse.Namespace) -> None:
     from .service import WorkerService
 
     settings = WorkerSettings.from_env(
-        concurrency=args.concurrency, ack_wait=args.ack_wait, worker_name=args.name
+        concurrency=args.concurrency,
+        ack_wait=args.ack_wait,
+        worker_name=args.name,
+        stream_settings=StreamSettings(memory=True) if args.memory_streams else None,
     )
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
     # Pay for ``import litellm`` now, off the event loop, not on the first turn.
