@@ -7,26 +7,21 @@ terminate then kill".
 
 from __future__ import annotations
 
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from pathlib import Path
 
-__all__ = ["NatsServer", "NatsServerError", "find_binary", "free_port"]
+__all__ = ["NatsServer", "NatsServerError", "find_binary"]
+
+_LISTENING = re.compile(r"Listening for client connections on ([0-9.]+):(\d+)")
 
 
 class NatsServerError(RuntimeError):
     """nats-server could not be found or did not start; carries its output."""
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def find_binary() -> str:
@@ -46,9 +41,10 @@ class NatsServer:
     """A nats-server child process with JetStream enabled.
 
     Args:
-        port: TCP port; 0 picks a free one.
+        port: TCP port; 0 lets the server pick a free one (read back from its log, so
+            there is no race with another process taking the port).
         store_dir: JetStream folder; a temporary folder (removed on stop) when None.
-        extra_args: more command-line arguments (cluster routes, config file...).
+        extra_args: more command-line arguments (cluster routes, a config file...).
     """
 
     def __init__(
@@ -57,12 +53,13 @@ class NatsServer:
         store_dir: str | Path | None = None,
         extra_args: list[str] | None = None,
     ) -> None:
-        self.port = port or free_port()
+        self.port = port
         self._own_dir = store_dir is None
         self.store_dir = Path(store_dir or tempfile.mkdtemp(prefix="massgen-nats-"))
         self._extra = extra_args or []
-        self._proc: subprocess.Popen | None = None
-        self._log = self.store_dir / "nats-server.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.output: list[str] = []
+        """Everything the server wrote so far (it logs to stderr)."""
 
     @property
     def url(self) -> str:
@@ -70,33 +67,40 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> NatsServer:
-        """Start the process and wait until it accepts connections."""
+        """Start the process and wait for "Server is ready" (JetStream included)."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)
         command = [
-            find_binary(), "-a", "127.0.0.1", "-p", str(self.port),
+            find_binary(), "-a", "127.0.0.1", "-p", str(self.port or -1),
             "-js", "-sd", str(self.store_dir), *self._extra,
         ]  # fmt: skip
-        log_file = self._log.open("wb")
-        self._proc = subprocess.Popen(
-            command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        self._proc = proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
         )
-        log_file.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise NatsServerError(f"nats-server exited at start:\n{self._output()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.01)
-        self.stop()
-        raise NatsServerError(f"nats-server not ready after {timeout}s:\n{self._output()}")
+        ready = threading.Event()
 
-    def _output(self) -> str:
-        try:
-            return self._log.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
+        def drain() -> None:
+            # Keeps reading after start-up so a chatty server never blocks on a full pipe.
+            assert proc.stderr is not None
+            for raw in proc.stderr:
+                line = raw.decode(errors="replace").rstrip()
+                self.output.append(line)
+                if match := _LISTENING.search(line):
+                    self.port = int(match.group(2))
+                if "Server is ready" in line:
+                    ready.set()
+            ready.set()  # EOF: the process is gone; reported below.
+
+        threading.Thread(target=drain, name="nats-server-log", daemon=True).start()
+        if not ready.wait(timeout) or proc.poll() is not None or not self.port:
+            tail = "\n".join(self.output[-40:])
+            self.stop()
+            raise NatsServerError(f"nats-server did not start; its output:\n{tail}")
+        return self
+
+    @property
+    def running(self) -> bool:
+        """True while the process is alive."""
+        return self._proc is not None and self._proc.poll() is None
 
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate, then kill after ``timeout``. Safe to call twice."""
