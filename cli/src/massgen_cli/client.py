@@ -91,7 +91,10 @@ async def follow_run(
                     CancelRun(run_id=run_id).model_dump_json().encode(),
                     timeout=request_timeout,
                 )
-            if get not in done:
+            # Not ``get not in done``: while the cancel request awaited its reply, ``get``
+            # may have taken an event (often run_finished) off the queue; dropping it
+            # would leave this loop waiting forever.
+            if not get.done():
                 get.cancel()
                 continue
             event = RunEventAdapter.validate_json(get.result())

@@ -1,38 +1,90 @@
-"""Line-by-line run display (``simple``): readable in a pipe, a log or a terminal.
+"""Run displays and how one is chosen.
 
-Agents stream at the same time, so text is buffered per agent and printed a whole
-line at a time with the agent's label in front; nothing interleaves mid-line.
+- ``simple``: line by line, readable in a pipe, a log or a terminal. Agents stream at
+  the same time, so text is buffered per agent and printed a whole line at a time
+  with the agent's label in front; nothing interleaves mid-line.
+- ``final``: only the final answer (``--no-display``).
+- ``rich_terminal`` / ``terminal``: live frames, see :mod:`massgen_cli.live`.
+
+Every display takes the same RunEvent stream (``display(event)``) and has
+``start()``, ``tick()`` (called a few times a second by :func:`showing`, for timers
+and throttled redraws) and ``close()``.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import sys
-from typing import TextIO, assert_never
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol, TextIO, assert_never
 
 from massgen_proto import events as ev
 
-__all__ = ["SimpleDisplay"]
+from .view import WAIT_NOTICE_SECONDS, RunView
+from .view import workflow_call as _workflow_tool
 
-_WORKFLOW_TOOLS = frozenset({"new_answer", "vote"})
+__all__ = [
+    "DISPLAY_TYPES",
+    "Display",
+    "FinalOnlyDisplay",
+    "SimpleDisplay",
+    "choose_display_type",
+    "make_display",
+    "showing",
+]
+
+DISPLAY_TYPES = ("rich_terminal", "terminal", "simple", "final")
 
 
-def _workflow_tool(chunk_text: str) -> bool:
-    """True for a tool-call / tool-result chunk of a workflow tool (JSON with ``name``)."""
-    try:
-        return json.loads(chunk_text).get("name") in _WORKFLOW_TOOLS
-    except (ValueError, AttributeError):
-        return False
+class Display(Protocol):
+    """What every display offers."""
+
+    def __call__(self, event: ev.RunEvent) -> None: ...
+    def start(self) -> None: ...
+    def tick(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class SimpleDisplay:
     """Prints a run's events as labelled lines."""
 
-    def __init__(self, stream: TextIO | None = None, show_reasoning: bool = False) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        show_reasoning: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._out = stream or sys.stdout
         self._pending: dict[str, str] = {}
         self._names: dict[str, str] = {}
         self._show_reasoning = show_reasoning
+        self._view = RunView()
+        self._clock = clock
+        self._noticed: dict[str, int] = {}
+        self.interval = 1.0
+
+    def start(self) -> None:
+        """Nothing to set up: lines are printed as events arrive."""
+
+    def close(self) -> None:
+        """Print what is still buffered."""
+        for label in list(self._pending):
+            self._flush_agent(label)
+
+    def tick(self) -> None:
+        """Say so when an agent has worked a while without output (never a silent wait)."""
+        now = self._clock()
+        for label, agent in self._view.agents.items():
+            waiting = agent.waiting_for(now)
+            if waiting is None:
+                self._noticed.pop(label, None)
+                continue
+            step = int(waiting // (2 * WAIT_NOTICE_SECONDS))
+            if self._noticed.get(label, -1) < step:
+                self._noticed[label] = step
+                self._print(f"{self._tag(label)} … waiting for the model ({waiting:.0f}s, no output yet)")
 
     def _print(self, text: str) -> None:
         self._out.write(text + "\n")
@@ -56,6 +108,7 @@ class SimpleDisplay:
 
     def __call__(self, event: ev.RunEvent) -> None:
         """Render one event."""
+        self._view.apply(event)
         match event:
             case ev.RunCreated():
                 self._names = {a.label: a.id for a in event.agents}
@@ -124,8 +177,101 @@ class SimpleDisplay:
                 )
                 self._print(f"\n=== final answer from {event.label} ({event.agent}){note} ===")
                 self._print(event.content.strip())
+            case ev.ToolDenied():
+                self._flush_agent(event.label)
+                self._print(
+                    f"{self._tag(event.label)} ⛔ {event.tool} denied {event.path} ({event.rule})"
+                )
             case ev.RunFinished():
                 message = f": {event.message}" if event.message else ""
                 self._print(f"\nrun {event.run_id} {event.status}{message}")
             case _:
                 assert_never(event)
+
+
+class FinalOnlyDisplay:
+    """``--no-display``: print only the final answer (and how the run ended, on stderr)."""
+
+    interval = 1.0
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._out = stream or sys.stdout
+        self._final: str | None = None
+
+    def start(self) -> None:
+        """Nothing to set up."""
+
+    def tick(self) -> None:
+        """Nothing moves on screen."""
+
+    def close(self) -> None:
+        """Nothing buffered."""
+
+    def __call__(self, event: ev.RunEvent) -> None:
+        """Remember the final answer; print it when the run ends."""
+        if isinstance(event, ev.FinalAnswer):
+            self._final = event.content
+        elif isinstance(event, ev.RunFinished):
+            if self._final is not None:
+                self._out.write(self._final.strip() + "\n")
+                self._out.flush()
+            if event.status != "completed":
+                message = f": {event.message}" if event.message else ""
+                print(f"run {event.run_id} {event.status}{message}", file=sys.stderr)
+
+
+def choose_display_type(
+    flag: str | None, no_display: bool, configured: str | None, stream: TextIO
+) -> str:
+    """Pick the display: ``--display`` > ``--no-display`` > config ``ui`` > terminal or not.
+
+    A live display asked for by the config falls back to ``simple`` when the output
+    is not a terminal (a pipe or a file gets readable lines, not cursor moves).
+    """
+    if flag:
+        return flag
+    if no_display:
+        return "final"
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    if configured in ("rich_terminal", "terminal", "simple"):
+        return configured if tty or configured == "simple" else "simple"
+    return "rich_terminal" if tty else "simple"
+
+
+def make_display(kind: str, stream: TextIO | None = None, **options: Any) -> Display:
+    """Build the display named ``kind`` (one of ``DISPLAY_TYPES``)."""
+    if kind == "rich_terminal":
+        from .live import RichDisplay
+
+        return RichDisplay(stream, **options)
+    if kind == "terminal":
+        from .live import TerminalDisplay
+
+        return TerminalDisplay(stream, **options)
+    if kind == "simple":
+        options.pop("keys", None)
+        options.pop("fps", None)
+        return SimpleDisplay(stream, **options)
+    if kind == "final":
+        return FinalOnlyDisplay(stream)
+    raise ValueError(f"unknown display {kind!r}: use one of {', '.join(DISPLAY_TYPES)}")
+
+
+@contextlib.asynccontextmanager
+async def showing(display: Display) -> AsyncIterator[Display]:
+    """Start ``display``, tick it while the block runs, close it afterwards."""
+
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(getattr(display, "interval", 0.125))
+            display.tick()
+
+    display.start()
+    task = asyncio.ensure_future(ticker())
+    try:
+        yield display
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        display.close()

@@ -18,18 +18,43 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import nats
-import structlog
-from massgen_orchestrator.service import OrchestratorService
-from massgen_orchestrator.settings import OrchestratorSettings
+from typing import TYPE_CHECKING
+
 from massgen_proto.config import RunConfig
-from nats.aio.client import Client
+from massgen_proto.subjects import TURNS_STREAM, provider_consumer
 
 from .nats_server import NatsServer
 
-__all__ = ["EmbeddedStack", "LocalModelStartError", "local_models_of", "providers_of"]
+if TYPE_CHECKING:
+    from massgen_gateway.service import GatewayService
+    from massgen_orchestrator.service import OrchestratorService
+    from nats.aio.client import Client
 
-log = structlog.get_logger("embedded")
+__all__ = [
+    "EmbeddedStack",
+    "LocalModelStartError",
+    "WorkerStartError",
+    "die_with_parent",
+    "local_models_of",
+    "providers_of",
+]
+
+
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: the child gets SIGTERM when this process dies (Linux), so a killed
+    ``massgen`` leaves no worker or model server behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux / no glibc: the stack still stops on a normal exit
+        pass
+
+
+class WorkerStartError(RuntimeError):
+    """The worker process died or never became ready."""
 
 
 class LocalModelStartError(RuntimeError):
@@ -75,6 +100,7 @@ class EmbeddedStack:
         self._on_progress = on_progress
         self.nats: NatsServer | None = None
         self.orchestrator: OrchestratorService | None = None
+        self.gateway: GatewayService | None = None
         self.client: Client | None = None
         self._worker: subprocess.Popen | None = None
         self._worker_log = None
@@ -91,13 +117,59 @@ class EmbeddedStack:
         self.nats = NatsServer().start()
         self._start_worker()
         local = asyncio.ensure_future(self._start_local_models())
+        # Imported only now: these imports overlap with the worker's own start-up.
+        import nats
+        from massgen_gateway.service import GatewayService
+        from massgen_gateway.settings import GatewaySettings
+        from massgen_orchestrator.service import OrchestratorService
+        from massgen_orchestrator.settings import OrchestratorSettings
+
         self.orchestrator = OrchestratorService(
             OrchestratorSettings(nats_url=self.nats.url, memory_streams=True, replica="embedded")
         )
         await self.orchestrator.start()
+        # The tool gateway, in-process: cheap until an agent asks for tools.
+        self.gateway = GatewayService(
+            GatewaySettings(
+                nats_url=self.nats.url, memory_streams=True, replica="embedded",
+                final_dir=str(self.log_dir / "final_workspace") if self.log_dir else None,
+            )
+        )  # fmt: skip
+        await self.gateway.start()
         self.client = await nats.connect(self.nats.url, name="massgen-cli")
         await local
+        await self._wait_for_workers()
         return self
+
+    async def _wait_for_workers(self, timeout: float = 120.0) -> None:
+        """Return once the worker pulls every provider's turns.
+
+        The run's deadline starts when it is created, so it is created only when a
+        worker can take its turns (the worker's ``import litellm`` takes seconds).
+        """
+        js = self.client.jetstream()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        waiting = set(self.providers)
+        while waiting:
+            if not self.worker_alive():
+                raise WorkerStartError(self._worker_failure())
+            for provider in list(waiting):
+                try:
+                    info = await js.consumer_info(TURNS_STREAM, provider_consumer(provider))
+                except Exception:  # noqa: BLE001 - not created yet: the worker is starting
+                    continue
+                if info.num_waiting:
+                    waiting.discard(provider)
+            if loop.time() > deadline:
+                raise WorkerStartError(f"the worker did not start within {timeout:.0f}s")
+            if waiting:
+                await asyncio.sleep(0.05)
+
+    def _worker_failure(self) -> str:
+        where = f"; see {self.log_dir / 'worker.log'}" if self.log_dir is not None else ""
+        code = self._worker.returncode if self._worker is not None else None
+        return f"the worker process exited at start (exit code {code}){where}"
 
     def _start_worker(self) -> None:
         command = [
@@ -118,6 +190,7 @@ class EmbeddedStack:
             stderr=self._worker_log or subprocess.DEVNULL,
             env=env,
             start_new_session=True,  # Ctrl-C reaches us; we stop the worker ourselves.
+            preexec_fn=die_with_parent,
         )
 
     async def _start_local_models(self) -> None:
@@ -138,6 +211,7 @@ class EmbeddedStack:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log_target or asyncio.subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )  # fmt: skip
             if log_target is not None:
                 log_target.close()
@@ -156,6 +230,17 @@ class EmbeddedStack:
             ready = json.loads(line)
             self._local_endpoints[name] = (ready["base_url"], ready["model"])
 
+    def pids(self) -> dict[str, int]:
+        """Process ids of the child processes, by role (for ``massgen up``'s state file)."""
+        out: dict[str, int] = {}
+        if self.nats is not None and self.nats._proc is not None:
+            out["nats-server"] = self.nats._proc.pid
+        if self._worker is not None:
+            out["worker"] = self._worker.pid
+        for name, proc in zip(self.local_models, self._local_procs, strict=False):
+            out[f"local-model:{name}"] = proc.pid
+        return out
+
     def worker_alive(self) -> bool:
         """True while the worker process runs."""
         return self._worker is not None and self._worker.poll() is None
@@ -164,22 +249,31 @@ class EmbeddedStack:
         """Stop in reverse start order. Safe to call twice."""
         if self.client is not None:
             client, self.client = self.client, None
-            await client.drain()
-        if self._worker is not None:
-            worker, self._worker = self._worker, None
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.to_thread(worker.wait, 10)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+            try:
+                await client.drain()
+            except Exception:  # noqa: BLE001 - a lost connection must not stop the teardown
+                await client.close()
+        # The worker's interpreter takes a second to exit: stop the in-process services
+        # meanwhile. With no run left in this private stack, a slow worker is killed.
+        worker, self._worker = self._worker, None
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+        gateway, self.gateway = self.gateway, None
+        orchestrator, self.orchestrator = self.orchestrator, None
+        await asyncio.gather(
+            *(service.stop() for service in (gateway, orchestrator) if service is not None)
+        )
+        if worker is not None:
+            try:
+                # It has nothing in flight once the run is over; its interpreter's
+                # teardown (litellm) is the slow part, not worth waiting for.
+                await asyncio.to_thread(worker.wait, 0.5)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
         if self._worker_log is not None:
             self._worker_log.close()
             self._worker_log = None
-        if self.orchestrator is not None:
-            orchestrator, self.orchestrator = self.orchestrator, None
-            await orchestrator.stop()
         for proc in self._local_procs:
             if proc.returncode is None:
                 proc.terminate()

@@ -74,7 +74,13 @@ class NatsServer:
             "-js", "-sd", str(self.store_dir), *self._extra,
         ]  # fmt: skip
         self._proc = proc = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal (cancelling one interactive turn)
+            # must not reach the server; its owner stops it.
+            start_new_session=True,
         )
         ready = threading.Event()
 

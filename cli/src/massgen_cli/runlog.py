@@ -1,4 +1,5 @@
-"""The per-run log folder: events.jsonl, one output file per agent, final answer, status."""
+"""The per-run log folder: events.jsonl, one output file per agent, final answer, status,
+and the coordination table (``coordination_table.txt``)."""
 
 from __future__ import annotations
 
@@ -30,9 +31,13 @@ class RunLog:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self._events: IO[str] = (directory / "events.jsonl").open("w", encoding="utf-8")
+        # Line-buffered: a reader tailing the file (or a killed process) misses nothing.
+        self._events: IO[str] = (directory / "events.jsonl").open(
+            "w", encoding="utf-8", buffering=1
+        )
         self._agents: dict[str, IO[str]] = {}
         self._names: dict[str, str] = {}
+        self._steps: list[ev.RunEvent] = []
 
     def _agent_file(self, agent: str) -> IO[str]:
         handle = self._agents.get(agent)
@@ -45,6 +50,8 @@ class RunLog:
     def write(self, event: ev.RunEvent, raw: str | None = None) -> None:
         """Record one event (``raw``: its JSON if already serialized)."""
         self._events.write((raw or event.model_dump_json()) + "\n")
+        if not isinstance(event, ev.Chunk | ev.TokenUsage):
+            self._steps.append(event)  # for coordination_table.txt
         match event:
             case ev.TurnStarted():
                 self._agent_file(event.agent).write(
@@ -68,7 +75,12 @@ class RunLog:
                 pass
 
     def close(self, summary: RunSummary) -> None:
-        """Write the final answer and status, and close every file."""
+        """Write the final answer, status and coordination table; close every file."""
+        from .table import coordination_table
+
+        (self.directory / "coordination_table.txt").write_text(
+            coordination_table(self._steps), encoding="utf-8"
+        )
         if summary.final_answer is not None:
             (self.directory / "final_answer.md").write_text(
                 summary.final_answer.rstrip() + "\n", encoding="utf-8"

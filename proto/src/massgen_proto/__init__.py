@@ -5,6 +5,6 @@ Subjects (``subjects``), inter-service messages (``messages``), run events
 identifiers (``ids``) and the event fold every reader shares (``summary``).
 """
 
-from . import config, events, ids, messages, providers, subjects, summary
+from . import config, events, ids, messages, providers, subjects, summary, tools
 
-__all__ = ["config", "events", "ids", "messages", "providers", "subjects", "summary"]
+__all__ = ["config", "events", "ids", "messages", "providers", "subjects", "summary", "tools"]

@@ -30,6 +30,7 @@ __all__ = [
     "RunStatus",
     "TERMINAL_STATUSES",
     "TokenUsage",
+    "ToolDenied",
     "TurnStarted",
     "VoteAccepted",
     "VoteDiscarded",
@@ -180,6 +181,22 @@ class RunFinished(_Event):
     winner: str | None = None
 
 
+class ToolDenied(_AgentEvent):
+    """A tool call was refused by a path permission (audit; nothing touched the disk)."""
+
+    kind: Literal["tool_denied"] = "tool_denied"
+    turn_id: str
+    tool: str
+    """Tool name as offered, e.g. ``mcp__filesystem__write_file``."""
+    path: str
+    """The path argument as the agent gave it."""
+    resolved: str
+    """Where it resolved to (symlinks, ``..``, ``~`` and the workspace applied)."""
+    rule: str
+    """Which rule refused it, e.g. ``outside_roots``, ``context_read_only``."""
+    phase: Literal["coordinate", "present"]
+
+
 RunEvent = Annotated[
     RunCreated
     | TurnStarted
@@ -196,7 +213,8 @@ RunEvent = Annotated[
     | DeadlineReached
     | PresentationStarted
     | FinalAnswer
-    | RunFinished,
+    | RunFinished
+    | ToolDenied,
     Field(discriminator="kind"),
 ]
 RunEventAdapter: TypeAdapter[RunEvent] = TypeAdapter(RunEvent)

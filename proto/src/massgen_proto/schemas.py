@@ -17,6 +17,7 @@ from .messages import (
     TurnRequest,
     WorkerReportAdapter,
 )
+from .tools import GatewayReplyAdapter, GatewayRequestAdapter
 
 __all__ = ["SCHEMA_DIR", "render_schemas", "write_schemas"]
 
@@ -31,6 +32,8 @@ _FAMILIES: dict[str, TypeAdapter] = {
     "cancel_run": TypeAdapter(CancelRun),
     "cancel_turn": TypeAdapter(CancelTurn),
     "run_config": TypeAdapter(RunConfig),
+    "gateway_request": GatewayRequestAdapter,
+    "gateway_reply": GatewayReplyAdapter,
 }
 
 

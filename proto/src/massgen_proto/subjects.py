@@ -8,6 +8,12 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "GATEWAY_CLOSE",
+    "GATEWAY_QUEUE",
+    "GATEWAY_TOOLS_CALL",
+    "GATEWAY_TOOLS_LIST",
+    "API_RUNS_BUCKET",
+    "SESSIONS_BUCKET",
     "CONTROL_WILDCARD",
     "EVENTS_STREAM",
     "EVENTS_WILDCARD",
@@ -77,3 +83,20 @@ def events_subject(run_id: str) -> str:
 def control_subject(run_id: str) -> str:
     """Core-NATS subject on which the orchestrator tells workers to cancel turns of a run."""
     return f"{PREFIX}.control.{validate_token(run_id, 'run id')}"
+
+
+SESSIONS_BUCKET = "massgen_sessions"
+"""KV bucket: session id -> the API's multi-turn session (tenant, team/config, turns)."""
+
+API_RUNS_BUCKET = "massgen_api_runs"
+"""KV bucket: run id -> the API's index record of a run (tenant, team, status, created_at)."""
+
+
+GATEWAY_TOOLS_LIST = f"{PREFIX}.gateway.tools.list"
+"""Request/reply: an agent's tools (ToolListRequest -> ToolList | ErrorReply)."""
+GATEWAY_TOOLS_CALL = f"{PREFIX}.gateway.tools.call"
+"""Request/reply: call one tool (ToolCallRequest -> ToolResult | ErrorReply)."""
+GATEWAY_CLOSE = f"{PREFIX}.gateway.close"
+"""Request/reply: close a run's MCP sessions (CloseRunTools -> RunAccepted)."""
+GATEWAY_QUEUE = "mcp-gateway"
+"""Queue group shared by gateway replicas."""

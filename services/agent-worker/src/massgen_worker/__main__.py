@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 
+from massgen_proto.health import HealthServer, credentials_from_env, nats_url_with_credentials
 from massgen_proto.jetstream import StreamSettings
 from massgen_proto.logsetup import configure_logging
 
@@ -20,7 +22,10 @@ __all__ = ["main"]
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="massgen-worker", description=__doc__.splitlines()[0])
-    parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="NATS server URL(s)")
+    parser.add_argument(
+        "--nats", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
+        help="NATS server URL (default $NATS_URL)",
+    )
     parser.add_argument(
         "--providers", required=True, help="comma-separated providers to serve, e.g. openai,anthropic"
     )
@@ -32,11 +37,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="create streams in memory if they do not exist yet (embedded mode)",
     )
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--health-port", type=int, default=None, help="serve /healthz /readyz")
+    parser.add_argument("--nats-user", default=None, help="NATS user (default $NATS_USER)")
+    parser.add_argument(
+        "--nats-password", default=None, help="NATS password (default $NATS_PASSWORD)"
+    )
     return parser.parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    from .llm import preload
+    from .llm import apreload
     from .service import WorkerService
 
     settings = WorkerSettings.from_env(
@@ -46,18 +56,34 @@ async def _serve(args: argparse.Namespace) -> None:
         stream_settings=StreamSettings(memory=True) if args.memory_streams else None,
     )
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
-    # Pay for ``import litellm`` now, off the event loop, not on the first turn.
+    # Pay for ``import litellm`` and its first-call imports now, not on the first turn.
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, preload)
-    service = WorkerService(args.nats, providers, settings)
+    await apreload()
+    user, password = credentials_from_env(args.nats_user, args.nats_password)
+    service = WorkerService(nats_url_with_credentials(args.nats, user, password), providers, settings)
+    started = asyncio.Event()
+    health = None
+    if args.health_port is not None:
+        # Ready once pulling, and while the NATS connection is up.
+        health = await HealthServer(
+            args.health_port,
+            ready=lambda: (
+                started.is_set() and service._nc is not None and service._nc.is_connected
+            ),
+        ).start()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await service.start()
+    started.set()
     try:
         await stop.wait()
     finally:
+        if health is not None:
+            health.stopping = True
         await service.stop()
+        if health is not None:
+            await health.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

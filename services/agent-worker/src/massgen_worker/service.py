@@ -41,14 +41,24 @@ from massgen_proto.messages import (
 )
 from massgen_proto.subjects import (
     CONTROL_WILDCARD,
+    GATEWAY_TOOLS_CALL,
+    GATEWAY_TOOLS_LIST,
     SUBMIT_REPORT,
     TURNS_STREAM,
     events_subject,
+)
+from massgen_proto.tools import (
+    GatewayReplyAdapter,
+    ToolCallRequest,
+    ToolList,
+    ToolListRequest,
+    ToolResult,
 )
 from pydantic import ValidationError
 
 from .llm import LiteLLMModel, Model
 from .settings import WorkerSettings
+from .stream import ToolCall
 from .turn import RetryPolicy, TurnOutcome, run_turn
 
 __all__ = ["OrchestratorUnavailable", "WorkerService"]
@@ -58,6 +68,63 @@ log = structlog.get_logger("massgen_worker")
 
 class OrchestratorUnavailable(RuntimeError):
     """The orchestrator did not answer a report after every retry."""
+
+
+class _GatewayTools:
+    """The turn's MCP tools through the mcp-gateway (request/reply over NATS)."""
+
+    def __init__(self, nc: Any, request: TurnRequest, settings: WorkerSettings, tlog: Any) -> None:
+        self.nc = nc
+        self.request = request
+        self.settings = settings
+        self.log = tlog
+
+    def _caller(self) -> dict[str, Any]:
+        r = self.request
+        return {"run_id": r.run_id, "agent_id": r.agent_id, "label": r.label, "phase": r.phase}
+
+    async def list_tools(self) -> list[dict[str, Any]]:
+        import nats.errors
+
+        ask = ToolListRequest(turn_id=self.request.turn_id, **self._caller())
+        try:
+            reply = await self.nc.request(
+                GATEWAY_TOOLS_LIST, ask.model_dump_json().encode(),
+                timeout=self.settings.tool_list_timeout,
+            )  # fmt: skip
+        except nats.errors.NoRespondersError:
+            return []  # no gateway deployed: workflow tools only
+        except nats.errors.TimeoutError:
+            self.log.warning("tool_list_timeout", timeout=self.settings.tool_list_timeout)
+            return []
+        parsed = GatewayReplyAdapter.validate_json(reply.data)
+        if not isinstance(parsed, ToolList):
+            self.log.warning("tool_list_refused", error=getattr(parsed, "error", parsed.kind))
+            return []
+        for problem in parsed.errors:
+            self.log.warning("tool_server_unavailable", error=problem)
+        return parsed.tools
+
+    async def call(self, call: ToolCall) -> str:
+        import nats.errors
+
+        s = self.settings
+        ask = ToolCallRequest(
+            turn_id=self.request.turn_id, call_id=call.id, name=call.name,
+            arguments=call.arguments, timeout=s.tool_call_timeout, **self._caller(),
+        )  # fmt: skip
+        try:
+            reply = await self.nc.request(
+                GATEWAY_TOOLS_CALL, ask.model_dump_json().encode(),
+                timeout=s.tool_call_timeout + 5.0,
+            )  # fmt: skip
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as error:
+            self.log.warning("tool_call_unanswered", tool=call.name, error=repr(error))
+            return f"Error: the tool gateway did not answer the call of {call.name!r}; try again."
+        parsed = GatewayReplyAdapter.validate_json(reply.data)
+        if isinstance(parsed, ToolResult):
+            return parsed.content
+        return f"Error: {getattr(parsed, 'error', 'the tool call was refused')}"
 
 
 class _RateLimiter:
@@ -330,6 +397,7 @@ class WorkerService:
                     max_delay=s.retry_max_delay,
                     max_tool_rounds=s.max_tool_rounds,
                 ),
+                tools=_GatewayTools(nc, request, s, tlog) if s.use_gateway else None,
             ),
             name=f"turn-{request.turn_id}",
         )

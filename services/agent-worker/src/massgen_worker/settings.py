@@ -49,6 +49,12 @@ class WorkerSettings(BaseModel):
     """Retries of a report the orchestrator did not answer in time."""
     fetch_timeout: float = Field(default=1.0, gt=0)
     """Long-poll length of one pull; bounds how fast stop() ends the pull loops."""
+    use_gateway: bool = True
+    """Ask the mcp-gateway for the agent's tools at each turn start (no gateway: none)."""
+    tool_list_timeout: float = Field(default=45.0, gt=0)
+    """Seconds to wait for the gateway's tool list (it may be starting MCP servers)."""
+    tool_call_timeout: float = Field(default=30.0, gt=0)
+    """Seconds one tool call may take; the gateway answers with a timeout error then."""
     rate_limits: dict[str, float] = Field(default_factory=dict)
     """Max turns started per second, per provider (absent: unlimited)."""
     stream_settings: StreamSettings = Field(default_factory=StreamSettings)

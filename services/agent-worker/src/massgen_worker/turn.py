@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from massgen_proto.events import Chunk, TokenUsage
 from massgen_proto.messages import (
@@ -36,6 +36,7 @@ __all__ = [
     "Emit",
     "RetryPolicy",
     "Submit",
+    "ToolBroker",
     "TurnOutcome",
     "run_turn",
     "unavailable_tool_message",
@@ -71,12 +72,25 @@ class TurnOutcome:
     error: str | None = None
 
 
+class ToolBroker(Protocol):
+    """The agent's non-workflow tools (MCP tools through the gateway) for one turn."""
+
+    async def list_tools(self) -> list[dict[str, Any]]:
+        """Tools to offer besides the workflow tools, in OpenAI function-tool JSON
+        (empty when the agent has none or the gateway cannot be reached)."""
+        ...
+
+    async def call(self, call: ToolCall) -> str:
+        """Run one tool call; the result, a failure or a denial, as text for the model."""
+        ...
+
+
 class _TurnError(Exception):
     """Ends the turn with a TurnFailed carrying ``str(self)``."""
 
 
 def unavailable_tool_message(name: str) -> str:
-    """Tool result for a tool this worker cannot run (MCP tools are not wired yet)."""
+    """Tool result for a tool the agent was not offered."""
     return f"Error: tool {name!r} is not available. Use only the tools you were offered."
 
 
@@ -90,8 +104,12 @@ class _Turn:
         policy: RetryPolicy,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
+        broker: ToolBroker | None = None,
     ) -> None:
         self.request = request
+        self.broker = broker
+        self.extra_tools: list[dict[str, Any]] = []
+        self.extra_names: set[str] = set()
         self.model = model
         self.submit = submit
         self.emit = emit
@@ -132,11 +150,15 @@ class _Turn:
         return self.request.deadline - self.clock()
 
     async def _stream_once(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        tool_choice: str | None = None,
     ) -> AssistantMessage:
         self.model_calls += 1
         accumulator = StreamAccumulator()
-        tool_choice = "required" if tools else None
+        if tools and tool_choice is None:
+            tool_choice = "required"
         async for delta in self.model.stream(messages, tools, tool_choice):
             await self._publish(accumulator.feed(delta))
         events, message = accumulator.finish()
@@ -170,13 +192,18 @@ class _Turn:
             raise
 
     async def call_model(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        tool_choice: str | None = None,
     ) -> AssistantMessage:
         """One model response, retrying retryable provider errors with backoff."""
         failures = 0
         while True:
             try:
-                return await self._within_deadline(self._stream_once(messages, tools))
+                return await self._within_deadline(
+                    self._stream_once(messages, tools, tool_choice)
+                )
             except FatalModelError as error:
                 raise _TurnError(f"provider error: {error.message}") from error
             except ModelError as error:
@@ -197,7 +224,16 @@ class _Turn:
     async def present(self) -> TurnOutcome:
         messages = [m.model_dump() for m in self.request.messages]
         self.attempts = 1
-        message = await self.call_model(messages, None)
+        tools = self.extra_tools or None
+        for round_ in range(1, self.policy.max_tool_rounds + 1):
+            # The last round offers no tools, so the presentation ends in text.
+            offered = tools if round_ < self.policy.max_tool_rounds else None
+            message = await self.call_model(messages, offered, "auto" if offered else None)
+            if not message.tool_calls or offered is None:
+                break
+            messages.append(message.to_openai())
+            for call in message.tool_calls:
+                await self._tool_result(messages, call, await self._run_tool(call))
         r = self.request
         await self.submit(
             PresentationFinished(run_id=r.run_id, turn_id=r.turn_id, content=message.text)
@@ -206,7 +242,7 @@ class _Turn:
 
     async def respond(self, messages: list[dict[str, Any]]) -> AssistantMessage:
         """A response with a workflow call, or the last one after max_tool_rounds."""
-        tools = self.request.tools or None
+        tools = [*self.request.tools, *self.extra_tools] or None
         for round_ in range(1, self.policy.max_tool_rounds + 1):
             message = await self.call_model(messages, tools)
             calls = message.tool_calls
@@ -216,8 +252,14 @@ class _Turn:
                 return message
             messages.append(message.to_openai())
             for call in calls:
-                await self._tool_result(messages, call, unavailable_tool_message(call.name))
+                await self._tool_result(messages, call, await self._run_tool(call))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _run_tool(self, call: ToolCall) -> str:
+        """The result text of a non-workflow tool call (through the broker when offered)."""
+        if self.broker is None or call.name not in self.extra_names:
+            return unavailable_tool_message(call.name)
+        return await self._within_deadline(self.broker.call(call))
 
     async def _tool_result(self, messages: list[dict[str, Any]], call: ToolCall, text: str) -> None:
         messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
@@ -252,15 +294,26 @@ class _Turn:
                     text = (
                         last_rejection
                         if call.name in self.tool_names
-                        else unavailable_tool_message(call.name)
+                        else await self._run_tool(call)
                     )
                     await self._tool_result(messages, call, text)
             else:
                 messages.append({"role": "user", "content": last_rejection})
         raise _TurnError(f"no workflow call accepted in {r.max_attempts} attempts: {last_rejection}")
 
+    async def _load_tools(self) -> None:
+        if self.broker is None:
+            return
+        tools = await self._within_deadline(self.broker.list_tools())
+        # A tool may not shadow a workflow tool.
+        self.extra_tools = [
+            t for t in tools if t.get("function", {}).get("name") not in self.tool_names
+        ]
+        self.extra_names = {t["function"]["name"] for t in self.extra_tools}
+
     async def run(self) -> TurnOutcome:
         try:
+            await self._load_tools()
             if self.request.phase == "present":
                 return await self.present()
             return await self.coordinate()
@@ -279,6 +332,7 @@ async def run_turn(
     policy: RetryPolicy | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    tools: ToolBroker | None = None,
 ) -> TurnOutcome:
     """Run one turn to its end and report it.
 
@@ -290,6 +344,8 @@ async def run_turn(
         policy: provider retries and tool rounds.
         clock: epoch seconds, compared with ``request.deadline``.
         sleep: backoff sleep.
+        tools: the agent's MCP tools (listed at the start, offered with the workflow
+            tools, called when the model asks); None: workflow tools only.
 
     Returns:
         The outcome; ``failed`` turns have already been reported with TurnFailed.
@@ -298,5 +354,6 @@ async def run_turn(
         asyncio.CancelledError: the turn was cancelled (never swallowed).
         Exception: whatever ``submit`` or ``emit`` raise (orchestrator unreachable).
     """
-    turn = _Turn(request, model, submit, emit, policy or RetryPolicy(), clock, sleep)
+    policy = policy or RetryPolicy()
+    turn = _Turn(request, model, submit, emit, policy, clock, sleep, tools)
     return await turn.run()

@@ -6,21 +6,34 @@ import argparse
 import asyncio
 import signal
 
+from massgen_proto.health import HealthServer, credentials_from_env, nats_url_with_credentials
 from massgen_proto.logsetup import configure_logging
 
 from .service import OrchestratorService
 from .settings import OrchestratorSettings
 
 
-async def _serve(settings: OrchestratorSettings) -> None:
+async def _serve(settings: OrchestratorSettings, health_port: int | None = None) -> None:
     service = OrchestratorService(settings)
+    started = asyncio.Event()
+    health = None
+    if health_port is not None:
+        # Up before start(): liveness passes while streams are set up, readiness does not.
+        health = await HealthServer(
+            health_port, ready=lambda: started.is_set() and service.connected
+        ).start()
     await service.start()
+    started.set()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if health is not None:
+        health.stopping = True
     await service.stop()
+    if health is not None:
+        await health.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,12 +42,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nats", dest="nats_url", help="NATS URL (default $NATS_URL)")
     parser.add_argument("--stream-replicas", type=int, default=1)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--health-port", type=int, default=None, help="serve /healthz /readyz")
+    parser.add_argument("--nats-user", default=None, help="NATS user (default $NATS_USER)")
+    parser.add_argument(
+        "--nats-password", default=None, help="NATS password (default $NATS_PASSWORD)"
+    )
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     values = {"stream_replicas": args.stream_replicas}
     if args.nats_url:
         values["nats_url"] = args.nats_url
-    asyncio.run(_serve(OrchestratorSettings(**values)))
+    settings = OrchestratorSettings(**values)
+    user, password = credentials_from_env(args.nats_user, args.nats_password)
+    settings = settings.model_copy(
+        update={"nats_url": nats_url_with_credentials(settings.nats_url, user, password)}
+    )
+    asyncio.run(_serve(settings, args.health_port))
 
 
 if __name__ == "__main__":

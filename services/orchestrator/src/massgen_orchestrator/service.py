@@ -96,7 +96,9 @@ class OrchestratorService:
             (subjects.SUBMIT_REPORT, self._on_report),
             (subjects.SUBMIT_CANCEL, self._on_cancel),
         ):
-            self._subs.append(await self._nc.subscribe(subject, queue=queue, cb=handler))
+            self._subs.append(
+                await self._nc.subscribe(subject, queue=queue, cb=self._concurrently(handler))
+            )
         log.info("orchestrator.started", replica=self.settings.replica, runs=len(self._runs))
 
     async def stop(self) -> None:
@@ -173,10 +175,25 @@ class OrchestratorService:
             return
         await self._respond(msg, RunAccepted(run_id=request.run_id))
 
-    def _on_timer(self, run_id: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._transition(run_id, Tick(), None))
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _concurrently(self, handler):
+        """Wrap a handler so each message runs as its own task.
+
+        nats-py runs a subscription's callbacks one at a time; runs are independent
+        (each has its own lock), so messages of different runs need not wait in line.
+        """
+
+        async def dispatch(msg: Msg) -> None:
+            self._spawn(handler(msg))
+
+        return dispatch
+
+    def _on_timer(self, run_id: str) -> None:
+        self._spawn(self._transition(run_id, Tick(), None))
 
     # -- the transition ------------------------------------------------------------------
 

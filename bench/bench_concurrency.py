@@ -1,0 +1,220 @@
+"""Benchmark: 100 concurrent 3-agent runs through one orchestrator process.
+
+A nats-server (JetStream on disk), ONE orchestrator process (``python -m
+massgen_orchestrator``), two worker processes (``--concurrency 64`` each) and the fake
+model in a process of its own (``tests/fakes/serve.py``: 5 words per response, no
+delay). One NATS connection submits 100 runs at once (``follow_run`` under
+``asyncio.gather``) and follows each to its ``run_finished`` event.
+
+Reported: completed / not completed / lost runs (target: 0 lost), total time, runs per
+second, and orchestrator CPU per run = (its utime+stime from /proc after - before) /
+runs (target: at most 50 ms).
+
+    .venv/bin/python bench/bench_concurrency.py [--runs 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import nats
+
+from massgen_cli.client import follow_run
+from massgen_cli.nats_server import NatsServer
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_CPU_MS = 50.0
+RUN_TIMEOUT = 300.0
+READY_TIMEOUT = 180.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def team(base_url: str) -> dict:
+    return {
+        "agents": [
+            {
+                "id": f"a{i}",
+                "backend": {
+                    "type": "chatcompletion",
+                    "model": f"m{i}",
+                    "base_url": base_url,
+                    "api_key": "sk-fake",
+                },
+            }
+            for i in (1, 2, 3)
+        ]
+    }
+
+
+class Processes:
+    """Child processes started by this benchmark; all stopped by ``stop()``."""
+
+    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+        self.folder = folder
+        self.env = env
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, name: str, *command: str, **kwargs) -> subprocess.Popen:
+        log = (self.folder / f"{name}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, *command],
+            stdin=kwargs.pop("stdin", subprocess.DEVNULL),
+            stdout=kwargs.pop("stdout", log),
+            stderr=log,
+            env=self.env,
+            **kwargs,
+        )
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.folder / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+async def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+async def one_run(nc, index: int, config: dict) -> str:
+    """Status of one run: its final status, or 'lost: <why>' when it never finished."""
+    try:
+        summary = await asyncio.wait_for(
+            follow_run(nc, f"Question {index}: the capital of Australia?", config, lambda e: None,
+                       request_timeout=60.0),
+            RUN_TIMEOUT,
+        )  # fmt: skip
+    except TimeoutError:
+        return "lost: no run_finished in time"
+    except Exception as error:  # noqa: BLE001 - counted, reported
+        return f"lost: {type(error).__name__}: {error}"
+    return summary.status
+
+
+async def bench(runs: int, workers: int, concurrency: int) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix="massgen-bench-concurrency-"))
+    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONUNBUFFERED="1")
+    procs = Processes(folder, env)
+    server = NatsServer(store_dir=folder / "jetstream").start()
+    try:
+        fake = procs.start(
+            "fake", str(ROOT / "tests" / "fakes" / "serve.py"), "--tokens", "5", "--team", "3",
+            "--exit-on-eof", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        base_url = json.loads(fake.stdout.readline())["base_url"]
+        orchestrator = procs.start(
+            "orchestrator", "-m", "massgen_orchestrator", "--nats", server.url,
+            "--log-level", "warning",
+        )  # fmt: skip
+        for i in range(workers):
+            procs.start(
+                f"worker{i + 1}", "-m", "massgen_worker", "--nats", server.url,
+                "--providers", "chatcompletion", "--concurrency", str(concurrency),
+                "--name", f"bench-worker-{i + 1}",
+            )  # fmt: skip
+        await wait_until(
+            lambda: all("worker_started" in procs.log(f"worker{i + 1}") for i in range(workers)),
+            READY_TIMEOUT,
+            "workers",
+        )
+        config = team(base_url)
+        nc = await nats.connect(server.url, name="bench-concurrency")
+        try:
+            warm = await one_run(nc, 0, config)  # also proves the orchestrator is up
+            if warm != "completed":
+                raise RuntimeError(f"warm-up run ended {warm!r}")
+            cpu_before = cpu_seconds(orchestrator.pid)
+            started = time.monotonic()
+            statuses = await asyncio.gather(*(one_run(nc, i + 1, config) for i in range(runs)))
+            took = time.monotonic() - started
+            cpu_after = cpu_seconds(orchestrator.pid)
+        finally:
+            await nc.drain()
+    finally:
+        procs.stop()
+        server.stop()
+    counts = Counter(s if not s.startswith("lost") else "lost" for s in statuses)
+    return {
+        "runs": runs,
+        "workers": workers,
+        "concurrency": concurrency,
+        "completed": counts.get("completed", 0),
+        "lost": counts.get("lost", 0),
+        "other": {k: v for k, v in counts.items() if k not in ("completed", "lost")},
+        "lost_reasons": sorted({s for s in statuses if s.startswith("lost")})[:5],
+        "seconds": took,
+        "cpu_ms_per_run": (cpu_after - cpu_before) * 1000 / runs,
+    }
+
+
+def report(r: dict) -> str:
+    ok = "✅" if r["cpu_ms_per_run"] <= TARGET_CPU_MS else "❌"
+    lost_ok = "✅" if r["lost"] == 0 else "❌"
+    lines = [
+        "## Concurrency: 100 runs at once through one orchestrator process",
+        "",
+        f"nats-server (JetStream on disk), one `python -m massgen_orchestrator`, {r['workers']} "
+        f"worker processes (`--concurrency {r['concurrency']}`), fake model in its own process "
+        "(5 words per response, no delay). One connection submits every run at once "
+        "(`follow_run` under `asyncio.gather`); 3 agents per run.",
+        "",
+        "| figure | value | target |",
+        "|---|---|---|",
+        f"| runs submitted | {r['runs']} | |",
+        f"| completed | {r['completed']} | |",
+        f"| ended otherwise | {r['other'] or 0} | |",
+        f"| lost (no `run_finished`) | {r['lost']} | 0 {lost_ok} |",
+        f"| total time | {r['seconds']:.1f} s | |",
+        f"| runs per second | {r['runs'] / r['seconds']:.2f} | |",
+        f"| orchestrator CPU per run | {r['cpu_ms_per_run']:.1f} ms "
+        f"| ≤ {TARGET_CPU_MS:.0f} ms {ok} |",
+    ]
+    if r["lost_reasons"]:
+        lines += ["", "Lost runs: " + "; ".join(r["lost_reasons"])]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    result = asyncio.run(bench(args.runs, args.workers, args.concurrency))
+    print(report(result))
+    return 0 if result["lost"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""What a live display shows, folded from a run's events (pure: no I/O, no clock).
+
+Every display (rich panels, plain columns, replay) reads a :class:`RunView`; the
+renderers only draw it. Each agent keeps only the tail of its streamed text, so a
+long run costs the same to draw as a short one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import assert_never
+
+from massgen_proto import events as ev
+
+__all__ = ["TAIL_CHARS", "WAIT_NOTICE_SECONDS", "AgentView", "RunView", "workflow_call"]
+
+TAIL_CHARS = 4000
+"""Characters of streamed text kept per agent (the panel shows the end of it)."""
+
+WAIT_NOTICE_SECONDS = 5.0
+"""An agent working this long without output is shown as waiting for its model."""
+
+_WORKFLOW_TOOLS = frozenset({"new_answer", "vote"})
+
+
+def workflow_call(chunk_text: str) -> bool:
+    """True for a tool-call / tool-result chunk of a workflow tool (JSON with ``name``)."""
+    try:
+        return json.loads(chunk_text).get("name") in _WORKFLOW_TOOLS
+    except (ValueError, AttributeError):
+        return False
+
+
+@dataclass(slots=True)
+class AgentView:
+    """One agent's panel."""
+
+    agent: str
+    """Config id."""
+    label: str
+    provider: str = ""
+    model: str = ""
+    status: str = "waiting"
+    """waiting, working, answered agent2.1, voted for agent1, restarting, failed, ..."""
+    state: str = "waiting"
+    """Machine-readable status: waiting working answered voted restarting error failed
+    presenting winner done."""
+    text: str = ""
+    """Tail of the streamed output (at most ``TAIL_CHARS``)."""
+    turn: int = 0
+    turn_started: float | None = None
+    """Event time of the current turn's start (None between turns)."""
+    last_output: float | None = None
+    """Event time of the latest chunk of the current turn."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    answers: int = 0
+
+    @property
+    def tokens(self) -> int:
+        """Prompt plus completion tokens so far."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def busy(self) -> bool:
+        """True while a turn of this agent runs."""
+        return self.state in ("working", "presenting")
+
+    def waiting_for(self, now: float) -> float | None:
+        """Seconds this agent has worked without output, when that is worth showing."""
+        if not self.busy() or self.turn_started is None:
+            return None
+        since = now - (self.last_output or self.turn_started)
+        return since if since >= WAIT_NOTICE_SECONDS else None
+
+    def add_text(self, text: str) -> None:
+        self.text = (self.text + text)[-TAIL_CHARS:]
+
+
+@dataclass(slots=True)
+class RunView:
+    """Everything a live display draws, updated one event at a time."""
+
+    run_id: str = ""
+    question: str = ""
+    agents: dict[str, AgentView] = field(default_factory=dict)
+    """Label -> agent, in config order."""
+    answers: list[str] = field(default_factory=list)
+    """Accepted answer versions (``agent2.1``) in order."""
+    votes: dict[str, str] = field(default_factory=dict)
+    """Voter label -> label voted for (cleared when a new answer is accepted)."""
+    vote_count: int = 0
+    """Votes accepted over the whole run."""
+    restarts: int = 0
+    started_at: float | None = None
+    last_event_at: float | None = None
+    phase: str = "starting"
+    """starting, coordinating, presenting, finished."""
+    winner_label: str | None = None
+    final_answer: str | None = None
+    final_fallback: bool = False
+    status: str = "running"
+    message: str = ""
+    events: int = 0
+    show_reasoning: bool = False
+
+    def _agent(self, event: ev.RunEvent) -> AgentView:
+        label = getattr(event, "label", "")
+        view = self.agents.get(label)
+        if view is None:  # an event before run_created (a replay cut short): still show it
+            view = self.agents[label] = AgentView(agent=getattr(event, "agent", label), label=label)
+        return view
+
+    def elapsed(self, now: float) -> float:
+        """Seconds since the run started."""
+        return max(0.0, now - self.started_at) if self.started_at is not None else 0.0
+
+    def orchestrator_line(self) -> str:
+        """Answers and votes so far, in one line."""
+        answers = ", ".join(self.answers) or "none yet"
+        votes = ", ".join(f"{voter}→{target}" for voter, target in self.votes.items())
+        line = f"answers: {answers} | votes: {votes or 'none'}"
+        if self.restarts:
+            line += f" | restarts: {self.restarts}"
+        if self.winner_label:
+            line += f" | winner: {self.winner_label}"
+        return line
+
+    def apply(self, event: ev.RunEvent) -> None:
+        """Fold one event into the view."""
+        self.events += 1
+        self.last_event_at = event.ts
+        match event:
+            case ev.RunCreated():
+                self.run_id = event.run_id
+                self.question = event.question
+                self.started_at = event.ts
+                self.phase = "coordinating"
+                for info in event.agents:
+                    self.agents[info.label] = AgentView(
+                        agent=info.id, label=info.label, provider=info.provider, model=info.model
+                    )
+            case ev.TurnStarted():
+                agent = self._agent(event)
+                agent.turn = event.number
+                agent.turn_started = event.ts
+                agent.last_output = None
+                presenting = event.phase == "present"
+                agent.state = "presenting" if presenting else "working"
+                agent.status = "presenting" if presenting else f"working (turn {event.number})"
+                marker = "final presentation" if presenting else f"turn {event.number}"
+                agent.add_text(f"\n── {marker} ──\n" if agent.text else f"── {marker} ──\n")
+            case ev.Chunk(channel="content"):
+                agent = self._agent(event)
+                agent.last_output = event.ts
+                agent.add_text(event.text)
+            case ev.Chunk(channel="reasoning"):
+                agent = self._agent(event)
+                agent.last_output = event.ts
+                if self.show_reasoning:
+                    agent.add_text(event.text)
+            case ev.Chunk():
+                agent = self._agent(event)
+                agent.last_output = event.ts
+                if not workflow_call(event.text):
+                    agent.add_text(f"\n[{event.channel}] {event.text}\n")
+            case ev.TokenUsage():
+                agent = self._agent(event)
+                agent.prompt_tokens += event.prompt_tokens
+                agent.completion_tokens += event.completion_tokens
+            case ev.AnswerAccepted():
+                agent = self._agent(event)
+                agent.answers += 1
+                agent.state, agent.status = "answered", f"answered {event.version}"
+                agent.turn_started = None
+                self.answers.append(event.version)
+                self.votes.clear()
+            case ev.WorkflowRejected():
+                agent = self._agent(event)
+                agent.add_text(f"\n✗ {event.tool or 'no tool call'} rejected: {event.error}\n")
+            case ev.VoteAccepted():
+                agent = self._agent(event)
+                agent.state, agent.status = "voted", f"voted for {event.target}"
+                agent.turn_started = None
+                self.votes[event.label] = event.target
+                self.vote_count += 1
+            case ev.VoteDiscarded():
+                agent = self._agent(event)
+                agent.add_text(f"\n↺ vote for {event.target} discarded: {event.reason}\n")
+            case ev.Restart():
+                agent = self._agent(event)
+                agent.state, agent.status = "restarting", "restarting"
+                agent.turn_started = None
+                self.restarts += 1
+            case ev.AgentError():
+                agent = self._agent(event)
+                agent.turn_started = None
+                retry = f", retry in {event.retry_in:.0f}s" if event.retry_in is not None else ""
+                agent.state, agent.status = "error", f"error {event.failures}{retry}"
+                agent.add_text(f"\n! {event.error}\n")
+            case ev.AgentFailed():
+                agent = self._agent(event)
+                agent.turn_started = None
+                agent.state, agent.status = "failed", "failed"
+                agent.add_text(f"\n✗ failed: {event.error}\n")
+            case ev.Consensus():
+                self.winner_label = event.winner_label
+            case ev.DeadlineReached():
+                self.message = f"deadline reached with {event.answers} answer(s)"
+            case ev.PresentationStarted():
+                self.phase = "presenting"
+                self.winner_label = event.label
+                for agent in self.agents.values():
+                    if agent.label != event.label and agent.state not in ("failed",):
+                        agent.turn_started = None
+                        if agent.busy():
+                            agent.state, agent.status = "done", "stopped"
+            case ev.FinalAnswer():
+                agent = self._agent(event)
+                agent.turn_started = None
+                agent.state, agent.status = "winner", "winner: final answer"
+                self.winner_label = event.label
+                self.final_answer = event.content
+                self.final_fallback = event.fallback
+            case ev.ToolDenied():
+                agent = self._agent(event)
+                agent.add_text(f"\n⛔ {event.tool} denied {event.path} ({event.rule})\n")
+            case ev.RunFinished():
+                self.phase = "finished"
+                self.status = event.status
+                self.message = event.message or self.message
+                for agent in self.agents.values():
+                    agent.turn_started = None
+                    if agent.busy():
+                        agent.state, agent.status = "done", event.status
+            case _:
+                assert_never(event)

@@ -1,0 +1,143 @@
+"""What every non-HTTP service's entry point shares: a health endpoint and NATS credentials.
+
+``HealthServer`` answers Kubernetes probes on a small HTTP port (stdlib asyncio, no
+framework): ``GET /healthz`` is liveness (the event loop answers and the process is
+not stopping), ``GET /readyz`` is readiness (the ``ready`` callable, e.g. "the NATS
+connection is up"). Anything else is 404. Responses are plain text, one line.
+
+``nats_url_with_credentials`` puts a user and password into every URL of a NATS
+server list, so services that take only a URL can log in as their own NATS user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["HealthServer", "credentials_from_env", "nats_url_with_credentials"]
+
+_MAX_REQUEST_LINE = 2048
+
+
+class HealthServer:
+    """A minimal HTTP/1.0 server for ``/healthz`` and ``/readyz``.
+
+    Args:
+        port: TCP port; 0 picks a free one (read it back from ``port`` after start).
+        ready: returns True when the service can do its work (readiness).
+        alive: returns True while the process is healthy (liveness); default always.
+        host: interface to bind; all interfaces by default (the kubelet probes the pod IP).
+    """
+
+    def __init__(
+        self,
+        port: int,
+        ready: Callable[[], bool],
+        alive: Callable[[], bool] | None = None,
+        host: str = "0.0.0.0",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._ready = ready
+        self._alive = alive or (lambda: True)
+        self._server: asyncio.Server | None = None
+        self.stopping = False
+        """Set on shutdown: readiness fails at once so no new traffic is routed here."""
+
+    async def start(self) -> HealthServer:
+        """Bind and serve in the background."""
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        """Close the listening socket. Safe to call twice."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+
+    def status(self, path: str) -> tuple[int, str]:
+        """The probe answer for ``path``: ``(HTTP status, body)``."""
+        route = path.split("?", 1)[0]
+        if route == "/healthz":
+            ok = self._check(self._alive)
+            return (200, "ok") if ok else (503, "unhealthy")
+        if route == "/readyz":
+            ok = not self.stopping and self._check(self._ready)
+            return (200, "ready") if ok else (503, "not ready")
+        return 404, "not found"
+
+    @staticmethod
+    def _check(check: Callable[[], bool]) -> bool:
+        try:
+            return bool(check())
+        except Exception:  # a broken check means "not healthy", never a crashed probe
+            return False
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), timeout=5.0)
+            parts = line[:_MAX_REQUEST_LINE].decode("latin-1").split()
+            if len(parts) >= 2 and parts[0] in {"GET", "HEAD"}:
+                code, body = self.status(parts[1])
+            else:
+                code, body = 400, "bad request"
+            reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(
+                code, "Service Unavailable"
+            )
+            payload = (body + "\n").encode()
+            head = (
+                f"HTTP/1.0 {code} {reason}\r\nContent-Type: text/plain\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            writer.write(head if parts and parts[0] == "HEAD" else head + payload)
+            await writer.drain()
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+def credentials_from_env(user: str | None, password: str | None) -> tuple[str | None, str | None]:
+    """Fill a missing user/password from ``NATS_USER`` / ``NATS_PASSWORD``.
+
+    Passwords belong in the environment (a Kubernetes Secret), not in argv where any
+    process listing shows them; the flags exist for local use.
+    """
+    return (
+        user or os.environ.get("NATS_USER") or None,
+        password or os.environ.get("NATS_PASSWORD") or None,
+    )
+
+
+def nats_url_with_credentials(url: str, user: str | None, password: str | None) -> str:
+    """Return ``url`` (one or comma-separated servers) with ``user:password@`` in each.
+
+    nats-py reads credentials from the URL and sends them as they are (no percent
+    decoding), so user and password must not contain ``@ : / ,`` or spaces.
+
+    Raises:
+        ValueError: a password without a user, or a character the URL cannot carry.
+    """
+    if not user:
+        if password:
+            raise ValueError("a NATS password needs a user (--nats-user / NATS_USER)")
+        return url
+    for what, value in (("user", user), ("password", password or "")):
+        bad = sorted({c for c in value if c in "@:/,?# \t"})
+        if bad:
+            raise ValueError(f"NATS {what} contains characters a URL cannot carry: {bad}")
+    userinfo = f"{user}:{password}" if password else user
+    servers = []
+    for server in url.split(","):
+        parts = urlsplit(server.strip())
+        host = parts.netloc.rsplit("@", 1)[-1]
+        servers.append(urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, "", "")))
+    return ",".join(servers)

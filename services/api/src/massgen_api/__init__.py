@@ -1,0 +1,1 @@
+"""massgen_api: the HTTP face of MassGen-on-NATS."""

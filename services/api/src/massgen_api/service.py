@@ -1,0 +1,372 @@
+"""The API's NATS adapter: the only module of massgen_api that touches NATS.
+
+- creates and cancels runs by request/reply to the orchestrator;
+- keeps the API's run index and sessions in two KV buckets (compare-and-set updates);
+- replays a run's events from the events stream with an ordered push consumer
+  (one per reader, starting at a stream sequence) and follows them live;
+- watches every run event (core subscription) for ``/metrics`` and the index status;
+- reads the work-queue consumers' pending counts (queue depth per provider).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import nats
+import structlog
+from massgen_proto import subjects
+from massgen_proto.events import TERMINAL_STATUSES, RunEventAdapter
+from massgen_proto.jetstream import ensure_events_stream, ensure_runs_bucket, ensure_turns_stream
+from massgen_proto.messages import (
+    CancelRun,
+    CreateRun,
+    ErrorReply,
+    OrchestratorReply,
+    OrchestratorReplyAdapter,
+)
+from massgen_proto.summary import RunSummary, apply_event
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from pydantic import ValidationError
+
+from .metrics import Metrics
+from .records import RunRecord, SessionRecord
+from .settings import ApiSettings
+from .sse import event_kind
+
+__all__ = ["Backend", "OrchestratorUnavailable"]
+
+log = structlog.get_logger("api")
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` (one or comma-separated servers) with any ``user:password@`` removed."""
+    return ",".join(
+        urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+        for parts in (urlsplit(server.strip()) for server in url.split(","))
+    )
+
+
+_SUMMARY_CACHE = 2048
+
+
+class OrchestratorUnavailable(RuntimeError):
+    """No orchestrator answered in time (none running, or overloaded)."""
+
+
+class Backend:
+    """One API process's NATS connection and everything it does with it."""
+
+    def __init__(self, settings: ApiSettings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._nc: Client | None = None
+        self._js = None
+        self._runs_kv = None
+        self._index_kv = None
+        self._sessions_kv = None
+        self._watch = None
+        self._tasks: set[asyncio.Task] = set()
+        self._finished: OrderedDict[str, RunSummary] = OrderedDict()
+        """Summaries of finished runs (they never change again)."""
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, make sure streams and buckets exist, seed metrics, watch events."""
+        self._nc = await nats.connect(
+            self.settings.nats_connect_url(), name="massgen-api", max_reconnect_attempts=-1
+        )
+        self._js = self._nc.jetstream()
+        stream_settings = self.settings.stream_settings()
+        await ensure_turns_stream(self._js, stream_settings)
+        await ensure_events_stream(self._js, stream_settings)
+        self._runs_kv = await ensure_runs_bucket(self._js, stream_settings)
+        self._index_kv = await self._bucket(subjects.API_RUNS_BUCKET)
+        self._sessions_kv = await self._bucket(subjects.SESSIONS_BUCKET)
+        for record in await self.all_runs():
+            self.metrics.run_status[record.run_id] = record.status
+        self._watch = await self._nc.subscribe(subjects.EVENTS_WILDCARD, cb=self._on_event)
+        log.info(
+            "api.nats_connected", url=_without_credentials(self.settings.nats_url),
+            user=self.settings.nats_user,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        """Stop watching and close the connection. Safe to call twice."""
+        if self._nc is None:
+            return
+        nc, self._nc = self._nc, None
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+        try:
+            await nc.drain()
+        except Exception:  # already closed by the server going away
+            pass
+
+    async def _bucket(self, name: str):
+        from nats.js.api import KeyValueConfig, StorageType
+        from nats.js.errors import BucketNotFoundError
+
+        try:
+            return await self._js.key_value(name)
+        except BucketNotFoundError:
+            settings = self.settings.stream_settings()
+            try:
+                return await self._js.create_key_value(
+                    KeyValueConfig(
+                        bucket=name,
+                        history=1,
+                        storage=StorageType.MEMORY if settings.memory else StorageType.FILE,
+                        replicas=settings.replicas,
+                    )
+                )
+            except Exception:  # created by another replica in between
+                return await self._js.key_value(name)
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def ready(self) -> tuple[bool, str]:
+        """(ready, why not): connected and the streams exist."""
+        if not self.connected:
+            return False, "not connected to NATS"
+        try:
+            for stream in (subjects.EVENTS_STREAM, subjects.TURNS_STREAM):
+                await self._js.stream_info(stream)
+        except Exception as error:
+            return False, f"stream check failed: {error}"
+        return True, "ok"
+
+    # -- orchestrator requests ------------------------------------------------------------
+
+    async def _request(self, subject: str, payload: bytes) -> OrchestratorReply:
+        try:
+            reply = await self._nc.request(subject, payload, timeout=self.settings.request_timeout)
+        except (TimeoutError, NoRespondersError, NatsTimeout) as error:
+            raise OrchestratorUnavailable(
+                f"no orchestrator answered on {subject}: {type(error).__name__}"
+            ) from None
+        return OrchestratorReplyAdapter.validate_json(reply.data)
+
+    async def create_run(self, request: CreateRun, record: RunRecord) -> OrchestratorReply:
+        """Index the run for its tenant, then ask the orchestrator to start it.
+
+        The index entry is written first so the run's creator can read it as soon as
+        it exists; it is removed again when the orchestrator refuses.
+        """
+        await self._index_kv.create(record.run_id, record.model_dump_json().encode())
+        try:
+            reply = await self._request(subjects.SUBMIT_CREATE, request.model_dump_json().encode())
+        except BaseException:
+            await self._index_kv.delete(record.run_id)
+            raise
+        if isinstance(reply, ErrorReply):
+            await self._index_kv.delete(record.run_id)
+        else:
+            self.metrics.runs_created += 1
+            self.metrics.run_status.setdefault(record.run_id, "running")
+        return reply
+
+    async def cancel_run(self, run_id: str, reason: str) -> OrchestratorReply:
+        request = CancelRun(run_id=run_id, reason=reason)
+        return await self._request(subjects.SUBMIT_CANCEL, request.model_dump_json().encode())
+
+    # -- run index ------------------------------------------------------------------------
+
+    async def get_record(self, run_id: str) -> RunRecord | None:
+        try:
+            entry = await self._index_kv.get(run_id)
+        except (KeyNotFoundError, ValueError):
+            return None
+        if entry.value is None:
+            return None
+        return RunRecord.model_validate_json(entry.value)
+
+    async def all_runs(self) -> list[RunRecord]:
+        """Every run in the index (newest first)."""
+        try:
+            keys = await self._index_kv.keys()
+        except Exception:  # NoKeysError: empty bucket
+            return []
+        records = await asyncio.gather(*(self.get_record(key) for key in keys))
+        found = [r for r in records if r is not None]
+        found.sort(key=lambda r: r.created_at, reverse=True)
+        return found
+
+    async def _set_status(self, run_id: str, status: str) -> None:
+        for _ in range(3):
+            try:
+                entry = await self._index_kv.get(run_id)
+            except (KeyNotFoundError, ValueError):
+                return
+            record = RunRecord.model_validate_json(entry.value)
+            if record.status == status:
+                return
+            record.status = status
+            try:
+                await self._index_kv.update(
+                    run_id, record.model_dump_json().encode(), last=entry.revision
+                )
+                return
+            except KeyWrongLastSequenceError:
+                continue
+
+    async def orchestrator_status(self, run_id: str) -> str | None:
+        """The run's status as the orchestrator last wrote it (None: unknown run)."""
+        try:
+            entry = await self._runs_kv.get(run_id)
+        except (KeyNotFoundError, ValueError):
+            return None
+        import json
+
+        try:
+            return str(json.loads(entry.value).get("status"))
+        except (ValueError, AttributeError):
+            return None
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def _on_event(self, msg) -> None:
+        data = msg.data
+        if b'"kind":"chunk"' in data:  # the bulk of the traffic; nothing to count
+            return
+        try:
+            event = RunEventAdapter.validate_json(data)
+        except ValidationError:
+            return
+        self.metrics.observe(event)
+        if event.kind == "run_finished":
+            task = asyncio.get_running_loop().create_task(
+                self._set_status(event.run_id, event.status)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def last_sequence(self, run_id: str) -> tuple[int, str] | None:
+        """(stream sequence, kind) of the run's latest event, or None when it has none."""
+        try:
+            msg = await self._js.get_last_msg(
+                subjects.EVENTS_STREAM, subjects.events_subject(run_id)
+            )
+        except NotFoundError:
+            return None
+        return msg.seq, event_kind(msg.data or b"")
+
+    async def follow(
+        self, run_id: str, after: int = 0, heartbeat: float | None = None
+    ) -> AsyncIterator[tuple[int, bytes] | None]:
+        """Yield ``(stream sequence, event JSON)`` from after ``after`` on, live, forever.
+
+        Yields None after ``heartbeat`` seconds without an event (keep-alive). The
+        caller stops iterating (e.g. after ``run_finished``); the consumer is removed.
+        """
+        from nats.js.api import ConsumerConfig, DeliverPolicy
+
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
+            opt_start_seq=after + 1 if after else None,
+            inactive_threshold=60.0,
+        )
+        sub = await self._js.subscribe(
+            subjects.events_subject(run_id),
+            stream=subjects.EVENTS_STREAM,
+            ordered_consumer=True,
+            config=config,
+        )
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=heartbeat or 3600.0)
+                except NatsTimeout:
+                    yield None
+                    continue
+                yield msg.metadata.sequence.stream, msg.data
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # connection closing
+                pass
+
+    async def summary(self, run_id: str) -> RunSummary | None:
+        """Fold the run's events so far (cached once the run is over)."""
+        cached = self._finished.get(run_id)
+        if cached is not None:
+            self._finished.move_to_end(run_id)
+            return cached
+        last = await self.last_sequence(run_id)
+        if last is None:
+            return None
+        last_seq, _ = last
+        summary = RunSummary(run_id=run_id)
+        agen = self.follow(run_id)
+        try:
+            async for item in agen:
+                if item is None:
+                    continue
+                seq, data = item
+                apply_event(summary, RunEventAdapter.validate_json(data))
+                if seq >= last_seq:
+                    break
+        finally:
+            await agen.aclose()
+        if summary.status in TERMINAL_STATUSES:
+            self._finished[run_id] = summary
+            while len(self._finished) > _SUMMARY_CACHE:
+                self._finished.popitem(last=False)
+        return summary
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    async def create_session(self, record: SessionRecord) -> None:
+        await self._sessions_kv.create(record.id, record.model_dump_json().encode())
+
+    async def get_session(self, session_id: str) -> tuple[SessionRecord, int] | None:
+        """The session and its KV revision (for a compare-and-set update)."""
+        try:
+            entry = await self._sessions_kv.get(session_id)
+        except (KeyNotFoundError, ValueError):
+            return None
+        if entry.value is None:
+            return None
+        return SessionRecord.model_validate_json(entry.value), entry.revision
+
+    async def update_session(self, record: SessionRecord, revision: int) -> bool:
+        """Write ``record`` if nobody changed it since ``revision``; False otherwise."""
+        try:
+            await self._sessions_kv.update(
+                record.id, record.model_dump_json().encode(), last=revision
+            )
+        except KeyWrongLastSequenceError:
+            return False
+        return True
+
+    # -- queue depth ----------------------------------------------------------------------------
+
+    async def queue_depth(self) -> dict[str, tuple[int, int]]:
+        """Provider -> (pending, in flight) of each ``worker-<provider>`` consumer."""
+        try:
+            infos = await self._js.consumers_info(subjects.TURNS_STREAM)
+        except Exception:
+            return {}
+        depth: dict[str, tuple[int, int]] = {}
+        for info in infos:
+            name = info.name or ""
+            if name.startswith("worker-"):
+                depth[name.removeprefix("worker-")] = (
+                    int(info.num_pending or 0),
+                    int(info.num_ack_pending or 0),
+                )
+        return depth
+
+
+def now() -> float:
+    """Epoch seconds (one place, so tests could pin it)."""
+    return time.time()

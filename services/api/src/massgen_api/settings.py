@@ -1,0 +1,124 @@
+"""API settings, validated at start-up.
+
+Every value can come from the environment (``ApiSettings.from_env``) so the same
+image runs in the embedded launcher, docker compose and Kubernetes:
+
+- ``NATS_URL``                        NATS server(s)
+- ``NATS_USER`` / ``NATS_PASSWORD``   NATS login (the API's own user; none by default)
+- ``MASSGEN_API_HOST`` / ``_PORT``    where uvicorn listens (127.0.0.1:8080)
+- ``MASSGEN_API_TEAMS_DIR``           folder of team YAML files (``<name>.yaml``)
+- ``MASSGEN_API_TOKENS``              ``tenant:sha256hex,tenant2:sha256hex`` (hashed bearer tokens)
+- ``MASSGEN_API_TOKENS_FILE``         YAML mapping ``sha256hex: tenant`` (same meaning)
+- ``MASSGEN_API_MAX_BODY_BYTES``      larger request bodies get 413
+- ``MASSGEN_API_STREAM_REPLICAS``     replicas of the streams and buckets it creates (1)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+from massgen_proto.health import nats_url_with_credentials
+from massgen_proto.jetstream import StreamSettings
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+__all__ = ["ApiSettings"]
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ApiSettings(BaseModel):
+    """How one API process runs."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    """Kept out of ``repr`` and logs; joined to ``nats_url`` only at connect time."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    teams_dir: Path | None = None
+    """Folder of named team configs (``*.yaml`` / ``*.yml`` / ``*.json``); None: no teams."""
+    tokens: dict[str, str] = Field(default_factory=dict)
+    """sha256 hex digest of a bearer token -> tenant. Empty: auth is off (every caller is
+    tenant ``public``), meant for the embedded single-user launcher only."""
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    """Request bodies above this size are refused with 413."""
+    request_timeout: float = Field(default=10.0, gt=0)
+    """Seconds to wait for the orchestrator's reply to a create or cancel."""
+    completion_timeout: float = Field(default=1800.0, gt=0)
+    """Seconds a non-streaming chat completion waits for the run to finish."""
+    sse_heartbeat: float = Field(default=15.0, gt=0)
+    """Seconds between SSE keep-alive comments when no event arrives."""
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    memory_streams: bool = False
+    """Keep streams and buckets in memory (tests, benchmarks); file storage otherwise."""
+    page_size: int = Field(default=20, ge=1, le=500)
+    """Default page size of ``GET /v1/runs``."""
+    log_level: str = "info"
+
+    @field_validator("tokens")
+    @classmethod
+    def _hashes(cls, value: dict[str, str]) -> dict[str, str]:
+        for digest, tenant in value.items():
+            if not _SHA256.match(digest):
+                raise ValueError(
+                    f"token key {digest[:12]!r}... must be the lowercase sha256 hex digest of the "
+                    "token (see massgen_api.auth.hash_token)"
+                )
+            if not tenant:
+                raise ValueError("every token needs a non-empty tenant")
+        return value
+
+    @model_validator(mode="after")
+    def _login(self) -> ApiSettings:
+        self.nats_connect_url()  # a password without a user, or characters a URL cannot carry
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        """True when bearer tokens are configured."""
+        return bool(self.tokens)
+
+    def nats_connect_url(self) -> str:
+        """``nats_url`` with the user and password in it (never log this)."""
+        password = self.nats_password.get_secret_value() if self.nats_password else None
+        return nats_url_with_credentials(self.nats_url, self.nats_user, password)
+
+    def stream_settings(self) -> StreamSettings:
+        """The JetStream durability settings these values stand for."""
+        return StreamSettings(replicas=self.stream_replicas, memory=self.memory_streams)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ApiSettings:
+        """Settings from ``MASSGEN_API_*`` / ``NATS_URL`` variables, then ``overrides``.
+
+        Raises:
+            pydantic.ValidationError / ValueError: a value is malformed (names the variable).
+        """
+        env = os.environ if env is None else env
+        values: dict = {}
+        for key in ("NATS_URL", "NATS_USER", "NATS_PASSWORD"):
+            if env.get(key):
+                values[key.lower()] = env[key]
+        for key in ("host", "port", "teams_dir", "max_body_bytes", "stream_replicas", "log_level"):
+            name = f"MASSGEN_API_{key.upper()}"
+            if env.get(name):
+                values[key] = env[name]
+        tokens: dict[str, str] = {}
+        if env.get("MASSGEN_API_TOKENS_FILE"):
+            loaded = yaml.safe_load(Path(env["MASSGEN_API_TOKENS_FILE"]).read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError("MASSGEN_API_TOKENS_FILE must hold a mapping sha256hex: tenant")
+            tokens.update({str(k): str(v) for k, v in loaded.items()})
+        for item in filter(None, (env.get("MASSGEN_API_TOKENS") or "").split(",")):
+            tenant, sep, digest = item.strip().partition(":")
+            if not sep:
+                raise ValueError("MASSGEN_API_TOKENS entries are tenant:sha256hex")
+            tokens[digest] = tenant
+        if tokens:
+            values["tokens"] = tokens
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,269 @@
+// MassGen-on-NATS web page: starts runs and renders them from the run's SSE events only.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const state = { abort: null, panels: {}, agents: {}, runId: null };
+
+function token() { return localStorage.getItem("massgen-token") || ""; }
+function headers(extra) {
+  const h = Object.assign({}, extra || {});
+  if (token()) h["Authorization"] = "Bearer " + token();
+  return h;
+}
+function setStatus(text, isError) {
+  const el = $("#status-line");
+  el.textContent = text;
+  el.className = isError ? "error" : "";
+}
+async function api(path, options) {
+  const res = await fetch(path, Object.assign({}, options, { headers: headers((options || {}).headers) }));
+  const body = res.status === 204 ? null : await res.json().catch(() => null);
+  if (!res.ok) {
+    const err = body && body.error ? body.error : { message: res.statusText };
+    throw new Error(`${res.status}: ${err.message}${err.path ? " (at " + err.path + ")" : ""}`);
+  }
+  return body;
+}
+
+// ---- panels -------------------------------------------------------------------------------
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+function resetView() {
+  $("#agents").innerHTML = "";
+  $("#result").className = "card";
+  $("#winner").textContent = "";
+  $("#final-answer").textContent = "";
+  $("#run-status").textContent = "";
+  state.panels = {};
+  state.agents = {};
+}
+function panelFor(ev) {
+  let panel = state.panels[ev.label];
+  if (panel) return panel;
+  const root = el("div", "agent-panel");
+  root.dataset.label = ev.label;
+  root.dataset.agent = ev.agent || ev.id || "";
+  const title = el("h3");
+  title.append(el("span", "label", ev.label), el("span", "model", `${ev.agent || ev.id || ""} ${ev.model || ""}`));
+  const st = el("span", "state", "waiting");
+  title.append(st);
+  const stream = el("pre", "stream");
+  const log = el("ul", "log");
+  root.append(title, stream, log);
+  $("#agents").append(root);
+  panel = { root, stream, log, st, lastTurn: null };
+  state.panels[ev.label] = panel;
+  return panel;
+}
+function setState(panel, text) { panel.st.textContent = text; }
+function logLine(panel, cls, text) {
+  const li = el("li", cls, text);
+  panel.log.append(li);
+  panel.log.scrollTop = panel.log.scrollHeight;
+}
+function append(panel, cls, text) {
+  const span = el("span", cls, text);
+  panel.stream.append(span);
+  panel.stream.scrollTop = panel.stream.scrollHeight;
+}
+
+// ---- event rendering (one case per event kind) ---------------------------------------------
+
+function render(ev) {
+  switch (ev.kind) {
+    case "run_created":
+      for (const a of ev.agents) {
+        state.agents[a.id] = a.label;
+        panelFor({ label: a.label, agent: a.id, model: `${a.provider}/${a.model}` });
+      }
+      setStatus(`run ${ev.run_id}: ${ev.question}`);
+      break;
+    case "turn_started": {
+      const p = panelFor(ev);
+      if (p.lastTurn) append(p, "reasoning", "\n── turn " + ev.number + (ev.phase === "present" ? " (final presentation)" : "") + " ──\n");
+      p.lastTurn = ev.turn_id;
+      setState(p, ev.phase === "present" ? "presenting" : "working");
+      break;
+    }
+    case "chunk": {
+      const p = panelFor(ev);
+      const cls = ev.channel === "content" ? "" : (ev.channel === "reasoning" ? "reasoning" : "tool");
+      append(p, cls, ev.text);
+      break;
+    }
+    case "token_usage": break;
+    case "answer_accepted": {
+      const p = panelFor(ev);
+      logLine(p, "answer", `answer ${ev.version} accepted`);
+      setState(p, "answered");
+      break;
+    }
+    case "workflow_rejected": logLine(panelFor(ev), "error", `rejected ${ev.tool || "(no tool)"}: ${ev.error}`); break;
+    case "vote_accepted": {
+      const p = panelFor(ev);
+      logLine(p, "vote", `votes for ${ev.target}: ${ev.reason}`);
+      setState(p, "voted");
+      break;
+    }
+    case "vote_discarded": logLine(panelFor(ev), "restart", `vote for ${ev.target} discarded: ${ev.reason}`); break;
+    case "restart": {
+      const p = panelFor(ev);
+      logLine(p, "restart", `restart: ${ev.reason}`);
+      setState(p, "restarting");
+      break;
+    }
+    case "tool_denied": logLine(panelFor(ev), "error", `tool ${ev.tool} denied on ${ev.path} (${ev.rule})`); break;
+    case "agent_error": logLine(panelFor(ev), "error", `error: ${ev.error}`); break;
+    case "agent_failed": {
+      const p = panelFor(ev);
+      p.root.classList.add("failed");
+      setState(p, "failed");
+      logLine(p, "error", `failed: ${ev.error}`);
+      break;
+    }
+    case "consensus": {
+      const votes = Object.entries(ev.votes).map(([l, n]) => `${l}: ${n}`).join(", ");
+      setStatus(`consensus — ${ev.winner_label} wins (${votes})`);
+      const p = state.panels[ev.winner_label];
+      if (p) p.root.classList.add("winner");
+      break;
+    }
+    case "deadline_reached": setStatus(`time is up with ${ev.answers} answer(s)`); break;
+    case "presentation_started": setState(panelFor(ev), "presenting"); break;
+    case "final_answer": {
+      const p = panelFor(ev);
+      p.root.classList.add("winner");
+      setState(p, "winner");
+      $("#result").className = "card show";
+      $("#winner").textContent = `${ev.label} (${ev.agent})`;
+      $("#final-answer").textContent = ev.content;
+      break;
+    }
+    case "run_finished":
+      $("#result").className = "card show";
+      $("#run-status").textContent = `— ${ev.status}${ev.message ? ": " + ev.message : ""}`;
+      setStatus(`run ${ev.run_id} ${ev.status}`);
+      document.body.dataset.runStatus = ev.status;
+      loadRuns();
+      break;
+    default:
+      console.warn("unknown event kind", ev.kind);
+  }
+}
+
+// ---- SSE over fetch (so the bearer token goes in a header, not the URL) ----------------------
+
+async function follow(runId) {
+  if (state.abort) state.abort.abort();
+  const ctrl = new AbortController();
+  state.abort = ctrl;
+  state.runId = runId;
+  resetView();
+  delete document.body.dataset.runStatus;
+  let lastId = null;
+  for (let attempt = 0; attempt < 20 && !ctrl.signal.aborted; attempt++) {
+    try {
+      const h = headers({ Accept: "text/event-stream" });
+      if (lastId) h["Last-Event-ID"] = lastId;
+      const res = await fetch(`/v1/runs/${runId}/events`, { headers: h, signal: ctrl.signal });
+      if (res.status === 204) return;
+      if (!res.ok) throw new Error(`${res.status} ${res.statusText}`);
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          let data = "", id = null;
+          for (const line of block.split("\n")) {
+            if (line.startsWith("data: ")) data += line.slice(6);
+            else if (line.startsWith("id: ")) id = line.slice(4);
+          }
+          if (!data) continue;
+          if (id) lastId = id;
+          const ev = JSON.parse(data);
+          render(ev);
+          if (ev.kind === "run_finished") return;
+        }
+      }
+    } catch (err) {
+      if (ctrl.signal.aborted) return;
+      setStatus(`event stream interrupted (${err.message}); resuming…`, true);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+// ---- forms and lists -----------------------------------------------------------------------
+
+async function loadTeams() {
+  try {
+    const body = await api("/v1/teams");
+    const select = $("#team");
+    const chosen = select.value;
+    select.innerHTML = "";
+    for (const t of body.data) {
+      const opt = el("option", null, `${t.name} — ${t.description}`);
+      opt.value = t.name;
+      select.append(opt);
+    }
+    const custom = el("option", null, "(config JSON below)");
+    custom.value = "";
+    select.append(custom);
+    if (chosen && body.data.some((t) => t.name === chosen)) select.value = chosen;
+    toggleConfig();
+    $("#conn").textContent = "connected";
+  } catch (err) {
+    $("#conn").textContent = err.message.startsWith("401") ? "token needed" : err.message;
+  }
+}
+function toggleConfig() { $("#config").style.display = $("#team").value ? "none" : "block"; }
+
+async function loadRuns() {
+  try {
+    const body = await api("/v1/runs?limit=50");
+    const list = $("#runs");
+    list.innerHTML = "";
+    for (const r of body.data) {
+      const li = el("li");
+      li.dataset.run = r.id;
+      li.append(el("div", null, r.question.slice(0, 80)), el("div", "st", `${r.status} · ${r.team || "config"} · ${new Date(r.created_at * 1000).toLocaleString()}`));
+      li.onclick = () => follow(r.id);
+      list.append(li);
+    }
+  } catch (err) { /* shown by loadTeams */ }
+}
+
+async function start(event) {
+  event.preventDefault();
+  const body = { question: $("#question").value.trim() };
+  if ($("#team").value) body.team = $("#team").value;
+  else {
+    try { body.config = JSON.parse($("#config").value || "null"); }
+    catch (err) { setStatus("config is not valid JSON: " + err.message, true); return; }
+  }
+  try {
+    setStatus("starting…");
+    const created = await api("/v1/runs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    loadRuns();
+    follow(created.id);
+  } catch (err) { setStatus(err.message, true); }
+}
+
+$("#token").value = token();
+$("#token").addEventListener("change", () => { localStorage.setItem("massgen-token", $("#token").value.trim()); loadTeams(); loadRuns(); });
+$("#team").addEventListener("change", toggleConfig);
+$("#run-form").addEventListener("submit", start);
+$("#refresh").addEventListener("click", loadRuns);
+loadTeams();
+loadRuns();

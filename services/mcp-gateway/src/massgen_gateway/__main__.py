@@ -1,0 +1,69 @@
+"""``massgen-gateway``: run one mcp-gateway replica until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from massgen_proto.health import HealthServer, credentials_from_env, nats_url_with_credentials
+from massgen_proto.logsetup import configure_logging
+
+from .service import GatewayService
+from .settings import GatewaySettings
+
+
+async def _serve(settings: GatewaySettings, health_port: int | None = None) -> None:
+    service = GatewayService(settings)
+    started = asyncio.Event()
+    health = None
+    if health_port is not None:
+        # Up before start(): liveness passes while streams are set up, readiness does not.
+        health = await HealthServer(
+            health_port, ready=lambda: started.is_set() and service.connected
+        ).start()
+    await service.start()
+    started.set()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    if health is not None:
+        health.stopping = True
+    await service.stop()
+    if health is not None:
+        await health.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments and serve."""
+    parser = argparse.ArgumentParser(prog="massgen-gateway", description=__doc__)
+    parser.add_argument("--nats", dest="nats_url", help="NATS URL (default $NATS_URL)")
+    parser.add_argument("--workspace-root", help="folder of the runs' workspaces")
+    parser.add_argument("--final-dir", help="where final workspaces go ({run_id} is replaced)")
+    parser.add_argument("--call-timeout", type=float)
+    parser.add_argument("--stream-replicas", type=int, default=None)
+    parser.add_argument("--memory-streams", action="store_true", default=None)
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--health-port", type=int, default=None, help="serve /healthz /readyz")
+    parser.add_argument("--nats-user", default=None, help="NATS user (default $NATS_USER)")
+    parser.add_argument(
+        "--nats-password", default=None, help="NATS password (default $NATS_PASSWORD)"
+    )
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    settings = GatewaySettings.from_env(
+        nats_url=args.nats_url, workspace_root=args.workspace_root, final_dir=args.final_dir,
+        call_timeout=args.call_timeout, stream_replicas=args.stream_replicas,
+        memory_streams=args.memory_streams,
+    )  # fmt: skip
+    user, password = credentials_from_env(args.nats_user, args.nats_password)
+    settings = settings.model_copy(
+        update={"nats_url": nats_url_with_credentials(settings.nats_url, user, password)}
+    )
+    asyncio.run(_serve(settings, args.health_port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""Fixtures of the HTTP API tests (helpers live in api_stack.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from api_stack import ApiStack, start_api_stack
+from fakes.openai_server import FakeOpenAIServer
+
+
+@pytest.fixture
+def api(tmp_path, nats_url: str, fake_model: FakeOpenAIServer) -> Iterator[ApiStack]:
+    stack, stop = start_api_stack(tmp_path, nats_url, fake_model)
+    try:
+        yield stack
+    finally:
+        stop()

@@ -1,0 +1,105 @@
+"""Client mistakes get 4xx with the JSON path of the problem; operations routes are open."""
+
+from __future__ import annotations
+
+import pytest
+from fakes.agents import study_agent
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def problem(response, status: int) -> tuple[str | None, list[str]]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "detail"}
+    return body["error"]["path"], [d["path"] for d in body["detail"]]
+
+
+def test_bad_bodies_get_422_with_paths(api):
+    with api.client() as client:
+        bad_type = {"agents": [{"id": "x", "backend": {"type": "nonsense", "model": "m"}}]}
+        path, _ = problem(client.post("/v1/runs", json={"config": bad_type, "question": "q"}), 422)
+        assert path == "body.config.agents[0].backend.type"
+
+        second = {"agents": [
+            {"id": "a", "backend": {"type": "openai", "model": "gpt-4o-mini"}},
+            {"id": "b", "backend": {"type": "openai", "model": "gpt-4o-mini", "temperature": 9}},
+        ]}  # fmt: skip
+        path, _ = problem(client.post("/v1/runs", json={"config": second, "question": "q"}), 422)
+        assert path == "body.config.agents[1].backend.temperature"
+
+        path, _ = problem(client.post("/v1/runs", json={"team": "trio"}), 422)
+        assert path == "body.question"
+        path, _ = problem(client.post("/v1/runs", json={"team": "trio", "question": ""}), 422)
+        assert path == "body.question"
+        path, _ = problem(client.post("/v1/runs", json={"question": "q", "colour": 1}), 422)
+        assert path is not None and path.startswith("body")
+        _, paths = problem(client.post("/v1/runs", json={"question": "q"}), 422)
+        assert paths == ["body"]
+        path, _ = problem(client.post("/v1/runs", json={"config": [1, 2], "question": "q"}), 422)
+        assert path == "body.config"
+        response = client.post(
+            "/v1/runs",
+            content=b'{"question": "q", "team": ',
+            headers={"content-type": "application/json"},
+        )
+        problem(response, 422)
+        problem(
+            client.post("/v1/runs", content=b"[]", headers={"content-type": "application/json"}),
+            422,
+        )
+        path, _ = problem(client.get("/v1/runs", params={"limit": 0}), 422)
+        assert path == "query.limit"
+        path, _ = problem(
+            client.post("/v1/chat/completions", json={"model": "trio", "messages": []}), 422
+        )
+        assert path == "body.messages"
+
+
+def test_unknown_team_is_404_and_big_bodies_413(api):
+    with api.client() as client:
+        path, _ = problem(client.post("/v1/runs", json={"team": "ghost", "question": "q"}), 404)
+        assert path == "body.team"
+        big = "x" * (api.settings.max_body_bytes + 10)
+        problem(client.post("/v1/runs", json={"team": "trio", "question": big}), 413)
+
+        def chunks():  # no Content-Length: the streamed size counts
+            for _ in range(40):
+                yield b"x" * 65536
+
+        response = client.post(
+            "/v1/runs", content=chunks(), headers={"content-type": "application/json"}
+        )
+        problem(response, 413)
+        problem(client.get("/v1/nothing-here"), 404)
+        problem(client.delete("/v1/runs"), 405)
+
+
+def test_operations_routes_are_open(api):
+    api.fake.behave("s1", study_agent("forty-two", "agent1", presentation="42"))
+    with api.client() as client:
+        run_id = client.post("/v1/runs", json={"team": "solo", "question": "q?"}).json()["id"]
+        with client.stream("GET", f"/v1/runs/{run_id}/events") as response:
+            for _ in response.iter_lines():
+                pass
+    with api.client(None) as anonymous:
+        assert anonymous.get("/healthz").json() == {"status": "ok"}
+        ready = anonymous.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["ready"] is True
+        metrics = anonymous.get("/metrics")
+        assert metrics.status_code == 200
+        assert metrics.headers["content-type"].startswith("text/plain")
+        text = metrics.text
+        assert 'massgen_runs{status="completed"} 1' in text
+        assert 'massgen_queue_depth{provider="chatcompletion"} 0' in text
+        assert 'massgen_tokens_total{provider="chatcompletion",kind="completion"}' in text
+        assert "massgen_turn_seconds_count 3" in text  # answer, vote, presentation
+        spec = anonymous.get("/openapi.json").json()
+        create = spec["paths"]["/v1/runs"]["post"]
+        schema_ref = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        schema = spec["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
+        assert schema["examples"][0]["team"] == "demo"
+        assert "bearer" in str(spec["components"]["securitySchemes"]).lower()
+        page = anonymous.get("/")
+        assert page.status_code == 200 and "MassGen" in page.text
+        assert anonymous.get("/static/app.js").status_code == 200
