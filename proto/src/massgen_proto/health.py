@@ -15,9 +15,16 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["HealthServer", "credentials_from_env", "nats_url_with_credentials"]
+__all__ = [
+    "HealthServer",
+    "Service",
+    "credentials_from_env",
+    "nats_url_with_credentials",
+    "serve_until_signalled",
+]
 
 _MAX_REQUEST_LINE = 2048
 
@@ -141,3 +148,45 @@ def nats_url_with_credentials(url: str, user: str | None, password: str | None) 
         host = parts.netloc.rsplit("@", 1)[-1]
         servers.append(urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, "", "")))
     return ",".join(servers)
+
+
+class Service(Protocol):
+    """What an entry point needs of a service: start, stop, and a readiness fact."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+
+async def serve_until_signalled(service: Service, health_port: int | None = None) -> None:
+    """Start ``service``, serve until SIGTERM/SIGINT, then stop it.
+
+    With ``health_port`` the probe server comes up before ``start()``: liveness passes
+    while streams are set up; readiness needs a finished start and a live connection,
+    and turns false as soon as stopping begins.
+    """
+    import signal
+
+    started = asyncio.Event()
+    health = None
+    if health_port is not None:
+        health = await HealthServer(
+            health_port, ready=lambda: started.is_set() and service.connected
+        ).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await service.start()
+        started.set()
+        await stop.wait()
+    finally:
+        if health is not None:
+            health.stopping = True
+        await service.stop()
+        if health is not None:
+            await health.stop()

@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 
-from massgen_proto.health import HealthServer, credentials_from_env, nats_url_with_credentials
+from massgen_proto.health import (
+    credentials_from_env,
+    nats_url_with_credentials,
+    serve_until_signalled,
+)
 from massgen_proto.jetstream import StreamSettings
 from massgen_proto.logsetup import configure_logging
 
@@ -23,17 +26,21 @@ __all__ = ["main"]
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="massgen-worker", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--nats", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
+        "--nats",
+        default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
         help="NATS server URL (default $NATS_URL)",
     )
     parser.add_argument(
-        "--providers", required=True, help="comma-separated providers to serve, e.g. openai,anthropic"
+        "--providers",
+        required=True,
+        help="comma-separated providers to serve, e.g. openai,anthropic",
     )
     parser.add_argument("--concurrency", type=int, default=None, help="turns run at once")
     parser.add_argument("--ack-wait", type=float, default=None, help="JetStream ack wait (s)")
     parser.add_argument("--name", default=None, help="worker name (default: host-pid)")
     parser.add_argument(
-        "--memory-streams", action="store_true",
+        "--memory-streams",
+        action="store_true",
         help="create streams in memory if they do not exist yet (embedded mode)",
     )
     parser.add_argument("--log-level", default="info")
@@ -57,33 +64,12 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
     # Pay for ``import litellm`` and its first-call imports now, not on the first turn.
-    loop = asyncio.get_running_loop()
     await apreload()
     user, password = credentials_from_env(args.nats_user, args.nats_password)
-    service = WorkerService(nats_url_with_credentials(args.nats, user, password), providers, settings)
-    started = asyncio.Event()
-    health = None
-    if args.health_port is not None:
-        # Ready once pulling, and while the NATS connection is up.
-        health = await HealthServer(
-            args.health_port,
-            ready=lambda: (
-                started.is_set() and service._nc is not None and service._nc.is_connected
-            ),
-        ).start()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await service.start()
-    started.set()
-    try:
-        await stop.wait()
-    finally:
-        if health is not None:
-            health.stopping = True
-        await service.stop()
-        if health is not None:
-            await health.stop()
+    service = WorkerService(
+        nats_url_with_credentials(args.nats, user, password), providers, settings
+    )
+    await serve_until_signalled(service, args.health_port)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -189,6 +189,11 @@ class WorkerService:
         """Turn ids running in this process now."""
         return list(self._turns)
 
+    @property
+    def connected(self) -> bool:
+        """True while the NATS connection is up (readiness)."""
+        return self._nc is not None and self._nc.is_connected
+
     async def start(self) -> None:
         """Connect, make sure streams and consumers exist, and start pulling."""
         import nats

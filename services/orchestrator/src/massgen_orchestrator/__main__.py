@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 
-from massgen_proto.health import HealthServer, credentials_from_env, nats_url_with_credentials
+from massgen_proto.health import (
+    credentials_from_env,
+    nats_url_with_credentials,
+    serve_until_signalled,
+)
 from massgen_proto.logsetup import configure_logging
 
 from .service import OrchestratorService
@@ -14,26 +17,7 @@ from .settings import OrchestratorSettings
 
 
 async def _serve(settings: OrchestratorSettings, health_port: int | None = None) -> None:
-    service = OrchestratorService(settings)
-    started = asyncio.Event()
-    health = None
-    if health_port is not None:
-        # Up before start(): liveness passes while streams are set up, readiness does not.
-        health = await HealthServer(
-            health_port, ready=lambda: started.is_set() and service.connected
-        ).start()
-    await service.start()
-    started.set()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    if health is not None:
-        health.stopping = True
-    await service.stop()
-    if health is not None:
-        await health.stop()
+    await serve_until_signalled(OrchestratorService(settings), health_port)
 
 
 def main(argv: list[str] | None = None) -> None:
