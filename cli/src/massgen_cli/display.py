@@ -84,7 +84,9 @@ class SimpleDisplay:
             step = int(waiting // (2 * WAIT_NOTICE_SECONDS))
             if self._noticed.get(label, -1) < step:
                 self._noticed[label] = step
-                self._print(f"{self._tag(label)} … waiting for the model ({waiting:.0f}s, no output yet)")
+                self._print(
+                    f"{self._tag(label)} … waiting for the model ({waiting:.0f}s, no output yet)"
+                )
 
     def _print(self, text: str) -> None:
         self._out.write(text + "\n")

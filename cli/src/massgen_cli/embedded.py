@@ -16,9 +16,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from massgen_proto.config import RunConfig
 from massgen_proto.subjects import TURNS_STREAM, provider_consumer
@@ -38,8 +36,6 @@ __all__ = [
     "local_models_of",
     "providers_of",
 ]
-
-
 
 
 def die_with_parent() -> None:
@@ -222,7 +218,9 @@ class EmbeddedStack:
                 detail = ""
                 if self.log_dir is not None:
                     path = self.log_dir / f"local-model-{_safe(name)}.log"
-                    errors = [x for x in path.read_text(errors="replace").splitlines() if "error" in x]
+                    errors = [
+                        x for x in path.read_text(errors="replace").splitlines() if "error" in x
+                    ]
                     detail = f": {errors[-1]}" if errors else f"; see {path}"
                 raise LocalModelStartError(
                     f"local model {name!r} did not start (exit code {code}){detail}"
@@ -296,14 +294,3 @@ class EmbeddedStack:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.stop()
-
-
-def point_local_agents(config: dict[str, Any], endpoints: dict[str, tuple[str, str]]) -> None:
-    """Give every ``local`` agent in a config mapping its server's URL and model name."""
-    for agent in config.get("agents", []):
-        backend = agent.get("backend", {})
-        if backend.get("type") == "local" and backend.get("model") in endpoints:
-            base_url, served = endpoints[backend["model"]]
-            if not backend.get("base_url"):
-                backend["base_url"] = base_url
-            backend["model"] = served

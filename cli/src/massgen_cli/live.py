@@ -45,8 +45,11 @@ def _clock_text(seconds: float) -> str:
 
 def agent_status_line(agent: AgentView, now: float) -> str:
     """Status, elapsed time of the current turn, tokens (and a spinner while waiting)."""
-    parts = [agent.status.replace("working (turn ", "working t").rstrip(")")
-             if agent.state == "working" else agent.status]
+    parts = [
+        agent.status.replace("working (turn ", "working t").rstrip(")")
+        if agent.state == "working"
+        else agent.status
+    ]
     if agent.busy() and agent.turn_started is not None:
         parts.append(_clock_text(now - agent.turn_started))
     waiting = agent.waiting_for(now)

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from .teams import point_local_agents
+
 __all__ = ["SUBCOMMANDS", "main"]
 
 EXIT_OK, EXIT_USAGE, EXIT_RUN_FAILED, EXIT_CANCELLED = 0, 2, 3, 130
@@ -130,22 +132,11 @@ def _missing_keys(config: dict[str, Any]) -> list[str]:
     return missing
 
 
-def _point_local_agents(config: dict[str, Any], endpoints: dict[str, tuple[str, str]]) -> None:
-    """Give every ``local`` agent its server's URL and served model name."""
-    for agent in config.get("agents", []):
-        backend = agent.get("backend", {})
-        if backend.get("type") == "local" and backend.get("model") in endpoints:
-            base_url, served = endpoints[backend["model"]]
-            if not backend.get("base_url"):
-                backend["base_url"] = base_url
-            backend["model"] = served
-
-
 # -- progress ------------------------------------------------------------------------
 
 
 class Progress:
-    """"Still working" feedback on stderr while something slow happens (never a silent wait).
+    """ "Still working" feedback on stderr while something slow happens (never a silent wait).
 
     On a terminal: one line with a spinner and the elapsed seconds, rewritten in
     place. Otherwise: a line when the note changes and every 10 s.
@@ -234,7 +225,7 @@ class Runner:
                     self.nc = await nats.connect(
                         warm.url, name="massgen-cli", connect_timeout=2, max_reconnect_attempts=3
                     )
-                    _point_local_agents(self.config, warm.local_endpoints)
+                    point_local_agents(self.config, warm.local_endpoints)
                     self.warm = warm
                     self._say(f"using the warm stack at {warm.url} (massgen status)")
                     if self.args.debug:
@@ -257,14 +248,19 @@ class Runner:
                 await self._stack.stop()
                 self._stack = None
                 raise
-        _point_local_agents(self.config, self._stack.local_endpoints)
+        point_local_agents(self.config, self._stack.local_endpoints)
         self.nc = self._stack.client
 
     def _say(self, text: str) -> None:
         print(f"massgen: {text}", file=sys.stderr, flush=True)
 
     async def follow(
-        self, question: str, on_event: Any, *, history: list[Any] | None, run_id: str,
+        self,
+        question: str,
+        on_event: Any,
+        *,
+        history: list[Any] | None,
+        run_id: str,
         cancel: asyncio.Event,
     ) -> Any:
         """Create the run over NATS and follow it; returns its summary."""
@@ -307,7 +303,12 @@ class ApiRunner:
         )
 
     async def follow(
-        self, question: str, on_event: Any, *, history: list[Any] | None, run_id: str,
+        self,
+        question: str,
+        on_event: Any,
+        *,
+        history: list[Any] | None,
+        run_id: str,
         cancel: asyncio.Event,
     ) -> Any:
         """Follow the already created run ``run_id`` (``question`` was sent by create)."""
@@ -421,7 +422,9 @@ async def _single(args: argparse.Namespace, config: dict[str, Any], question: st
             await runner.start()
         except RuntimeError as error:  # local model or nats-server did not start
             return _fail(str(error), EXIT_RUN_FAILED)
-        code, _summary, _log_dir = await _run_turn(runner, args, question, run_id=run_id, folder=folder)
+        code, _summary, _log_dir = await _run_turn(
+            runner, args, question, run_id=run_id, folder=folder
+        )
     finally:
         await runner.stop()
         if handle is not None:
@@ -616,7 +619,9 @@ def _subcommand(argv: list[str]) -> int:
             cmd.add_argument("--table", action="store_true", help="the coordination table")
             cmd.add_argument("--no-cost", action="store_true", help="skip the cost estimate")
         if name == "replay":
-            cmd.add_argument("--speed", type=float, default=1.0, help="2 = twice as fast; 0 = at once")
+            cmd.add_argument(
+                "--speed", type=float, default=1.0, help="2 = twice as fast; 0 = at once"
+            )
             cmd.add_argument("--display", choices=("rich_terminal", "terminal", "simple"))
     up = sub.add_parser("up", help="start a warm local stack in the background")
     up.add_argument("--providers", help="worker pools to serve (default: all)")
@@ -832,6 +837,11 @@ async def _serve_api_async(
         )  # fmt: skip
         serving = asyncio.ensure_future(server.serve(sockets=[sock]))
         while not server.started and not serving.done():  # noqa: ASYNC110 (a flag only)
+            if stop.is_set():  # still starting (e.g. waiting for NATS): give up at once
+                serving.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception, SystemExit):
+                    await serving
+                return _fail("stopped before the API started", EXIT_CANCELLED)
             await asyncio.sleep(0.05)
         if server.started:
             where = f"NATS {settings.nats_url}" if stack is None else "a private stack"
@@ -897,7 +907,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for name, (_path, description) in examples().items():
             print(f"{name:<28} {description}")
-        print("\nuse one with: massgen --config NAME \"question\"")
+        print('\nuse one with: massgen --config NAME "question"')
         return EXIT_OK
     _load_dotenv()
     if args.api:

@@ -8,7 +8,13 @@ from typing import Any
 
 from massgen_proto.providers import BACKENDS, backend_for_model
 
-__all__ = ["API_TEAM_MODELS", "DEFAULT_LOCAL_MODEL", "default_team", "quick_config"]
+__all__ = [
+    "API_TEAM_MODELS",
+    "DEFAULT_LOCAL_MODEL",
+    "default_team",
+    "point_local_agents",
+    "quick_config",
+]
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
 
@@ -83,3 +89,14 @@ def default_team(env: Mapping[str, str] | None = None) -> tuple[dict[str, Any], 
     )
     # A small model tends to re-answer rather than vote: a cap keeps the run bounded.
     return {"agents": agents, "orchestrator": {"max_new_answers_per_agent": 2}}, note
+
+
+def point_local_agents(config: dict[str, Any], endpoints: dict[str, tuple[str, str]]) -> None:
+    """Give every ``local`` agent in a config mapping its server's URL and model name."""
+    for agent in config.get("agents", []):
+        backend = agent.get("backend", {})
+        if backend.get("type") == "local" and backend.get("model") in endpoints:
+            base_url, served = endpoints[backend["model"]]
+            if not backend.get("base_url"):
+                backend["base_url"] = base_url
+            backend["model"] = served

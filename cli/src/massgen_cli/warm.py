@@ -80,7 +80,8 @@ class WarmStack:
         self.url: str = state["nats_url"]
         self.providers: list[str] = list(state.get("providers") or [])
         self.local_endpoints: dict[str, tuple[str, str]] = {
-            name: (value[0], value[1]) for name, value in (state.get("local_endpoints") or {}).items()
+            name: (value[0], value[1])
+            for name, value in (state.get("local_endpoints") or {}).items()
         }
         self.log_dir: str | None = state.get("log_dir")
 
@@ -179,7 +180,9 @@ def stack_up(
             say(f"warm stack failed to start: {state['error']} (log: {directory / 'stackd.log'})")
             return 3
         if proc.poll() is not None:
-            say(f"warm stack exited at start (code {proc.returncode}); see {directory / 'stackd.log'}")
+            say(
+                f"warm stack exited at start (code {proc.returncode}); see {directory / 'stackd.log'}"
+            )
             return 3
         note = state.get("progress") or note
         if progress is not None:

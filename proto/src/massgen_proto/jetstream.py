@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "StreamSettings",
+    "close_connection",
     "ensure_events_stream",
     "ensure_provider_consumer",
     "ensure_runs_bucket",
@@ -130,3 +131,21 @@ async def ensure_provider_consumer(
         ),
     )
     return durable
+
+
+async def close_connection(nc, timeout: float = 5.0) -> None:
+    """Drain a NATS connection within ``timeout``; close it outright when that fails.
+
+    A service stopping while its server is gone must still exit: draining a
+    disconnected client (which keeps reconnecting) would wait forever.
+    """
+    import asyncio
+
+    if nc.is_connected:
+        try:
+            await asyncio.wait_for(nc.drain(), timeout)
+            return
+        except Exception:  # noqa: BLE001 - any failure to drain: close instead
+            pass
+    if not nc.is_closed:
+        await nc.close()

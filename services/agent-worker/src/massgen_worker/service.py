@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 from massgen_proto.events import Chunk, TokenUsage
 from massgen_proto.jetstream import (
+    close_connection,
     ensure_events_stream,
     ensure_provider_consumer,
     ensure_turns_stream,
@@ -223,7 +224,9 @@ class WorkerService:
             rate = s.rate_limits.get(provider)
             limiter = _RateLimiter(rate) if rate else None
             self._pull_tasks.append(
-                asyncio.create_task(self._pull_loop(provider, sub, limiter), name=f"pull-{provider}")
+                asyncio.create_task(
+                    self._pull_loop(provider, sub, limiter), name=f"pull-{provider}"
+                )
             )
         self.log.info("worker_started", providers=self.providers, concurrency=s.concurrency)
 
@@ -257,12 +260,12 @@ class WorkerService:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         if self._nc is not None:
-            for sub in [*self._subs, self._control_sub]:
-                if sub is not None:
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
-            with contextlib.suppress(Exception):
-                await self._nc.drain()
+            if self._nc.is_connected:
+                for sub in [*self._subs, self._control_sub]:
+                    if sub is not None:
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(sub.unsubscribe(), 2.0)
+            await close_connection(self._nc)
         self.log.info("worker_stopped", turns_done=self.turns_done)
 
     # -- pulling --------------------------------------------------------------------
@@ -317,7 +320,10 @@ class WorkerService:
             self._cancel_requested.add(cancel.turn_id)
             task.cancel()
             self.log.info(
-                "turn_cancel_requested", run_id=cancel.run_id, turn=cancel.turn_id, reason=cancel.reason
+                "turn_cancel_requested",
+                run_id=cancel.run_id,
+                turn=cancel.turn_id,
+                reason=cancel.reason,
             )
 
     # -- one message ----------------------------------------------------------------
@@ -327,7 +333,10 @@ class WorkerService:
             request = TurnRequest.model_validate_json(msg.data)
         except ValidationError as error:
             self.log.error(
-                "turn_request_malformed", provider=provider, size=len(msg.data), errors=error.error_count()
+                "turn_request_malformed",
+                provider=provider,
+                size=len(msg.data),
+                errors=error.error_count(),
             )
             await msg.term()
             return
@@ -350,7 +359,10 @@ class WorkerService:
                 await msg.ack()
                 return
             tlog.info(
-                "turn_started", phase=request.phase, delivery=delivery, messages=len(request.messages),
+                "turn_started",
+                phase=request.phase,
+                delivery=delivery,
+                messages=len(request.messages),
                 tools=len(request.tools),
             )
             outcome = await self._run(request, tlog)
@@ -358,8 +370,11 @@ class WorkerService:
                 await msg.ack()
                 return
             tlog.info(
-                "turn_finished", status=outcome.status, attempts=outcome.attempts,
-                model_calls=outcome.model_calls, error=outcome.error,
+                "turn_finished",
+                status=outcome.status,
+                attempts=outcome.attempts,
+                model_calls=outcome.model_calls,
+                error=outcome.error,
             )
             await msg.ack()
             self.turns_done += 1

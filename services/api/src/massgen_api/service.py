@@ -20,7 +20,12 @@ import nats
 import structlog
 from massgen_proto import subjects
 from massgen_proto.events import TERMINAL_STATUSES, RunEventAdapter
-from massgen_proto.jetstream import ensure_events_stream, ensure_runs_bucket, ensure_turns_stream
+from massgen_proto.jetstream import (
+    close_connection,
+    ensure_events_stream,
+    ensure_runs_bucket,
+    ensure_turns_stream,
+)
 from massgen_proto.messages import (
     CancelRun,
     CreateRun,
@@ -105,10 +110,7 @@ class Backend:
         nc, self._nc = self._nc, None
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
-        try:
-            await nc.drain()
-        except Exception:  # already closed by the server going away
-            pass
+        await close_connection(nc)
 
     async def _bucket(self, name: str):
         from nats.js.api import KeyValueConfig, StorageType

@@ -24,7 +24,7 @@ import structlog
 from massgen_proto import subjects
 from massgen_proto.config import RunConfig
 from massgen_proto.events import RunEventAdapter, ToolDenied
-from massgen_proto.jetstream import ensure_events_stream, ensure_runs_bucket
+from massgen_proto.jetstream import close_connection, ensure_events_stream, ensure_runs_bucket
 from massgen_proto.messages import ErrorReply, RunAccepted
 from massgen_proto.tools import CloseRunTools, ToolCallRequest, ToolList, ToolListRequest
 from pydantic import ValidationError
@@ -94,8 +94,7 @@ class GatewayService:
             await asyncio.wait(set(self._tasks), timeout=10)
         runs, self._runs = list(self._runs.values()), {}
         await asyncio.gather(*(r.close() for r in runs), return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self._nc.drain()
+        await close_connection(self._nc)
         log.info("gateway_stopped", calls=self.calls, denials=self.denials)
 
     @property

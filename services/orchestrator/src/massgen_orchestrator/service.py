@@ -19,7 +19,12 @@ import structlog
 from massgen_proto import subjects
 from massgen_proto.config import ConfigError, parse_config
 from massgen_proto.ids import new_run_id
-from massgen_proto.jetstream import ensure_events_stream, ensure_runs_bucket, ensure_turns_stream
+from massgen_proto.jetstream import (
+    close_connection,
+    ensure_events_stream,
+    ensure_runs_bucket,
+    ensure_turns_stream,
+)
 from massgen_proto.messages import (
     CancelRun,
     CreateRun,
@@ -113,7 +118,7 @@ class OrchestratorService:
                 run.timer.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
-        await self._nc.drain()
+        await close_connection(self._nc)
         log.info("orchestrator.stopped", replica=self.settings.replica)
 
     @property
