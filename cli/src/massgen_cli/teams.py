@@ -87,8 +87,9 @@ def default_team(env: Mapping[str, str] | None = None) -> tuple[dict[str, Any], 
         f"{DEFAULT_LOCAL_MODEL}. Set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or "
         "XAI_API_KEY, or pass --config/--model, to use real providers."
     )
-    # A small model tends to re-answer rather than vote: a cap keeps the run bounded.
-    return {"agents": agents, "orchestrator": {"max_new_answers_per_agent": 2}}, note
+    # A small model tends to re-answer rather than vote: one answer each, then vote,
+    # keeps a run on two CPU cores to about a minute.
+    return {"agents": agents, "orchestrator": {"max_new_answers_per_agent": 1}}, note
 
 
 def point_local_agents(config: dict[str, Any], endpoints: dict[str, tuple[str, str]]) -> None:

@@ -43,8 +43,10 @@ class WorkerSettings(BaseModel):
     """Model calls per attempt that may answer non-workflow tool calls before submitting."""
     graceful_timeout: float = Field(default=10.0, ge=0)
     """On stop, seconds running turns get to finish before they are cancelled."""
-    request_timeout: float = Field(default=10.0, gt=0)
-    """Seconds to wait for the orchestrator's reply to one report."""
+    request_timeout: float = Field(default=3.0, gt=0)
+    """Seconds to wait for the orchestrator's reply to one report. Short on purpose: a
+    report sent to a replica that just died is lost, and the retry (idempotent) reaches
+    a live one."""
     request_retries: int = Field(default=3, ge=0)
     """Retries of a report the orchestrator did not answer in time."""
     fetch_timeout: float = Field(default=1.0, gt=0)
