@@ -17,6 +17,9 @@ __all__ = [
 ]
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
+LOCAL_MAX_TOKENS = 384
+"""Per-response cap for the local team: a small model sometimes rambles, and on two
+cores every token costs ~40 ms."""
 
 # Three perspectives, so a team on one model still disagrees usefully.
 _PERSPECTIVES = (
@@ -77,11 +80,11 @@ def default_team(env: Mapping[str, str] | None = None) -> tuple[dict[str, Any], 
         ]  # fmt: skip
         used = ", ".join(sorted({f"{kind}:{model}" for kind, model in picks}))
         return {"agents": agents}, f"default team on your provider keys ({used})"
+    local = {"type": "local", "model": DEFAULT_LOCAL_MODEL, "max_tokens": LOCAL_MAX_TOKENS}
     agents = [
-        {"id": name, "backend": {"type": "local", "model": DEFAULT_LOCAL_MODEL},
-         "system_message": message}
+        {"id": name, "backend": dict(local), "system_message": message}
         for name, message in _PERSPECTIVES
-    ]  # fmt: skip
+    ]
     note = (
         f"no provider API key found: using the built-in 3-agent team on the local model "
         f"{DEFAULT_LOCAL_MODEL}. Set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or "
