@@ -125,8 +125,8 @@ class FrameDisplay:
     def _spinning(self, now: float) -> bool:
         return any(a.waiting_for(now) is not None for a in self.view.agents.values())
 
-    def draw(self, now: float) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def draw(self, now: float) -> None:
+        """Render one frame; each display mode defines it (the base draws nothing)."""
 
     # -- keys ------------------------------------------------------------------------
 
