@@ -6,9 +6,15 @@ import time
 import uuid
 from typing import Any
 
-from massgen_proto.messages import BackendSpec, ChatMessage, TurnRequest
+from massgen_proto.messages import (
+    BackendSpec,
+    ChatMessage,
+    TurnRequest,
+    Verdict,
+    WorkflowSubmission,
+)
 
-__all__ = ["make_turn_request", "new_answer_tool", "vote_tool", "workflow_tools"]
+__all__ = ["Orchestrator", "make_turn_request", "new_answer_tool", "vote_tool", "workflow_tools"]
 
 
 def new_answer_tool() -> dict[str, Any]:
@@ -83,3 +89,21 @@ def make_turn_request(
         deadline=time.time() + timeout,
         max_attempts=max_attempts,
     )
+
+
+class Orchestrator:
+    """Records reports; answers with scripted verdicts (accepted when the script is empty)."""
+
+    def __init__(self, *verdicts: Verdict):
+        self.verdicts = list(verdicts)
+        self.reports: list = []
+        self.events: list = []
+
+    async def submit(self, report):
+        self.reports.append(report)
+        if isinstance(report, WorkflowSubmission) and self.verdicts:
+            return self.verdicts.pop(0)
+        return Verdict(status="accepted")
+
+    async def emit(self, event):
+        self.events.append(event)

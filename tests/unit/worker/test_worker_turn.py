@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from fakes.turns import make_turn_request, workflow_tools
+from fakes.turns import Orchestrator, make_turn_request, workflow_tools
 from massgen_proto.events import Chunk, TokenUsage
 from massgen_proto.messages import (
     PresentationFinished,
@@ -66,24 +66,6 @@ class ScriptedModel:
 
     def assert_complete(self):
         assert not self.responses, f"{len(self.responses)} scripted responses unused"
-
-
-class Orchestrator:
-    """Records reports; answers with scripted verdicts (accepted when the script is empty)."""
-
-    def __init__(self, *verdicts: Verdict):
-        self.verdicts = list(verdicts)
-        self.reports: list = []
-        self.events: list = []
-
-    async def submit(self, report):
-        self.reports.append(report)
-        if isinstance(report, WorkflowSubmission) and self.verdicts:
-            return self.verdicts.pop(0)
-        return Verdict(status="accepted")
-
-    async def emit(self, event):
-        self.events.append(event)
 
 
 def rejected(message: str) -> Verdict:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from fakes import answer, both, error, hang, malformed, text, vote_first
-from fakes.turns import make_turn_request, workflow_tools
+from fakes.turns import Orchestrator, make_turn_request, workflow_tools
 from massgen_proto.messages import (
     PresentationFinished,
     TurnFailed,
@@ -19,22 +19,6 @@ from massgen_worker.llm import LiteLLMModel
 from massgen_worker.turn import RetryPolicy, run_turn
 
 FAST = RetryPolicy(retries=2, base_delay=0.01, max_delay=0.02)
-
-
-class Orchestrator:
-    def __init__(self, *verdicts: Verdict):
-        self.verdicts = list(verdicts)
-        self.reports: list = []
-        self.events: list = []
-
-    async def submit(self, report):
-        self.reports.append(report)
-        if isinstance(report, WorkflowSubmission) and self.verdicts:
-            return self.verdicts.pop(0)
-        return Verdict(status="accepted")
-
-    async def emit(self, event):
-        self.events.append(event)
 
 
 async def go(req, orch, policy=FAST):

@@ -149,21 +149,25 @@ class GatewayService:
 
     # -- handlers ---------------------------------------------------------------------
 
+    async def _run_or_reply(self, msg: Any, run_id: str) -> RunTools | None:
+        """The run's tools, or None after replying why there are none."""
+        try:
+            run = await self._run(run_id)
+        except ToolsConfigError as error:
+            await self._respond(msg, ErrorReply(error=str(error)))
+            return None
+        if run is None:
+            await self._respond(msg, ErrorReply(error=f"no run {run_id!r}", code="not_found"))
+        return run
+
     async def _on_list(self, msg: Any) -> None:
         try:
             request = ToolListRequest.model_validate_json(msg.data)
         except ValidationError as error:
             await self._respond(msg, ErrorReply(error=f"bad tool_list_request: {error}"))
             return
-        try:
-            run = await self._run(request.run_id)
-        except ToolsConfigError as error:
-            await self._respond(msg, ErrorReply(error=str(error)))
-            return
+        run = await self._run_or_reply(msg, request.run_id)
         if run is None:
-            await self._respond(
-                msg, ErrorReply(error=f"no run {request.run_id!r}", code="not_found")
-            )
             return
         if request.agent_id not in run.labels:
             await self._respond(
@@ -194,15 +198,8 @@ class GatewayService:
         except ValidationError as error:
             await self._respond(msg, ErrorReply(error=f"bad tool_call_request: {error}"))
             return
-        try:
-            run = await self._run(request.run_id)
-        except ToolsConfigError as error:
-            await self._respond(msg, ErrorReply(error=str(error)))
-            return
+        run = await self._run_or_reply(msg, request.run_id)
         if run is None:
-            await self._respond(
-                msg, ErrorReply(error=f"no run {request.run_id!r}", code="not_found")
-            )
             return
         try:
             agent = run.agent(request.agent_id, request.label)
