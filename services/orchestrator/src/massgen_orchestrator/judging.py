@@ -167,8 +167,9 @@ def _judge_answer(content: str, latest: Mapping[str, str], novelty: str) -> Reje
         if normalise(existing) == mine:
             return Rejection(
                 prompts.NEW_ANSWER,
-                f"Your answer is identical to the current answer of {label}. Vote for {label} "
-                "if you agree with it, or submit an answer that differs in substance.",
+                f"Your answer is identical to the current answer of {label}. Do not submit it "
+                f'again: call vote with agent_id "{label}" if you agree with it, or submit an '
+                "answer that differs in substance.",
             )
     limit = NOVELTY_LIMITS.get(novelty)
     if limit is not None:
