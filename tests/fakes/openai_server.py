@@ -61,8 +61,8 @@ class Step:
     token_delay: float | None = None
     """Seconds between streamed pieces (None: the server's default)."""
     tokens: int | None = None
-    """Pad the streamed content to this many words (text steps), or stream this many
-    words of content before the tool call (tool-call steps)."""
+    """Stream this many pieces in all: content padded with words (text steps), or words
+    of content before the tool call, whose own pieces count too (tool-call steps)."""
 
 
 StepLike = Step | Callable[[dict[str, Any]], Step]
@@ -266,6 +266,20 @@ class FakeOpenAIServer:
         if seconds > 0 and self._closing.wait(seconds):
             raise _Closing
 
+    def _pacer(self, delay: float) -> Callable[[], None]:
+        """Waits so that the n-th call returns n x ``delay`` after the first.
+
+        Paced against the clock, not by sleeping ``delay`` each time: a provider
+        generating at a fixed rate does not fall behind by each wake-up's lateness.
+        """
+        start = time.monotonic()
+        count = itertools.count(1)
+
+        def wait() -> None:
+            self._sleep(start + next(count) * delay - time.monotonic())
+
+        return wait
+
     # -- responses ------------------------------------------------------------------
 
     def _completion(self, step: Step) -> tuple[list[str], list[tuple[str, str]], str]:
@@ -278,7 +292,6 @@ class FakeOpenAIServer:
                     pieces[-1] += " "
                 pieces += [f"w{i} " for i in range(len(pieces), tokens)]
             return pieces, [], "stop"
-        preamble = [f"w{i} " for i in range(tokens or 0)]
         answer_args = json.dumps({"content": step.text})
         vote_args = json.dumps({"agent_id": step.label, "reason": step.reason})
         calls = {
@@ -288,6 +301,8 @@ class FakeOpenAIServer:
             "malformed": [("new_answer", step.args_text)],
             "tool": [(step.text, step.args_text)],
         }[step.kind]
+        call_pieces = sum(1 + len(_fragments(arguments)) for _, arguments in calls)
+        preamble = [f"w{i} " for i in range(max(0, (tokens or 0) - call_pieces))]
         return preamble, calls, "tool_calls"
 
 
@@ -383,13 +398,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
             self.wfile.flush()
 
+        pace = self.fake._pacer(delay)
         chunk({"role": "assistant", "content": ""})
         for piece in pieces:
-            self.fake._sleep(delay)
+            pace()
             chunk({"content": piece})
             sent += 1
         for index, (name, arguments) in enumerate(calls):
-            self.fake._sleep(delay)
+            pace()
             chunk(
                 {
                     "tool_calls": [
@@ -403,7 +419,7 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             )
             for fragment in _fragments(arguments):
-                self.fake._sleep(delay)
+                pace()
                 chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
                 sent += 1
         chunk({}, finish)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from massgen_proto.config import RunConfig
 from massgen_proto.subjects import TURNS_STREAM, provider_consumer
 
+from . import early_worker
+from .early_worker import die_with_parent
 from .nats_server import NatsServer
 
 if TYPE_CHECKING:
@@ -32,21 +33,9 @@ __all__ = [
     "EmbeddedStack",
     "LocalModelStartError",
     "WorkerStartError",
-    "die_with_parent",
     "local_models_of",
     "providers_of",
 ]
-
-
-def die_with_parent() -> None:
-    """``preexec_fn``: the child gets SIGTERM when this process dies (Linux), so a killed
-    ``massgen`` leaves no worker or model server behind."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:  # not Linux / no glibc: the stack still stops on a normal exit
-        pass
 
 
 class WorkerStartError(RuntimeError):
@@ -168,26 +157,28 @@ class EmbeddedStack:
         return f"the worker process exited at start (exit code {code}){where}"
 
     def _start_worker(self) -> None:
-        command = [
-            sys.executable, "-m", "massgen_worker",
-            "--nats", self.nats.url,
-            "--providers", ",".join(self.providers),
-            "--memory-streams",
-            "--log-level", "debug" if self.debug else "info",
-        ]  # fmt: skip
-        if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            self._worker_log = (self.log_dir / "worker.log").open("ab")
-        env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
-        self._worker = subprocess.Popen(
-            command,
+        level = "debug" if self.debug else "info"
+        log_file = self.log_dir / "worker.log" if self.log_dir is not None else None
+        if log_file is not None:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+        early = early_worker.take()
+        if early is not None:  # started by ``main`` and loading litellm already
+            early_worker.launch(early, self.nats.url, self.providers, level, log_file)
+            self._worker = early
+            return
+        if log_file is not None:
+            self._worker_log = log_file.open("ab")
+        self._worker = early_worker.spawn_worker(
+            [
+                "--nats", self.nats.url,
+                "--providers", ",".join(self.providers),
+                "--memory-streams",
+                "--log-level", level,
+            ],
             stdin=subprocess.DEVNULL,
             stdout=self._worker_log or subprocess.DEVNULL,
             stderr=self._worker_log or subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # Ctrl-C reaches us; we stop the worker ourselves.
-            preexec_fn=die_with_parent,
-        )
+        )  # fmt: skip
 
     async def _start_local_models(self) -> None:
         # A child process per model: loading weights holds the GIL for seconds, which

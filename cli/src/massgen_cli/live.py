@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from massgen_proto import events as ev
 
 from .table import coordination_rows, render_plain, render_rich
+from .tailwrap import TailWrap
 from .view import AgentView, RunView
 
 __all__ = ["FrameDisplay", "RichDisplay", "TerminalDisplay"]
@@ -90,6 +91,8 @@ class FrameDisplay:
         self._tty_state: Any = None
         self._key_fd: int | None = None
         self.frames = 0
+        self._wraps: dict[str, tuple[TailWrap, int]] = {}
+        """Per agent label: its wrapped output and how much of it (``appended``) it has."""
 
     # -- events ----------------------------------------------------------------------
 
@@ -99,6 +102,23 @@ class FrameDisplay:
         if not isinstance(event, ev.Chunk | ev.TokenUsage):
             self._steps.append(event)  # the coordination table needs only these
         self._dirty = True
+
+    def tail_lines(self, agent: AgentView, width: int, height: int) -> list[str]:
+        """The last ``height`` lines of an agent's output, wrapped to ``width`` cells.
+
+        Only text that arrived since the last frame is wrapped (see ``tailwrap``).
+        """
+        wrap, seen = self._wraps.get(agent.label, (None, 0))
+        new = agent.appended - seen
+        if wrap is None or wrap.width != width or wrap.keep < height or new > len(agent.text):
+            wrap, new = TailWrap(width, keep=max(height, 48)), len(agent.text)
+        if new:
+            wrap.feed(agent.text[len(agent.text) - new :])
+        self._wraps[agent.label] = (wrap, agent.appended)
+        lines = wrap.lines(height + 1)
+        if lines and not lines[-1]:
+            lines.pop()  # the output ends with a newline: no empty line at the bottom
+        return lines[-height:] if height > 0 else []
 
     def table_text(self, width: int = 24) -> str:
         """The coordination table of the run so far, as text."""
@@ -193,7 +213,6 @@ class RichDisplay(FrameDisplay):
 
         self.console = Console(file=stream or sys.stdout, highlight=False)
         self._live: Any = None
-        self._wrap_cache: dict[str, tuple[int, int, Any]] = {}
         self.hint = "r: coordination table"
 
     def start(self) -> None:
@@ -213,16 +232,8 @@ class RichDisplay(FrameDisplay):
     def _tail(self, agent: AgentView, width: int, height: int) -> Any:
         from rich.text import Text
 
-        key = agent.label
-        cached = self._wrap_cache.get(key)
-        text_id = hash(agent.text)
-        if cached is None or cached[0] != text_id or cached[1] != width:
-            lines = Text(agent.text.strip("\n")).wrap(self.console, width, overflow="fold")
-            cached = (text_id, width, lines)
-            self._wrap_cache[key] = cached
-        lines = cached[2]
-        tail = lines[-height:] if height > 0 else []
-        body = Text("\n").join(tail)
+        body = Text("\n".join(self.tail_lines(agent, width, height)))
+        body.no_wrap, body.overflow = True, "crop"
         return body
 
     def render(self, now: float) -> Any:
@@ -315,8 +326,6 @@ class TerminalDisplay(FrameDisplay):
 
     def render(self, now: float) -> list[str]:
         """The current frame as lines, each at most the terminal's width."""
-        import textwrap
-
         size = shutil.get_terminal_size((100, 30))
         width, height = size.columns, size.lines
         view = self.view
@@ -333,12 +342,7 @@ class TerminalDisplay(FrameDisplay):
             body = max(3, height - 6)
             heads = [f"{a.label} {a.agent}"[:col].ljust(col) for a in agents]
             states = [agent_status_line(a, now)[:col].ljust(col) for a in agents]
-            tails = []
-            for agent in agents:
-                wrapped: list[str] = []
-                for para in agent.text.splitlines()[-body:]:
-                    wrapped += textwrap.wrap(para, col) or [""]
-                tails.append(wrapped[-body:])
+            tails = [self.tail_lines(agent, col, body) for agent in agents]
             lines.append(" | ".join(heads))
             lines.append(" | ".join(states))
             lines.append("-+-".join("-" * col for _ in agents))

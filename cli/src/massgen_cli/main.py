@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -208,6 +209,15 @@ class Runner:
         self.warm: Any = None
 
     async def start(self) -> None:
+        """Connect to a warm stack or start a private one."""
+        from massgen_proto.runtime import loaded
+
+        try:
+            await self._start()
+        finally:
+            loaded()  # start-up's imports are done: collect as usual from here on
+
+    async def _start(self) -> None:
         from massgen_proto.config import parse_config
 
         from .warm import find_warm_stack
@@ -898,6 +908,8 @@ def _runs(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``massgen`` command."""
+    # Start-up is mostly imports: no cyclic GC until the stack is reached (Runner.start).
+    gc.disable()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
         return _subcommand(argv)
@@ -914,6 +926,20 @@ def main(argv: list[str] | None = None) -> int:
         return _api_main(args)
     if args.team or args.token:
         return _fail("--team and --token go with --api URL")
+    from . import early_worker
+    from .warm import find_warm_stack
+
+    if args.embedded or find_warm_stack() is None:
+        # A stack of our own is likely: start its worker (seconds of imports) now.
+        early_worker.start()
+    try:
+        return _question_main(args)
+    finally:
+        early_worker.discard()
+
+
+def _question_main(args: argparse.Namespace) -> int:
+    """A question or an interactive session, on a warm or embedded stack."""
     from massgen_proto.config import ConfigError
 
     session = None

@@ -48,6 +48,8 @@ class AgentView:
     presenting winner done."""
     text: str = ""
     """Tail of the streamed output (at most ``TAIL_CHARS``)."""
+    appended: int = 0
+    """Characters of output ever appended (``text`` keeps only the last of them)."""
     turn: int = 0
     turn_started: float | None = None
     """Event time of the current turn's start (None between turns)."""
@@ -75,6 +77,7 @@ class AgentView:
 
     def add_text(self, text: str) -> None:
         self.text = (self.text + text)[-TAIL_CHARS:]
+        self.appended += len(text)
 
 
 @dataclass(slots=True)

@@ -2,9 +2,9 @@
 
 Subjects (``subjects``), inter-service messages (``messages``), run events
 (``events``), the run-config model (``config``), backend types (``providers``),
-identifiers (``ids``) and the event fold every reader shares (``summary``).
+identifiers (``ids``), the event fold every reader shares (``summary``) and process
+helpers for the entry points (``health``, ``logsetup``, ``runtime``).
+
+Nothing is imported here: a process pays only for the modules it uses (the CLI's
+start-up and the worker's are measured).
 """
-
-from . import config, events, ids, messages, providers, subjects, summary, tools
-
-__all__ = ["config", "events", "ids", "messages", "providers", "subjects", "summary", "tools"]

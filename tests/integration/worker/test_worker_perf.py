@@ -66,11 +66,12 @@ async def test_three_agents_two_hundred_tokens(nats_url, fake_model):
     for req in requests:
         await js.publish(turn_subject("perf"), req.model_dump_json().encode())
     sub = await js.subscribe(events_subject("perf3"), ordered_consumer=True)
-    chunks = 0
-    while chunks < 600:
+    chunks = calls = 0
+    while calls < 3:
         msg = await sub.next_msg(timeout=10)
         if b'"channel":"content"' in msg.data:
             chunks += 1
+        calls += b'"channel":"tool_call"' in msg.data
     elapsed = time.time() - started
     first = min(r.received_at for r in fake_model.requests) - started
     await sub.unsubscribe()
@@ -78,6 +79,8 @@ async def test_three_agents_two_hundred_tokens(nats_url, fake_model):
     await service.stop()
     print(f"\nstop: {time.perf_counter() - t:.2f} s")
     await nc.drain()
-    print(f"\n3 agents x 200 tokens: {elapsed * 1000:.0f} ms to 600 chunks in the events stream; "
-          f"publish -> first model request {first * 1000:.1f} ms")
+    print(f"\n3 agents x 200 tokens: {elapsed * 1000:.0f} ms to the 3 tool calls in the events "
+          f"stream; publish -> first model request {first * 1000:.1f} ms")
+    # 200 pieces each: words, then new_answer's name and arguments in 3 pieces.
+    assert chunks == 3 * (200 - 4)
     assert elapsed < 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -132,7 +133,8 @@ async def queue_empty(js) -> bool:
 
 
 async def test_turn_end_to_end_events_in_order_and_acked(nc, worker, fake_model):
-    fake_model.script("m", [answer("4", tokens=20)])
+    # 23 pieces: 20 words, then the call (its name, its arguments in 2 pieces).
+    fake_model.script("m", [answer("4", tokens=23)])
     responder = await Responder(nc).start()
     service = await worker()
     js = nc.jetstream()
@@ -215,6 +217,27 @@ async def test_stopped_worker_hands_the_turn_to_another(nc, worker, fake_model):
     await wait_until(lambda: queue_empty(js))
 
 
+async def test_idle_worker_stops_without_waiting_out_its_long_poll(nc, worker, fake_model):
+    fake_model.script("m", [answer("4")])
+    responder = await Responder(nc).start()
+    from massgen_worker.llm import apreload
+
+    await apreload()  # stop() waits for a litellm import still under way; not timed here
+    idle = await worker(fetch_timeout=20.0, worker_name="idle")
+    await asyncio.sleep(0.2)  # its fetch is now pending on the server
+    started = time.monotonic()
+    await idle.stop()
+    assert time.monotonic() - started < 1.0
+    # Its pull request must not capture the next turn: the next worker gets it first time.
+    await worker(worker_name="next")
+    js = nc.jetstream()
+    req = make_turn_request("m", fake_model.base_url)
+    await js.publish(turn_subject(PROVIDER), req.model_dump_json().encode())
+    await responder.wait_for(lambda r: r.kind == "workflow_submission", timeout=5)
+    starts = [(r.worker, r.delivery) for r in responder.reports if r.kind == "turn_started"]
+    assert starts == [("next", 1)]
+
+
 def spawn_worker(nats_url: str, name: str, **env) -> subprocess.Popen:
     environment = {**os.environ, "MASSGEN_WORKER_STREAM_MEMORY": "true", **env}
     return subprocess.Popen(
@@ -253,6 +276,55 @@ async def test_killed_worker_process_turn_is_redelivered_after_ack_wait(
     assert starts == [("doomed", 1), ("survivor", 2)]
     assert time.monotonic() - killed_at < 10
     await wait_until(lambda: queue_empty(js))
+
+
+async def test_worker_launched_from_stdin_after_loading(nc, nats_url, fake_model, tmp_path):
+    """How ``massgen`` starts its worker before it knows the NATS URL: the process
+    loads first, then one JSON line on stdin says where to connect and what to serve."""
+    fake_model.script("m", [answer("4")])
+    responder = await Responder(nc).start()
+    log_file = tmp_path / "worker.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "massgen_worker", "--launch-from-stdin", "--name", "early"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        launch = {"nats": nats_url, "providers": [PROVIDER], "log_file": str(log_file),
+                  "memory_streams": True}  # fmt: skip
+        process.stdin.write((json.dumps(launch) + "\n").encode())
+        process.stdin.close()
+        js = nc.jetstream()
+        await wait_until(lambda: consumer_exists(js), timeout=30)
+        req = make_turn_request("m", fake_model.base_url)
+        await js.publish(turn_subject(PROVIDER), req.model_dump_json().encode())
+        submission = await responder.wait_for(lambda r: r.kind == "workflow_submission")
+        assert submission.calls[0].arguments == {"content": "4"}
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    log = log_file.read_text()  # everything after the launch line goes to the log file
+    assert '"event": "worker_started"' in log and '"event": "worker_stopped"' in log
+    await wait_until(lambda: queue_empty(js))
+
+
+def test_worker_not_launched_exits_quietly():
+    """stdin closed without a launch line (the command did not need it): exit 0."""
+    process = subprocess.run(
+        [sys.executable, "-m", "massgen_worker", "--launch-from-stdin"],
+        input=b"", capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr.decode()
+
+
+def test_worker_without_providers_is_a_usage_error():
+    process = subprocess.run(
+        [sys.executable, "-m", "massgen_worker"], capture_output=True, timeout=60
+    )
+    assert process.returncode == 2
+    assert b"--providers is required" in process.stderr
 
 
 async def consumer_exists(js) -> bool:

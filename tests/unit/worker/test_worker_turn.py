@@ -258,3 +258,91 @@ async def test_submit_failure_propagates():
 
     with pytest.raises(RuntimeError, match="orchestrator down"):
         await run_turn(request(), ScriptedModel(answer("4")), broken, emit, policy=FAST)
+
+
+class SlowEndModel:
+    """Streams a complete tool call, then holds the stream's last chunk (usage) until
+    ``release`` is set, as a client library busy with its end-of-stream work would."""
+
+    def __init__(self):
+        self.release = asyncio.Event()
+        self.closed = False
+
+    async def stream(self, messages, tools, tool_choice):
+        try:
+            for delta in call("new_answer", {"content": "4"}):
+                yield delta
+            yield StreamDelta(finish_reason="tool_calls")
+            await self.release.wait()
+            yield StreamDelta(usage=Usage(20, 5))
+        finally:
+            self.closed = True
+
+
+async def test_workflow_call_is_submitted_before_the_stream_ends_and_usage_follows():
+    model, orch = SlowEndModel(), Orchestrator()
+    submitted_before_end = []
+
+    async def submit(report):
+        submitted_before_end.append(not model.release.is_set())
+        model.release.set()
+        return await orch.submit(report)
+
+    outcome = await run_turn(request(), model, submit, orch.emit, policy=FAST)
+    assert outcome.status == "accepted"
+    assert submitted_before_end == [True]
+    # The turn ends only after the stream's end: its usage is reported, the stream closed.
+    assert [e.kind for e in orch.events] == ["chunk", "token_usage"]
+    assert (orch.events[1].prompt_tokens, orch.events[1].completion_tokens) == (20, 5)
+    assert model.closed
+
+
+async def test_cancelled_turn_also_cancels_a_stream_read_in_the_background():
+    model, orch = SlowEndModel(), Orchestrator()
+    submitted = asyncio.Event()
+
+    async def submit(report):
+        submitted.set()
+        await asyncio.sleep(30)  # the orchestrator is slow; the turn is cancelled meanwhile
+
+    task = asyncio.create_task(run_turn(request(), model, submit, orch.emit, policy=FAST))
+    await asyncio.wait_for(submitted.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert model.closed
+    assert [e.kind for e in orch.events] == ["chunk"]
+
+
+async def test_presentation_report_waits_for_the_runs_pending_usage():
+    """The presentation can finish the run: the usage of a vote whose stream end is
+    still being read goes out before it (the worker shares one StreamEnds)."""
+    from massgen_worker.turn import StreamEnds
+
+    ends = StreamEnds(pause=0)
+    log: list[str] = []
+    voter = SlowEndModel()
+
+    async def submit(report):
+        log.append(report.kind)
+        return Verdict(status="accepted")
+
+    async def emit(event):
+        log.append(event.kind)
+
+    vote_turn = asyncio.create_task(run_turn(request(run_id="r1"), voter, submit, emit,
+                                             policy=FAST, stream_ends=ends))  # fmt: skip
+    while "workflow_submission" not in log:
+        await asyncio.sleep(0.01)
+    presenter = ScriptedModel(content("Final."))
+    present_turn = asyncio.create_task(run_turn(request(run_id="r1", phase="present",
+                                                        label="agent2"),
+                                                presenter, submit, emit, policy=FAST,
+                                                stream_ends=ends))  # fmt: skip
+    await asyncio.sleep(0.1)
+    assert "presentation_finished" not in log  # held back: the vote's usage is pending
+    assert log.count("token_usage") == 1  # the presentation's own
+    voter.release.set()
+    await asyncio.gather(vote_turn, present_turn)
+    assert log.count("token_usage") == 2
+    assert log[-1] == "presentation_finished"

@@ -30,7 +30,8 @@ def rejected(message):
 
 
 async def test_accepted_answer(fake_model):
-    fake_model.script("m", [answer("The answer is 4.", tokens=3)])
+    # 8 pieces in all: 3 words, then the call (its name, its arguments in 4 pieces).
+    fake_model.script("m", [answer("The answer is 4.", tokens=8)])
     req = make_turn_request("m", fake_model.base_url)
     orch = Orchestrator()
     outcome = await go(req, orch)
@@ -153,3 +154,25 @@ async def test_cancellation_propagates(fake_model):
     with pytest.raises(asyncio.CancelledError):
         await task
     assert orch.reports == []
+
+
+async def test_cancel_as_the_model_call_starts_is_not_lost(fake_model):
+    """A restart can cancel a turn at any await of the model call's set-up; the
+    cancellation must end the stream, never be swallowed there (it once was, by
+    ``asyncio.wait_for`` on Python 3.11, and the cancelled turn ran on)."""
+    fake_model.behave("m", lambda body: answer("4", tokens=30, token_delay=0.01))
+    req = make_turn_request("m", fake_model.base_url)
+
+    async def consume():
+        async for _ in LiteLLMModel(req.backend).stream([{"role": "user", "content": "q"}],
+                                                        req.tools, "required"):
+            pass
+
+    await consume()  # warm: litellm loaded, clients made
+    for spins in range(8):  # cancel after 0, 1, 2, ... turns of the event loop
+        task = asyncio.create_task(consume())
+        for _ in range(spins):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

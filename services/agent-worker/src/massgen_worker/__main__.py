@@ -2,13 +2,20 @@
 
 Runs one WorkerService until SIGTERM/SIGINT, then stops it gracefully (running turns
 get ``graceful_timeout`` seconds, the rest are handed back to JetStream).
+
+``--launch-from-stdin`` lets a launcher start the process before it knows where the
+worker will connect: litellm (seconds of imports) loads first, then one JSON line on
+stdin gives ``nats``, ``providers`` and optionally ``log_level``, ``log_file`` and
+``memory_streams``. If stdin closes without a line, the process exits quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import sys
 
 from massgen_proto.health import (
     credentials_from_env,
@@ -17,6 +24,7 @@ from massgen_proto.health import (
 )
 from massgen_proto.jetstream import StreamSettings
 from massgen_proto.logsetup import configure_logging
+from massgen_proto.runtime import exit_now, loading_code
 
 from .settings import WorkerSettings
 
@@ -31,9 +39,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="NATS server URL (default $NATS_URL)",
     )
     parser.add_argument(
-        "--providers",
-        required=True,
-        help="comma-separated providers to serve, e.g. openai,anthropic",
+        "--providers", help="comma-separated providers to serve, e.g. openai,anthropic"
+    )
+    parser.add_argument(
+        "--launch-from-stdin",
+        action="store_true",
+        help="load litellm first, then read the launch settings as a JSON line on stdin",
     )
     parser.add_argument("--concurrency", type=int, default=None, help="turns run at once")
     parser.add_argument("--ack-wait", type=float, default=None, help="JetStream ack wait (s)")
@@ -49,13 +60,41 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--nats-password", default=None, help="NATS password (default $NATS_PASSWORD)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.providers and not args.launch_from_stdin:
+        parser.error("--providers is required (or --launch-from-stdin)")
+    return args
+
+
+async def _read_launch(args: argparse.Namespace) -> bool:
+    """Apply the launch line from stdin to ``args``; False when stdin closed first."""
+    line = await asyncio.to_thread(sys.stdin.readline)
+    if not line.strip():
+        return False
+    launch = json.loads(line)
+    args.nats = launch["nats"]
+    args.providers = ",".join(launch["providers"])
+    args.memory_streams = bool(launch.get("memory_streams", args.memory_streams))
+    args.log_level = launch.get("log_level", args.log_level)
+    if launch.get("log_file"):
+        # Everything this process writes from now on (logs, a crash) goes to the file.
+        fd = os.open(launch["log_file"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    configure_logging(args.log_level)
+    return True
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    from .llm import apreload
-    from .service import WorkerService
+    with loading_code():
+        from .llm import apreload
+        from .service import WorkerService
 
+        # Pay for ``import litellm`` and its first-call imports now, not on turn one.
+        await apreload()
+    if args.launch_from_stdin and not await _read_launch(args):
+        return
     settings = WorkerSettings.from_env(
         concurrency=args.concurrency,
         ack_wait=args.ack_wait,
@@ -63,8 +102,6 @@ async def _serve(args: argparse.Namespace) -> None:
         stream_settings=StreamSettings(memory=True) if args.memory_streams else None,
     )
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
-    # Pay for ``import litellm`` and its first-call imports now, not on the first turn.
-    await apreload()
     user, password = credentials_from_env(args.nats_user, args.nats_password)
     service = WorkerService(
         nats_url_with_credentials(args.nats, user, password), providers, settings
@@ -77,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
     configure_logging(args.log_level)
     asyncio.run(_serve(args))
+    # Stopped cleanly: turns finished or handed back, connection drained.
+    exit_now(0)
 
 
 if __name__ == "__main__":

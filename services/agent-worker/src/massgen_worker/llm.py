@@ -118,7 +118,6 @@ def preload() -> Any:
             litellm.suppress_debug_info = True
             litellm.drop_params = True
             litellm.telemetry = False
-            _warm_up(litellm)
             _litellm = litellm
     return _litellm
 
@@ -127,8 +126,9 @@ async def apreload() -> Any:
     """``preload`` off the event loop, then one warm-up call on this loop.
 
     The import runs in a thread. litellm's async path still imports ~0.5 s of modules
-    on its first call, so a streamed call to a throwaway local server pays that here
-    (at worker start) instead of in the first turn. Clients are made on this loop.
+    on its first call (the openai client's resources, the tokenizer for usage), so a
+    streamed call with a tool to a throwaway local server pays that here (at worker
+    start) instead of in the first turn. Clients are made on this loop.
     """
     global _warm_task
     import asyncio
@@ -137,10 +137,14 @@ async def apreload() -> Any:
     if _warm_task is None or _warm_task.get_loop() is not asyncio.get_running_loop():
         # One warm-up per event loop; concurrent callers wait for the same one.
         _warm_task = asyncio.ensure_future(_warm_up_async(litellm))
-    try:
-        await asyncio.wait_for(asyncio.shield(_warm_task), 10)
-    except Exception:  # noqa: BLE001 - warming up is an optimisation, never a failure
-        pass
+    if not _warm_task.done():
+        # Not ``wait_for``: on Python 3.11 it can swallow a cancellation that arrives
+        # as the awaited future completes, and a cancelled turn would run on.
+        try:
+            async with asyncio.timeout(10):
+                await asyncio.shield(_warm_task)
+        except Exception:  # noqa: BLE001 - warming up is an optimisation, never a failure
+            pass
     return litellm
 
 
@@ -191,30 +195,6 @@ async def _warm_up_async(litellm: Any) -> None:
     finally:
         server.close()
         await server.wait_closed()
-
-
-def _warm_up(litellm: Any) -> None:
-    """Pay litellm's lazy first-call imports (~0.5 s) now instead of in the first turn.
-
-    A mocked streaming completion never leaves the process; the openai client's
-    resources are imported on first attribute access.
-    """
-    try:
-        import openai
-
-        openai.AsyncOpenAI(api_key="warm-up", base_url="http://127.0.0.1:9/v1").chat.completions
-        response = litellm.completion(
-            model="openai/warm-up",
-            messages=[{"role": "user", "content": "warm-up"}],
-            mock_response="ok",
-            stream=True,
-            api_key="warm-up",
-            api_base="http://127.0.0.1:9/v1",
-        )
-        for _ in response:
-            pass
-    except Exception:  # noqa: BLE001 - warming up is an optimisation, never a failure
-        pass
 
 
 def build_call_params(

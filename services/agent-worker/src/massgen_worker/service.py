@@ -60,7 +60,7 @@ from pydantic import ValidationError
 from .llm import LiteLLMModel, Model
 from .settings import WorkerSettings
 from .stream import ToolCall
-from .turn import RetryPolicy, TurnOutcome, run_turn
+from .turn import RetryPolicy, StreamEnds, TurnOutcome, run_turn
 
 __all__ = ["OrchestratorUnavailable", "WorkerService"]
 
@@ -180,6 +180,8 @@ class WorkerService:
         self._running = False
         self._stop_task: asyncio.Task[None] | None = None
         self._preload_task: asyncio.Task[Any] | None = None
+        self._stream_ends = StreamEnds()
+        """Usage chunks read after the fact, shared by this worker's turns."""
         self.turns_done = 0
         """Turns this worker has finished and acknowledged (any outcome)."""
 
@@ -244,13 +246,14 @@ class WorkerService:
         if self._preload_task is not None:
             # A thread cannot be interrupted; wait for it so no task is left unawaited.
             await asyncio.gather(self._preload_task, return_exceptions=True)
-        if self._pull_tasks:
-            _, pending = await asyncio.wait(
-                self._pull_tasks, timeout=self.settings.fetch_timeout + 1.0
-            )
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*self._pull_tasks, return_exceptions=True)
+        # A fetch is a long poll (``fetch_timeout``): cancel it instead of waiting it
+        # out, then drop the subscriptions, so the server forgets the pending pull
+        # (it skips requests nobody listens to) and turns handed back from here on
+        # go to other workers at once.
+        for task in self._pull_tasks:
+            task.cancel()
+        await asyncio.gather(*self._pull_tasks, return_exceptions=True)
+        await self._release_pulls()
         if self._handlers:
             self.log.info("worker_stopping", running_turns=len(self._turns))
             _, pending = await asyncio.wait(
@@ -260,13 +263,27 @@ class WorkerService:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         if self._nc is not None:
-            if self._nc.is_connected:
-                for sub in [*self._subs, self._control_sub]:
-                    if sub is not None:
-                        with contextlib.suppress(Exception):
-                            await asyncio.wait_for(sub.unsubscribe(), 2.0)
+            if self._nc.is_connected and self._control_sub is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._control_sub.unsubscribe(), 2.0)
             await close_connection(self._nc)
         self.log.info("worker_stopped", turns_done=self.turns_done)
+
+    async def _release_pulls(self) -> None:
+        """Unsubscribe the pull subscriptions; ``nak`` turns that reached a cancelled fetch."""
+        subs, self._subs = self._subs, []
+        for sub in subs:
+            if self._nc is not None and self._nc.is_connected:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(sub.unsubscribe(), 2.0)
+            # nats-py keeps what arrived in the subscription's queue (no public accessor).
+            queue = getattr(getattr(sub, "_sub", None), "_pending_queue", None)
+            while queue is not None and not queue.empty():
+                msg = queue.get_nowait()
+                if msg.headers and msg.headers.get("Status"):
+                    continue  # the server's end-of-request notice, not a turn
+                with contextlib.suppress(Exception):
+                    await msg.nak()
 
     # -- pulling --------------------------------------------------------------------
 
@@ -418,6 +435,7 @@ class WorkerService:
                     max_tool_rounds=s.max_tool_rounds,
                 ),
                 tools=_GatewayTools(nc, request, s, tlog) if s.use_gateway else None,
+                stream_ends=self._stream_ends,
             ),
             name=f"turn-{request.turn_id}",
         )

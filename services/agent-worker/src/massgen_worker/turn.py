@@ -15,7 +15,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -30,11 +30,20 @@ from massgen_proto.messages import (
 )
 
 from .llm import FatalModelError, Model, ModelError
-from .stream import AssistantMessage, ContentDelta, StreamAccumulator, ToolCall, ToolCallDone
+from .stream import (
+    AssistantMessage,
+    ContentDelta,
+    StreamAccumulator,
+    StreamDelta,
+    ToolCall,
+    ToolCallDone,
+    Usage,
+)
 
 __all__ = [
     "Emit",
     "RetryPolicy",
+    "StreamEnds",
     "Submit",
     "ToolBroker",
     "TurnOutcome",
@@ -46,6 +55,44 @@ Submit = Callable[[WorkflowSubmission | TurnFailed | PresentationFinished], Awai
 Emit = Callable[[Chunk | TokenUsage], Awaitable[None]]
 
 TIMED_OUT = "turn timed out"
+
+
+class StreamEnds:
+    """Ends of finished responses' streams, read in the background; one per worker.
+
+    A tool-call response is acted on as soon as the model finishes it. The stream's
+    last chunk (token usage) comes only after litellm's end-of-stream bookkeeping,
+    ~25 ms of CPU per stream, so it is read ``pause`` seconds later, once the turns the
+    call triggers have started. A presentation waits for its run's pending ends
+    first, so their usage is published before its report can finish the run.
+
+    Args:
+        pause: seconds before a stream's end is read.
+    """
+
+    def __init__(self, pause: float = 0.1) -> None:
+        self.pause = pause
+        self._pending: dict[str, set[asyncio.Task[None]]] = {}
+
+    def read_later(self, run_id: str, reading: Awaitable[None]) -> asyncio.Task[None]:
+        """Run ``reading`` (a stream end of run ``run_id``) in the background."""
+        task = asyncio.ensure_future(reading)
+        pending = self._pending.setdefault(run_id, set())
+        pending.add(task)
+
+        def done(_: asyncio.Task[None]) -> None:
+            pending.discard(task)
+            if not pending and self._pending.get(run_id) is pending:
+                del self._pending[run_id]
+
+        task.add_done_callback(done)
+        return task
+
+    async def settle(self, run_id: str, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) for the run's stream ends pending now."""
+        pending = self._pending.get(run_id)
+        if pending and timeout > 0:
+            await asyncio.wait(set(pending), timeout=timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +152,7 @@ class _Turn:
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
         broker: ToolBroker | None = None,
+        stream_ends: StreamEnds | None = None,
     ) -> None:
         self.request = request
         self.broker = broker
@@ -116,6 +164,9 @@ class _Turn:
         self.policy = policy
         self.clock = clock
         self.sleep = sleep
+        self.stream_ends = stream_ends or StreamEnds()
+        self._tails: set[asyncio.Task[None]] = set()
+        """This turn's streams being read to their end (see ``StreamEnds``)."""
         self.model_calls = 0
         self.attempts = 0
         self.tool_names = {
@@ -159,23 +210,64 @@ class _Turn:
         accumulator = StreamAccumulator()
         if tools and tool_choice is None:
             tool_choice = "required"
-        async for delta in self.model.stream(messages, tools, tool_choice):
+        deltas = self.model.stream(messages, tools, tool_choice)
+        reading_on = False
+        async for delta in deltas:
             await self._publish(accumulator.feed(delta))
+            if delta.finish_reason == "tool_calls" and delta.usage is None:
+                # The calls are complete: act on them now, read the usage later (see
+                # StreamEnds). A text response (a presentation) is read to its end.
+                self._tails.add(
+                    self.stream_ends.read_later(self.request.run_id, self._read_usage(deltas))
+                )
+                reading_on = True
+                break
         events, message = accumulator.finish()
         await self._publish(events)
-        if message.usage is not None:
-            r = self.request
-            await self.emit(
-                TokenUsage(
-                    run_id=r.run_id,
-                    agent=r.agent_id,
-                    label=r.label,
-                    turn_id=r.turn_id,
-                    prompt_tokens=message.usage.prompt_tokens,
-                    completion_tokens=message.usage.completion_tokens,
-                )
-            )
+        if message.usage is not None and not reading_on:
+            await self._emit_usage(message.usage)
         return message
+
+    async def _read_usage(self, deltas: AsyncIterator[StreamDelta]) -> None:
+        """Read a stream to its end after its message is complete; emit its usage."""
+        usage = None
+        try:
+            await self.sleep(self.stream_ends.pause)
+            async for delta in deltas:
+                usage = delta.usage or usage
+        except ModelError:
+            pass  # the message was complete: only its token count is lost
+        finally:
+            aclose = getattr(deltas, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if usage is not None:
+            await self._emit_usage(usage)
+
+    async def _emit_usage(self, usage: Usage) -> None:
+        r = self.request
+        await self.emit(
+            TokenUsage(
+                run_id=r.run_id,
+                agent=r.agent_id,
+                label=r.label,
+                turn_id=r.turn_id,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+            )
+        )
+
+    async def _settle_tails(self, cancel: bool) -> None:
+        """Let background stream ends finish (within the deadline), or cancel them."""
+        tails, self._tails = self._tails, set()
+        if not tails:
+            return
+        if not cancel:
+            _, pending = await asyncio.wait(tails, timeout=max(0.0, self._remaining()))
+            tails = pending
+        for task in tails:
+            task.cancel()
+        await asyncio.gather(*tails, return_exceptions=True)
 
     async def _within_deadline(self, awaitable: Awaitable[Any]) -> Any:
         remaining = self._remaining()
@@ -235,6 +327,8 @@ class _Turn:
             for call in message.tool_calls:
                 await self._tool_result(messages, call, await self._run_tool(call))
         r = self.request
+        # This report can finish the run: the usage of every response so far goes first.
+        await self.stream_ends.settle(r.run_id, self._remaining())
         await self.submit(
             PresentationFinished(run_id=r.run_id, turn_id=r.turn_id, content=message.text)
         )
@@ -313,6 +407,15 @@ class _Turn:
 
     async def run(self) -> TurnOutcome:
         try:
+            outcome = await self._run()
+        except BaseException:
+            await self._settle_tails(cancel=True)
+            raise
+        await self._settle_tails(cancel=False)
+        return outcome
+
+    async def _run(self) -> TurnOutcome:
+        try:
             await self._load_tools()
             if self.request.phase == "present":
                 return await self.present()
@@ -333,6 +436,7 @@ async def run_turn(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     tools: ToolBroker | None = None,
+    stream_ends: StreamEnds | None = None,
 ) -> TurnOutcome:
     """Run one turn to its end and report it.
 
@@ -346,6 +450,8 @@ async def run_turn(
         sleep: backoff sleep.
         tools: the agent's MCP tools (listed at the start, offered with the workflow
             tools, called when the model asks); None: workflow tools only.
+        stream_ends: the worker's background stream-end reader, shared by its turns
+            (None: one for this turn only).
 
     Returns:
         The outcome; ``failed`` turns have already been reported with TurnFailed.
@@ -355,5 +461,5 @@ async def run_turn(
         Exception: whatever ``submit`` or ``emit`` raise (orchestrator unreachable).
     """
     policy = policy or RetryPolicy()
-    turn = _Turn(request, model, submit, emit, policy, clock, sleep, tools)
+    turn = _Turn(request, model, submit, emit, policy, clock, sleep, tools, stream_ends)
     return await turn.run()
