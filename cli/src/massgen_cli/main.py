@@ -908,8 +908,6 @@ def _runs(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``massgen`` command."""
-    # Start-up is mostly imports: no cyclic GC until the stack is reached (Runner.start).
-    gc.disable()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
         return _subcommand(argv)
@@ -929,6 +927,8 @@ def main(argv: list[str] | None = None) -> int:
     from . import early_worker
     from .warm import find_warm_stack
 
+    # Start-up is mostly imports: no cyclic GC until the stack is reached (Runner.start).
+    gc.disable()
     if args.embedded or find_warm_stack() is None:
         # A stack of our own is likely: start its worker (seconds of imports) now.
         early_worker.start()
@@ -936,6 +936,7 @@ def main(argv: list[str] | None = None) -> int:
         return _question_main(args)
     finally:
         early_worker.discard()
+        gc.enable()  # when the command ended before reaching a stack
 
 
 def _question_main(args: argparse.Namespace) -> int:
