@@ -6,6 +6,7 @@ import time
 import uuid
 from typing import Any
 
+from massgen_orchestrator import prompts
 from massgen_proto.messages import (
     BackendSpec,
     ChatMessage,
@@ -14,45 +15,13 @@ from massgen_proto.messages import (
     WorkflowSubmission,
 )
 
-__all__ = ["Orchestrator", "make_turn_request", "new_answer_tool", "vote_tool", "workflow_tools"]
-
-
-def new_answer_tool() -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": "new_answer",
-            "description": "Submit a new or improved answer.",
-            "parameters": {
-                "type": "object",
-                "properties": {"content": {"type": "string"}},
-                "required": ["content"],
-            },
-        },
-    }
-
-
-def vote_tool(labels: list[str]) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": "vote",
-            "description": "Vote for the best current answer.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "agent_id": {"type": "string", "enum": labels},
-                    "reason": {"type": "string"},
-                },
-                "required": ["agent_id", "reason"],
-            },
-        },
-    }
+__all__ = ["Orchestrator", "make_turn_request", "workflow_tools"]
 
 
 def workflow_tools(labels: list[str] | None = None) -> list[dict[str, Any]]:
-    """``new_answer`` always, ``vote`` when some label has an answer."""
-    return [new_answer_tool(), *([vote_tool(labels)] if labels else [])]
+    """The orchestrator's own workflow tools: ``new_answer`` always, ``vote`` for
+    ``labels`` when some agent has an answer."""
+    return prompts.workflow_tools(labels or [], can_answer=True)
 
 
 def make_turn_request(

@@ -11,36 +11,10 @@ from collections.abc import AsyncIterator
 import httpx
 import openai
 import pytest
+from fakes.turns import workflow_tools
 from massgen_local_model import LocalModelHandle
 
-NEW_ANSWER = {
-    "type": "function",
-    "function": {
-        "name": "new_answer",
-        "description": "Give your own answer.",
-        "parameters": {
-            "type": "object",
-            "properties": {"content": {"type": "string"}},
-            "required": ["content"],
-        },
-    },
-}
-VOTE = {
-    "type": "function",
-    "function": {
-        "name": "vote",
-        "description": "Vote for the best existing answer.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "agent_id": {"type": "string", "enum": ["agent1", "agent2"]},
-                "reason": {"type": "string"},
-            },
-            "required": ["agent_id", "reason"],
-        },
-    },
-}
-WORKFLOW_TOOLS = [NEW_ANSWER, VOTE]
+WORKFLOW_TOOLS = workflow_tools(["agent1", "agent2"])  # as the orchestrator offers them
 MESSAGES = [
     {"role": "system", "content": "You are agent2. Be brief."},
     {
