@@ -117,7 +117,7 @@ async def sse_reader(client: httpx.AsyncClient, run_id: str, latencies: list[flo
 
 
 async def publish_chunks(js, run_id: str, n: int, gap: float, finish: bool = True) -> None:
-    subject = subjects.events_subject(run_id)
+    subject = subjects.events_subject(run_id, "stream")
     for i in range(n):
         chunk = ev.Chunk(run_id=run_id, agent="a1", label="agent1", turn_id=f"{run_id}-agent1-t1",
                          channel="content", text=f"w{i} ")  # fmt: skip
@@ -125,7 +125,7 @@ async def publish_chunks(js, run_id: str, n: int, gap: float, finish: bool = Tru
         await asyncio.sleep(gap)
     if finish:
         done = ev.RunFinished(run_id=run_id, status="cancelled", message="bench over")
-        await js.publish(subject, done.model_dump_json().encode())
+        await js.publish(subjects.events_subject(run_id, "run"), done.model_dump_json().encode())
 
 
 async def create(client: httpx.AsyncClient, question: str = "bench?") -> str:

@@ -28,6 +28,7 @@ from cluster import Cluster  # noqa: E402
 from fakes.openai_server import FakeOpenAIServer  # noqa: E402
 from fakes.serve import start_team  # noqa: E402
 from massgen_proto import subjects  # noqa: E402
+from massgen_proto.health import inbox_prefix_for  # noqa: E402
 from massgen_proto.messages import CreateRun  # noqa: E402
 
 PIECE_DELAY = 0.05
@@ -68,7 +69,8 @@ async def _wait_done(kv, run_ids: list[str], limit: float = 300) -> None:
 
 
 async def _throughput(cluster: Cluster, fake: FakeOpenAIServer, workers: int) -> float:
-    nc = await nats.connect(cluster.url_for("api"))
+    url = cluster.url_for("api")
+    nc = await nats.connect(url, inbox_prefix=inbox_prefix_for(url, "api"))
     kv = await nc.jetstream().key_value(subjects.RUNS_BUCKET)
     count = RUNS_PER_WORKER * workers
     run_ids = [f"scale{workers}-{i}-{uuid.uuid4().hex[:6]}" for i in range(count)]
@@ -92,7 +94,10 @@ async def _resume(
     """Kill orchestrator-1 while a turn streams. Returns seconds from the kill to the
     run's next orchestrator event, seconds of that the turn was still streaming, and
     (with ``restart``) seconds until the restarted replica was ready."""
-    nc = await nats.connect(cluster.url_for("api"), max_reconnect_attempts=-1)
+    url = cluster.url_for("api")
+    nc = await nats.connect(
+        url, max_reconnect_attempts=-1, inbox_prefix=inbox_prefix_for(url, "api")
+    )
     run_id = f"resume-{uuid.uuid4().hex[:6]}"
     streaming = asyncio.Event()
     moved_on = asyncio.Event()
@@ -110,7 +115,7 @@ async def _resume(
             next_event = next_event or now
             moved_on.set()
 
-    await nc.subscribe(subjects.events_subject(run_id), cb=on_event)
+    await nc.subscribe(subjects.events_filter(run_id), cb=on_event)
     request = CreateRun(run_id=run_id, question="capital?", config=_config(fake.base_url))
     await nc.request(subjects.SUBMIT_CREATE, request.model_dump_json().encode(), timeout=10)
     await asyncio.wait_for(streaming.wait(), 30)

@@ -11,9 +11,12 @@ publishes and subscribes to and nothing more (least privilege):
   service uses: a worker may only pull from *its* provider's durable consumer and ack
   *its* messages, so it can neither receive another provider's turns nor create a
   consumer over them.
-- Request/reply: requesters subscribe to ``_INBOX.>``; responders get
-  ``allow_responses`` (they may publish only to the reply subject of a request they
-  received) instead of a blanket ``_INBOX.>`` publish right.
+- Private inboxes: every user connects with its own inbox prefix
+  (``massgen_proto.subjects.inbox_prefix(user)``, ``_INBOX_<user>``) and may subscribe
+  only under it, so nobody overhears replies (pulled turns, verdicts, KV reads) meant
+  for another user; nobody may subscribe to nats-py's default ``_INBOX.>``. Responders
+  get ``allow_responses`` (they may publish only to the reply subject of a request
+  they received) instead of any inbox publish right.
 - Queue subscriptions are tied to their queue group (``"subject group"`` form).
 
 Passwords are never here: each user's password is the environment variable
@@ -30,6 +33,7 @@ from massgen_proto import subjects as s
 
 __all__ = [
     "INBOX",
+    "inbox",
     "Permissions",
     "api",
     "gateway",
@@ -44,7 +48,17 @@ __all__ = [
 
 JS_API = "$JS.API"
 INBOX = "_INBOX.>"
-"""Reply subjects of requests this client makes (nats-py's default inbox prefix)."""
+"""nats-py's default inbox subjects: shared by every client, so granted to nobody."""
+
+
+ORCHESTRATOR_USER = "orchestrator"
+GATEWAY_USER = "mcp-gateway"
+API_USER = "api"
+
+
+def inbox(user: str) -> str:
+    """Where ``user`` receives replies and push-consumer deliveries (its inbox prefix)."""
+    return s.inbox_wildcard(user)
 
 # Gateway subjects are owned by the gateway's part of proto; fall back to the family
 # wildcard's members if this checkout predates them (same names as proto).
@@ -125,6 +139,12 @@ def _ordered_consumers(stream: str) -> list[str]:
     ]
 
 
+def _events_of(source: str) -> str:
+    """The event subjects of every run for one publisher role (see subjects.EVENT_SOURCES)."""
+    assert source in s.EVENT_SOURCES, source
+    return f"{s.PREFIX}.events.*.{source}"
+
+
 # -- the services ------------------------------------------------------------------------
 
 
@@ -134,9 +154,10 @@ def orchestrator() -> Permissions:
     return Permissions(
         publish=[
             s.TURNS_WILDCARD,  # turn requests for every provider (JetStream publish)
-            s.EVENTS_WILDCARD,
+            _events_of("run"),  # the run's authoritative events: answers, votes, status
             s.CONTROL_WILDCARD,
             GATEWAY_CLOSE,  # close a finished run's MCP sessions
+            s.ORCHESTRATOR_EXECUTED,  # tell the other replicas an outbox is executed
             *_stream_ensure(s.TURNS_STREAM),
             *_stream_ensure(s.EVENTS_STREAM),
             *_kv_full(s.RUNS_BUCKET),
@@ -145,7 +166,8 @@ def orchestrator() -> Permissions:
             f"{s.SUBMIT_CREATE} {queue}",
             f"{s.SUBMIT_REPORT} {queue}",
             f"{s.SUBMIT_CANCEL} {queue}",
-            INBOX,
+            s.ORCHESTRATOR_EXECUTED,
+            inbox(ORCHESTRATOR_USER),
         ],
         allow_responses=True,
         description="orchestrator replicas",
@@ -171,33 +193,36 @@ def worker(provider: str) -> Permissions:
             f"{JS_API}.CONSUMER.INFO.{stream}.{consumer}",
             f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
             f"$JS.ACK.{stream}.{consumer}.>",  # ack / nak / in-progress / term
-            s.EVENTS_WILDCARD,  # streamed chunks of the runs it serves
+            _events_of("stream"),  # streamed output only: readers take no outcome from it
             s.SUBMIT_REPORT,
             GATEWAY_TOOLS_LIST,
             GATEWAY_TOOLS_CALL,
         ],
-        subscribe=[s.CONTROL_WILDCARD, INBOX],
+        subscribe=[s.CONTROL_WILDCARD, inbox(worker_user(provider))],
         description=f"agent workers of provider {provider}",
     )
 
 
 def gateway() -> Permissions:
-    """Brokers tool calls: answers in its queue group, reads runs, emits audit events,
-    and watches run events to close a finished run's MCP sessions."""
+    """Brokers tool calls: answers in its queue group, reads and watches runs (to check
+    turn capabilities), emits audit events, and watches run events to close a finished
+    run's MCP sessions."""
     queue = GATEWAY_QUEUE
     return Permissions(
         publish=[
-            s.EVENTS_WILDCARD,
+            _events_of("tools"),  # tool_denied audit events
             *_stream_ensure(s.EVENTS_STREAM),
             *_kv_read(s.RUNS_BUCKET),
             f"{JS_API}.STREAM.CREATE.KV_{s.RUNS_BUCKET}",  # ensure_runs_bucket at start-up
+            # Watch of the runs bucket: keeps the turn capabilities it checks current.
+            *_ordered_consumers(f"KV_{s.RUNS_BUCKET}"),
         ],
         subscribe=[
             f"{GATEWAY_TOOLS_LIST} {queue}",
             f"{GATEWAY_TOOLS_CALL} {queue}",
             f"{GATEWAY_CLOSE} {queue}",
             s.EVENTS_WILDCARD,
-            INBOX,
+            inbox(GATEWAY_USER),
         ],
         allow_responses=True,
         description="mcp-gateway replicas",
@@ -219,14 +244,14 @@ def api() -> Permissions:
             *_kv_full(API_RUNS_BUCKET),
             *_kv_full(SESSIONS_BUCKET),
         ],
-        subscribe=[s.EVENTS_WILDCARD, INBOX],
+        subscribe=[s.EVENTS_WILDCARD, inbox(API_USER)],
         description="api replicas",
     )
 
 
 def users(providers: list[str]) -> dict[str, Permissions]:
     """Every NATS user of a deployment serving ``providers``, by user name."""
-    table = {"orchestrator": orchestrator(), "api": api(), "mcp-gateway": gateway()}
+    table = {ORCHESTRATOR_USER: orchestrator(), API_USER: api(), GATEWAY_USER: gateway()}
     for provider in dict.fromkeys(providers):
         table[worker_user(provider)] = worker(provider)
     return table

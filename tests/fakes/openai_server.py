@@ -136,6 +136,8 @@ class RecordedRequest:
     body: dict[str, Any]
     received_at: float = field(default_factory=time.time)
     """Epoch seconds at arrival (for latency measurements)."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """HTTP headers as received, names lowercased (e.g. ``authorization``)."""
 
 
 _PIECES = re.compile(r"\S+\s*|\s+")
@@ -238,7 +240,9 @@ class FakeOpenAIServer:
         if problems:
             raise AssertionError("fake model: " + "; ".join(problems))
 
-    def _next_step(self, body: dict[str, Any]) -> Step | None:
+    def _next_step(
+        self, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> Step | None:
         model = str(body.get("model"))
         with self._lock:
             self.requests.append(
@@ -249,6 +253,7 @@ class FakeOpenAIServer:
                     tool_choice=body.get("tool_choice"),
                     stream=bool(body.get("stream")),
                     body=body,
+                    headers=dict(headers or {}),
                 )
             )
             script = self._scripts.get(model)
@@ -330,7 +335,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(400, {"error": {"message": "body is not JSON"}})
             return
         try:
-            step = self.fake._next_step(body)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            step = self.fake._next_step(body, headers)
             self._serve(body, step)
         except (_Closing, BrokenPipeError, ConnectionResetError):
             pass

@@ -302,3 +302,27 @@ def test_permissions_are_least_privilege():
     a = permissions.api()
     assert not _allowed(a.publish, f"$KV.{subjects.RUNS_BUCKET}.run1")  # reads runs, never writes
     assert not _allowed(a.publish, subjects.turn_subject("openai"))
+
+
+def test_every_user_has_a_private_inbox():
+    """Each user subscribes under its own inbox prefix only: nobody gets nats-py's shared
+    ``_INBOX.>`` or another user's prefix, and no inbox is publishable (replies go
+    through ``allow_responses``)."""
+    table = permissions.users(["openai", "anthropic"])
+    for user, perms in table.items():
+        own = subjects.inbox_wildcard(user)
+        assert own in perms.subscribe, user
+        assert not _allowed(perms.subscribe, "_INBOX.abc.def"), user
+        assert not any(p.startswith("_INBOX") for p in perms.publish), user
+        for other in table:
+            if other != user:
+                assert not _allowed(perms.subscribe, f"{subjects.inbox_prefix(other)}.x.y"), (
+                    user,
+                    other,
+                )
+    # Workers cannot read run states (where each run's capability key lives).
+    w = permissions.worker("openai")
+    stream = f"KV_{subjects.RUNS_BUCKET}"
+    for api in ("STREAM.MSG.GET", "DIRECT.GET", "CONSUMER.CREATE"):
+        assert not _allowed(w.publish, f"$JS.API.{api}.{stream}"), api
+        assert not _allowed(w.publish, f"$JS.API.{api}.{stream}.x.y"), api

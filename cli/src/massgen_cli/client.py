@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from massgen_proto import subjects
-from massgen_proto.events import RunEvent, RunEventAdapter, RunFinished
+from massgen_proto.events import RunEvent, RunFinished, trusted_event
 from massgen_proto.ids import new_run_id
 from massgen_proto.messages import (
     CancelRun,
@@ -59,12 +59,15 @@ async def follow_run(
         RunRefused: the orchestrator rejected the request; the message says why.
     """
     run_id = run_id or new_run_id()
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    queue: asyncio.Queue[RunEvent] = asyncio.Queue()
 
     async def collect(msg: Msg) -> None:
-        queue.put_nowait(msg.data)
+        # Answers, votes and the outcome count only from the orchestrator's subject.
+        event = trusted_event(msg.subject, msg.data)
+        if event is not None:
+            queue.put_nowait(event)
 
-    sub = await nc.subscribe(subjects.events_subject(run_id), cb=collect)
+    sub = await nc.subscribe(subjects.events_filter(run_id), cb=collect)
     try:
         request = CreateRun(run_id=run_id, question=question, config=config, history=history or [])
         reply = await _request(
@@ -97,7 +100,7 @@ async def follow_run(
             if not get.done():
                 get.cancel()
                 continue
-            event = RunEventAdapter.validate_json(get.result())
+            event = get.result()
             apply_event(summary, event)
             result = on_event(event)
             if asyncio.iscoroutine(result):

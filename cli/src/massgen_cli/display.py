@@ -160,6 +160,9 @@ class SimpleDisplay:
             case ev.AgentFailed():
                 self._flush_agent(event.label)
                 self._print(f"{self._tag(event.label)} ✗ failed: {event.error}")
+            case ev.AgentExcluded():
+                self._flush_agent(event.label)
+                self._print(f"{self._tag(event.label)} ✗ left out (provider failing): {event.error}")
             case ev.Consensus():
                 tally = ", ".join(f"{label}: {n}" for label, n in event.votes.items()) or "no votes"
                 self._print(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from massgen_proto.config import RunConfig
+from massgen_proto.health import inbox_prefix_for
 from massgen_proto.subjects import TURNS_STREAM, provider_consumer
 
 from . import early_worker
@@ -121,7 +122,9 @@ class EmbeddedStack:
             )
         )  # fmt: skip
         await self.gateway.start()
-        self.client = await nats.connect(self.nats.url, name="massgen-cli")
+        self.client = await nats.connect(
+            self.nats.url, name="massgen-cli", inbox_prefix=inbox_prefix_for(self.nats.url, "cli")
+        )
         await local
         await self._wait_for_workers()
         return self

@@ -232,9 +232,12 @@ class Runner:
                 import nats
 
                 try:
+                    from massgen_proto.health import inbox_prefix_for
+
                     self.nc = await nats.connect(
-                        warm.url, name="massgen-cli", connect_timeout=2, max_reconnect_attempts=3
-                    )
+                        warm.url, name="massgen-cli", connect_timeout=2, max_reconnect_attempts=3,
+                        inbox_prefix=inbox_prefix_for(warm.url, "cli"),
+                    )  # fmt: skip
                     point_local_agents(self.config, warm.local_endpoints)
                     self.warm = warm
                     self._say(f"using the warm stack at {warm.url} (massgen status)")
@@ -745,6 +748,18 @@ def _listen_socket(host: str, port: int) -> Any:
     return sock
 
 
+def _loopback(host: str) -> bool:
+    """True for addresses only this machine reaches."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _serve_api(args: argparse.Namespace) -> int:
     """``massgen serve api``: the HTTP API in-process, on a private stack or on ``--nats``."""
     try:
@@ -765,6 +780,10 @@ def _serve_api(args: argparse.Namespace) -> int:
         overrides["nats_url"] = args.nats
     try:
         settings = ApiSettings.from_env(**overrides)  # tokens: $MASSGEN_API_TOKENS(_FILE)
+        if not settings.tokens and _loopback(args.host):
+            # This machine's user serving themselves: single-user mode, as announced.
+            settings = settings.model_copy(update={"single_user": True})
+        settings.check_auth()
         load_teams(settings.teams_dir)  # a bad team file fails before anything starts
     except ConfigError as error:
         return _fail(f"team config error:\n{error}")

@@ -69,7 +69,7 @@ class RunLog:
                 )
             case ev.WorkflowRejected():
                 self._agent_file(event.agent).write(f"\n[rejected: {event.error}]\n")
-            case ev.AgentError() | ev.AgentFailed():
+            case ev.AgentError() | ev.AgentFailed() | ev.AgentExcluded():
                 self._agent_file(event.agent).write(f"\n[error: {event.error}]\n")
             case _:
                 pass

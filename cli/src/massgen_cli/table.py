@@ -83,6 +83,8 @@ def _cell(event: ev.RunEvent) -> tuple[str, str] | None:
             return event.label, f"error {event.failures}: {_preview(event.error)}"
         case ev.AgentFailed():
             return event.label, f"failed: {_preview(event.error)}"
+        case ev.AgentExcluded():
+            return event.label, f"left out: {_preview(event.error)}"
         case ev.Consensus():
             tally = ", ".join(f"{label} {n}" for label, n in event.votes.items()) or "no votes"
             return RUN_COLUMN, f"consensus: {event.winner_label} wins ({tally})"

@@ -206,6 +206,11 @@ class RunView:
                 agent.turn_started = None
                 agent.state, agent.status = "failed", "failed"
                 agent.add_text(f"\n✗ failed: {event.error}\n")
+            case ev.AgentExcluded():
+                agent = self._agent(event)
+                agent.turn_started = None
+                agent.state, agent.status = "failed", "left out"
+                agent.add_text(f"\n✗ left out (provider failing): {event.error}\n")
             case ev.Consensus():
                 self.winner_label = event.winner_label
             case ev.DeadlineReached():

@@ -201,6 +201,8 @@ class OrchestratorConfig(_Model):
     max_new_answers_per_agent: int | None = Field(default=None, ge=1)
     restart_policy: Literal["finish", "interrupt"] = "finish"
     max_agent_failures: int = Field(default=3, ge=1)
+    max_tool_calls_per_turn: int = Field(default=100, ge=0)
+    """Non-workflow tool calls an agent may make in one turn (this project's key)."""
     context_paths: list[ContextPath] = Field(default_factory=list)
     snapshot_storage: str | None = None
     agent_temporary_workspace: str | None = None

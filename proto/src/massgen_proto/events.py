@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
     "AgentError",
+    "STREAMED_KINDS",
+    "TOOL_KINDS",
+    "AgentExcluded",
     "AgentFailed",
     "AgentInfo",
     "AnswerAccepted",
@@ -26,6 +29,8 @@ __all__ = [
     "RunCreated",
     "RunEvent",
     "RunEventAdapter",
+    "entitled",
+    "trusted_event",
     "RunFinished",
     "RunStatus",
     "TERMINAL_STATUSES",
@@ -119,6 +124,9 @@ class VoteAccepted(_AgentEvent):
     """Label voted for."""
     target_agent: str
     reason: str
+    same_answer: bool = False
+    """True when the agent submitted the target's answer again (identical, or too
+    similar under the novelty rule): the duplicate counts as this vote."""
 
 
 class VoteDiscarded(_AgentEvent):
@@ -147,6 +155,14 @@ class AgentError(_AgentEvent):
 
 class AgentFailed(_AgentEvent):
     kind: Literal["agent_failed"] = "agent_failed"
+    error: str
+
+
+class AgentExcluded(_AgentEvent):
+    """The others had all voted; this agent's provider kept failing, so the run went on
+    without it (it does not count for this consensus; see the coordination rules)."""
+
+    kind: Literal["agent_excluded"] = "agent_excluded"
     error: str
 
 
@@ -209,6 +225,7 @@ RunEvent = Annotated[
     | Restart
     | AgentError
     | AgentFailed
+    | AgentExcluded
     | Consensus
     | DeadlineReached
     | PresentationStarted
@@ -218,3 +235,35 @@ RunEvent = Annotated[
     Field(discriminator="kind"),
 ]
 RunEventAdapter: TypeAdapter[RunEvent] = TypeAdapter(RunEvent)
+
+STREAMED_KINDS = frozenset({"chunk", "token_usage"})
+"""What workers publish (subject source ``stream``)."""
+TOOL_KINDS = frozenset({"tool_denied"})
+"""What the gateway publishes (subject source ``tools``)."""
+
+
+def entitled(source: str | None, kind: str) -> bool:
+    """May the publisher role ``source`` (see ``subjects.event_source``) publish ``kind``?
+
+    Answers, votes, winners, final answers and run status come only from the
+    orchestrator: a forged ``final_answer`` on a worker's subject is not an event.
+    """
+    if source == "stream":
+        return kind in STREAMED_KINDS
+    if source == "tools":
+        return kind in TOOL_KINDS
+    if source == "run":
+        return kind not in STREAMED_KINDS and kind not in TOOL_KINDS
+    return False
+
+
+def trusted_event(subject: str, data: bytes) -> RunEvent | None:
+    """The event in ``data`` if its subject's publisher is entitled to it, else None
+    (also for data that is no event)."""
+    from .subjects import event_source
+
+    try:
+        event = RunEventAdapter.validate_json(data)
+    except ValueError:
+        return None
+    return event if entitled(event_source(subject), event.kind) else None

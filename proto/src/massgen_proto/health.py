@@ -6,7 +6,8 @@ not stopping), ``GET /readyz`` is readiness (the ``ready`` callable, e.g. "the N
 connection is up"). Anything else is 404. Responses are plain text, one line.
 
 ``nats_url_with_credentials`` puts a user and password into every URL of a NATS
-server list, so services that take only a URL can log in as their own NATS user.
+server list, so services that take only a URL can log in as their own NATS user;
+``inbox_prefix_for`` gives such a connection the inbox prefix of that user.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from .subjects import inbox_prefix
+
 __all__ = [
     "HealthServer",
     "Service",
     "credentials_from_env",
+    "inbox_prefix_for",
     "nats_url_with_credentials",
     "serve_until_signalled",
 ]
@@ -122,6 +126,17 @@ def credentials_from_env(user: str | None, password: str | None) -> tuple[str | 
         user or os.environ.get("NATS_USER") or None,
         password or os.environ.get("NATS_PASSWORD") or None,
     )
+
+
+def inbox_prefix_for(url: str, default_user: str) -> str:
+    """The inbox prefix a connection to ``url`` must use (``nats.connect(inbox_prefix=)``).
+
+    That of the NATS user in the URL (``user:password@host``, see
+    ``nats_url_with_credentials``), else ``default_user``'s: without a login (the
+    embedded one-machine stack) there are no permissions, but the prefixes stay the same.
+    """
+    user = urlsplit(url.split(",")[0].strip()).username
+    return inbox_prefix(user or default_user)
 
 
 def nats_url_with_credentials(url: str, user: str | None, password: str | None) -> str:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import uuid
 
-__all__ = ["answer_version", "label_for", "label_index", "new_run_id", "turn_id_for"]
+__all__ = [
+    "answer_version",
+    "label_for",
+    "label_index",
+    "new_run_id",
+    "turn_id_for",
+    "turn_token",
+]
 
 _LABEL = re.compile(r"^agent([1-9][0-9]*)$")
 
@@ -34,3 +43,14 @@ def answer_version(label: str, number: int) -> str:
 def turn_id_for(run_id: str, label: str, number: int) -> str:
     """Return the id of an agent's ``number``-th turn in a run (subject-safe, unique per run)."""
     return f"{run_id}-{label}-t{number}"
+
+
+def turn_token(secret: str, turn_id: str) -> str:
+    """The capability of turn ``turn_id`` in a run whose secret is ``secret``.
+
+    HMAC-SHA256 of the turn id under the run's secret (``RunState.secret``), first 32 hex
+    digits. The orchestrator puts it in the turn request; reports and gateway requests
+    of that turn must carry it. Whoever can read the run state (orchestrator, gateway)
+    can check it; workers, which cannot, learn only the tokens of turns handed to them.
+    """
+    return hmac.new(secret.encode(), turn_id.encode(), hashlib.sha256).hexdigest()[:32]

@@ -6,7 +6,8 @@ and a fresh cluster needs no setup job. Imports nats-py lazily (only services ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .subjects import (
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "StreamSettings",
     "close_connection",
+    "ensure_bucket",
     "ensure_events_stream",
     "ensure_provider_consumer",
     "ensure_runs_bucket",
@@ -33,14 +35,55 @@ __all__ = [
 ]
 
 
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be positive, not {value!r}")
+    return number
+
+
+GIB = 1 << 30
+
+
 @dataclass(frozen=True, slots=True)
 class StreamSettings:
-    """Durability settings; prod clusters use replicas=3."""
+    """Durability and size settings; prod clusters use replicas=3.
+
+    Every stream and bucket is bounded, so a full JetStream store can never stop turns:
+    the events stream drops its oldest messages at ``events_max_bytes`` (readers replay
+    recent runs; old chunks are what goes), buckets drop keys older than
+    ``bucket_max_age_seconds``. The limits come from the environment
+    (``MASSGEN_EVENTS_MAX_BYTES``, ``MASSGEN_EVENTS_MAX_AGE_SECONDS``,
+    ``MASSGEN_BUCKET_MAX_BYTES``, ``MASSGEN_BUCKET_MAX_AGE_SECONDS``,
+    ``MASSGEN_TURNS_MAX_BYTES``) where the deployment sizes them from its store.
+    """
 
     replicas: int = 1
-    events_max_age_seconds: float = 7 * 24 * 3600
     memory: bool = False
     """Keep streams in memory (tests and benchmarks); file storage otherwise."""
+    events_max_age_seconds: float = field(
+        default_factory=lambda: _env_number("MASSGEN_EVENTS_MAX_AGE_SECONDS", 7 * 24 * 3600)
+    )
+    events_max_bytes: int = field(
+        default_factory=lambda: int(_env_number("MASSGEN_EVENTS_MAX_BYTES", 2 * GIB))
+    )
+    turns_max_bytes: int = field(
+        default_factory=lambda: int(_env_number("MASSGEN_TURNS_MAX_BYTES", GIB // 2))
+    )
+    """Queued turn requests (consumed ones are removed): new ones are refused past it."""
+    bucket_max_bytes: int = field(
+        default_factory=lambda: int(_env_number("MASSGEN_BUCKET_MAX_BYTES", GIB // 2))
+    )
+    bucket_max_age_seconds: float = field(
+        default_factory=lambda: _env_number("MASSGEN_BUCKET_MAX_AGE_SECONDS", 30 * 24 * 3600)
+    )
+    """Longer than any run may last (a key older than this is dropped, open or not)."""
 
 
 async def _ensure_stream(js: JetStreamContext, config) -> None:
@@ -59,7 +102,7 @@ async def _ensure_stream(js: JetStreamContext, config) -> None:
 
 async def ensure_turns_stream(js: JetStreamContext, settings: StreamSettings) -> None:
     """The work-queue stream of turn requests."""
-    from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+    from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
     await _ensure_stream(
         js,
@@ -69,13 +112,15 @@ async def ensure_turns_stream(js: JetStreamContext, settings: StreamSettings) ->
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.MEMORY if settings.memory else StorageType.FILE,
             num_replicas=settings.replicas,
+            max_bytes=settings.turns_max_bytes,
+            discard=DiscardPolicy.NEW,  # never drop a queued turn: refuse new ones
         ),
     )
 
 
 async def ensure_events_stream(js: JetStreamContext, settings: StreamSettings) -> None:
     """The stream holding every run's events."""
-    from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+    from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
     await _ensure_stream(
         js,
@@ -84,6 +129,8 @@ async def ensure_events_stream(js: JetStreamContext, settings: StreamSettings) -
             subjects=[EVENTS_WILDCARD],
             retention=RetentionPolicy.LIMITS,
             max_age=settings.events_max_age_seconds,
+            max_bytes=settings.events_max_bytes,
+            discard=DiscardPolicy.OLD,
             storage=StorageType.MEMORY if settings.memory else StorageType.FILE,
             num_replicas=settings.replicas,
         ),
@@ -92,20 +139,31 @@ async def ensure_events_stream(js: JetStreamContext, settings: StreamSettings) -
 
 async def ensure_runs_bucket(js: JetStreamContext, settings: StreamSettings) -> KeyValue:
     """The KV bucket of run states."""
+    return await ensure_bucket(js, RUNS_BUCKET, settings)
+
+
+async def ensure_bucket(js: JetStreamContext, name: str, settings: StreamSettings) -> KeyValue:
+    """A KV bucket (history 1, bounded by ``settings``), created if missing."""
     from nats.js.api import KeyValueConfig, StorageType
     from nats.js.errors import BucketNotFoundError
 
     try:
-        return await js.key_value(RUNS_BUCKET)
+        return await js.key_value(name)
     except BucketNotFoundError:
+        pass
+    try:
         return await js.create_key_value(
             KeyValueConfig(
-                bucket=RUNS_BUCKET,
+                bucket=name,
                 history=1,
                 storage=StorageType.MEMORY if settings.memory else StorageType.FILE,
                 replicas=settings.replicas,
+                max_bytes=settings.bucket_max_bytes,
+                ttl=settings.bucket_max_age_seconds,
             )
         )
+    except Exception:  # noqa: BLE001 - created by another service in between
+        return await js.key_value(name)
 
 
 async def ensure_provider_consumer(

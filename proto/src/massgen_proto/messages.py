@@ -17,6 +17,7 @@ __all__ = [
     "ChatMessage",
     "CreateRun",
     "ErrorReply",
+    "ModelRetrying",
     "OrchestratorReply",
     "OrchestratorReplyAdapter",
     "PresentationFinished",
@@ -78,6 +79,10 @@ class TurnRequest(_Message):
     deadline: float
     """Epoch seconds after which the turn has failed (turn timeout)."""
     max_attempts: int = 3
+    max_tool_calls: int = Field(default=100, ge=0)
+    """Non-workflow tool calls the agent may make in this turn (all attempts together)."""
+    token: str = Field(default="", repr=False)
+    """The turn's capability: reports and gateway calls for this turn must carry it."""
 
 
 class WorkflowCall(_Message):
@@ -94,6 +99,8 @@ class TurnStarted(_Message):
     kind: Literal["turn_started"] = "turn_started"
     run_id: str
     turn_id: str
+    token: str = Field(default="", repr=False)
+    """The capability that came with the turn request."""
     worker: str
     delivery: int = 1
 
@@ -104,6 +111,8 @@ class WorkflowSubmission(_Message):
     kind: Literal["workflow_submission"] = "workflow_submission"
     run_id: str
     turn_id: str
+    token: str = Field(default="", repr=False)
+    """The capability that came with the turn request."""
     attempt: int
     calls: list[WorkflowCall]
 
@@ -114,6 +123,8 @@ class TurnFailed(_Message):
     kind: Literal["turn_failed"] = "turn_failed"
     run_id: str
     turn_id: str
+    token: str = Field(default="", repr=False)
+    """The capability that came with the turn request."""
     error: str
 
 
@@ -123,11 +134,32 @@ class PresentationFinished(_Message):
     kind: Literal["presentation_finished"] = "presentation_finished"
     run_id: str
     turn_id: str
+    token: str = Field(default="", repr=False)
+    """The capability that came with the turn request."""
     content: str
 
 
+class ModelRetrying(_Message):
+    """The agent's model call failed with a retryable provider error; the worker retries.
+
+    Lets the orchestrator stop waiting for an agent whose provider keeps failing
+    (see the coordination rules), before the turn itself has failed.
+    """
+
+    kind: Literal["model_retrying"] = "model_retrying"
+    run_id: str
+    turn_id: str
+    token: str = Field(default="", repr=False)
+    """The capability that came with the turn request."""
+    error: str
+    status: int | None = None
+    """The provider's HTTP status, when there was one."""
+    rate_limited: bool = False
+    """True for HTTP 429: a transient limit, not a failing provider."""
+
+
 WorkerReport = Annotated[
-    TurnStarted | WorkflowSubmission | TurnFailed | PresentationFinished,
+    TurnStarted | WorkflowSubmission | TurnFailed | PresentationFinished | ModelRetrying,
     Field(discriminator="kind"),
 ]
 WorkerReportAdapter: TypeAdapter[WorkerReport] = TypeAdapter(WorkerReport)
@@ -178,7 +210,9 @@ class ErrorReply(_Message):
 
     kind: Literal["error"] = "error"
     error: str
-    code: Literal["bad_request", "not_found", "internal"] = "bad_request"
+    code: Literal["bad_request", "not_found", "forbidden", "internal"] = "bad_request"
+    """``forbidden``: the caller holds no capability for what it asked (e.g. the
+    gateway refused a tool request without its turn's token)."""
 
 
 OrchestratorReply = Annotated[Verdict | RunAccepted | ErrorReply, Field(discriminator="kind")]

@@ -6,6 +6,7 @@ Services never spell a subject themselves: a change of naming is a change here.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 __all__ = [
     "GATEWAY_CLOSE",
@@ -17,6 +18,7 @@ __all__ = [
     "CONTROL_WILDCARD",
     "EVENTS_STREAM",
     "EVENTS_WILDCARD",
+    "ORCHESTRATOR_EXECUTED",
     "ORCHESTRATOR_QUEUE",
     "RUNS_BUCKET",
     "SUBMIT_CREATE",
@@ -25,7 +27,12 @@ __all__ = [
     "TURNS_STREAM",
     "TURNS_WILDCARD",
     "control_subject",
+    "EVENT_SOURCES",
+    "event_source",
+    "events_filter",
     "events_subject",
+    "inbox_prefix",
+    "inbox_wildcard",
     "provider_consumer",
     "turn_subject",
     "validate_token",
@@ -52,6 +59,9 @@ SUBMIT_CANCEL = f"{PREFIX}.orchestrator.cancel"
 """Request/reply: cancel a run (CancelRun -> RunAccepted | ErrorReply)."""
 ORCHESTRATOR_QUEUE = "orchestrator"
 """Queue group shared by orchestrator replicas."""
+ORCHESTRATOR_EXECUTED = f"{PREFIX}.orchestrator.executed"
+"""Core NATS, between orchestrator replicas: "<run_id> <seq>" once a committed
+transition's commands are all executed (so other replicas need not replay them)."""
 
 CONTROL_WILDCARD = f"{PREFIX}.control.>"
 
@@ -65,6 +75,23 @@ def validate_token(value: str, what: str) -> str:
     return value
 
 
+def inbox_prefix(user: str) -> str:
+    """Inbox prefix of NATS user ``user`` (``nats.connect(inbox_prefix=...)``).
+
+    Replies to the user's requests and deliveries of its push consumers (KV watches,
+    ordered consumers) go to subjects under it; only that user may subscribe there, so
+    no service can overhear replies meant for another (nats-py's default ``_INBOX`` is
+    granted to nobody). Not ``_INBOX.<user>``: a grant of ``_INBOX_<user>.>`` can never
+    overlap another user's, whatever the user names.
+    """
+    return f"_INBOX_{validate_token(user, 'NATS user')}"
+
+
+def inbox_wildcard(user: str) -> str:
+    """Every subject under ``user``'s inbox prefix (its subscribe permission)."""
+    return f"{inbox_prefix(user)}.>"
+
+
 def turn_subject(provider: str) -> str:
     """Subject on which turn requests for ``provider`` are published."""
     return f"{PREFIX}.turns.{validate_token(provider, 'provider')}"
@@ -75,9 +102,31 @@ def provider_consumer(provider: str) -> str:
     return f"worker-{validate_token(provider, 'provider')}"
 
 
-def events_subject(run_id: str) -> str:
-    """Subject of run ``run_id``'s events."""
-    return f"{PREFIX}.events.{validate_token(run_id, 'run id')}"
+EventSource = Literal["run", "stream", "tools"]
+EVENT_SOURCES: tuple[EventSource, ...] = ("run", "stream", "tools")
+"""Who publishes on a run's event subjects, each on its own (NATS permissions hold each
+service to its own): ``run`` the orchestrator (answers, votes, winners, status),
+``stream`` the workers (streamed model output, token usage), ``tools`` the gateway."""
+
+
+def events_subject(run_id: str, source: EventSource) -> str:
+    """Subject on which ``source`` publishes run ``run_id``'s events."""
+    if source not in EVENT_SOURCES:
+        raise ValueError(f"unknown event source {source!r}")
+    return f"{PREFIX}.events.{validate_token(run_id, 'run id')}.{source}"
+
+
+def events_filter(run_id: str) -> str:
+    """Every event subject of run ``run_id`` (to subscribe or replay, in stream order)."""
+    return f"{PREFIX}.events.{validate_token(run_id, 'run id')}.*"
+
+
+def event_source(subject: str) -> str | None:
+    """The publisher role an event subject belongs to, or None if it is not one."""
+    head, _, source = subject.rpartition(".")
+    if head.startswith(f"{PREFIX}.events.") and source in EVENT_SOURCES:
+        return source
+    return None
 
 
 def control_subject(run_id: str) -> str:

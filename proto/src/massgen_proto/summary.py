@@ -103,6 +103,8 @@ def apply_event(summary: RunSummary, event: ev.RunEvent) -> RunSummary:
             usage["completion_tokens"] += event.completion_tokens
         case ev.AgentFailed():
             summary.agents[event.agent] = "failed"
+        case ev.AgentExcluded():
+            summary.agents[event.agent] = "left out"
         case ev.Restart():
             summary.agents[event.agent] = "restarting"
         case ev.FinalAnswer():

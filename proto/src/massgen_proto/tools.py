@@ -41,6 +41,8 @@ class _Caller(_Message):
     """The agent's anonymous label, e.g. ``agent2``."""
     phase: Phase
     """``coordinate`` (context paths read-only) or ``present`` (the winner may write)."""
+    token: str = Field(default="", repr=False)
+    """The capability of the caller's turn (from its turn request)."""
 
 
 class ToolListRequest(_Caller):

@@ -170,6 +170,8 @@ def start_api_stack(
         "completion_timeout": 60.0,
     }
     values.update(settings)
+    if not values.get("tokens"):
+        values.setdefault("single_user", True)
     api_settings = ApiSettings(**values)
     server = UvicornThread(create_app(api_settings)).start()
 

@@ -103,3 +103,27 @@ def test_operations_routes_are_open(api):
         page = anonymous.get("/")
         assert page.status_code == 200 and "MassGen" in page.text
         assert anonymous.get("/static/app.js").status_code == 200
+
+
+def test_a_keyed_provider_pointed_at_a_foreign_host_is_refused(tmp_path, nats_url, fake_model):
+    """The organisation's key never reaches a host the tenant chose: 422 before the run."""
+    from api_stack import start_api_stack
+
+    stack, stop = start_api_stack(
+        tmp_path, nats_url, fake_model, provider_endpoints="openai=api.openai.com"
+    )
+    try:
+        with stack.client() as client:
+            config = {"agents": [{"id": "a", "backend": {
+                "type": "openai", "model": "gpt-4o-mini", "base_url": fake_model.base_url}}]}
+            response = client.post("/v1/runs", json={"config": config, "question": "q"})
+            path, _ = problem(response, 422)
+            assert path == "body.config.agents[0].backend.base_url"
+            assert "organisation's key" in response.json()["error"]["message"]
+            assert fake_model.requests == []  # nothing was sent, least of all a key
+            config["agents"][0]["backend"]["api_key"] = "sk-tenant-own"  # their key: allowed
+            response = client.post("/v1/runs", json={"config": config, "question": "q"})
+            assert response.status_code == 201, response.text
+            client.post(f"/v1/runs/{response.json()['id']}/cancel")
+    finally:
+        stop()

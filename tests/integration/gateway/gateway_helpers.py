@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from massgen_proto import subjects
 from massgen_proto.config import parse_config
+from massgen_proto.ids import label_for, turn_id_for, turn_token
 from massgen_proto.tools import (
     GatewayReplyAdapter,
     ToolCallRequest,
@@ -44,29 +46,94 @@ def agent(agent_id: str, *servers: dict[str, Any], **backend: Any) -> dict[str, 
 
 
 class GatewayClient:
-    """Puts runs into the runs bucket and talks to the gateway like a worker does."""
+    """Puts runs into the runs bucket and talks to the gateway like a worker does.
+
+    A run is stored as the orchestrator stores it, as far as the gateway reads it:
+    config, status, the run's secret, and each agent's current turn. ``list`` / ``call``
+    act as the worker of the agent's current turn (carrying its token), first giving
+    the agent a new turn when the one it has is of another phase; pass ``token`` /
+    ``turn_id`` to send something else.
+    """
 
     def __init__(self, nc: Any, kv: Any) -> None:
         self.nc = nc
         self.kv = kv
+        self.states: dict[str, dict[str, Any]] = {}
 
     async def put_run(self, run_id: str, config: dict[str, Any], winner: str | None = None) -> None:
         parsed = parse_config(config)
-        state = {"run_id": run_id, "config": parsed.model_dump(mode="json"), "winner": winner}
-        await self.kv.put(run_id, json.dumps(state).encode())
+        agents = []
+        for index, entry in enumerate(parsed.agents):
+            label = label_for(index)
+            agents.append({"agent_id": entry.id, "label": label, "turns": 1,
+                           "turn": {"turn_id": turn_id_for(run_id, label, 1), "number": 1,
+                                    "phase": "coordinate"}})  # fmt: skip
+        state = {"run_id": run_id, "config": parsed.model_dump(mode="json"), "winner": winner,
+                 "status": "running", "secret": secrets.token_hex(16),
+                 "agents": agents}  # fmt: skip
+        await self.write(state)
+
+    async def write(self, state: dict[str, Any]) -> None:
+        self.states[state["run_id"]] = state
+        await self.kv.put(state["run_id"], json.dumps(state).encode())
+
+    def agent(self, run_id: str, agent_id: str) -> dict[str, Any]:
+        return next(a for a in self.states[run_id]["agents"] if a["agent_id"] == agent_id)
+
+    def turn_id(self, run_id: str, agent_id: str = "a1") -> str:
+        """The agent's current turn."""
+        return self.agent(run_id, agent_id)["turn"]["turn_id"]
+
+    def token(self, run_id: str, agent_id: str = "a1") -> str:
+        """The capability of the agent's current turn, as its turn request carries it."""
+        return turn_token(self.states[run_id]["secret"], self.turn_id(run_id, agent_id))
+
+    async def new_turn(self, run_id: str, agent_id: str = "a1", phase: str = "coordinate") -> str:
+        """Give the agent its next turn (the orchestrator's restart); returns its id."""
+        agent = self.agent(run_id, agent_id)
+        agent["turns"] += 1
+        turn_id = turn_id_for(run_id, agent["label"], agent["turns"])
+        agent["turn"] = {"turn_id": turn_id, "number": agent["turns"], "phase": phase}
+        await self.write(self.states[run_id])
+        return turn_id
+
+    async def set_status(self, run_id: str, status: str) -> None:
+        self.states[run_id]["status"] = status
+        await self.write(self.states[run_id])
+
+    async def _caller(self, run_id: str, agent_id: str, phase: str, token: str | None,
+                      turn_id: str | None) -> tuple[str, str]:  # fmt: skip
+        if run_id in self.states and token is None and turn_id is None:
+            agent = self.agent(run_id, agent_id)
+            if agent["turn"]["phase"] != phase:
+                await self.new_turn(run_id, agent_id, phase)
+        known = run_id in self.states and any(
+            a["agent_id"] == agent_id for a in self.states[run_id]["agents"]
+        )
+        if turn_id is None:
+            turn_id = self.turn_id(run_id, agent_id) if known else "t1"
+        if token is None:
+            token = self.token(run_id, agent_id) if known else ""
+        return turn_id, token
 
     async def list(self, run_id: str, agent_id: str = "a1", label: str = "agent1",
-                   phase: str = "coordinate") -> Any:  # fmt: skip
-        ask = ToolListRequest(run_id=run_id, agent_id=agent_id, label=label, phase=phase)
+                   phase: str = "coordinate", *, token: str | None = None,
+                   turn_id: str | None = None) -> Any:  # fmt: skip
+        turn_id, token = await self._caller(run_id, agent_id, phase, token, turn_id)
+        ask = ToolListRequest(run_id=run_id, agent_id=agent_id, label=label, phase=phase,
+                              turn_id=turn_id, token=token)  # fmt: skip
         reply = await self.nc.request(
             subjects.GATEWAY_TOOLS_LIST, ask.model_dump_json().encode(), timeout=60
         )
         return GatewayReplyAdapter.validate_json(reply.data)
 
     async def call(self, run_id: str, name: str, arguments: Any, agent_id: str = "a1",
-                   label: str = "agent1", phase: str = "coordinate") -> Any:  # fmt: skip
+                   label: str = "agent1", phase: str = "coordinate", *,
+                   token: str | None = None, turn_id: str | None = None) -> Any:  # fmt: skip
+        turn_id, token = await self._caller(run_id, agent_id, phase, token, turn_id)
         ask = ToolCallRequest(run_id=run_id, agent_id=agent_id, label=label, phase=phase,
-                              turn_id="t1", name=name, arguments=arguments)  # fmt: skip
+                              turn_id=turn_id, token=token, name=name,
+                              arguments=arguments)  # fmt: skip
         reply = await self.nc.request(
             subjects.GATEWAY_TOOLS_CALL, ask.model_dump_json().encode(), timeout=60
         )

@@ -76,7 +76,7 @@ async def test_sessions_are_reused_and_closed_when_the_run_finishes(client, gate
     assert gateway._runs["r3"].agents["a1"].sessions["tools"] is first
     nc = await nats.connect(nats_url)
     await nc.publish(
-        subjects.events_subject("r3"),
+        subjects.events_subject("r3", "run"),
         RunFinished(run_id="r3", status="completed").model_dump_json().encode(),
     )
     await nc.drain()
@@ -139,7 +139,7 @@ async def test_snapshots_by_label_and_final_workspace(client, gateway, nats_url,
     accepted = AnswerAccepted(
         run_id="r8", agent="alpha", label="agent1", version="agent1.1", content="x"
     )
-    await nc.publish(subjects.events_subject("r8"), accepted.model_dump_json().encode())
+    await nc.publish(subjects.events_subject("r8", "run"), accepted.model_dump_json().encode())
     await nc.flush()
     reference = tmp_path / "runs" / "r8" / "reference"
     for _ in range(200):
@@ -164,7 +164,7 @@ async def test_snapshots_by_label_and_final_workspace(client, gateway, nats_url,
     )
     assert by_id.denied and "reference_unknown_label" in by_id.content
     finished = RunFinished(run_id="r8", status="completed", winner="alpha")
-    await nc.publish(subjects.events_subject("r8"), finished.model_dump_json().encode())
+    await nc.publish(subjects.events_subject("r8", "run"), finished.model_dump_json().encode())
     await nc.drain()
     final = tmp_path / "runs" / "r8" / "final_workspace" / "plan.md"
     for _ in range(200):
@@ -182,7 +182,7 @@ async def test_denials_are_run_events(client, nats_url, tmp_path):
     async def collect(msg) -> None:
         seen.append(RunEventAdapter.validate_json(msg.data))
 
-    sub = await nc.subscribe(subjects.events_subject("r9"), cb=collect)
+    sub = await nc.subscribe(subjects.events_filter("r9"), cb=collect)
     result = await client.call("r9", "mcp__workspace__read_file", {"path": "/etc/passwd"})
     assert result.denied
     for _ in range(100):

@@ -11,7 +11,7 @@ from fakes.turns import make_turn_request
 from massgen_proto.events import Chunk
 from massgen_proto.jetstream import StreamSettings, ensure_events_stream
 from massgen_proto.messages import Verdict, WorkerReportAdapter
-from massgen_proto.subjects import SUBMIT_REPORT, events_subject, turn_subject
+from massgen_proto.subjects import SUBMIT_REPORT, events_filter, events_subject, turn_subject
 from massgen_worker import WorkerService, WorkerSettings
 
 
@@ -19,7 +19,7 @@ async def test_chunk_publish_overhead(nats_url):
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     await ensure_events_stream(js, StreamSettings(memory=True))
-    subject = events_subject("perfrun")
+    subject = events_subject("perfrun", "stream")
     n = 5000
     started = time.perf_counter()
     for i in range(n):
@@ -65,7 +65,7 @@ async def test_three_agents_two_hundred_tokens(nats_url, fake_model):
     started = time.time()
     for req in requests:
         await js.publish(turn_subject("perf"), req.model_dump_json().encode())
-    sub = await js.subscribe(events_subject("perf3"), ordered_consumer=True)
+    sub = await js.subscribe(events_filter("perf3"), ordered_consumer=True)
     chunks = calls = 0
     while calls < 3:
         msg = await sub.next_msg(timeout=10)

@@ -27,7 +27,7 @@ from massgen_proto.subjects import (
     SUBMIT_REPORT,
     TURNS_STREAM,
     control_subject,
-    events_subject,
+    events_filter,
     provider_consumer,
     turn_subject,
 )
@@ -103,7 +103,7 @@ async def worker(nats_url):
 
 
 async def read_events(js, run_id, expected, timeout=5.0):
-    sub = await js.subscribe(events_subject(run_id), ordered_consumer=True)
+    sub = await js.subscribe(events_filter(run_id), ordered_consumer=True)
     events = []
     try:
         while len(events) < expected:

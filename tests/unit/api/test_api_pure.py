@@ -50,6 +50,30 @@ def test_settings_reject_unhashed_tokens_and_read_the_environment(tmp_path):
         ApiSettings.from_env({"MASSGEN_API_TOKENS": "no-colon"})
 
 
+def test_the_api_fails_closed_without_tokens():
+    from massgen_api.app import create_app
+
+    with pytest.raises(ValueError, match="no API tokens configured.*MASSGEN_API_SINGLE_USER"):
+        create_app(ApiSettings())
+    ApiSettings(tokens={hash_token("t"): "acme"}).check_auth()
+    ApiSettings(single_user=True).check_auth()
+    assert ApiSettings.from_env({"MASSGEN_API_SINGLE_USER": "1"}).single_user
+    assert not ApiSettings.from_env({"MASSGEN_API_SINGLE_USER": "0"}).single_user
+
+
+def test_massgen_api_without_tokens_refuses_to_start():
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MASSGEN_API")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "massgen_api", "--port", "1"], env=env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "no API tokens configured" in proc.stderr and "--single-user" in proc.stderr
+
+
 def test_sse_frames_and_last_event_id():
     data = ev.RunFinished(run_id=RUN, status="completed").model_dump_json().encode()
     assert event_kind(data) == "run_finished"

@@ -17,12 +17,13 @@ from massgen_orchestrator.commands import (
     ReplyVerdict,
     Tick,
 )
-from massgen_orchestrator.coordination import apply, new_run
+from massgen_orchestrator.coordination import apply, new_run, turn_token
 from massgen_orchestrator.state import RunState
 from massgen_proto.config import RunConfig, parse_config
 from massgen_proto.messages import (
     CancelRun,
     ChatMessage,
+    ModelRetrying,
     PresentationFinished,
     TurnFailed,
     TurnRequest,
@@ -34,6 +35,7 @@ from massgen_proto.messages import (
 
 START = 1000.0
 RUN = "r1"
+SECRET = "test-secret"
 IDS = ("alpha", "beta", "gamma", "delta")
 
 
@@ -104,7 +106,12 @@ def vote(target: str, reason: str = "it is right") -> WorkflowCall:
 
 
 class Driver:
-    """Plays one run through ``new_run``/``apply`` with a controlled clock."""
+    """Plays one run through ``new_run``/``apply`` with a controlled clock.
+
+    With ``autostart`` (the default) every published turn is taken by a worker at once
+    (a TurnStarted is applied silently: it is in ``log`` but not in ``last``), as when
+    workers are idle; without it turns stay queued until ``start``.
+    """
 
     def __init__(
         self,
@@ -113,12 +120,32 @@ class Driver:
         question: str = "What is the capital of France?",
         history: list[ChatMessage] | None = None,
         now: float = START,
+        autostart: bool = True,
     ) -> None:
         self.now = now
+        self.autostart = autostart
         self.state, self.last = new_run(
-            RUN, question, config or make_config(), list(history or []), now
+            RUN, question, config or make_config(), list(history or []), now, SECRET
         )
         self.log: list[Command] = list(self.last)
+        self._start_published(self.last)
+
+    def token(self, turn_id: str) -> str:
+        """The capability a worker holding ``turn_id`` carries."""
+        return turn_token(SECRET, turn_id)
+
+    def _start_published(self, commands: list[Command]) -> None:
+        if not self.autostart:
+            return
+        for command in commands:
+            if not isinstance(command, PublishTurn):
+                continue
+            turn_id = command.request.turn_id
+            report = TurnStarted(
+                run_id=RUN, turn_id=turn_id, worker="w1", token=self.token(turn_id)
+            )
+            self.state, started = apply(self.state, report, self.now)
+            self.log += started
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -130,6 +157,7 @@ class Driver:
         self.state: RunState = state
         self.last = commands
         self.log += commands
+        self._start_published(commands)
         return commands
 
     def requests(self, label: str | None = None) -> list[TurnRequest]:
@@ -155,15 +183,22 @@ class Driver:
 
     def start(self, label: str, worker: str = "w1", delivery: int = 1, **kw: Any) -> list[Command]:
         turn_id = kw.pop("turn_id", None) or self.turn_id(label)
+        token = kw.pop("token", None) or self.token(turn_id)
         return self.send(
-            TurnStarted(run_id=RUN, turn_id=turn_id, worker=worker, delivery=delivery), **kw
+            TurnStarted(
+                run_id=RUN, turn_id=turn_id, worker=worker, delivery=delivery, token=token
+            ),
+            **kw,
         )
 
     def submit(
         self, label: str, calls: list[WorkflowCall], attempt: int = 1, **kw: Any
     ) -> list[Command]:
         turn_id = kw.pop("turn_id", None) or self.turn_id(label)
-        report = WorkflowSubmission(run_id=RUN, turn_id=turn_id, attempt=attempt, calls=calls)
+        token = kw.pop("token", None) or self.token(turn_id)
+        report = WorkflowSubmission(
+            run_id=RUN, turn_id=turn_id, attempt=attempt, calls=calls, token=token
+        )
         return self.send(report, **kw)
 
     def answer(self, label: str, content: str, **kw: Any) -> list[Command]:
@@ -176,11 +211,24 @@ class Driver:
 
     def fail(self, label: str, error: str = "provider error 500", **kw: Any) -> list[Command]:
         turn_id = kw.pop("turn_id", None) or self.turn_id(label)
-        return self.send(TurnFailed(run_id=RUN, turn_id=turn_id, error=error), **kw)
+        token = self.token(turn_id)
+        return self.send(TurnFailed(run_id=RUN, turn_id=turn_id, error=error, token=token), **kw)
+
+    def retrying(
+        self, label: str, error: str = "HTTP 500: upstream down", status: int = 500, **kw: Any
+    ) -> list[Command]:
+        turn_id = kw.pop("turn_id", None) or self.turn_id(label)
+        report = ModelRetrying(
+            run_id=RUN, turn_id=turn_id, token=self.token(turn_id), error=error, status=status,
+            rate_limited=status == 429,
+        )  # fmt: skip
+        return self.send(report, **kw)
 
     def present(self, label: str, content: str, **kw: Any) -> list[Command]:
         turn_id = kw.pop("turn_id", None) or self.turn_id(label)
-        return self.send(PresentationFinished(run_id=RUN, turn_id=turn_id, content=content), **kw)
+        token = self.token(turn_id)
+        report = PresentationFinished(run_id=RUN, turn_id=turn_id, content=content, token=token)
+        return self.send(report, **kw)
 
     def tick(self, dt: float = 0.0) -> list[Command]:
         return self.send(Tick(), dt)

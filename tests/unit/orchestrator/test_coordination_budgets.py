@@ -113,7 +113,8 @@ def test_run_deadline_with_answers_presents_best_so_far():
     ]
     assert events(cmds)[0].answers == 1
     assert d.state.status == "presenting"
-    assert d.turn("agent2").deadline == d.now + 600  # not capped by the run deadline
+    # Past the run deadline the presentation still gets its floor, not a whole turn timeout.
+    assert d.turn("agent2").deadline == d.now + 30
     d.present("agent2", "Paris.")
     assert d.state.status == "completed"
 
@@ -189,3 +190,69 @@ def test_agent_in_backoff_keeps_waiting_and_its_retry_sees_new_answers():
     assert kinds(d.tick(0.5)) == ["publish agent2"]
     retry = d.turn("agent2")
     assert retry.answer_set_version == 1 and A1 in retry.messages[-1].content
+
+
+# -- failing providers and failed agents ---------------------------------------------------
+
+
+def _healthy_pair_agrees(d: Driver) -> None:
+    d.answer("agent1", A1, dt=2.0)
+    d.answer("agent2", A1)  # the same answer: agent2's vote for agent1
+    d.vote("agent1", "agent1", dt=2.0)
+
+
+def test_failing_provider_stops_counting_a_second_after_the_others_voted():
+    d = Driver(make_config(3))
+    d.retrying("agent3", dt=0.1)  # agent3's provider answers 500; its worker retries
+    assert d.state.agents[2].trouble == "HTTP 500: upstream down"
+    _healthy_pair_agrees(d)
+    assert d.state.status == "running" and d.state.waiting_since == d.now
+    assert next_wakeup(d.state) == d.now + 1.0
+    assert kinds(d.tick(0.5)) == []
+    cmds = d.tick(0.5)
+    assert kinds(cmds)[:3] == ["cancel agent3-t1", "agent_excluded agent3", "consensus"]
+    assert "presentation_started agent1" in kinds(cmds)
+    assert events(cmds)[0].error == "HTTP 500: upstream down"
+
+
+def test_rate_limited_agent_is_waited_for():
+    d = Driver(make_config(3))
+    d.retrying("agent3", error="HTTP 429: slow down", status=429, dt=0.1)
+    assert d.state.agents[2].trouble is None
+    _healthy_pair_agrees(d)
+    assert d.state.waiting_since is None
+    d.tick(30)
+    assert d.state.status == "running"
+    d.answer("agent3", A1)  # it recovers and agrees: consensus at once
+    assert d.state.status == "presenting"
+
+
+def test_troubled_agent_that_recovers_clears_its_trouble():
+    d = Driver(make_config(2))
+    d.retrying("agent2")
+    d.answer("agent2", A2, dt=1.0)
+    assert d.state.agents[1].trouble is None
+
+
+def test_failed_agent_never_wins():
+    d = Driver(make_config(3, max_agent_failures=1))
+    d.play([("agent1", "answer", A1), ("agent2", "answer", A2), ("agent3", "answer", "Lyon")])
+    d.vote("agent2", "agent1")
+    d.fail("agent1")  # agent1's vote turn fails: it is out
+    assert d.state.agents[0].failed
+    cmds = d.vote("agent3", "agent1")
+    consensus = [e for e in events(cmds) if e.kind == "consensus"][0]
+    assert consensus.winner_label == "agent2"  # agent1 had the votes, but failed
+    assert consensus.votes == {"agent2": 0, "agent3": 0}
+
+
+def test_all_failed_with_answers_completes_with_the_best_answer():
+    d = Driver(make_config(2, max_agent_failures=1))
+    d.answer("agent1", A1)
+    d.fail("agent2")
+    cmds = d.fail("agent1")
+    assert d.state.status == "completed"
+    assert d.state.final_answer == A1
+    final = [e for e in events(cmds) if e.kind == "final_answer"][0]
+    assert final.fallback and final.label == "agent1"
+    assert "every agent failed" in d.state.message

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from massgen_proto.events import AgentInfo, Consensus, FinalAnswer, RunCreated, RunFinished
 from massgen_proto.messages import ChatMessage
-from orchestrator_driver import RUN, START, Driver, events, kinds, make_config, verdict_of
+from orchestrator_driver import (
+    RUN,
+    START,
+    Driver,
+    describe,
+    events,
+    kinds,
+    make_config,
+    verdict_of,
+)
 
 A1 = "Paris is the capital of France."
 A2 = "The capital of France is Paris, which sits on the Seine."
@@ -188,10 +197,54 @@ def test_finish_policy_interrupts_agents_that_already_answered():
 def test_finish_policy_answer_from_old_turn_is_judged_against_current_set():
     d = Driver(make_config(2, answer_novelty_requirement="balanced"))
     d.answer("agent1", A1)
-    # agent2's first turn saw no answers, but its answer duplicates agent1's current one.
+    # agent2's first turn saw no answers, but its answer duplicates agent1's current one:
+    # the only answer it did not see is the one it repeats, so its vote counts now.
     cmds = d.answer("agent2", "  paris is the CAPITAL   of France. ")
-    assert kinds(cmds) == ["workflow_rejected agent2", "verdict rejected"]
-    assert "identical to the current answer of agent1" in verdict_of(cmds).message
+    assert kinds(cmds) == ["vote_accepted agent2", "verdict accepted"]
+    assert "counted as your vote for agent1" in verdict_of(cmds).message
+    assert d.state.agents[1].vote.answer_set_version == 1
+
+
+def test_repeated_answer_that_missed_other_answers_is_a_stale_vote():
+    d = Driver(make_config(3))
+    d.answer("agent1", A1)
+    d.answer("agent3", A3)  # agent2 never saw this one
+    cmds = d.answer("agent2", A1)
+    assert kinds(cmds)[:2] == ["vote_discarded agent2", "restart agent2"]
+    assert verdict_of(cmds).status == "stale"
+    assert d.turn("agent2").answer_set_version == 2
+
+
+def test_three_identical_answers_finish_in_three_phases_without_a_failed_attempt():
+    d = Driver(make_config(3))
+    d.answer("agent1", A1)  # phase 1: everyone answers the same
+    d.answer("agent2", A1)
+    d.answer("agent3", A1)
+    assert [a.vote.target if a.vote else None for a in d.state.agents] == [
+        None,
+        "agent1",
+        "agent1",
+    ]
+    cmds = d.vote("agent1", "agent1")  # phase 2: agent1's fresh turn votes
+    assert "presentation_started agent1" in kinds(cmds)  # phase 3: the presentation
+    assert not [c for c in d.log if "rejected" in describe(c) or "agent_error" in describe(c)]
+    assert len(d.requests()) == 5  # 3 first turns, agent1's vote turn, the presentation
+
+
+def test_queued_first_turn_is_rebuilt_with_the_current_answers():
+    d = Driver(make_config(2), autostart=False)
+    d.start("agent1")
+    cmds = d.answer("agent1", A1)  # agent2's first turn is still queued
+    assert kinds(cmds) == [
+        "answer_accepted agent1",
+        "publish agent1",
+        "cancel agent2-t1",
+        "restart agent2",
+        "publish agent2",
+        "verdict accepted",
+    ]
+    assert A1 in d.turn("agent2").messages[-1].content
+    assert d.turn("agent2").answer_set_version == 1
 
 
 def test_two_one_split_picks_majority():
@@ -277,7 +330,7 @@ def test_presentation_timeout_falls_back():
 
 
 def test_turn_started_event_and_redelivery():
-    d = Driver(make_config(1))
+    d = Driver(make_config(1), autostart=False)
     assert kinds(d.start("agent1", worker="w1")) == ["turn_started agent1", "verdict accepted"]
     assert events(d.last)[0].delivery == 1
     # The same report again (the adapter redelivered it): accepted, no second event.
@@ -289,6 +342,23 @@ def test_turn_started_event_and_redelivery():
     ]
     started = events(d.last)[0]
     assert (started.delivery, started.phase, started.number) == (2, "coordinate", 1)
+    # A first delivery to yet another worker is a duplicate publish, not a redelivery.
+    assert kinds(d.start("agent1", worker="w3", delivery=1)) == ["verdict stale"]
+
+
+def test_reports_without_the_turn_token_are_refused():
+    d = Driver(make_config(2))
+    turn_id = d.turn_id("agent1")
+    before = d.state
+    assert kinds(d.answer("agent1", A1, token="forged")) == ["verdict stale"]
+    assert kinds(d.start("agent1", worker="w9", delivery=2, token="nope")) == ["verdict stale"]
+    # agent2's token does not open agent1's turn.
+    other = d.token(d.turn_id("agent2"))
+    assert kinds(d.answer("agent1", A1, turn_id=turn_id, token=other)) == ["verdict stale"]
+    assert d.state == before
+    assert verdict_of(d.answer("agent1", A1)).status == "accepted"
+    # The token dies with its turn.
+    assert kinds(d.answer("agent1", A2, turn_id=turn_id, attempt=2)) == ["verdict stale"]
 
 
 def test_multi_turn_history_is_in_the_prompt():

@@ -103,16 +103,25 @@ def test_vote_label_is_normalised():
     assert d.state.agents[1].vote.target == "agent1"
 
 
-def test_identical_answer_after_whitespace_and_case_normalisation_is_rejected():
-    d = _after_one_answer()
-    text = _rejected(d.answer("agent2", "paris  is the\n capital of FRANCE. "), "new_answer")
-    assert text.startswith("Your answer is identical to the current answer of agent1.")
+def _counted_as_vote(cmds, voter: str, target: str, identical: bool = True) -> None:
+    """A repeated answer became the vote it means: accepted, no rejection, no attempt lost."""
+    assert kinds(cmds) == [f"vote_accepted {voter}", "verdict accepted"], kinds(cmds)
+    vote_event = events(cmds)[0]
+    assert vote_event.target == target and vote_event.same_answer
+    assert ("identical" in vote_event.reason) == identical
+    assert f"counted as your vote for {target}" in verdict_of(cmds).message
 
 
-def test_identical_to_own_previous_answer_is_rejected():
+def test_identical_answer_after_whitespace_and_case_normalisation_is_a_vote():
     d = _after_one_answer()
-    text = _rejected(d.answer("agent1", A1), "new_answer")
-    assert "identical to the current answer of agent1" in text
+    _counted_as_vote(d.answer("agent2", "paris  is the\n capital of FRANCE. "), "agent2", "agent1")
+    assert d.state.agents[1].vote.target == "agent1"
+    assert d.state.answer_set_version == 1  # no new answer, no restart of anyone
+
+
+def test_identical_to_own_previous_answer_is_a_vote_for_itself():
+    d = _after_one_answer()
+    _counted_as_vote(d.answer("agent1", A1), "agent1", "agent1")
 
 
 def test_only_current_answers_count_for_novelty():
@@ -149,11 +158,10 @@ def test_novelty_thresholds(novelty, content, rejected):
     if not rejected:
         assert verdict_of(cmds).status == "accepted"
         return
-    text = _rejected(cmds, "new_answer")
-    limit = {"balanced": "0.70", "strict": "0.50"}[novelty]
+    # Too similar under the novelty rule: counted as a vote for the answer it repeats.
+    _counted_as_vote(cmds, "agent2", "agent1", identical=False)
     score = f"{similarity(A1, content):.2f}"
-    assert f"too similar to the current answer of agent1: word overlap {score}" in text
-    assert f"above the limit of {limit}" in text
+    assert f"word overlap {score}" in events(cmds)[0].reason
 
 
 def test_answer_cap_offers_vote_only_and_rejects_new_answer():

@@ -10,6 +10,7 @@ import pytest
 from fakes.turns import Orchestrator, make_turn_request, workflow_tools
 from massgen_proto.events import Chunk, TokenUsage
 from massgen_proto.messages import (
+    ModelRetrying,
     PresentationFinished,
     TurnFailed,
     Verdict,
@@ -18,7 +19,14 @@ from massgen_proto.messages import (
 )
 from massgen_worker.llm import FatalModelError, RetryableModelError
 from massgen_worker.stream import StreamDelta, ToolCallDelta, Usage
-from massgen_worker.turn import RetryPolicy, run_turn, unavailable_tool_message
+from massgen_worker.turn import (
+    RetryPolicy,
+    budget_spent_message,
+    run_turn,
+    truncate_tool_result,
+    unavailable_tool_message,
+)
+from worker_helpers import READ_TOOL, Tools
 
 FAST = RetryPolicy(retries=2, base_delay=0.001, max_delay=0.002)
 
@@ -72,8 +80,8 @@ def rejected(message: str) -> Verdict:
     return Verdict(status="rejected", message=message)
 
 
-async def go(request, model, orch, policy=FAST):
-    outcome = await run_turn(request, model, orch.submit, orch.emit, policy=policy)
+async def go(request, model, orch, policy=FAST, tools=None):
+    outcome = await run_turn(request, model, orch.submit, orch.emit, policy=policy, tools=tools)
     model.assert_complete()
     return outcome
 
@@ -166,14 +174,22 @@ async def test_non_workflow_tool_call_gets_not_available_and_loop_continues():
         "role": "tool", "tool_call_id": "m1", "content": unavailable_tool_message("mcp__fs__read")}
 
 
-async def test_tool_rounds_are_bounded_then_submitted_without_calls():
-    req = request(max_attempts=1)
+async def test_budget_spent_then_tools_only_response_is_submitted_without_calls():
+    """Past the tool budget only workflow tools are offered; a model calling another
+    tool anyway is submitted with no workflow call (the orchestrator rejects it)."""
+    req = request(max_attempts=1).model_copy(update={"max_tool_calls": 2})
     mcp = [*call("mcp__x__y", {}), StreamDelta(finish_reason="tool_calls")]
-    model = ScriptedModel(mcp, mcp)
+    model = ScriptedModel(mcp, mcp, mcp)
     orch = Orchestrator(rejected("no workflow call"))
-    outcome = await go(req, model, orch, RetryPolicy(max_tool_rounds=2))
-    assert outcome.status == "failed"
+    outcome = await go(req, model, orch)
+    assert outcome.status == "failed" and outcome.model_calls == 3
     assert orch.reports[0].calls == []
+    assert [c["tools"] for c in model.calls] == [req.tools] * 3  # no MCP tools here at all
+    results = [json.loads(e.text)["content"] for e in orch.events
+               if getattr(e, "channel", None) == "tool_result"]  # fmt: skip
+    assert results == [unavailable_tool_message("mcp__x__y")] * 2
+    assert model.calls[2]["messages"][-1]["role"] == "user"
+    assert "used all 2 tool calls" in model.calls[2]["messages"][-1]["content"]
 
 
 async def test_stale_verdict_stops_quietly():
@@ -188,15 +204,49 @@ async def test_retryable_error_then_success():
     orch = Orchestrator()
     outcome = await go(request(), model, orch)
     assert outcome.status == "accepted" and outcome.model_calls == 2
+    assert [r.kind for r in orch.reports] == ["model_retrying", "workflow_submission"]
+    assert (orch.reports[0].error, orch.reports[0].status) == ("overloaded", 529)
+    assert orch.reports[0].rate_limited is False
+
+
+async def test_rate_limit_is_reported_once_per_model_call_before_the_backoff():
+    slept: list[float] = []
+    orch = Orchestrator()
+
+    async def sleep(seconds):
+        # The report is sent before sleeping: the orchestrator knows while we wait.
+        slept.append((seconds, [r.kind for r in orch.reports]))
+
+    limited = RetryableModelError("slow down", 429)
+    model = ScriptedModel(limited, limited, answer("4"))
+    outcome = await run_turn(request(), model, orch.submit, orch.emit, policy=FAST, sleep=sleep)
+    model.assert_complete()
+    assert outcome.status == "accepted" and outcome.model_calls == 3
+    assert [r.kind for r in orch.reports] == ["model_retrying", "workflow_submission"]
+    assert orch.reports[0].rate_limited is True and orch.reports[0].status == 429
+    assert [kinds for _, kinds in slept] == [["model_retrying"]] * 2
+
+
+async def test_fatal_error_reports_no_model_retrying():
+    model = ScriptedModel(FatalModelError("invalid api key", 401))
+    orch = Orchestrator()
+    await go(request(), model, orch)
+    assert [r.kind for r in orch.reports] == ["turn_failed"]
 
 
 async def test_retries_exhausted_fail_with_provider_message():
     model = ScriptedModel(*[RetryableModelError("upstream 503 busy", 503)] * 3)
     orch = Orchestrator()
-    outcome = await go(request(), model, orch)
+    req = request()
+    outcome = await go(req, model, orch)
     assert outcome.status == "failed"
-    assert orch.reports == [TurnFailed(run_id=orch.reports[0].run_id, turn_id=orch.reports[0].turn_id,
-                                       error="provider error after 3 tries: upstream 503 busy")]
+    # One ModelRetrying for the model call (on its first failure), not one per retry.
+    assert orch.reports == [
+        ModelRetrying(run_id=req.run_id, turn_id=req.turn_id, error="upstream 503 busy",
+                      status=503, rate_limited=False),
+        TurnFailed(run_id=req.run_id, turn_id=req.turn_id,
+                   error="provider error after 3 tries: upstream 503 busy"),
+    ]  # fmt: skip
 
 
 async def test_fatal_error_is_not_retried():
@@ -346,3 +396,169 @@ async def test_presentation_report_waits_for_the_runs_pending_usage():
     await asyncio.gather(vote_turn, present_turn)
     assert log.count("token_usage") == 2
     assert log[-1] == "presentation_finished"
+
+
+# -- the tool loop: a budget per turn ------------------------------------------------
+
+
+def read(path: str, id: str) -> list[StreamDelta]:
+    return [*call(READ_TOOL, {"path": path}, id=id), StreamDelta(finish_reason="tool_calls")]
+
+
+def tool_results(orch) -> list[dict]:
+    return [json.loads(e.text) for e in orch.events if getattr(e, "channel", None) == "tool_result"]
+
+
+def names(tools) -> list[str]:
+    return [t["function"]["name"] for t in tools or ()]
+
+
+async def test_hundred_tool_calls_work_with_the_default_budget():
+    req = request()
+    assert req.max_tool_calls == 100
+    model = ScriptedModel(*[read(f"f{i}", f"r{i}") for i in range(100)], answer("done"))
+    orch, tools = Orchestrator(), Tools()
+    outcome = await go(req, model, orch, tools=tools)
+    assert (outcome.status, outcome.attempts, outcome.model_calls) == ("accepted", 1, 101)
+    assert [c.arguments["path"] for c in tools.calls] == [f"f{i}" for i in range(100)]
+    assert [r["content"] for r in tool_results(orch)] == [f"contents of f{i}" for i in range(100)]
+    assert [names(c["tools"]) for c in model.calls[:100]] == [["new_answer", READ_TOOL]] * 100
+    # The 100th call spent the budget: the last call offers the workflow tools only.
+    last = model.calls[100]
+    assert names(last["tools"]) == ["new_answer"] and last["tool_choice"] == "required"
+    assert last["messages"][-1]["role"] == "user"
+    assert "used all 100 tool calls" in last["messages"][-1]["content"]
+    assert [r.kind for r in orch.reports] == ["workflow_submission"]
+
+
+async def test_calls_beyond_the_budget_in_one_response_are_not_run():
+    req = request().model_copy(update={"max_tool_calls": 2})
+    three = [*call(READ_TOOL, {"path": "a"}, 0, "r0"), *call(READ_TOOL, {"path": "b"}, 1, "r1"),
+             *call(READ_TOOL, {"path": "c"}, 2, "r2"), StreamDelta(finish_reason="tool_calls")]
+    model = ScriptedModel(three, answer("done"))
+    orch, tools = Orchestrator(), Tools()
+    outcome = await go(req, model, orch, tools=tools)
+    assert outcome.status == "accepted"
+    assert [c.arguments["path"] for c in tools.calls] == ["a", "b"]
+    after = model.calls[1]["messages"][-4:]
+    assert [m["role"] for m in after] == ["tool", "tool", "tool", "user"]
+    assert after[2] == {"role": "tool", "tool_call_id": "r2",
+                        "content": budget_spent_message(READ_TOOL, 2)}  # fmt: skip
+    assert "End your turn now with one workflow call (new_answer)" in after[3]["content"]
+    assert names(model.calls[1]["tools"]) == ["new_answer"]
+
+
+async def test_reminder_reaches_the_model_after_a_tools_only_response():
+    """The budget is spent, the model calls a tool anyway: it is submitted without a
+    workflow call, and the orchestrator's reminder is a user message after the results."""
+    req = request().model_copy(update={"max_tool_calls": 1})
+    model = ScriptedModel(read("a", "r0"), read("b", "r1"), answer("done"))
+    reminder = "You did not call a workflow tool. Call new_answer or vote."
+    orch, tools = Orchestrator(rejected(reminder)), Tools()
+    outcome = await go(req, model, orch, tools=tools)
+    assert (outcome.status, outcome.attempts, outcome.model_calls) == ("accepted", 2, 3)
+    assert orch.reports[0].calls == []
+    assert len(tools.calls) == 1
+    history = model.calls[2]["messages"]
+    assert history[-3]["role"] == "assistant" and history[-3]["tool_calls"][0]["id"] == "r1"
+    assert history[-2] == {"role": "tool", "tool_call_id": "r1",
+                           "content": budget_spent_message(READ_TOOL, 1)}  # fmt: skip
+    assert history[-1]["role"] == "user"
+    assert history[-1]["content"].startswith(reminder)
+    assert "used all 1 tool calls" in history[-1]["content"]
+
+
+async def test_rejection_of_a_mixed_response_is_the_workflow_calls_result():
+    """A vote and a tool call in one rejected response: the tool runs, the vote's result
+    is the rejection, and no extra user message is needed."""
+    req = request(tools=workflow_tools(["agent1"]))
+    mixed = [*call("vote", {"agent_id": "agent7", "reason": "x"}, 0, "v1"),
+             *call(READ_TOOL, {"path": "a"}, 1, "r1"), StreamDelta(finish_reason="tool_calls")]
+    model = ScriptedModel(mixed, answer("4"))
+    orch, tools = Orchestrator(rejected("agent7 has no answer")), Tools()
+    outcome = await go(req, model, orch, tools=tools)
+    assert (outcome.status, outcome.attempts) == ("accepted", 2)
+    assert orch.reports[0].calls == [WorkflowCall(name="vote",
+                                                  arguments={"agent_id": "agent7", "reason": "x"})]
+    assert model.calls[1]["messages"][-2:] == [
+        {"role": "tool", "tool_call_id": "v1", "content": "agent7 has no answer"},
+        {"role": "tool", "tool_call_id": "r1", "content": "contents of a"},
+    ]
+
+
+async def test_reminder_follows_a_text_and_tools_response_without_workflow_call():
+    """Text plus a tool call, budget spent: the rejection still reaches the model."""
+    req = request().model_copy(update={"max_tool_calls": 0})
+    chatty = [StreamDelta(content="Let me look."), *call(READ_TOOL, {"path": "a"}, id="r0"),
+              StreamDelta(finish_reason="tool_calls")]
+    model = ScriptedModel(chatty, answer("4"))
+    orch, tools = Orchestrator(rejected("Call new_answer or vote.")), Tools()
+    outcome = await go(req, model, orch, tools=tools)
+    assert outcome.status == "accepted" and tools.calls == []
+    assert names(model.calls[0]["tools"]) == ["new_answer"]  # no budget: none offered
+    history = model.calls[1]["messages"]
+    assert history[-3]["content"] == "Let me look."
+    assert history[-2]["content"] == budget_spent_message(READ_TOOL, 0)
+    assert history[-1]["role"] == "user" and history[-1]["content"].startswith("Call new_answer")
+
+
+async def test_huge_tool_result_is_cut_with_a_note_for_model_and_event():
+    req = request()
+    model = ScriptedModel(read("big", "r0"), answer("4"))
+    orch = Orchestrator()
+    tools = Tools(lambda call: "y" * 500)
+    outcome = await go(req, model, orch, RetryPolicy(retries=0, max_tool_result_chars=120), tools)
+    assert outcome.status == "accepted"
+    expected = truncate_tool_result("y" * 500, 120)
+    assert expected.startswith("y" * 120 + "\n[Tool result truncated: the last 380 of 500")
+    assert model.calls[1]["messages"][-1] == {"role": "tool", "tool_call_id": "r0",
+                                              "content": expected}  # fmt: skip
+    assert tool_results(orch)[0]["content"] == expected
+
+
+def test_truncate_tool_result():
+    assert truncate_tool_result("short", 5) == "short"
+    cut = truncate_tool_result("abcdefgh", 3)
+    assert cut.startswith("abc\n[Tool result truncated: the last 5 of 8 characters were cut.")
+    assert "narrower" in cut
+
+
+async def test_presentation_uses_its_tools_then_ends_in_text_when_the_budget_is_spent():
+    req = request(phase="present").model_copy(update={"max_tool_calls": 2})
+    model = ScriptedModel(read("a", "r0"), read("b", "r1"), content("Final."))
+    orch, tools = Orchestrator(), Tools()
+    outcome = await go(req, model, orch, tools=tools)
+    assert (outcome.status, outcome.model_calls) == ("presented", 3)
+    assert [(names(c["tools"]), c["tool_choice"]) for c in model.calls] == [
+        ([READ_TOOL], "auto"), ([READ_TOOL], "auto"), ([], None)]
+    assert model.calls[2]["tools"] is None
+    assert "Write your final answer now" in model.calls[2]["messages"][-1]["content"]
+    assert orch.reports[-1].content == "Final."
+
+
+async def test_presentation_with_many_tool_calls_is_not_cut_short():
+    req = request(phase="present")
+    model = ScriptedModel(*[read(f"f{i}", f"r{i}") for i in range(10)], content("Final."))
+    orch, tools = Orchestrator(), Tools()
+    outcome = await go(req, model, orch, tools=tools)
+    assert (outcome.status, outcome.model_calls, len(tools.calls)) == ("presented", 11, 10)
+
+
+# -- the capability token ------------------------------------------------------------
+
+
+def with_token(req, token="cap-123"):
+    return req.model_copy(update={"token": token})
+
+
+async def test_every_report_carries_the_turns_token():
+    orch = Orchestrator(rejected("too similar"))
+    model = ScriptedModel(RetryableModelError("busy", 503), answer("a"), answer("b"))
+    await go(with_token(request()), model, orch)
+    failing = ScriptedModel(FatalModelError("bad key", 401))
+    await go(with_token(request()), failing, orch)
+    await go(with_token(request(phase="present")), ScriptedModel(content("Final.")), orch)
+    kinds = [r.kind for r in orch.reports]
+    assert kinds == ["model_retrying", "workflow_submission", "workflow_submission",
+                     "turn_failed", "presentation_finished"]  # fmt: skip
+    assert [r.token for r in orch.reports] == ["cap-123"] * 5

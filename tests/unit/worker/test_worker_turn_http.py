@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
 from fakes import answer, both, error, hang, malformed, text, vote_first
+from fakes.openai_server import tool_call
 from fakes.turns import Orchestrator, make_turn_request, workflow_tools
 from massgen_proto.messages import (
+    ModelRetrying,
     PresentationFinished,
     TurnFailed,
     Verdict,
@@ -16,13 +19,16 @@ from massgen_proto.messages import (
     WorkflowSubmission,
 )
 from massgen_worker.llm import LiteLLMModel
-from massgen_worker.turn import RetryPolicy, run_turn
+from massgen_worker.turn import RetryPolicy, budget_spent_message, run_turn
+from worker_helpers import READ_TOOL, Tools
 
 FAST = RetryPolicy(retries=2, base_delay=0.01, max_delay=0.02)
 
 
-async def go(req, orch, policy=FAST):
-    return await run_turn(req, LiteLLMModel(req.backend), orch.submit, orch.emit, policy=policy)
+async def go(req, orch, policy=FAST, tools=None):
+    return await run_turn(
+        req, LiteLLMModel(req.backend), orch.submit, orch.emit, policy=policy, tools=tools
+    )
 
 
 def rejected(message):
@@ -91,10 +97,18 @@ async def test_no_tool_call_submits_zero_calls(fake_model):
 
 async def test_server_error_then_success_is_retried(fake_model):
     fake_model.script("m", [error(500, "transient boom"), answer("4")])
-    req = make_turn_request("m", fake_model.base_url)
-    outcome = await go(req, Orchestrator())
+    req = make_turn_request("m", fake_model.base_url).model_copy(update={"token": "cap-7"})
+    orch = Orchestrator()
+    outcome = await go(req, orch)
     assert outcome.status == "accepted" and outcome.model_calls == 2
     assert len(fake_model.requests) == 2  # litellm itself does not retry behind our back
+    # The orchestrator heard of the failure while the worker retried.
+    retrying, submission = orch.reports
+    assert isinstance(retrying, ModelRetrying)
+    assert (retrying.run_id, retrying.turn_id, retrying.token) == (req.run_id, req.turn_id, "cap-7")
+    assert (retrying.status, retrying.rate_limited) == (500, False)
+    assert "transient boom" in retrying.error
+    assert isinstance(submission, WorkflowSubmission) and submission.token == "cap-7"
 
 
 async def test_always_500_fails_with_provider_message(fake_model):
@@ -176,3 +190,88 @@ async def test_cancel_as_the_model_call_starts_is_not_lost(fake_model):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+# -- the tool loop -------------------------------------------------------------------
+
+
+def names(tools) -> list[str]:
+    return [t["function"]["name"] for t in tools or ()]
+
+
+async def test_fifty_sequential_tool_calls_then_an_answer(fake_model):
+    """Real file work: one tool call per response, fifty of them, then the answer."""
+    fake_model.script("m", [tool_call(READ_TOOL, {"path": f"f{i}.txt"}) for i in range(50)])
+    fake_model.script("m", [answer("done")])
+    req = make_turn_request("m", fake_model.base_url)
+    orch, tools = Orchestrator(), Tools()
+    outcome = await go(req, orch, tools=tools)
+    assert (outcome.status, outcome.attempts, outcome.model_calls) == ("accepted", 1, 51)
+    assert [r.kind for r in orch.reports] == ["workflow_submission"]
+    assert [c.arguments["path"] for c in tools.calls] == [f"f{i}.txt" for i in range(50)]
+    sent = fake_model.requests
+    assert len(sent) == 51
+    assert all(names(r.tools) == ["new_answer", READ_TOOL] for r in sent)
+    assert all(r.tool_choice == "required" for r in sent)
+    # The last request holds the fifty results, in order, each after its call.
+    results = [m for m in sent[-1].messages if m["role"] == "tool"]
+    assert [m["content"] for m in results] == [f"contents of f{i}.txt" for i in range(50)]
+    calls = [m["tool_calls"][0]["id"] for m in sent[-1].messages if m.get("tool_calls")]
+    assert [m["tool_call_id"] for m in results] == calls
+    chunks = [e for e in orch.events if e.kind == "chunk" and e.channel == "tool_result"]
+    assert len(chunks) == 50
+
+
+async def test_spent_budget_offers_only_the_workflow_tools(fake_model):
+    fake_model.script("m", [tool_call(READ_TOOL, {"path": f"f{i}"}) for i in range(3)])
+    fake_model.script("m", [answer("done")])
+    req = make_turn_request("m", fake_model.base_url).model_copy(update={"max_tool_calls": 3})
+    orch, tools = Orchestrator(), Tools()
+    outcome = await go(req, orch, tools=tools)
+    assert (outcome.status, outcome.model_calls, len(tools.calls)) == ("accepted", 4, 3)
+    sent = fake_model.requests
+    assert [names(r.tools) for r in sent] == [["new_answer", READ_TOOL]] * 3 + [["new_answer"]]
+    assert sent[3].tool_choice == "required"
+    note = sent[3].messages[-1]
+    assert note["role"] == "user"
+    assert note["content"] == (
+        "You have used all 3 tool calls this turn allows. End your turn now with one "
+        "workflow call (new_answer); no other tool is offered any more."
+    )
+    assert sent[3].messages[-2] == {"role": "tool", "tool_call_id": sent[3].messages[-3][
+        "tool_calls"][0]["id"], "content": "contents of f2"}  # fmt: skip
+
+
+async def test_reminder_reaches_the_model_after_a_rejected_tools_only_response(fake_model):
+    """The model ignores the spent budget and calls a tool again: that response has no
+    workflow call, the orchestrator rejects it, and the model reads the reminder."""
+    reads = [tool_call(READ_TOOL, {"path": "a"}), tool_call(READ_TOOL, {"path": "b"})]
+    fake_model.script("m", [*reads, answer("done")])
+    req = make_turn_request("m", fake_model.base_url).model_copy(update={"max_tool_calls": 1})
+    reminder = "You did not call a workflow tool; end your turn with new_answer or vote."
+    orch, tools = Orchestrator(rejected(reminder)), Tools()
+    outcome = await go(req, orch, tools=tools)
+    assert (outcome.status, outcome.attempts) == ("accepted", 2)
+    assert orch.reports[0].calls == [] and orch.reports[1].calls[0].name == "new_answer"
+    assert len(tools.calls) == 1
+    last = fake_model.requests[2].messages
+    assert last[-3]["role"] == "assistant"
+    assert last[-3]["tool_calls"][0]["function"]["name"] == READ_TOOL
+    assert last[-2]["role"] == "tool" and last[-2]["content"] == budget_spent_message(READ_TOOL, 1)
+    assert last[-1]["role"] == "user" and last[-1]["content"].startswith(reminder)
+
+
+async def test_huge_tool_result_is_truncated_with_a_note(fake_model):
+    fake_model.script("m", [tool_call(READ_TOOL, {"path": "big.log"}), answer("done")])
+    req = make_turn_request("m", fake_model.base_url)
+    orch, tools = Orchestrator(), Tools(lambda call: "z" * 50_000)
+    outcome = await go(req, orch, tools=tools)  # the default limit: 20,000 characters
+    assert outcome.status == "accepted"
+    seen = fake_model.requests[1].messages[-1]
+    assert seen["role"] == "tool"
+    assert seen["content"].startswith("z" * 20_000 + "\n[Tool result truncated:")
+    assert "z" * 20_001 not in seen["content"]
+    assert "the last 30000 of 50000 characters were cut" in seen["content"]
+    assert "narrower" in seen["content"]
+    chunk = next(e for e in orch.events if e.kind == "chunk" and e.channel == "tool_result")
+    assert json.loads(chunk.text)["content"] == seen["content"]

@@ -17,6 +17,7 @@ import threading
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
+from massgen_proto.endpoints import EndpointPolicy
 from massgen_proto.messages import BackendSpec
 from massgen_proto.providers import BACKENDS
 
@@ -226,6 +227,12 @@ def build_call_params(
             continue
         params[key] = value
 
+    # The operator's endpoints only, where a deployment says so: the organisation's key
+    # must never travel to a host a tenant chose.
+    policy = EndpointPolicy.from_env(env)
+    refused = policy.problem(backend.type, backend.base_url, bool(backend.api_key))
+    if refused:
+        raise FatalModelError(f"backend.base_url refused: {refused}")
     api_key = backend.api_key
     if not api_key and spec.api_key_env:
         api_key = env.get(spec.api_key_env) or None

@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 from massgen_proto.events import Chunk, TokenUsage
+from massgen_proto.health import inbox_prefix_for
 from massgen_proto.jetstream import (
     close_connection,
     ensure_events_stream,
@@ -81,8 +82,16 @@ class _GatewayTools:
         self.log = tlog
 
     def _caller(self) -> dict[str, Any]:
+        """Who calls: the gateway derives tools and permissions from it, and the turn's
+        capability token proves the worker was handed this turn."""
         r = self.request
-        return {"run_id": r.run_id, "agent_id": r.agent_id, "label": r.label, "phase": r.phase}
+        return {
+            "run_id": r.run_id,
+            "agent_id": r.agent_id,
+            "label": r.label,
+            "phase": r.phase,
+            "token": r.token,
+        }
 
     async def list_tools(self) -> list[dict[str, Any]]:
         import nats.errors
@@ -209,9 +218,12 @@ class WorkerService:
             from .llm import apreload
 
             self._preload_task = asyncio.create_task(apreload(), name="litellm-preload")
+        # Without a login (embedded) a one-provider worker still uses its user's prefix.
+        user = f"worker-{self.providers[0]}" if len(self.providers) == 1 else "worker"
         self._nc = await nats.connect(
-            self.nats_url, name=f"massgen-worker {s.worker_name}", max_reconnect_attempts=-1
-        )
+            self.nats_url, name=f"massgen-worker {s.worker_name}", max_reconnect_attempts=-1,
+            inbox_prefix=inbox_prefix_for(self.nats_url, user),
+        )  # fmt: skip
         self._js = self._nc.jetstream()
         await ensure_turns_stream(self._js, s.stream_settings)
         await ensure_events_stream(self._js, s.stream_settings)
@@ -229,6 +241,12 @@ class WorkerService:
                 asyncio.create_task(
                     self._pull_loop(provider, sub, limiter), name=f"pull-{provider}"
                 )
+            )
+        if "max_tool_rounds" in s.model_fields_set:
+            self.log.warning(
+                "setting_deprecated",
+                setting="max_tool_rounds",
+                note="unused: turns are bounded by the turn request's max_tool_calls",
             )
         self.log.info("worker_started", providers=self.providers, concurrency=s.concurrency)
 
@@ -367,6 +385,7 @@ class WorkerService:
                 TurnStarted(
                     run_id=request.run_id,
                     turn_id=request.turn_id,
+                    token=request.token,
                     worker=self.settings.worker_name,
                     delivery=delivery,
                 )
@@ -413,7 +432,7 @@ class WorkerService:
     async def _run(self, request: TurnRequest, tlog: Any) -> TurnOutcome | None:
         """Run the turn as its own task; None when a CancelTurn stopped it."""
         s = self.settings
-        subject = events_subject(request.run_id)
+        subject = events_subject(request.run_id, "stream")
         nc = self._nc
 
         async def emit(event: Chunk | TokenUsage) -> None:
@@ -432,7 +451,7 @@ class WorkerService:
                     retries=s.provider_retries,
                     base_delay=s.retry_base_delay,
                     max_delay=s.retry_max_delay,
-                    max_tool_rounds=s.max_tool_rounds,
+                    max_tool_result_chars=s.max_tool_result_chars,
                 ),
                 tools=_GatewayTools(nc, request, s, tlog) if s.use_gateway else None,
                 stream_ends=self._stream_ends,

@@ -40,7 +40,12 @@ class WorkerSettings(BaseModel):
     retry_max_delay: float = Field(default=8.0, ge=0)
     """Cap on one backoff delay."""
     max_tool_rounds: int = Field(default=4, ge=1)
-    """Model calls per attempt that may answer non-workflow tool calls before submitting."""
+    """Deprecated and unused. Still accepted (``MASSGEN_WORKER_MAX_TOOL_ROUNDS``) so
+    existing deployments start; the tool loop is now bounded per turn by the turn
+    request's ``max_tool_calls`` (config ``orchestrator.max_tool_calls_per_turn``)."""
+    max_tool_result_chars: int = Field(default=20_000, ge=1)
+    """Characters of one tool result the model reads (and the tool-result event
+    carries); the rest is cut and a note asks the model for a narrower call."""
     graceful_timeout: float = Field(default=10.0, ge=0)
     """On stop, seconds running turns get to finish before they are cancelled."""
     request_timeout: float = Field(default=3.0, gt=0)

@@ -2,8 +2,16 @@
 
 Independent of NATS: the service hands in ``submit`` (report → verdict from the
 orchestrator) and ``emit`` (publish a run event). The orchestrator is the single
-authority on workflow calls, so every model response ends in exactly one submission,
-even one without any workflow call (the orchestrator answers with the reminder).
+authority on workflow calls, so every model response that is not answered with tool
+results ends in exactly one submission, even one without any workflow call (the
+orchestrator answers with the reminder, which the model then reads).
+
+The tool loop: a response holding only non-workflow tool calls (MCP tools through the
+gateway) is answered with their results and the model is called again, for as long as
+the turn's tool budget (``TurnRequest.max_tool_calls``, all attempts together) and its
+deadline allow. Agents doing real file work make one tool call per response, so the
+bound is on tool calls, not on model calls. Once the budget is spent the model is
+offered only the workflow tools and told to end the turn.
 
 Cancellation (``asyncio.CancelledError``) always propagates: the caller decides whether
 a cancelled turn is acknowledged (cancel request) or handed back (shutdown).
@@ -21,6 +29,7 @@ from typing import Any, Literal, Protocol
 
 from massgen_proto.events import Chunk, TokenUsage
 from massgen_proto.messages import (
+    ModelRetrying,
     PresentationFinished,
     TurnFailed,
     TurnRequest,
@@ -47,11 +56,14 @@ __all__ = [
     "Submit",
     "ToolBroker",
     "TurnOutcome",
+    "budget_spent_message",
     "run_turn",
+    "truncate_tool_result",
     "unavailable_tool_message",
 ]
 
-Submit = Callable[[WorkflowSubmission | TurnFailed | PresentationFinished], Awaitable[Verdict]]
+Report = WorkflowSubmission | TurnFailed | PresentationFinished | ModelRetrying
+Submit = Callable[[Report], Awaitable[Verdict]]
 Emit = Callable[[Chunk | TokenUsage], Awaitable[None]]
 
 TIMED_OUT = "turn timed out"
@@ -104,8 +116,9 @@ class RetryPolicy:
     base_delay: float = 0.5
     """First backoff delay (seconds), doubled per retry, full jitter."""
     max_delay: float = 8.0
-    max_tool_rounds: int = 4
-    """Model calls per attempt that may end in non-workflow tool calls only."""
+    max_tool_result_chars: int = 20_000
+    """Characters of one tool result the model reads; the rest is cut, with a note
+    (one large file read must not fill the model's context window)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +154,29 @@ def unavailable_tool_message(name: str) -> str:
     return f"Error: tool {name!r} is not available. Use only the tools you were offered."
 
 
+def budget_spent_message(name: str, budget: int) -> str:
+    """Tool result for a call made after the turn's tool budget was spent (not run)."""
+    return (
+        f"Error: {name!r} was not called: this turn's budget of {budget} tool calls "
+        "is used up."
+    )
+
+
+def truncate_tool_result(text: str, limit: int) -> str:
+    """The first ``limit`` characters of a tool result, plus a note when more were cut.
+
+    The note tells the model how much it did not see and to ask for less, so it can
+    narrow the next call instead of trusting a partial result as whole.
+    """
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    return (
+        f"{text[:limit]}\n[Tool result truncated: the last {cut} of {len(text)} characters "
+        "were cut. Ask for less, e.g. read a narrower range or a smaller file.]"
+    )
+
+
 class _Turn:
     def __init__(
         self,
@@ -169,6 +205,8 @@ class _Turn:
         """This turn's streams being read to their end (see ``StreamEnds``)."""
         self.model_calls = 0
         self.attempts = 0
+        self.tool_calls_left = request.max_tool_calls
+        """Non-workflow tool calls the model may still make in this turn (all attempts)."""
         self.tool_names = {
             name for tool in request.tools if (name := tool.get("function", {}).get("name"))
         }
@@ -309,51 +347,131 @@ class _Turn:
                 delay = cap / 2 + random.random() * cap / 2
                 if delay >= self._remaining():
                     raise _TurnError(TIMED_OUT) from error
+                if failures == 1:
+                    # Tell the orchestrator now, not when the turn fails (retries and
+                    # backoff can take a while). Once per model call, not per retry:
+                    # it is informational, its verdict is ignored.
+                    await self._report_retrying(error)
                 await self._within_deadline(self.sleep(delay))
+
+    async def _report_retrying(self, error: ModelError) -> None:
+        r = self.request
+        await self.submit(
+            ModelRetrying(
+                run_id=r.run_id,
+                turn_id=r.turn_id,
+                token=r.token,
+                error=error.message,
+                status=error.status,
+                rate_limited=error.status == 429,
+            )
+        )
 
     # -- phases ---------------------------------------------------------------------
 
     async def present(self) -> TurnOutcome:
+        """The winner's final answer: its own tools while the budget lasts, then text.
+
+        The call made once the budget is spent offers no tools at all, so the
+        presentation always ends in text.
+        """
         messages = [m.model_dump() for m in self.request.messages]
         self.attempts = 1
-        tools = self.extra_tools or None
-        for round_ in range(1, self.policy.max_tool_rounds + 1):
-            # The last round offers no tools, so the presentation ends in text.
-            offered = tools if round_ < self.policy.max_tool_rounds else None
+        while True:
+            offered = (self.extra_tools or None) if self.tool_calls_left > 0 else None
             message = await self.call_model(messages, offered, "auto" if offered else None)
             if not message.tool_calls or offered is None:
                 break
-            messages.append(message.to_openai())
-            for call in message.tool_calls:
-                await self._tool_result(messages, call, await self._run_tool(call))
+            await self._answer(messages, message)
         r = self.request
         # This report can finish the run: the usage of every response so far goes first.
         await self.stream_ends.settle(r.run_id, self._remaining())
         await self.submit(
-            PresentationFinished(run_id=r.run_id, turn_id=r.turn_id, content=message.text)
+            PresentationFinished(
+                run_id=r.run_id, turn_id=r.turn_id, token=r.token, content=message.text
+            )
         )
         return TurnOutcome("presented", 1, self.model_calls)
 
     async def respond(self, messages: list[dict[str, Any]]) -> AssistantMessage:
-        """A response with a workflow call, or the last one after max_tool_rounds."""
-        tools = [*self.request.tools, *self.extra_tools] or None
-        for round_ in range(1, self.policy.max_tool_rounds + 1):
+        """Call the model until a response must be submitted to the orchestrator.
+
+        That is a response with a workflow call or without any tool call, or any
+        response made while only the workflow tools are offered (budget spent: a model
+        calling other tools anyway is rejected and reminded, which bounds the loop by
+        the turn's attempts). A response holding only other tool calls is answered
+        with their results and the model is called again.
+        """
+        while True:
+            own_tools = self.tool_calls_left > 0
+            tools = [*self.request.tools, *(self.extra_tools if own_tools else ())] or None
             message = await self.call_model(messages, tools)
             calls = message.tool_calls
-            if not calls or any(c.name in self.tool_names for c in calls):
+            if not calls or not own_tools or any(c.name in self.tool_names for c in calls):
                 return message
-            if round_ == self.policy.max_tool_rounds:
-                return message
-            messages.append(message.to_openai())
-            for call in calls:
-                await self._tool_result(messages, call, await self._run_tool(call))
-        raise AssertionError("unreachable")  # pragma: no cover
+            await self._answer(messages, message)
+
+    async def _answer(
+        self,
+        messages: list[dict[str, Any]],
+        message: AssistantMessage,
+        rejection: str | None = None,
+    ) -> None:
+        """Append a response, a result for each of its tool calls, then what the model
+        must read before its next call.
+
+        Each non-workflow call spends one unit of the turn's tool budget; calls beyond it
+        are not run and get a result saying so. After a rejection (``rejection``), the
+        orchestrator's message is the result of the workflow call when the response made
+        one, otherwise a user message after the tool results: a text-only or tools-only
+        response must not leave the model unaware that its turn is still open.
+        """
+        messages.append(message.to_openai())
+        had_budget = self.tool_calls_left > 0
+        refused = False
+        rejection_read = False
+        for call in message.tool_calls:
+            if rejection is not None and call.name in self.tool_names:
+                text = rejection
+                rejection_read = True
+            elif self.tool_calls_left > 0:
+                self.tool_calls_left -= 1
+                text = await self._run_tool(call)
+            else:
+                text = budget_spent_message(call.name, self.request.max_tool_calls)
+                refused = True
+            await self._tool_result(messages, call, text)
+        notes = []
+        if rejection is not None and not rejection_read:
+            notes.append(rejection)
+        if refused or (had_budget and self.tool_calls_left == 0):
+            notes.append(self._budget_note())
+        if notes:
+            messages.append({"role": "user", "content": "\n\n".join(notes)})
+
+    def _budget_note(self) -> str:
+        """The user message telling the model its tool budget is spent and how to end."""
+        budget = self.request.max_tool_calls
+        spent = (
+            f"You have used all {budget} tool calls this turn allows."
+            if budget
+            else "This turn allows no tool calls."
+        )
+        if self.request.phase == "present":
+            return f"{spent} Write your final answer now, as text; no tool is offered any more."
+        names = " or ".join(sorted(self.tool_names)) or "a workflow tool"
+        return (
+            f"{spent} End your turn now with one workflow call ({names}); "
+            "no other tool is offered any more."
+        )
 
     async def _run_tool(self, call: ToolCall) -> str:
-        """The result text of a non-workflow tool call (through the broker when offered)."""
+        """The result text of a non-workflow tool call (through the broker when offered),
+        cut to ``max_tool_result_chars``."""
         if self.broker is None or call.name not in self.extra_names:
             return unavailable_tool_message(call.name)
-        return await self._within_deadline(self.broker.call(call))
+        text = await self._within_deadline(self.broker.call(call))
+        return truncate_tool_result(text, self.policy.max_tool_result_chars)
 
     async def _tool_result(self, messages: list[dict[str, Any]], call: ToolCall, text: str) -> None:
         messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
@@ -363,7 +481,7 @@ class _Turn:
     async def coordinate(self) -> TurnOutcome:
         r = self.request
         messages: list[dict[str, Any]] = [m.model_dump() for m in r.messages]
-        last_rejection = ""
+        rejection = ""
         for attempt in range(1, r.max_attempts + 1):
             self.attempts = attempt
             message = await self.respond(messages)
@@ -374,26 +492,22 @@ class _Turn:
             ]
             verdict = await self.submit(
                 WorkflowSubmission(
-                    run_id=r.run_id, turn_id=r.turn_id, attempt=attempt, calls=calls
+                    run_id=r.run_id,
+                    turn_id=r.turn_id,
+                    token=r.token,
+                    attempt=attempt,
+                    calls=calls,
                 )
             )
             if verdict.status == "accepted":
                 return TurnOutcome("accepted", attempt, self.model_calls)
             if verdict.status == "stale":
                 return TurnOutcome("stale", attempt, self.model_calls)
-            last_rejection = verdict.message or "workflow call rejected"
-            messages.append(message.to_openai())
-            if message.tool_calls:
-                for call in message.tool_calls:
-                    text = (
-                        last_rejection
-                        if call.name in self.tool_names
-                        else await self._run_tool(call)
-                    )
-                    await self._tool_result(messages, call, text)
-            else:
-                messages.append({"role": "user", "content": last_rejection})
-        raise _TurnError(f"no workflow call accepted in {r.max_attempts} attempts: {last_rejection}")
+            rejection = verdict.message or "workflow call rejected"
+            if attempt < r.max_attempts:
+                # No point running the response's other tool calls for a turn that fails.
+                await self._answer(messages, message, rejection)
+        raise _TurnError(f"no workflow call accepted in {r.max_attempts} attempts: {rejection}")
 
     async def _load_tools(self) -> None:
         if self.broker is None:
@@ -422,7 +536,9 @@ class _Turn:
             return await self.coordinate()
         except _TurnError as error:
             r = self.request
-            await self.submit(TurnFailed(run_id=r.run_id, turn_id=r.turn_id, error=str(error)))
+            await self.submit(
+                TurnFailed(run_id=r.run_id, turn_id=r.turn_id, token=r.token, error=str(error))
+            )
             return TurnOutcome("failed", self.attempts, self.model_calls, error=str(error))
 
 
@@ -445,7 +561,7 @@ async def run_turn(
         model: the agent's model (see ``llm.Model``).
         submit: sends a report to the orchestrator and returns its verdict.
         emit: publishes a run event (content/reasoning/tool chunks, token usage).
-        policy: provider retries and tool rounds.
+        policy: provider retries and the tool-result size limit.
         clock: epoch seconds, compared with ``request.deadline``.
         sleep: backoff sleep.
         tools: the agent's MCP tools (listed at the start, offered with the workflow

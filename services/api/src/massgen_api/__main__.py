@@ -17,6 +17,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, help="listen port (default 8080)")
     parser.add_argument("--teams-dir", help="folder of team YAML files")
     parser.add_argument("--memory-streams", action="store_true", help="in-memory streams")
+    parser.add_argument(
+        "--single-user", action="store_true",
+        help="serve without bearer tokens (one machine only; default: refuse to start)",
+    )  # fmt: skip
     parser.add_argument("--log-level", default=None)
     parser.add_argument("--nats-user", default=None, help="NATS user (default $NATS_USER)")
     parser.add_argument(
@@ -38,8 +42,14 @@ def main(argv: list[str] | None = None) -> None:
     }
     if args.memory_streams:
         overrides["memory_streams"] = True
+    if args.single_user:
+        overrides["single_user"] = True
     settings = ApiSettings.from_env(**overrides)
     configure_logging(settings.log_level)
+    try:
+        settings.check_auth()
+    except ValueError as error:
+        parser.exit(2, f"massgen-api: {error}\n")
 
     import uvicorn
 

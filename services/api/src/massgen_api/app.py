@@ -7,8 +7,8 @@
 
 The app connects to NATS in its lifespan (start-up fails when NATS is unreachable
 or a team file is invalid). ``/healthz``, ``/readyz``, ``/metrics``, ``/`` (the web
-page) and ``/openapi.json`` are open; every ``/v1`` route needs a bearer token when
-tokens are configured.
+page) and ``/openapi.json`` are open; every ``/v1`` route needs a bearer token (without
+tokens the app refuses to start, unless ``single_user`` is set).
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     the file and key. NATS is connected when the app starts (its lifespan).
     """
     settings = settings or ApiSettings.from_env()
+    settings.check_auth()  # no tokens and not single-user: refuse before anything starts
     teams = load_teams(settings.teams_dir)
     metrics = Metrics()
     backend = Backend(settings, metrics)

@@ -138,9 +138,13 @@ def _team(ctx: ApiContext, name: str, *, path: str) -> Team:
     return team
 
 
-def _check_config(config: dict[str, Any], path: str) -> None:
+def _check_config(ctx: ApiContext, config: dict[str, Any], path: str) -> None:
+    """Validate a tenant's config, including the operator's endpoint policy."""
     try:
-        parse_config(config)
+        parsed = parse_config(config)
+        refused = ctx.settings.endpoint_policy.problems(parsed)
+        if refused:
+            raise ConfigError(refused)
     except ConfigError as error:
         problems = [(f"{path}.{p}" if p else path, m) for p, m in error.problems]
         raise ApiError(
@@ -269,7 +273,7 @@ async def create_run(ctx: Ctx, tenant: Tenant, body: CreateRunBody) -> JSONRespo
             config = _team(ctx, body.team, path="body.team").config
         else:
             assert body.config is not None
-            _check_config(body.config, "body.config")
+            _check_config(ctx, body.config, "body.config")
             config = body.config
         run_id = await _start_run(ctx, tenant, body.question, config, team=body.team)
     created = RunCreatedBody(
@@ -514,7 +518,7 @@ async def create_session(ctx: Ctx, tenant: Tenant, body: CreateSessionBody) -> J
         _team(ctx, body.team, path="body.team")
     else:
         assert body.config is not None
-        _check_config(body.config, "body.config")
+        _check_config(ctx, body.config, "body.config")
     session = SessionRecord(
         id=new_run_id(), tenant=tenant, created_at=time.time(), team=body.team, config=body.config
     )

@@ -19,9 +19,11 @@ from urllib.parse import urlsplit, urlunsplit
 import nats
 import structlog
 from massgen_proto import subjects
-from massgen_proto.events import TERMINAL_STATUSES, RunEventAdapter
+from massgen_proto.events import TERMINAL_STATUSES, RunEventAdapter, entitled, trusted_event
+from massgen_proto.health import inbox_prefix_for
 from massgen_proto.jetstream import (
     close_connection,
+    ensure_bucket,
     ensure_events_stream,
     ensure_runs_bucket,
     ensure_turns_stream,
@@ -85,9 +87,11 @@ class Backend:
 
     async def start(self) -> None:
         """Connect, make sure streams and buckets exist, seed metrics, watch events."""
+        url = self.settings.nats_connect_url()
         self._nc = await nats.connect(
-            self.settings.nats_connect_url(), name="massgen-api", max_reconnect_attempts=-1
-        )
+            url, name="massgen-api", max_reconnect_attempts=-1,
+            inbox_prefix=inbox_prefix_for(url, "api"),
+        )  # fmt: skip
         self._js = self._nc.jetstream()
         stream_settings = self.settings.stream_settings()
         await ensure_turns_stream(self._js, stream_settings)
@@ -113,24 +117,7 @@ class Backend:
         await close_connection(nc)
 
     async def _bucket(self, name: str):
-        from nats.js.api import KeyValueConfig, StorageType
-        from nats.js.errors import BucketNotFoundError
-
-        try:
-            return await self._js.key_value(name)
-        except BucketNotFoundError:
-            settings = self.settings.stream_settings()
-            try:
-                return await self._js.create_key_value(
-                    KeyValueConfig(
-                        bucket=name,
-                        history=1,
-                        storage=StorageType.MEMORY if settings.memory else StorageType.FILE,
-                        replicas=settings.replicas,
-                    )
-                )
-            except Exception:  # created by another replica in between
-                return await self._js.key_value(name)
+        return await ensure_bucket(self._js, name, self.settings.stream_settings())
 
     @property
     def connected(self) -> bool:
@@ -240,10 +227,9 @@ class Backend:
         data = msg.data
         if b'"kind":"chunk"' in data:  # the bulk of the traffic; nothing to count
             return
-        try:
-            event = RunEventAdapter.validate_json(data)
-        except ValidationError:
-            return
+        event = trusted_event(msg.subject, data)
+        if event is None:
+            return  # malformed, or an authoritative kind from a publisher not entitled
         self.metrics.observe(event)
         if event.kind == "run_finished":
             task = asyncio.get_running_loop().create_task(
@@ -253,10 +239,11 @@ class Backend:
             task.add_done_callback(self._tasks.discard)
 
     async def last_sequence(self, run_id: str) -> tuple[int, str] | None:
-        """(stream sequence, kind) of the run's latest event, or None when it has none."""
+        """(stream sequence, kind) of the run's latest orchestrator event (its status,
+        answers, votes), or None when it has none."""
         try:
             msg = await self._js.get_last_msg(
-                subjects.EVENTS_STREAM, subjects.events_subject(run_id)
+                subjects.EVENTS_STREAM, subjects.events_subject(run_id, "run")
             )
         except NotFoundError:
             return None
@@ -267,8 +254,10 @@ class Backend:
     ) -> AsyncIterator[tuple[int, bytes] | None]:
         """Yield ``(stream sequence, event JSON)`` from after ``after`` on, live, forever.
 
-        Yields None after ``heartbeat`` seconds without an event (keep-alive). The
-        caller stops iterating (e.g. after ``run_finished``); the consumer is removed.
+        Only events whose publisher is entitled to them are yielded (see
+        ``events.entitled``). Yields None after ``heartbeat`` seconds without an event
+        (keep-alive). The caller stops iterating (e.g. after ``run_finished``); the
+        consumer is removed.
         """
         from nats.js.api import ConsumerConfig, DeliverPolicy
 
@@ -278,7 +267,7 @@ class Backend:
             inactive_threshold=60.0,
         )
         sub = await self._js.subscribe(
-            subjects.events_subject(run_id),
+            subjects.events_filter(run_id),
             stream=subjects.EVENTS_STREAM,
             ordered_consumer=True,
             config=config,
@@ -290,6 +279,8 @@ class Backend:
                 except NatsTimeout:
                     yield None
                     continue
+                if not entitled(subjects.event_source(msg.subject), event_kind(msg.data)):
+                    continue  # e.g. a final_answer a worker forged on its own subject
                 yield msg.metadata.sequence.stream, msg.data
         finally:
             try:

@@ -9,6 +9,9 @@ image runs in the embedded launcher, docker compose and Kubernetes:
 - ``MASSGEN_API_TEAMS_DIR``           folder of team YAML files (``<name>.yaml``)
 - ``MASSGEN_API_TOKENS``              ``tenant:sha256hex,tenant2:sha256hex`` (hashed bearer tokens)
 - ``MASSGEN_API_TOKENS_FILE``         YAML mapping ``sha256hex: tenant`` (same meaning)
+- ``MASSGEN_API_SINGLE_USER``         ``1``: serve without tokens (one-machine use only)
+- ``MASSGEN_PROVIDER_ENDPOINTS``      the operator's endpoints per backend type (see
+                                      ``massgen_proto.endpoints``); unset: no endpoint policy
 - ``MASSGEN_API_MAX_BODY_BYTES``      larger request bodies get 413
 - ``MASSGEN_API_STREAM_REPLICAS``     replicas of the streams and buckets it creates (1)
 """
@@ -21,6 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
+from massgen_proto.endpoints import ENV_VAR as ENDPOINTS_VAR
+from massgen_proto.endpoints import EndpointPolicy
 from massgen_proto.health import nats_url_with_credentials
 from massgen_proto.jetstream import StreamSettings
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -42,8 +47,14 @@ class ApiSettings(BaseModel):
     teams_dir: Path | None = None
     """Folder of named team configs (``*.yaml`` / ``*.yml`` / ``*.json``); None: no teams."""
     tokens: dict[str, str] = Field(default_factory=dict)
-    """sha256 hex digest of a bearer token -> tenant. Empty: auth is off (every caller is
-    tenant ``public``), meant for the embedded single-user launcher only."""
+    """sha256 hex digest of a bearer token -> tenant. Empty: the API refuses to start,
+    unless ``single_user``."""
+    single_user: bool = False
+    provider_endpoints: str | None = None
+    """``MASSGEN_PROVIDER_ENDPOINTS``: which hosts tenants' configs may point a provider at
+    without their own key; None: no such policy (one-machine use)."""
+    """Serve without tokens, every caller being tenant ``public``: for one machine (the
+    embedded launcher), never for a shared deployment."""
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     """Request bodies above this size are refused with 413."""
     request_timeout: float = Field(default=10.0, gt=0)
@@ -78,9 +89,32 @@ class ApiSettings(BaseModel):
         return self
 
     @property
+    def endpoint_policy(self) -> EndpointPolicy:
+        return EndpointPolicy.parse(self.provider_endpoints)
+
+    @field_validator("provider_endpoints")
+    @classmethod
+    def _endpoints(cls, value: str | None) -> str | None:
+        EndpointPolicy.parse(value)  # a malformed allowlist fails at start-up
+        return value
+
+    @property
     def auth_enabled(self) -> bool:
         """True when bearer tokens are configured."""
         return bool(self.tokens)
+
+    def check_auth(self) -> None:
+        """Fail closed: refuse to serve with no tokens unless single-user mode was asked for.
+
+        Raises:
+            ValueError: no tokens and not ``single_user``; the message says what to set.
+        """
+        if not self.tokens and not self.single_user:
+            raise ValueError(
+                "no API tokens configured: set MASSGEN_API_TOKENS (tenant:sha256hex,...) or "
+                "MASSGEN_API_TOKENS_FILE; to serve one machine without auth, set "
+                "MASSGEN_API_SINGLE_USER=1 (massgen-api --single-user)"
+            )
 
     def nats_connect_url(self) -> str:
         """``nats_url`` with the user and password in it (never log this)."""
@@ -120,5 +154,9 @@ class ApiSettings(BaseModel):
             tokens[digest] = tenant
         if tokens:
             values["tokens"] = tokens
+        if env.get(ENDPOINTS_VAR) is not None:
+            values["provider_endpoints"] = env[ENDPOINTS_VAR]
+        if (env.get("MASSGEN_API_SINGLE_USER") or "").strip().lower() in ("1", "true", "yes"):
+            values["single_user"] = True
         values.update(overrides)
         return cls(**values)

@@ -9,6 +9,10 @@
   workspace under its label, ``consensus`` records the winner, ``run_finished`` copies
   the winner's workspace to the final folder and closes the run's MCP sessions.
 - Every denial is a ``tool_denied`` run event and a structured log line.
+- Every tool list / call request must carry its turn's capability (``capability.py``):
+  the run's capabilities are cached per run, kept current by a watch of the runs
+  bucket, and re-read from the stream leader before a request is refused (its turn
+  may be newer than the cache). A refusal is a ``tool_request_refused`` log line.
 """
 
 from __future__ import annotations
@@ -23,12 +27,20 @@ import nats
 import structlog
 from massgen_proto import subjects
 from massgen_proto.config import RunConfig
-from massgen_proto.events import RunEventAdapter, ToolDenied
+from massgen_proto.events import ToolDenied, trusted_event
+from massgen_proto.health import inbox_prefix_for
 from massgen_proto.jetstream import close_connection, ensure_events_stream, ensure_runs_bucket
 from massgen_proto.messages import ErrorReply, RunAccepted
-from massgen_proto.tools import CloseRunTools, ToolCallRequest, ToolList, ToolListRequest
+from massgen_proto.tools import (
+    CloseRunTools,
+    ToolCallRequest,
+    ToolList,
+    ToolListRequest,
+    ToolResult,
+)
 from pydantic import ValidationError
 
+from . import capability
 from .broker import RunTools, ToolsConfigError
 from .settings import GatewaySettings
 from .workspace import copy_tree, snapshot
@@ -36,6 +48,15 @@ from .workspace import copy_tree, snapshot
 __all__ = ["GatewayService"]
 
 log = structlog.get_logger("massgen_gateway")
+
+_RUNS_STREAM = f"KV_{subjects.RUNS_BUCKET}"
+_RUNS_KEY = f"$KV.{subjects.RUNS_BUCKET}."
+MAX_CACHED_RUNS = 4096
+"""Run capabilities kept in memory (oldest dropped first; a dropped run is re-read)."""
+DISTRUST_AFTER_RECONNECT = 30.0
+"""Seconds after a NATS reconnect during which every request is checked against a leader
+read: the watch may have missed writes until its consumer is re-created (nats-py does
+that after two missed heartbeats, ~10 s)."""
 
 
 class GatewayService:
@@ -55,6 +76,17 @@ class GatewayService:
         self.calls = 0
         """Tool calls handled (any outcome)."""
         self.denials = 0
+        self.refusals = 0
+        """Tool list / call requests refused for want of their turn's capability."""
+        self._caps: dict[str, capability.RunCapabilities] = {}
+        """Capabilities of the runs this replica served, kept current by ``_watch``."""
+        self._fresh: dict[str, dict[str, Any]] = {}
+        """Run states just read for a capability check, for ``_run`` to take its config."""
+        self._reading: dict[str, int] = {}
+        """Runs with a leader read in flight (their writes are cached meanwhile)."""
+        self._watch: Any = None
+        self._distrust_until = 0.0
+        """Until then (monotonic) the cache may lag the bucket: confirm every decision."""
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -62,11 +94,14 @@ class GatewayService:
         """Connect, make sure the events stream and runs bucket exist, subscribe."""
         s = self.settings
         self._nc = await nats.connect(
-            s.nats_url, name=f"mcp-gateway-{s.replica}", max_reconnect_attempts=-1
-        )
+            s.nats_url, name=f"mcp-gateway-{s.replica}", max_reconnect_attempts=-1,
+            inbox_prefix=inbox_prefix_for(s.nats_url, "mcp-gateway"),
+            reconnected_cb=self._on_reconnected,
+        )  # fmt: skip
         self._js = self._nc.jetstream()
         await ensure_events_stream(self._js, s.stream_settings())
         self._kv = await ensure_runs_bucket(self._js, s.stream_settings())
+        await self._watch_runs()
         for subject, handler in (
             (subjects.GATEWAY_TOOLS_LIST, self._on_list),
             (subjects.GATEWAY_TOOLS_CALL, self._on_call),
@@ -87,7 +122,7 @@ class GatewayService:
         if self._stopped or self._nc is None:
             return
         self._stopped = True
-        for sub in self._subs:
+        for sub in [*self._subs, self._watch]:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         if self._tasks:
@@ -95,7 +130,9 @@ class GatewayService:
         runs, self._runs = list(self._runs.values()), {}
         await asyncio.gather(*(r.close() for r in runs), return_exceptions=True)
         await close_connection(self._nc)
-        log.info("gateway_stopped", calls=self.calls, denials=self.denials)
+        log.info(
+            "gateway_stopped", calls=self.calls, denials=self.denials, refusals=self.refusals
+        )
 
     @property
     def connected(self) -> bool:
@@ -137,15 +174,133 @@ class GatewayService:
             run = self._runs.get(run_id)
             if run is not None:
                 return run
-            try:
-                entry = await self._kv.get(run_id)
-            except Exception:  # KeyNotFoundError, or a bad key
-                return None
-            data = json.loads(entry.value)
+            data = self._fresh.pop(run_id, None)
+            if data is None:
+                latest = await self._read_run(run_id)
+                if latest is None:
+                    return None
+                data = latest[0]
             config = RunConfig.model_validate(data["config"])
             run = RunTools(run_id, config, self.settings, winner_label=data.get("winner"))
             self._runs[run_id] = run
             return run
+
+    # -- capabilities -----------------------------------------------------------------
+
+    async def _watch_runs(self) -> None:
+        """Follow every later write to the runs bucket (an ordered consumer delivering
+        to this connection's inbox): cached capabilities follow their run's turns."""
+        from nats.js.api import DeliverPolicy
+
+        self._watch = await self._js.subscribe(
+            _RUNS_KEY + ">", stream=_RUNS_STREAM, ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW, cb=self._on_run_write,
+        )  # fmt: skip
+
+    async def _on_run_write(self, msg: Any) -> None:
+        run_id = msg.subject[len(_RUNS_KEY) :]
+        if run_id not in self._caps and run_id not in self._reading:
+            return  # a run this replica has not served: not worth parsing
+        operation = msg.headers.get("KV-Operation") if msg.headers else None
+        if operation in ("DEL", "PURGE") or not msg.data:
+            self._caps.pop(run_id, None)
+            return
+        try:
+            self._remember(json.loads(msg.data), msg.metadata.sequence.stream)
+        except Exception as error:  # noqa: BLE001 - a bad entry: forget the run, re-read later
+            self._caps.pop(run_id, None)
+            log.warning("run_state_unreadable", run_id=run_id, error=repr(error))
+
+    async def _on_reconnected(self) -> None:
+        # Writes may have been missed while the watch was down: trust no cached turn.
+        self._caps.clear()
+        self._distrust_until = time.monotonic() + DISTRUST_AFTER_RECONNECT
+
+    def _remember(self, data: dict[str, Any], revision: int) -> capability.RunCapabilities:
+        """Cache the capabilities of a run state unless a newer revision is cached."""
+        caps = capability.RunCapabilities.from_state(data, revision)
+        cached = self._caps.get(caps.run_id)
+        if cached is not None and cached.revision > revision:
+            return cached
+        self._caps.pop(caps.run_id, None)  # re-insert: most recently used last
+        self._caps[caps.run_id] = caps
+        while len(self._caps) > MAX_CACHED_RUNS:
+            self._caps.pop(next(iter(self._caps)))
+        return caps
+
+    async def _read_run(self, run_id: str) -> tuple[dict[str, Any], int] | None:
+        """The run's latest committed state and revision, read from the stream leader
+        (not a direct get, which a lagging follower may answer). None: no such run."""
+        from nats.js.errors import NotFoundError
+
+        try:
+            subjects.validate_token(run_id, "run id")
+        except ValueError:
+            return None
+        # A write the watch delivers while this read is in flight is cached too (the
+        # newer revision wins), so a read answered just before a write cannot leave the
+        # cache behind it.
+        self._reading[run_id] = self._reading.get(run_id, 0) + 1
+        try:
+            raw = await self._js.get_last_msg(_RUNS_STREAM, _RUNS_KEY + run_id)
+        except NotFoundError:
+            return None
+        finally:
+            if self._reading[run_id] == 1:
+                del self._reading[run_id]
+            else:
+                self._reading[run_id] -= 1
+        if raw.headers and raw.headers.get("KV-Operation") in ("DEL", "PURGE"):
+            return None
+        if not raw.data:
+            return None
+        data = json.loads(raw.data)
+        if not isinstance(data, dict) or data.get("run_id") != run_id:
+            return None
+        return data, raw.seq
+
+    async def _refusal(self, request: ToolListRequest | ToolCallRequest) -> str | None:
+        """Why ``request`` may not act on its run (None: it may).
+
+        The cached capabilities answer first; when they say no, the run's latest state
+        is read from the stream leader and asked again (the request's turn may be newer
+        than the cache), so a valid token is never refused for want of freshness. Right
+        after a reconnect every request is asked against a leader read.
+        """
+        ask = {"agent_id": request.agent_id, "label": request.label, "phase": request.phase,
+               "turn_id": request.turn_id, "token": request.token}  # fmt: skip
+        reason = capability.check(self._caps.get(request.run_id), **ask)
+        if reason is None and time.monotonic() >= self._distrust_until:
+            return None
+        latest = await self._read_run(request.run_id)
+        if latest is None:
+            return "unknown_run"
+        data, revision = latest
+        try:
+            caps = self._remember(data, revision)
+        except (KeyError, TypeError, AttributeError) as error:
+            log.warning("run_state_unreadable", run_id=request.run_id, error=repr(error))
+            return "unknown_run"
+        reason = capability.check(caps, **ask)
+        if reason is None and request.run_id not in self._runs:
+            self._fresh[request.run_id] = data  # ``_run`` takes the config from here
+        return reason
+
+    async def _refuse(self, msg: Any, request: ToolListRequest | ToolCallRequest, reason: str):
+        self.refusals += 1
+        tool = getattr(request, "name", None)
+        log.warning(
+            "tool_request_refused", run_id=request.run_id, agent=request.agent_id,
+            label=request.label, turn=request.turn_id, phase=request.phase, tool=tool,
+            reason=reason,
+        )  # fmt: skip
+        why = f"refused: {capability.REASONS.get(reason, reason)} ({reason})"
+        if tool is None:
+            await self._respond(msg, ErrorReply(error=f"tool list {why}", code="forbidden"))
+        else:
+            await self._respond(
+                msg, ToolResult(name=tool, content=f"Error: tool call {why}", is_error=True)
+            )
 
     # -- handlers ---------------------------------------------------------------------
 
@@ -165,6 +320,10 @@ class GatewayService:
             request = ToolListRequest.model_validate_json(msg.data)
         except ValidationError as error:
             await self._respond(msg, ErrorReply(error=f"bad tool_list_request: {error}"))
+            return
+        reason = await self._refusal(request)
+        if reason is not None:
+            await self._refuse(msg, request, reason)
             return
         run = await self._run_or_reply(msg, request.run_id)
         if run is None:
@@ -198,6 +357,10 @@ class GatewayService:
         except ValidationError as error:
             await self._respond(msg, ErrorReply(error=f"bad tool_call_request: {error}"))
             return
+        reason = await self._refusal(request)
+        if reason is not None:
+            await self._refuse(msg, request, reason)
+            return
         run = await self._run_or_reply(msg, request.run_id)
         if run is None:
             return
@@ -224,7 +387,7 @@ class GatewayService:
                 rule=d.rule, phase=request.phase,
             )  # fmt: skip
             await self._js.publish(
-                subjects.events_subject(request.run_id), event.model_dump_json().encode()
+                subjects.events_subject(request.run_id, "tools"), event.model_dump_json().encode()
             )
         log.info(
             "tool_call", run_id=request.run_id, agent=request.agent_id, turn=request.turn_id,
@@ -245,15 +408,17 @@ class GatewayService:
     async def _close_run(self, run_id: str) -> None:
         run = self._runs.pop(run_id, None)
         self._loading.pop(run_id, None)
+        self._fresh.pop(run_id, None)
         if run is not None:
             await run.close()
             log.info("run_tools_closed", run_id=run_id, agents=len(run.agents))
 
     async def _on_event(self, msg: Any) -> None:
-        try:
-            event = RunEventAdapter.validate_json(msg.data)
-        except ValidationError:
-            return  # an event kind this replica does not know: not ours to judge
+        # Only the orchestrator's own subject can accept an answer or end a run: a
+        # worker's forged run_finished must not close another run's sessions.
+        event = trusted_event(msg.subject, msg.data)
+        if event is None:
+            return  # unknown, malformed, or from a publisher not entitled to it
         kind = event.kind
         if kind not in ("answer_accepted", "consensus", "run_finished"):
             return

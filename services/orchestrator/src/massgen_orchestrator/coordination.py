@@ -17,6 +17,8 @@ Conventions:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any, Literal, assert_never
 
 from massgen_proto import events as ev
@@ -27,8 +29,18 @@ from massgen_proto.messages import CancelRun, ChatMessage, Verdict, WorkerReport
 
 from . import prompts
 from .commands import CancelTurnCommand, Command, EmitEvent, PublishTurn, ReplyVerdict, Tick
-from .judging import NOVELTY_LIMITS, AnswerCall, Rejection, VoteCall, judge, normalise, similarity
-from .state import AgentState, Answer, RunState, SubmissionRecord, Turn, Vote
+from .judging import (
+    NOVELTY_LIMITS,
+    AnswerCall,
+    Rejection,
+    SameAnswer,
+    VoteCall,
+    judge,
+    normalise,
+    repeats,
+    similarity,
+)
+from .state import TROUBLE_GRACE_SECONDS, AgentState, Answer, RunState, SubmissionRecord, Turn, Vote
 
 __all__ = [
     "NOVELTY_LIMITS",
@@ -40,12 +52,31 @@ __all__ = [
     "judge",
     "new_run",
     "normalise",
+    "holds",
     "similarity",
+    "turn_token",
     "winner_of",
 ]
 
 MAX_ATTEMPTS = 3
 """Model responses a worker may try within one turn before the turn fails."""
+
+FINISH_ANSWERED_TURNS = False
+"""Under ``restart_policy: finish``, let a running turn of an agent that already has an
+answer finish too (PROTOCOL.md's literal rule). Off: such a turn restarts at once; the
+measurement behind this choice is bench/bench_restart_policy.py (see BENCHMARKS.md)."""
+
+PRESENTATION_FLOOR_SECONDS = 30.0
+"""The least time a presentation gets when it starts at (or near) the run deadline."""
+
+
+def turn_token(secret: str, turn_id: str) -> str:
+    """The capability of turn ``turn_id``: only holders of the turn request know it.
+
+    Derived from the run's secret (kept in the run state, which workers cannot read), so
+    the state machine stays deterministic and every replica computes the same token.
+    """
+    return hmac.new(secret.encode(), turn_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def backoff_seconds(failures: int) -> float:
@@ -64,9 +95,12 @@ def winner_of(state: RunState) -> tuple[str, dict[str, int]]:
     Raises:
         ValueError: when no answer exists.
     """
-    counts = {label: 0 for label in state.latest_answers()}
-    if not counts:
+    latest = state.latest_answers()
+    if not latest:
         raise ValueError(f"run {state.run_id} has no answer to pick a winner from")
+    # Failed agents never win while a live agent has an answer.
+    live = [label for label in latest if not _agent(state, label).failed]
+    counts = {label: 0 for label in live or latest}
     for agent in state.agents:
         vote = agent.vote
         if not agent.failed and vote and vote.answer_set_version == state.answer_set_version:
@@ -76,11 +110,22 @@ def winner_of(state: RunState) -> tuple[str, dict[str, int]]:
     return next(label for label, n in counts.items() if n == best), counts
 
 
+def _agent(state: RunState, label: str) -> AgentState:
+    agent = state.by_label(label)
+    assert agent is not None, label  # labels in a run's answers are its agents'
+    return agent
+
+
 # -- entry points -------------------------------------------------------------------------
 
 
 def new_run(
-    run_id: str, question: str, config: RunConfig, history: list[ChatMessage], now: float
+    run_id: str,
+    question: str,
+    config: RunConfig,
+    history: list[ChatMessage],
+    now: float,
+    secret: str = "",
 ) -> tuple[RunState, list[Command]]:
     """Start a run: announce it and publish every agent's first coordination turn.
 
@@ -90,6 +135,7 @@ def new_run(
         config: the validated run config.
         history: earlier turns of a multi-turn session (may be empty).
         now: epoch seconds.
+        secret: the key of the run's turn capabilities (random, from the adapter).
     """
     agents = [AgentState(agent_id=a.id, label=label_for(i)) for i, a in enumerate(config.agents)]
     state = RunState(
@@ -100,6 +146,7 @@ def new_run(
         created_at=now,
         deadline=now + config.timeout_settings.orchestrator_timeout_seconds,
         agents=agents,
+        secret=secret,
     )
     infos = [
         ev.AgentInfo(
@@ -153,6 +200,8 @@ def apply(
             verdict = _on_turn_failed(state, message, now, commands)
         case msg.PresentationFinished():
             verdict = _on_presentation(state, message, now, commands)
+        case msg.ModelRetrying():
+            verdict = _on_model_retrying(state, message)
         case _:
             assert_never(message)
     _settle(state, now, commands)
@@ -181,14 +230,27 @@ def _stale(turn_id: str) -> Verdict:
     )
 
 
-def _current(state: RunState, run_id: str, turn_id: str) -> AgentState | None:
-    """The agent whose current turn is ``turn_id``, if the run is still going."""
-    if state.over or run_id != state.run_id:
+def _current(state: RunState, report: WorkerReport) -> AgentState | None:
+    """The agent whose current turn the report is about, if the run is still going and
+    the report carries that turn's capability."""
+    if state.over or report.run_id != state.run_id or not _holds(state, report):
         return None
     for agent in state.agents:
-        if agent.turn is not None and agent.turn.turn_id == turn_id:
+        if agent.turn is not None and agent.turn.turn_id == report.turn_id:
             return agent
     return None
+
+
+def holds(state: RunState, report: WorkerReport) -> bool:
+    """True when the report carries the capability of the turn it names."""
+    return _holds(state, report)
+
+
+def _holds(state: RunState, report: WorkerReport) -> bool:
+    """True when the report carries its turn's token (always, for runs without a secret)."""
+    if not state.secret:
+        return True
+    return hmac.compare_digest(report.token, turn_token(state.secret, report.turn_id))
 
 
 def _ids(state: RunState, agent: AgentState) -> dict[str, Any]:
@@ -251,7 +313,10 @@ def _publish(state: RunState, agent: AgentState, now: float, phase: msg.Phase) -
             system_message=cfg.system_message,
             history=state.history,
         )
-        deadline = now + timeout
+        # The presentation ends by the run deadline, but never gets less than a floor
+        # (it may start at the deadline, with the best answer so far).
+        floor = min(timeout, PRESENTATION_FLOOR_SECONDS)
+        deadline = min(now + timeout, max(state.deadline, now + floor))
     request = msg.TurnRequest(
         run_id=state.run_id,
         turn_id=turn_id,
@@ -273,6 +338,8 @@ def _publish(state: RunState, agent: AgentState, now: float, phase: msg.Phase) -
         tools=tools,
         deadline=deadline,
         max_attempts=MAX_ATTEMPTS,
+        max_tool_calls=state.config.orchestrator.max_tool_calls_per_turn,
+        token=turn_token(state.secret, turn_id) if state.secret else "",
     )
     agent.turns = number
     agent.turn = Turn(
@@ -311,24 +378,55 @@ def _advance_clock(state: RunState, now: float, commands: list[Command]) -> None
             commands.append(_publish(state, agent, now, "coordinate"))
 
 
+def _voted(agent: AgentState, version: int) -> bool:
+    """The agent's latest action is a vote on answer set ``version`` and it has no turn."""
+    vote = agent.vote
+    return (
+        vote is not None
+        and vote.answer_set_version == version
+        and agent.turn is None
+        and agent.retry_at is None
+    )
+
+
 def _settle(state: RunState, now: float, commands: list[Command]) -> None:
-    """End coordination when nobody is left, or when every live agent has voted."""
+    """End coordination when nobody is left, or when every live agent has voted.
+
+    An agent whose provider keeps failing (``trouble``) stops counting once every other
+    live agent has voted and ``TROUBLE_GRACE_SECONDS`` have passed since: the healthy
+    agents' consensus is not held up by it. Rate limits never make an agent troubled.
+    """
     if state.status != "running":
         return
     live = [a for a in state.agents if not a.failed]
     if not live:
         errors = "; ".join(f"{a.label} ({a.agent_id}): {a.last_error}" for a in state.agents)
-        _finish(state, "failed", f"every agent failed: {errors}", now, commands)
+        if state.answers:
+            _conclude(state, now, commands, f"every agent failed ({errors})")
+        else:
+            _finish(state, "failed", f"every agent failed: {errors}", now, commands)
         return
     version = state.answer_set_version
-    if all(
-        a.vote is not None
-        and a.vote.answer_set_version == version
-        and a.turn is None
-        and a.retry_at is None
-        for a in live
-    ):
-        _start_presentation(state, now, commands)
+    pending = [a for a in live if not _voted(a, version)]
+    if not pending:
+        state.waiting_since = None
+        _conclude(state, now, commands)
+        return
+    if len(pending) == len(live) or any(a.trouble is None for a in pending):
+        state.waiting_since = None
+        return
+    if state.waiting_since is None:
+        state.waiting_since = now
+    if now < state.waiting_since + TROUBLE_GRACE_SECONDS:
+        return
+    for agent in pending:
+        if agent.turn is not None:
+            commands.append(_cancel_turn(state, agent.turn, "left out: provider failing"))
+            agent.turn = None
+        agent.retry_at = None
+        _emit(commands, ev.AgentExcluded(**_ids(state, agent), ts=now, error=agent.trouble or ""))
+    state.waiting_since = None
+    _conclude(state, now, commands)
 
 
 def _finish(
@@ -347,10 +445,11 @@ def _finish(
     )
 
 
-def _start_presentation(state: RunState, now: float, commands: list[Command]) -> None:
+def _conclude(state: RunState, now: float, commands: list[Command], note: str = "") -> None:
+    """Pick the winner and let it present; an agent that cannot present (failed, or its
+    provider failing) has its stored answer taken as the final answer instead."""
     label, votes = winner_of(state)
-    winner = state.by_label(label)
-    assert winner is not None  # winner_of only returns labels of this run
+    winner = _agent(state, label)
     _emit(
         commands,
         ev.Consensus(
@@ -359,6 +458,11 @@ def _start_presentation(state: RunState, now: float, commands: list[Command]) ->
     )
     state.status = "presenting"
     state.winner = label
+    if winner.failed or winner.trouble is not None:
+        why = "failed" if winner.failed else f"its provider is failing: {winner.trouble}"
+        note = f"{note}; " if note else ""
+        _complete(state, winner, now, commands, None, f"{note}{label} cannot present ({why})")
+        return
     _emit(commands, ev.PresentationStarted(**_ids(state, winner), ts=now))
     commands.append(_publish(state, winner, now, "present"))
 
@@ -395,7 +499,7 @@ def _deadline(state: RunState, now: float, commands: list[Command]) -> None:
         agent.restart_pending = False
     _emit(commands, ev.DeadlineReached(run_id=state.run_id, ts=now, answers=len(state.answers)))
     if state.answers:
-        _start_presentation(state, now, commands)
+        _conclude(state, now, commands)
     else:
         limit = _secs(state.config.timeout_settings.orchestrator_timeout_seconds)
         _finish(state, "timed_out", f"no agent produced an answer within {limit}s", now, commands)
@@ -413,6 +517,7 @@ def _fail_turn(
     agent.restart_pending = False
     agent.failures += 1
     agent.last_error = error
+    agent.trouble = error
     gives_up = agent.failures >= state.config.orchestrator.max_agent_failures
     retry_in = None if gives_up else backoff_seconds(agent.failures)
     _emit(
@@ -447,12 +552,16 @@ def _cancel(state: RunState, request: CancelRun, now: float, commands: list[Comm
 def _on_turn_started(
     state: RunState, report: msg.TurnStarted, now: float, commands: list[Command]
 ) -> Verdict:
-    agent = _current(state, report.run_id, report.turn_id)
+    agent = _current(state, report)
     if agent is None or agent.turn is None:
         return _stale(report.turn_id)
     turn = agent.turn
     if turn.started and turn.worker == report.worker and report.delivery <= turn.delivery:
         return Verdict(status="accepted")  # the same report redelivered
+    if turn.started and turn.worker != report.worker and report.delivery <= 1:
+        # A first delivery of a turn another worker already runs: the request was
+        # published twice (an outbox replayed after the stream's dedupe window).
+        return _stale(report.turn_id)
     delivery = max(report.delivery, turn.delivery + 1)
     record = agent.last_submission
     if delivery > 1 and record is not None and record.turn_id == turn.turn_id:
@@ -481,8 +590,10 @@ def _on_submission(
     for candidate in state.agents:
         record = candidate.last_submission
         if record and record.turn_id == report.turn_id and record.attempt == report.attempt:
+            if not _holds(state, report):
+                return _stale(report.turn_id)
             return record.verdict  # a redelivery: same answer, nothing re-applied
-    agent = _current(state, report.run_id, report.turn_id)
+    agent = _current(state, report)
     if agent is None or agent.turn is None:
         return _stale(report.turn_id)
     verdict = _judge_and_apply(state, agent, agent.turn, report, now, commands)
@@ -501,7 +612,7 @@ def _judge_and_apply(
     commands: list[Command],
 ) -> Verdict:
     if turn.phase == "present":
-        decision: Rejection | AnswerCall | VoteCall = Rejection(
+        decision: Rejection | AnswerCall | SameAnswer | VoteCall = Rejection(
             report.calls[0].name if report.calls else None,
             "This is the final presentation: no workflow tools are available. Reply with the "
             "final answer as plain text.",
@@ -530,6 +641,8 @@ def _judge_and_apply(
         case AnswerCall(content=content):
             version = _accept_answer(state, agent, content, now, commands)
             return Verdict(status="accepted", message=f"Your answer was accepted as {version}.")
+        case SameAnswer():
+            return _same_answer(state, agent, turn, decision, now, commands)
         case VoteCall(target=target, reason=reason):
             if turn.answer_set_version != state.answer_set_version:
                 return _discard_vote(state, agent, target, now, commands)
@@ -538,11 +651,43 @@ def _judge_and_apply(
             assert_never(decision)
 
 
+def _same_answer(
+    state: RunState,
+    agent: AgentState,
+    turn: Turn,
+    same: SameAnswer,
+    now: float,
+    commands: list[Command],
+) -> Verdict:
+    """A repeated answer is the vote it means, never a failed attempt.
+
+    It counts against the current answer set when every current answer the turn did
+    not see repeats it too (the agent agreed with answers it had not read): three
+    agents giving one answer finish in three phases. Otherwise it is a vote on an
+    older set, discarded like any other, and the agent gets a fresh turn.
+    """
+    novelty = state.config.orchestrator.answer_novelty_requirement
+    seen = turn.answer_set_version
+    latest = state.latest_answers()
+    unseen = [a for i, a in enumerate(state.answers) if i >= seen and latest[a.label] is a]
+    if not all(repeats(same.content, a.content, novelty) for a in unseen):
+        return _discard_vote(state, agent, same.label, now, commands)
+    how = "identical" if same.identical else f"word overlap {same.score:.2f}"
+    reason = f"gave the same answer as {same.label} ({how})"
+    _accept_vote(state, agent, same.label, reason, now, commands, same_answer=True)
+    return Verdict(
+        status="accepted",
+        message=f"Your answer repeats the current answer of {same.label}, so it was counted "
+        f"as your vote for {same.label}.",
+    )
+
+
 def _accept_answer(
     state: RunState, agent: AgentState, content: str, now: float, commands: list[Command]
 ) -> str:
     agent.answers += 1
     agent.failures = 0
+    agent.trouble = None
     agent.turn = None
     version = answer_version(agent.label, agent.answers)
     state.answers.append(
@@ -565,11 +710,16 @@ def _accept_answer(
     for other in state.agents:
         if other is agent or other.failed:
             continue
-        if other.turn is not None:
+        if other.turn is not None and not other.turn.started:
+            # Still queued: replace it so that it shows the current answers (no work lost).
+            commands.append(_cancel_turn(state, other.turn, f"restart: {reason}"))
+            _emit(commands, ev.Restart(**_ids(state, other), ts=now, reason=reason))
+            commands.append(_publish(state, other, now, "coordinate"))
+        elif other.turn is not None:
             # `finish` exists so every agent's first answer gets written: a turn that
             # may still produce one runs on. A turn of an agent that already answered
             # can only vote on (or improve) a set that just changed, so it restarts now.
-            if not interrupt and other.answers == 0:
+            if not interrupt and (other.answers == 0 or FINISH_ANSWERED_TURNS):
                 other.restart_pending = True  # its turn finishes; then it restarts
                 continue
             commands.append(_cancel_turn(state, other.turn, f"restart: {reason}"))
@@ -591,12 +741,13 @@ def _accept_vote(
     reason: str,
     now: float,
     commands: list[Command],
+    same_answer: bool = False,
 ) -> Verdict:
-    voted_for = state.by_label(target)
-    assert voted_for is not None  # judge only accepts labels that have answers
+    voted_for = _agent(state, target)  # judge only accepts labels that have answers
     agent.vote = Vote(target=target, reason=reason, answer_set_version=state.answer_set_version)
     agent.turn = None
     agent.failures = 0
+    agent.trouble = None
     agent.restart_pending = False
     _emit(
         commands,
@@ -606,6 +757,7 @@ def _accept_vote(
             target=target,
             target_agent=voted_for.agent_id,
             reason=reason,
+            same_answer=same_answer,
         ),
     )
     return Verdict(status="accepted", message=f"Your vote for {target} was recorded.")
@@ -632,7 +784,7 @@ def _discard_vote(
 def _on_turn_failed(
     state: RunState, report: msg.TurnFailed, now: float, commands: list[Command]
 ) -> Verdict:
-    agent = _current(state, report.run_id, report.turn_id)
+    agent = _current(state, report)
     if agent is None or agent.turn is None:
         return _stale(report.turn_id)
     if agent.turn.phase == "present":
@@ -642,10 +794,21 @@ def _on_turn_failed(
     return Verdict(status="accepted", message="failure recorded")
 
 
+def _on_model_retrying(state: RunState, report: msg.ModelRetrying) -> Verdict:
+    """The agent's provider failed and the worker retries: mark it troubled, unless the
+    error is a rate limit (transient by nature; the turn's own failure will count)."""
+    agent = _current(state, report)
+    if agent is None:
+        return _stale(report.turn_id)
+    if not report.rate_limited and agent.trouble != report.error:
+        agent.trouble = report.error
+    return Verdict(status="accepted")
+
+
 def _on_presentation(
     state: RunState, report: msg.PresentationFinished, now: float, commands: list[Command]
 ) -> Verdict:
-    agent = _current(state, report.run_id, report.turn_id)
+    agent = _current(state, report)
     if agent is None or agent.turn is None or agent.turn.phase != "present":
         return _stale(report.turn_id)
     content = report.content.strip()

@@ -18,6 +18,7 @@ __all__ = [
     "NOVELTY_LIMITS",
     "AnswerCall",
     "Rejection",
+    "SameAnswer",
     "VoteCall",
     "judge",
     "normalise",
@@ -47,6 +48,18 @@ class AnswerCall:
     """A well-formed, novel ``new_answer``."""
 
     content: str
+
+
+@dataclass(frozen=True, slots=True)
+class SameAnswer:
+    """A ``new_answer`` that repeats ``label``'s current answer (identical after
+    normalisation, or above the novelty limit): it means a vote for ``label``."""
+
+    label: str
+    content: str
+    identical: bool
+    score: float
+    """Word-set similarity to ``label``'s answer (1.0 when identical)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +99,7 @@ def judge(
     latest: Mapping[str, str],
     novelty: str = "lenient",
     answer_cap: int | None = None,
-) -> Rejection | AnswerCall | VoteCall:
+) -> Rejection | AnswerCall | SameAnswer | VoteCall:
     """Judge the workflow calls of one model response.
 
     Args:
@@ -97,8 +110,8 @@ def judge(
         answer_cap: ``max_new_answers_per_agent``, for the text when new_answer is refused.
 
     Returns:
-        A ``Rejection`` whose message tells the model what to do instead, or the
-        accepted call.
+        A ``Rejection`` whose message tells the model what to do instead, the accepted
+        call, or ``SameAnswer`` for an answer that repeats a current one.
     """
     tools = _one_of(offered)
     if not calls:
@@ -161,25 +174,27 @@ def _not_offered(name: str, offered: Sequence[str], answer_cap: int | None) -> s
     return f"{name!r} is not a workflow tool here. Call exactly one of: {_one_of(offered)}."
 
 
-def _judge_answer(content: str, latest: Mapping[str, str], novelty: str) -> Rejection | AnswerCall:
-    mine = normalise(content)
-    for label, existing in latest.items():
-        if normalise(existing) == mine:
-            return Rejection(
-                prompts.NEW_ANSWER,
-                f"Your answer is identical to the current answer of {label}. Do not submit it "
-                f'again: call vote with agent_id "{label}" if you agree with it, or submit an '
-                "answer that differs in substance.",
-            )
+def repeats(content: str, existing: str, novelty: str) -> tuple[bool, float] | None:
+    """Does ``content`` repeat ``existing``? ``(identical, score)`` if so, else None."""
+    if normalise(existing) == normalise(content):
+        return True, 1.0
     limit = NOVELTY_LIMITS.get(novelty)
     if limit is not None:
-        for label, existing in latest.items():
-            score = similarity(content, existing)
-            if score > limit:
-                return Rejection(
-                    prompts.NEW_ANSWER,
-                    f"Your answer is too similar to the current answer of {label}: word "
-                    f"overlap {score:.2f}, above the limit of {limit:.2f}. Vote for {label} "
-                    "if it is good enough, or submit an answer that differs in substance.",
-                )
-    return AnswerCall(content)
+        score = similarity(content, existing)
+        if score > limit:
+            return False, score
+    return None
+
+
+def _judge_answer(content: str, latest: Mapping[str, str], novelty: str) -> AnswerCall | SameAnswer:
+    best: SameAnswer | None = None
+    for label, existing in latest.items():
+        found = repeats(content, existing, novelty)
+        if found is None:
+            continue
+        identical, score = found
+        if identical:
+            return SameAnswer(label, content, True, 1.0)
+        if best is None or score > best.score:
+            best = SameAnswer(label, content, False, score)
+    return best or AnswerCall(content)

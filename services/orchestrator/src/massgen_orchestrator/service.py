@@ -1,23 +1,39 @@
 """The orchestrator's NATS adapter: the only module here that touches NATS.
 
-It turns messages into inputs of the pure state machine (``coordination.apply``),
-writes the run state to the KV bucket after every transition (compare-and-set, so
-two replicas never overwrite each other), then executes the commands: publish turn
-requests, cancel turns, emit run events, reply to the worker. Timers come from
-``next_wakeup``: time reaches the state machine as ``Tick`` inputs.
+It turns messages into inputs of the pure state machine (``coordination.apply``) and
+makes its decisions durable. The rules that let any number of replicas handle any
+message of any run:
+
+- **No verdict from an old state.** A transition that changes the run is written
+  with compare-and-set on the KV revision it was computed from; a conflict reloads
+  the latest state and applies again. A transition that changes nothing (a ``stale``
+  verdict, a redelivered report) checks the latest revision before it replies.
+- **Commands are durable with their state.** The commands of a transition are stored
+  in the state it produced (``RunState.outbox``) in the same write, then executed with
+  JetStream message ids (``<run>:<seq>:<i>``), so executing an outbox twice publishes
+  each turn and event once. A replica that loads a state whose outbox it has not seen
+  executed runs it before anything else; a replica that executed one says so on
+  ``massgen.orchestrator.executed`` so the others need not.
+- **Every replica watches every open run** (a KV watch keeps a cache and timers). The
+  replica that committed a state runs its timers; the others fire
+  ``takeover_grace_seconds`` later, so a crashed replica's runs and unexecuted outboxes
+  are taken over within about a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import nats
 import structlog
 from massgen_proto import subjects
 from massgen_proto.config import ConfigError, parse_config
+from massgen_proto.health import inbox_prefix_for
 from massgen_proto.ids import new_run_id
 from massgen_proto.jetstream import (
     close_connection,
@@ -35,13 +51,13 @@ from massgen_proto.messages import (
 )
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from pydantic import ValidationError
 
 from . import coordination
 from .commands import CancelTurnCommand, Command, EmitEvent, PublishTurn, ReplyVerdict, Tick
 from .settings import OrchestratorSettings
 from .state import RunState, next_wakeup
+from .store import Conflict, RunStore
 
 __all__ = ["OrchestratorService"]
 
@@ -49,15 +65,22 @@ log = structlog.get_logger("orchestrator")
 
 _STALE_UNKNOWN = Verdict(status="stale", message="this run is unknown or over")
 
+REPLAY_WINDOW_SECONDS = 90.0
+"""An outbox older than this is taken as executed: JetStream's duplicate window (2 min
+by default) would no longer catch a second publish, and a live replica executes an
+outbox within milliseconds, a takeover within ``takeover_grace_seconds``."""
+
 
 @dataclass(slots=True)
 class _Run:
-    """A run this replica has loaded: its state, KV revision, lock and timer."""
+    """A run this replica knows: its latest known state and revision, lock and timer."""
 
     state: RunState
     revision: int
     lock: asyncio.Lock
     timer: asyncio.TimerHandle | None = None
+    executed: int = -1
+    """Highest ``state.seq`` whose outbox is known to be executed."""
 
 
 class OrchestratorService:
@@ -71,30 +94,36 @@ class OrchestratorService:
         self.settings = settings or OrchestratorSettings()
         self._clock = clock
         self._nc: Client | None = None
-        self._js = None
-        self._kv = None
+        self._js: Any = None
+        self._store: RunStore | None = None
         self._runs: dict[str, _Run] = {}
-        self._subs: list = []
-        self._tasks: set[asyncio.Task] = set()
+        self._subs: list[Any] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = False
         self.cpu_seconds = 0.0
         """Process CPU time spent handling messages (measured by the benchmark)."""
+        self.refusals = 0
+        """Worker reports refused for not carrying their turn's token."""
+
+    @property
+    def replica(self) -> str:
+        return self.settings.replica
 
     # -- life cycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect, make sure streams and the bucket exist, resume open runs, subscribe."""
+        """Connect, make sure streams and the bucket exist, watch open runs, subscribe."""
         self._nc = await nats.connect(
-            self.settings.nats_url,
-            name=f"orchestrator-{self.settings.replica}",
-            max_reconnect_attempts=-1,
-        )
+            self.settings.nats_url, name=f"orchestrator-{self.replica}", max_reconnect_attempts=-1,
+            inbox_prefix=inbox_prefix_for(self.settings.nats_url, "orchestrator"),
+        )  # fmt: skip
         self._js = self._nc.jetstream()
         stream_settings = self.settings.stream_settings()
         await ensure_turns_stream(self._js, stream_settings)
         await ensure_events_stream(self._js, stream_settings)
-        self._kv = await ensure_runs_bucket(self._js, stream_settings)
-        await self._resume_open_runs()
+        kv = await ensure_runs_bucket(self._js, stream_settings)
+        self._store = RunStore(self._js, kv)
+        await self._store.watch(self._on_watch)
         queue = subjects.ORCHESTRATOR_QUEUE
         for subject, handler in (
             (subjects.SUBMIT_CREATE, self._on_create),
@@ -104,7 +133,11 @@ class OrchestratorService:
             self._subs.append(
                 await self._nc.subscribe(subject, queue=queue, cb=self._concurrently(handler))
             )
-        log.info("orchestrator.started", replica=self.settings.replica, runs=len(self._runs))
+        # Every replica hears which outboxes were executed (no queue group).
+        self._subs.append(
+            await self._nc.subscribe(subjects.ORCHESTRATOR_EXECUTED, cb=self._on_executed)
+        )
+        log.info("orchestrator.started", replica=self.replica)
 
     async def stop(self) -> None:
         """Stop taking messages, let handlers in flight finish, close. Safe to call twice."""
@@ -112,14 +145,19 @@ class OrchestratorService:
             return
         self._stopped = True
         for sub in self._subs:
-            await sub.unsubscribe()
+            try:
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - the connection may be gone
+                pass
         for run in self._runs.values():
             if run.timer:
                 run.timer.cancel()
+        if self._store is not None:
+            await self._store.stop()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
         await close_connection(self._nc)
-        log.info("orchestrator.stopped", replica=self.settings.replica)
+        log.info("orchestrator.stopped", replica=self.replica)
 
     @property
     def connected(self) -> bool:
@@ -140,22 +178,42 @@ class OrchestratorService:
             await self._respond(msg, ErrorReply(error=str(error)))
             return
         run_id = request.run_id or new_run_id()
+        now = self._clock()
         state, commands = coordination.new_run(
-            run_id, request.question, config, list(request.history), self._clock()
+            run_id, request.question, config, list(request.history), now, secrets.token_hex(16)
         )
+        state = self._with_outbox(state, commands, now)
+        assert self._store is not None
         try:
-            revision = await self._kv.create(run_id, state.model_dump_json().encode())
-        except Exception as error:  # an existing key: the caller reused a run id
-            await self._respond(msg, ErrorReply(error=f"cannot create run {run_id}: {error}"))
+            revision = await self._store.create(state)
+        except Exception as error:  # noqa: BLE001 - the key exists (or NATS failed)
+            await self._create_again(msg, run_id, request, error)
             return
-        run = _Run(state=state, revision=revision, lock=asyncio.Lock())
-        self._runs[run_id] = run
+        run = self._cache(state, revision)
         async with run.lock:
-            await self._execute(run, commands, msg)
-            self._schedule(run)
+            await self._run_outbox(run)
+        self._schedule(run)
         await self._respond(msg, RunAccepted(run_id=run_id))
         self.cpu_seconds += time.process_time() - started
         log.info("run.created", run_id=run_id, agents=len(config.agents))
+
+    async def _create_again(
+        self, msg: Msg, run_id: str, request: CreateRun, error: Exception
+    ) -> None:
+        """A create whose key exists: the same request retried (its reply was lost) is
+        accepted again and finishes what the first attempt committed; anything else is
+        refused."""
+        assert self._store is not None
+        stored = await self._store.latest(run_id) if request.run_id else None
+        if stored is None or stored.state.question != request.question:
+            reply = ErrorReply(error=f"cannot create run {run_id}: {error}")
+            await self._respond(msg, reply)
+            return
+        run = self._cache(stored.state, stored.revision)
+        async with run.lock:
+            await self._run_outbox(run)
+        self._schedule(run)
+        await self._respond(msg, RunAccepted(run_id=run_id))
 
     async def _on_report(self, msg: Msg) -> None:
         started = time.process_time()
@@ -180,12 +238,45 @@ class OrchestratorService:
             return
         await self._respond(msg, RunAccepted(run_id=request.run_id))
 
-    def _spawn(self, coroutine) -> None:
+    async def _on_executed(self, msg: Msg) -> None:
+        run_id, _, seq = msg.data.decode(errors="replace").partition(" ")
+        run = self._runs.get(run_id)
+        if run is None or not seq.isdigit():
+            return
+        was_pending = self._outbox_pending(run)
+        run.executed = max(run.executed, int(seq))
+        if was_pending and not self._outbox_pending(run):
+            self._schedule(run)
+
+    async def _on_watch(self, run_id: str, value: bytes | None, revision: int) -> None:
+        run = self._runs.get(run_id)
+        if value is None:
+            self._forget(run_id)
+            return
+        if run is not None and revision <= run.revision:
+            return  # our own write, or older than what we hold
+        try:
+            state = RunState.model_validate_json(value)
+        except ValidationError as error:
+            log.error("run.unreadable", run_id=run_id, errors=error.error_count())
+            return
+        if state.over:
+            self._forget(run_id)
+            return
+        run = self._cache(state, revision)
+        self._schedule(run)
+
+    def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
 
-    def _concurrently(self, handler):
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("orchestrator.handler_failed", error=repr(error))
+
+    def _concurrently(self, handler: Any) -> Any:
         """Wrap a handler so each message runs as its own task.
 
         nats-py runs a subscription's callbacks one at a time; runs are independent
@@ -202,78 +293,131 @@ class OrchestratorService:
 
     # -- the transition ------------------------------------------------------------------
 
-    async def _transition(self, run_id: str, message, reply_to: Msg | None) -> bool:
+    async def _transition(self, run_id: str, message: Any, reply_to: Msg | None) -> bool:
         """Apply one input to a run, persist, execute. Returns False if the run is unknown."""
         run = await self._load(run_id)
         if run is None:
             if reply_to is not None:
                 await self._respond(reply_to, _STALE_UNKNOWN)
             return False
-        async with run.lock:
-            for _ in range(self.settings.persist_retries):
-                state, commands = coordination.apply(run.state, message, self._clock())
-                try:
-                    if state != run.state:
-                        run.revision = await self._kv.update(
-                            run_id, state.model_dump_json().encode(), last=run.revision
-                        )
-                except KeyWrongLastSequenceError:
-                    # Another replica moved this run on: reload and apply to its state.
-                    entry = await self._kv.get(run_id)
-                    run.state = RunState.model_validate_json(entry.value)
-                    run.revision = entry.revision
-                    continue
-                run.state = state
-                await self._execute(run, commands, reply_to)
-                self._schedule(run)
-                break
-            else:
-                log.error("run.persist_failed", run_id=run_id)
-                if reply_to is not None:
-                    await self._respond(reply_to, ErrorReply(error="busy; retry", code="internal"))
-        if run.state.status in ("completed", "timed_out", "failed", "cancelled"):
-            self._forget(run_id)
+        try:
+            async with run.lock:
+                await self._apply(run, message, reply_to)
+        finally:
+            self._schedule(run)
+            if run.state.over and not self._outbox_pending(run):
+                self._forget(run_id)
         return True
+
+    async def _apply(self, run: _Run, message: Any, reply_to: Msg | None) -> None:
+        assert self._store is not None
+        if reply_to is not None and not coordination.holds(run.state, message):
+            self.refusals += 1
+            log.warning(
+                "report_refused", run_id=run.state.run_id, turn=message.turn_id,
+                report=message.kind, reason="the turn's token does not match",
+            )  # fmt: skip
+        for _ in range(self.settings.persist_retries):
+            await self._run_outbox(run)
+            base, base_revision = run.state, run.revision
+            now = self._clock()
+            state, commands = coordination.apply(base, message, now)
+            try:
+                if state == base and all(isinstance(c, ReplyVerdict) for c in commands):
+                    # Nothing changes: reply only if this is still the latest state.
+                    if reply_to is not None and commands:
+                        latest = await self._store.latest_revision(base.run_id)
+                        if latest is not None and latest != base_revision:
+                            raise Conflict(base.run_id)
+                    await self._reply(commands, reply_to)
+                    return
+                state = self._with_outbox(state, commands, now, base.seq)
+                revision = await self._store.update(state, base_revision)
+            except Conflict:
+                await self._refresh(run)
+                continue
+            self._adopt(run, state, revision)
+            await self._run_outbox(run)
+            await self._reply(commands, reply_to)
+            return
+        log.error("run.persist_failed", run_id=run.state.run_id)
+        if reply_to is not None:
+            await self._respond(reply_to, ErrorReply(error="busy; retry", code="internal"))
+
+    def _with_outbox(
+        self, state: RunState, commands: list[Command], now: float, seq: int = 0
+    ) -> RunState:
+        durable = [c for c in commands if not isinstance(c, ReplyVerdict)]
+        return state.model_copy(
+            update={"seq": seq + 1, "outbox": durable, "writer": self.replica, "committed_at": now}
+        )
+
+    async def _reply(self, commands: list[Command], reply_to: Msg | None) -> None:
+        for command in commands:
+            if isinstance(command, ReplyVerdict) and reply_to is not None:
+                await self._respond(reply_to, command.verdict)
+
+    # -- the cache -------------------------------------------------------------------------
+
+    def _cache(self, state: RunState, revision: int) -> _Run:
+        """Put a state into the cache (a newer revision replaces an older one)."""
+        run = self._runs.get(state.run_id)
+        if run is None:
+            run = _Run(state=state, revision=revision, lock=asyncio.Lock())
+            self._runs[state.run_id] = run
+            if self._clock() - state.committed_at > REPLAY_WINDOW_SECONDS:
+                run.executed = state.seq
+        else:
+            self._adopt(run, state, revision)
+        return run
+
+    @staticmethod
+    def _adopt(run: _Run, state: RunState, revision: int) -> None:
+        if revision > run.revision:
+            run.state, run.revision = state, revision
+
+    async def _refresh(self, run: _Run) -> None:
+        assert self._store is not None
+        stored = await self._store.latest(run.state.run_id)
+        if stored is not None:
+            self._adopt(run, stored.state, stored.revision)
 
     async def _load(self, run_id: str) -> _Run | None:
         run = self._runs.get(run_id)
         if run is not None:
             return run
+        assert self._store is not None
         try:
-            entry = await self._kv.get(run_id)
-        except (KeyNotFoundError, ValueError):
+            stored = await self._store.latest(run_id)
+        except ValueError:  # not a valid key
             return None
-        state = RunState.model_validate_json(entry.value)
-        run = self._runs.setdefault(
-            run_id, _Run(state=state, revision=entry.revision, lock=asyncio.Lock())
-        )
-        return run
-
-    async def _resume_open_runs(self) -> None:
-        """Load every run still in progress, so its timers fire on this replica too."""
-        try:
-            keys = await self._kv.keys()
-        except Exception:  # NoKeysError: an empty bucket
-            return
-        for key in keys:
-            run = await self._load(key)
-            if run is None:
-                continue
-            if run.state.status in ("running", "presenting"):
-                self._schedule(run)
-                log.info("run.resumed", run_id=key, status=run.state.status)
-            else:
-                self._runs.pop(key, None)
+        if stored is None:
+            return None
+        return self._cache(stored.state, stored.revision)
 
     def _schedule(self, run: _Run) -> None:
+        """Arm the run's timer: the next wake-up, or finishing an unexecuted outbox.
+
+        The replica that wrote the state acts on time; the others a grace later, which
+        is what makes them take over from a replica that died.
+        """
         if run.timer:
             run.timer.cancel()
             run.timer = None
-        wake = next_wakeup(run.state)
-        if wake is None or self._stopped:
+        if self._stopped:
             return
-        delay = max(0.0, wake - self._clock())
-        run.timer = asyncio.get_running_loop().call_later(delay, self._on_timer, run.state.run_id)
+        state = run.state
+        grace = 0.0 if state.writer == self.replica else self.settings.takeover_grace_seconds
+        times = []
+        wake = next_wakeup(state)
+        if wake is not None:
+            times.append(wake + grace)
+        if self._outbox_pending(run):
+            times.append(state.committed_at + max(grace, 0.5))
+        if not times:
+            return
+        delay = max(0.0, min(times) - self._clock())
+        run.timer = asyncio.get_running_loop().call_later(delay, self._on_timer, state.run_id)
 
     def _forget(self, run_id: str) -> None:
         run = self._runs.pop(run_id, None)
@@ -282,29 +426,54 @@ class OrchestratorService:
 
     # -- commands ------------------------------------------------------------------------
 
-    async def _execute(self, run: _Run, commands: list[Command], reply_to: Msg | None) -> None:
-        run_id = run.state.run_id
-        for command in commands:
-            match command:
-                case PublishTurn():
-                    await self._js.publish(
-                        subjects.turn_subject(command.provider),
-                        command.request.model_dump_json().encode(),
-                    )
-                case CancelTurnCommand():
-                    await self._nc.publish(
-                        subjects.control_subject(run_id), command.cancel.model_dump_json().encode()
-                    )
-                case EmitEvent():
-                    await self._js.publish(
-                        subjects.events_subject(run_id), command.event.model_dump_json().encode()
-                    )
-                case ReplyVerdict():
-                    if reply_to is not None:
-                        await self._respond(reply_to, command.verdict)
-                case _:
-                    raise AssertionError(f"unhandled command {command!r}")
+    @staticmethod
+    def _outbox_pending(run: _Run) -> bool:
+        return bool(run.state.outbox) and run.executed < run.state.seq
 
-    async def _respond(self, msg: Msg, reply) -> None:
+    async def _run_outbox(self, run: _Run) -> None:
+        """Execute the outbox of the run's state unless it is known to be executed.
+
+        Idempotent: JetStream drops a message id it has seen, and a repeated cancel is
+        harmless. Called with the run's lock held.
+        """
+        state = run.state
+        if not self._outbox_pending(run):
+            return
+        if self._clock() - state.committed_at > REPLAY_WINDOW_SECONDS:
+            log.warning("run.outbox_expired", run_id=state.run_id, seq=state.seq)
+            run.executed = state.seq
+            return
+        for index, command in enumerate(state.outbox):
+            await self._perform(state.run_id, command, f"{state.run_id}:{state.seq}:{index}")
+        run.executed = max(run.executed, state.seq)
+        assert self._nc is not None
+        await self._nc.publish(
+            subjects.ORCHESTRATOR_EXECUTED, f"{state.run_id} {state.seq}".encode()
+        )
+
+    async def _perform(self, run_id: str, command: Command, msg_id: str) -> None:
+        assert self._nc is not None
+        headers = {"Nats-Msg-Id": msg_id}
+        match command:
+            case PublishTurn():
+                await self._js.publish(
+                    subjects.turn_subject(command.provider),
+                    command.request.model_dump_json().encode(),
+                    headers=headers,
+                )
+            case CancelTurnCommand():
+                await self._nc.publish(
+                    subjects.control_subject(run_id), command.cancel.model_dump_json().encode()
+                )
+            case EmitEvent():
+                await self._js.publish(
+                    subjects.events_subject(run_id, "run"),
+                    command.event.model_dump_json().encode(),
+                    headers=headers,
+                )
+            case _:
+                raise AssertionError(f"unhandled command {command!r}")
+
+    async def _respond(self, msg: Msg, reply: Any) -> None:
         if msg.reply:
             await msg.respond(reply.model_dump_json().encode())

@@ -24,6 +24,9 @@ class OrchestratorSettings(BaseModel):
     """Keep streams in memory (tests, benchmarks); file storage otherwise."""
     persist_retries: int = Field(default=5, ge=1)
     """Attempts at a compare-and-set write of a run before giving up on a message."""
+    takeover_grace_seconds: float = Field(default=1.0, gt=0)
+    """How long after a run's due time (or an unexecuted outbox) the replicas that did
+    not write its state step in for the one that did."""
 
     def stream_settings(self) -> StreamSettings:
         """The JetStream durability settings these values stand for."""

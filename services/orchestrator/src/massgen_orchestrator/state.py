@@ -16,7 +16,10 @@ from massgen_proto.ids import label_index
 from massgen_proto.messages import ChatMessage, Verdict
 from pydantic import BaseModel, ConfigDict, Field
 
+from .commands import Command
+
 __all__ = [
+    "TROUBLE_GRACE_SECONDS",
     "AgentState",
     "Answer",
     "RunState",
@@ -25,6 +28,10 @@ __all__ = [
     "Vote",
     "next_wakeup",
 ]
+
+
+TROUBLE_GRACE_SECONDS = 1.0
+"""How long the agents who have all voted wait for troubled agents before presenting."""
 
 
 class _Frozen(BaseModel):
@@ -105,6 +112,9 @@ class AgentState(BaseModel):
     restart_pending: bool = False
     """The answer set changed while this agent's turn was running (``finish`` policy)."""
     last_submission: SubmissionRecord | None = None
+    trouble: str | None = None
+    """The provider error the agent's model keeps hitting (a failed turn, or a retry
+    that is not a rate limit); cleared by its next accepted workflow call."""
 
 
 class RunState(BaseModel):
@@ -129,6 +139,21 @@ class RunState(BaseModel):
     final_answer: str | None = None
     message: str = ""
     """Why the run ended, when it did not complete."""
+    waiting_since: float | None = None
+    """When every agent but the troubled ones had voted on the current answers."""
+    secret: str = Field(default="", repr=False)
+    """Key of the run's turn capabilities (see ``coordination.turn_token``)."""
+
+    # -- what the adapter keeps with the state (not decided by the state machine) -----
+    seq: int = 0
+    """Transitions committed so far: numbers the outbox (message ids)."""
+    outbox: list[Command] = Field(default_factory=list)
+    """The commands of the last committed transition, stored with the state they came
+    from so that whichever replica loads it can finish executing them."""
+    writer: str = ""
+    """The replica that committed this state (runs its timers first)."""
+    committed_at: float = 0.0
+    """Epoch seconds of that commit."""
 
     @property
     def answer_set_version(self) -> int:
@@ -175,4 +200,6 @@ def next_wakeup(state: RunState) -> float | None:
             times.append(agent.turn.deadline)
         if agent.retry_at is not None and state.status == "running":
             times.append(agent.retry_at)
+    if state.waiting_since is not None and state.status == "running":
+        times.append(state.waiting_since + TROUBLE_GRACE_SECONDS)
     return min(times) if times else None

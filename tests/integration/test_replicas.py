@@ -1,0 +1,185 @@
+"""Coordination that holds with several orchestrator replicas, crashes between a state's
+commit and its commands, agreeing agents and failing providers.
+
+Real nats-server, real orchestrator and worker services, the scripted fake model through
+litellm. Every test keeps the *default* turn timeout (600 s): a stalled run would show
+as a test timeout, not as a slow pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import nats
+import pytest
+from fakes.agents import study_agent
+from fakes.openai_server import FakeOpenAIServer, error
+
+from massgen_cli.client import follow_run
+from massgen_orchestrator.commands import PublishTurn
+from massgen_orchestrator.service import OrchestratorService
+from massgen_orchestrator.settings import OrchestratorSettings
+from massgen_worker.service import WorkerService
+from massgen_worker.settings import WorkerSettings
+
+pytestmark = pytest.mark.timeout(180)
+
+SAME = "Canberra is the capital of Australia."
+OTHER = "The capital of Australia is Canberra, a planned city chosen in 1908."
+
+
+def fast_worker_settings() -> WorkerSettings:
+    """Quick provider retries and shutdown (the coordination defaults stay as shipped)."""
+    return WorkerSettings(
+        retry_base_delay=0.01, retry_max_delay=0.05, provider_retries=1, graceful_timeout=1.0,
+        fetch_timeout=0.5,
+    )  # fmt: skip
+
+
+def _team(fake: FakeOpenAIServer, models: list[str]) -> dict:
+    """Agents on the fake model with the default timeouts (no timeout_settings)."""
+    return {
+        "agents": [
+            {"id": f"a{i + 1}", "backend": {"type": "chatcompletion", "model": model,
+                                            "base_url": fake.base_url, "api_key": "sk-fake"}}
+            for i, model in enumerate(models)
+        ]
+    }  # fmt: skip
+
+
+async def _replicas(nats_url: str, count: int) -> list[OrchestratorService]:
+    replicas = []
+    for i in range(count):
+        service = OrchestratorService(
+            OrchestratorSettings(nats_url=nats_url, memory_streams=True, replica=f"orch-{i}")
+        )
+        await service.start()
+        replicas.append(service)
+    return replicas
+
+
+async def _run(nc, fake: FakeOpenAIServer, models: list[str], events: list | None = None):
+    sink = events if events is not None else []
+    return await follow_run(nc, "What is the capital of Australia?", _team(fake, models), sink.append)
+
+
+@pytest.mark.parametrize("replicas", [2, 3])
+async def test_runs_complete_with_several_replicas_and_the_default_turn_timeout(
+    nats_url, fake_model, replicas
+):
+    fake_model.behave("m1", study_agent(SAME, "agent1", presentation="Canberra."))
+    fake_model.behave("m2", study_agent(OTHER, "agent1"))
+    fake_model.behave("m3", study_agent(OTHER + " Truly.", "agent1"))
+    services = await _replicas(nats_url, replicas)
+    workers = [WorkerService(nats_url, ["chatcompletion"], fast_worker_settings()) for _ in range(2)]
+    for worker in workers:
+        await worker.start()
+    nc = await nats.connect(nats_url)
+    try:
+        started = time.monotonic()
+        summaries = await asyncio.gather(
+            *(_run(nc, fake_model, ["m1", "m2", "m3"]) for _ in range(20))
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        await nc.drain()
+        for worker in workers:
+            await worker.stop()
+        for service in services:
+            await service.stop()
+    assert [s.status for s in summaries] == ["completed"] * 20
+    assert {s.final_answer for s in summaries} == {"Canberra."}
+    # A report answered from a stale cache used to strand the run until the turn timeout.
+    assert elapsed < 60
+
+
+async def test_crash_between_commit_and_publish_loses_no_run(nats_url, fake_model):
+    """Replica A commits a transition that publishes turns, then dies before publishing:
+    replica B finds the unexecuted outbox and publishes the turns."""
+    fake_model.behave("m1", study_agent(SAME, "agent1", presentation="Canberra."))
+    fake_model.behave("m2", study_agent(OTHER, "agent1"))
+    doomed, survivor = await _replicas(nats_url, 2)
+    crashed = asyncio.Event()
+    real_perform = doomed._perform
+
+    async def die_before_publishing(run_id, command, msg_id):
+        if isinstance(command, PublishTurn) and command.request.number > 1:
+            if not crashed.is_set():
+                crashed.set()
+                await doomed._nc.close()  # the process is gone: no publish, no reply
+            raise ConnectionError("replica crashed")
+        await real_perform(run_id, command, msg_id)
+
+    doomed._perform = die_before_publishing
+    worker = WorkerService(nats_url, ["chatcompletion"], fast_worker_settings())
+    await worker.start()
+    nc = await nats.connect(nats_url)
+    try:
+        summaries = await asyncio.gather(*(_run(nc, fake_model, ["m1", "m2"]) for _ in range(6)))
+    finally:
+        await nc.drain()
+        await worker.stop()
+        await survivor.stop()
+        await doomed.stop()
+    assert crashed.is_set(), "the fault was never injected"
+    assert [s.status for s in summaries] == ["completed"] * 6
+
+
+async def test_three_identical_answers_take_three_phases_and_no_failed_attempt(nats_url):
+    fake = FakeOpenAIServer(token_delay=0.005, tokens=100).start()  # 0.5 s per response
+    try:
+        for model in ("m1", "m2", "m3"):
+            fake.behave(model, study_agent(SAME, "agent1", presentation=SAME))
+        services = await _replicas(nats_url, 1)
+        worker = WorkerService(nats_url, ["chatcompletion"], WorkerSettings(concurrency=8))
+        await worker.start()
+        nc = await nats.connect(nats_url)
+        events: list = []
+        try:
+            summary = await _run(nc, fake, ["m1", "m2", "m3"], events)
+        finally:
+            await nc.drain()
+            await worker.stop()
+            await services[0].stop()
+    finally:
+        fake.stop()
+    kinds = [e.kind for e in events]
+    assert summary.status == "completed" and summary.final_answer.startswith(SAME)
+    assert "agent_error" not in kinds and "workflow_rejected" not in kinds
+    # Phase 1: three first turns (one answer, two repeats = votes); phase 2: agent1 votes;
+    # phase 3: the presentation.
+    assert len([e for e in events if e.kind == "turn_started"]) == 5
+    repeats = [e for e in events if e.kind == "vote_accepted" and e.same_answer]
+    assert {e.label for e in repeats} == {"agent2", "agent3"}
+
+
+async def test_an_always_failing_provider_holds_the_run_up_by_about_a_second(nats_url):
+    fake = FakeOpenAIServer(token_delay=0.005, tokens=100).start()  # 0.5 s per response
+    try:
+        fake.behave("m1", study_agent(SAME, "agent1", presentation=SAME))
+        fake.behave("m2", study_agent(OTHER, "agent1"))
+        fake.behave("bad", lambda _request: error(500, "upstream exploded"))
+        services = await _replicas(nats_url, 1)
+        # Default worker retry settings: the failing agent retries as it would in production.
+        worker = WorkerService(nats_url, ["chatcompletion"], WorkerSettings(concurrency=8))
+        await worker.start()
+        nc = await nats.connect(nats_url)
+        try:
+            started = time.monotonic()
+            healthy = await _run(nc, fake, ["m1", "m2"])
+            healthy_time = time.monotonic() - started
+            events: list = []
+            started = time.monotonic()
+            mixed = await _run(nc, fake, ["m1", "m2", "bad"], events)
+            mixed_time = time.monotonic() - started
+        finally:
+            await nc.drain()
+            await worker.stop()
+            await services[0].stop()
+    finally:
+        fake.stop()
+    assert healthy.status == mixed.status == "completed"
+    assert mixed.final_answer.startswith(SAME)
+    assert [e.label for e in events if e.kind == "agent_excluded"] == ["agent3"]
+    assert mixed_time <= healthy_time + 1.5, (healthy_time, mixed_time)
