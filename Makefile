@@ -38,13 +38,13 @@ install-models: $(UV)
 	$(PY) -m compileall -q $(WORKSPACE_SRC) >/dev/null
 
 # The npm MCP reference server used by the gateway tests (project-local, pinned by the lock).
-# Headless Chromium for the web-page test is best effort: without it that test skips
-# and says why.
+# Headless Chromium (web-page test) and bubblewrap (the gateway's sandbox for shared
+# deployments) are best effort: without them those tests skip and say why.
 install-test-servers:
 	npm ci --prefix tests --no-audit --no-fund --loglevel=error
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	  { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
-	    || echo "note: chromium/chromium-driver not installed; the web-page test will skip"; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v bwrap >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium chromium-driver bubblewrap >/dev/null) \
+	    || echo "note: chromium/chromium-driver/bubblewrap not installed; the web-page and sandbox tests will skip"; }
 
 # A real multi-agent question on the embedded stack (local model unless keys are set).
 run: install-models

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import asynccontextmanager
 
 import nats
 import pytest
@@ -57,6 +58,22 @@ async def _replicas(nats_url: str, count: int) -> list[OrchestratorService]:
         await service.start()
         replicas.append(service)
     return replicas
+
+
+@asynccontextmanager
+async def _stack(nats_url: str, worker_settings: WorkerSettings, replicas: int = 1):
+    """Orchestrator replicas and one worker on ``nats_url``; yields a client connection."""
+    services = await _replicas(nats_url, replicas)
+    worker = WorkerService(nats_url, ["chatcompletion"], worker_settings)
+    await worker.start()
+    nc = await nats.connect(nats_url)
+    try:
+        yield nc
+    finally:
+        await nc.drain()
+        await worker.stop()
+        for service in services:
+            await service.stop()
 
 
 async def _run(nc, fake: FakeOpenAIServer, models: list[str], events: list | None = None):
@@ -131,17 +148,9 @@ async def test_three_identical_answers_take_three_phases_and_no_failed_attempt(n
     try:
         for model in ("m1", "m2", "m3"):
             fake.behave(model, study_agent(SAME, "agent1", presentation=SAME))
-        services = await _replicas(nats_url, 1)
-        worker = WorkerService(nats_url, ["chatcompletion"], WorkerSettings(concurrency=8))
-        await worker.start()
-        nc = await nats.connect(nats_url)
         events: list = []
-        try:
+        async with _stack(nats_url, WorkerSettings(concurrency=8)) as nc:
             summary = await _run(nc, fake, ["m1", "m2", "m3"], events)
-        finally:
-            await nc.drain()
-            await worker.stop()
-            await services[0].stop()
     finally:
         fake.stop()
     kinds = [e.kind for e in events]
@@ -160,12 +169,8 @@ async def test_an_always_failing_provider_holds_the_run_up_by_about_a_second(nat
         fake.behave("m1", study_agent(SAME, "agent1", presentation=SAME))
         fake.behave("m2", study_agent(OTHER, "agent1"))
         fake.behave("bad", lambda _request: error(500, "upstream exploded"))
-        services = await _replicas(nats_url, 1)
         # Default worker retry settings: the failing agent retries as it would in production.
-        worker = WorkerService(nats_url, ["chatcompletion"], WorkerSettings(concurrency=8))
-        await worker.start()
-        nc = await nats.connect(nats_url)
-        try:
+        async with _stack(nats_url, WorkerSettings(concurrency=8)) as nc:
             started = time.monotonic()
             healthy = await _run(nc, fake, ["m1", "m2"])
             healthy_time = time.monotonic() - started
@@ -173,10 +178,6 @@ async def test_an_always_failing_provider_holds_the_run_up_by_about_a_second(nat
             started = time.monotonic()
             mixed = await _run(nc, fake, ["m1", "m2", "bad"], events)
             mixed_time = time.monotonic() - started
-        finally:
-            await nc.drain()
-            await worker.stop()
-            await services[0].stop()
     finally:
         fake.stop()
     assert healthy.status == mixed.status == "completed"

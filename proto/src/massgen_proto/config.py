@@ -99,8 +99,8 @@ class McpServerConfig(_Model):
 
     @model_validator(mode="after")
     def _transport_fields(self) -> McpServerConfig:
-        if self.type == "stdio" and not self.command:
-            raise ValueError("a stdio MCP server needs 'command'")
+        # A stdio server without a command names an entry of the deployment's catalog
+        # (massgen_proto.catalog); without a catalog the gateway refuses it by name.
         if self.type == "streamable-http" and not self.url:
             raise ValueError("a streamable-http MCP server needs 'url'")
         return self

@@ -127,3 +127,24 @@ def test_a_keyed_provider_pointed_at_a_foreign_host_is_refused(tmp_path, nats_ur
             client.post(f"/v1/runs/{response.json()['id']}/cancel")
     finally:
         stop()
+
+
+def test_stdio_servers_outside_the_catalog_are_refused(tmp_path, nats_url, fake_model):
+    """Over the API a run may not start a command of its own choosing on the gateway."""
+    from api_stack import start_api_stack
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("servers:\n  filesystem:\n    command: npx\n    args: [server-fs]\n")
+    stack, stop = start_api_stack(tmp_path, nats_url, fake_model, mcp_catalog=str(catalog))
+    try:
+        with stack.client() as client:
+            evil = {"name": "shell", "type": "stdio", "command": "/bin/sh", "args": ["-c", "id"]}
+            config = {"agents": [{"id": "a", "backend": {
+                "type": "chatcompletion", "model": "m1", "base_url": fake_model.base_url,
+                "mcp_servers": [{"name": "filesystem", "type": "stdio"}, evil]}}]}  # fmt: skip
+            response = client.post("/v1/runs", json={"config": config, "question": "q"})
+            path, _ = problem(response, 422)
+            assert path == "body.config.agents[0].backend.mcp_servers[1]"
+            assert "not in this deployment's catalog (approved: filesystem)" in response.text
+    finally:
+        stop()

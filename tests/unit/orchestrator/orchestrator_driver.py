@@ -51,7 +51,7 @@ def make_config(
         {
             "agents": [
                 {
-                    "id": IDS[i],
+                    "id": IDS[i] if i < len(IDS) else f"agent-{i}",
                     "backend": {"type": "openai", "model": f"gpt-test-{i}", "top_p": 0.9},
                     "system_message": "Answer briefly." if i == 0 else None,
                 }

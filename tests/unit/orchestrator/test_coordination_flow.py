@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from massgen_proto.events import AgentInfo, Consensus, FinalAnswer, RunCreated, RunFinished
 from massgen_proto.messages import ChatMessage
 from orchestrator_driver import (
@@ -55,6 +57,7 @@ def test_new_run_announces_agents_with_labels_and_publishes_first_turns():
 
 def test_full_three_agent_run_finish_policy():
     d = Driver()
+    # The agent that answers takes its next turn at once (it may vote early).
     assert kinds(d.answer("agent1", A1)) == [
         "answer_accepted agent1",
         "publish agent1",
@@ -62,25 +65,25 @@ def test_full_three_agent_run_finish_policy():
     ]
     # agent2 and agent3 are still on their first turn: under "finish" they keep it.
     assert [a.restart_pending for a in d.state.agents] == [False, True, True]
-    # agent2's first-turn answer is judged against the current set (agent1's answer) and accepted.
-    # agent1 already answered, so its running turn restarts now even under "finish".
+    # agent2's first-turn answer is judged against the current set (agent1's answer) and
+    # accepted. agent1's turn is now stale: it stops and waits for agent3's first answer
+    # (one batch of restarts, not one per answer).
     assert kinds(d.answer("agent2", A2)) == [
         "answer_accepted agent2",
         "publish agent2",
         "cancel agent1-t2",
         "restart agent1",
-        "publish agent1",
         "verdict accepted",
     ]
+    assert [a.waiting for a in d.state.agents] == [True, False, False]
+    # The last first answer: everyone gets a turn that sees all three answers.
     assert kinds(d.answer("agent3", A3)) == [
         "answer_accepted agent3",
         "publish agent3",
-        "cancel agent1-t3",
-        "restart agent1",
-        "publish agent1",
         "cancel agent2-t2",
         "restart agent2",
         "publish agent2",
+        "publish agent1",
         "verdict accepted",
     ]
     # Every running turn now sees all three answers: no vote is stale.
@@ -390,3 +393,21 @@ def test_everything_agents_read_uses_labels_only():
         for config_id in ("alpha", "beta", "gamma"):
             assert config_id not in text, text
     assert d.state.status == "presenting"
+
+
+def _turn_requests_of_a_team(n: int, policy: str = "finish") -> int:
+    """N agents answer one after another (each distinct), then all vote for agent1."""
+    d = Driver(make_config(n, restart_policy=policy))
+    for i in range(1, n + 1):
+        d.answer(f"agent{i}", f"Answer {i}: Paris, reason {i} " + "word " * i, dt=0.5)
+    for i in range(1, n + 1):
+        if d.state.status == "running":
+            d.vote(f"agent{i}", "agent1", dt=0.1)
+    assert d.state.status == "presenting", d.state.status
+    return len(d.requests())
+
+
+@pytest.mark.parametrize("n", [3, 6, 10, 20])
+def test_large_teams_publish_at_most_3n_plus_1_turn_requests(n):
+    # (`interrupt` restarts first answers too, by its definition: not bounded so.)
+    assert _turn_requests_of_a_team(n) <= 3 * n + 1

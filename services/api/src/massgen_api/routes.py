@@ -143,6 +143,7 @@ def _check_config(ctx: ApiContext, config: dict[str, Any], path: str) -> None:
     try:
         parsed = parse_config(config)
         refused = ctx.settings.endpoint_policy.problems(parsed)
+        refused += ctx.settings.catalog.problems(parsed)
         if refused:
             raise ConfigError(refused)
     except ConfigError as error:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
+from massgen_proto.catalog import McpCatalog
 from massgen_proto.endpoints import ENV_VAR as ENDPOINTS_VAR
 from massgen_proto.endpoints import EndpointPolicy
 from massgen_proto.health import nats_url_with_credentials
@@ -50,6 +51,9 @@ class ApiSettings(BaseModel):
     """sha256 hex digest of a bearer token -> tenant. Empty: the API refuses to start,
     unless ``single_user``."""
     single_user: bool = False
+    mcp_catalog: str | None = None
+    """``MASSGEN_MCP_CATALOG``: the stdio MCP servers tenants' configs may name (the same
+    file the gateway mounts); None: no catalog."""
     provider_endpoints: str | None = None
     """``MASSGEN_PROVIDER_ENDPOINTS``: which hosts tenants' configs may point a provider at
     without their own key; None: no such policy (one-machine use)."""
@@ -87,6 +91,16 @@ class ApiSettings(BaseModel):
     def _login(self) -> ApiSettings:
         self.nats_connect_url()  # a password without a user, or characters a URL cannot carry
         return self
+
+    @property
+    def catalog(self) -> McpCatalog:
+        return McpCatalog.load(self.mcp_catalog)
+
+    @field_validator("mcp_catalog")
+    @classmethod
+    def _catalog(cls, value: str | None) -> str | None:
+        McpCatalog.load(value)  # an unreadable or malformed catalog fails at start-up
+        return value
 
     @property
     def endpoint_policy(self) -> EndpointPolicy:
@@ -154,6 +168,8 @@ class ApiSettings(BaseModel):
             tokens[digest] = tenant
         if tokens:
             values["tokens"] = tokens
+        if env.get("MASSGEN_MCP_CATALOG"):
+            values["mcp_catalog"] = env["MASSGEN_MCP_CATALOG"]
         if env.get(ENDPOINTS_VAR) is not None:
             values["provider_endpoints"] = env[ENDPOINTS_VAR]
         if (env.get("MASSGEN_API_SINGLE_USER") or "").strip().lower() in ("1", "true", "yes"):

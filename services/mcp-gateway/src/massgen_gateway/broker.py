@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from massgen_proto.catalog import McpCatalog
 from massgen_proto.config import AgentConfig, McpServerConfig, RunConfig
 from massgen_proto.ids import label_for
 from massgen_proto.messages import Phase
@@ -24,6 +25,7 @@ from massgen_proto.tools import ToolList, ToolResult
 
 from .builtin import BUILTIN_SERVER, BUILTIN_TOOLS, SymlinkRace, ToolError, run_builtin
 from .permissions import Access, AccessLedger, AgentScope, ContextRoot, Decision, build_scope
+from .sandbox import sandbox_available, sandboxed
 from .sessions import CircuitBreaker, McpSession, SessionError, ToolInfo, result_text
 from .settings import GatewaySettings
 from .workspace import RunLayout, layout_for
@@ -242,7 +244,7 @@ class AgentTools:
             self.workspace.mkdir(parents=True, exist_ok=True)
             self.run.layout.logs.mkdir(parents=True, exist_ok=True)
             session = McpSession(
-                server,
+                self._launchable(server),
                 self.workspace,
                 self.run.layout.logs / f"{self.label}-{server.name}.stderr.log",
                 self.run.settings.connect_timeout,
@@ -254,6 +256,44 @@ class AgentTools:
                 raise
             self.sessions[server.name] = session
             return session
+
+    def _launchable(self, server: McpServerConfig) -> McpServerConfig:
+        """The server as the gateway starts it: a stdio command from the deployment's
+        catalog (when it has one), wrapped in the sandbox (when configured).
+
+        Raises:
+            SessionError: the catalog refuses it, or it has no command to run.
+        """
+        if server.type != "stdio":
+            return server
+        settings = self.run.settings
+        entry = McpCatalog.load(settings.mcp_catalog).resolve(server)
+        if isinstance(entry, str):
+            raise SessionError(entry)
+        if entry is not None:
+            command, args = entry.command, list(entry.args)
+            env, network = dict(entry.env), entry.network
+        elif server.command:
+            command, args, env, network = server.command, list(server.args), dict(server.env), True
+        else:
+            raise SessionError(
+                "a stdio MCP server needs 'command' (or, in a deployment with an MCP "
+                "catalog, the name of a catalog entry)"
+            )
+        if settings.sandbox == "bwrap":
+            if not sandbox_available():
+                raise SessionError("the gateway's sandbox (bubblewrap) is not installed")
+            command, args = sandboxed(
+                command, args, workspace=self.workspace.resolve(),
+                hidden=[Path(settings.workspace_root).resolve()], env=env, network=network,
+                cpu_seconds=settings.sandbox_cpu_seconds,
+                memory_bytes=settings.sandbox_memory_bytes,
+            )  # fmt: skip
+            env = {}
+        cwd = None if entry is not None else server.cwd  # a catalog server runs in the workspace
+        return server.model_copy(
+            update={"command": command, "args": args, "env": env, "cwd": cwd}
+        )
 
     async def list_tools(self, phase: Phase) -> ToolList:
         """Built-in tools (when enabled) and every server's tools, filtered and named."""

@@ -6,7 +6,7 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from massgen_proto.jetstream import StreamSettings
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,6 +42,15 @@ class GatewaySettings(BaseModel):
     """Seconds an open circuit refuses calls before one trial call."""
     stream_replicas: int = Field(default=1, ge=1, le=5)
     memory_streams: bool = False
+    mcp_catalog: str | None = Field(default_factory=lambda: os.environ.get("MASSGEN_MCP_CATALOG"))
+    """YAML file of the stdio MCP servers a shared deployment may run
+    (``massgen_proto.catalog``); None: a run's config may start any command."""
+    sandbox: Literal["none", "bwrap"] = "none"
+    """``bwrap``: every stdio server runs in a bubblewrap sandbox (see sandbox.py)."""
+    sandbox_cpu_seconds: int = Field(default=600, gt=0)
+    """CPU seconds a sandboxed server may use over its life."""
+    sandbox_memory_bytes: int = Field(default=2 << 30, gt=0)
+    """Address space a sandboxed server may map."""
 
     def stream_settings(self) -> StreamSettings:
         return StreamSettings(replicas=self.stream_replicas, memory=self.memory_streams)

@@ -353,6 +353,7 @@ def _publish(state: RunState, agent: AgentState, now: float, phase: msg.Phase) -
     )
     agent.retry_at = None
     agent.restart_pending = False
+    agent.waiting = False
     return PublishTurn(provider=backend.provider, request=request)
 
 
@@ -398,6 +399,7 @@ def _settle(state: RunState, now: float, commands: list[Command]) -> None:
     """
     if state.status != "running":
         return
+    _release_waiting(state, now, commands)
     live = [a for a in state.agents if not a.failed]
     if not live:
         errors = "; ".join(f"{a.label} ({a.agent_id}): {a.last_error}" for a in state.agents)
@@ -497,6 +499,7 @@ def _deadline(state: RunState, now: float, commands: list[Command]) -> None:
             agent.turn = None
         agent.retry_at = None
         agent.restart_pending = False
+        agent.waiting = False
     _emit(commands, ev.DeadlineReached(run_id=state.run_id, ts=now, answers=len(state.answers)))
     if state.answers:
         _conclude(state, now, commands)
@@ -546,6 +549,7 @@ def _cancel(state: RunState, request: CancelRun, now: float, commands: list[Comm
             commands.append(_cancel_turn(state, agent.turn, request.reason))
             agent.turn = None
         agent.retry_at = None
+        agent.waiting = False
     _finish(state, "cancelled", request.reason, now, commands)
 
 
@@ -704,17 +708,28 @@ def _accept_answer(
     _emit(
         commands, ev.AnswerAccepted(**_ids(state, agent), ts=now, version=version, content=content)
     )
+    # The agent that answered takes its next turn at once (it may vote before the
+    # others' first answers arrive; a repeat of its answer keeps that vote current). But
+    # while first answers are still being written, agents whose turn a new answer makes
+    # stale wait for them instead of restarting on each: one batch of restarts, not one
+    # per answer (N agents: at most 3N + 1 turn requests, not O(N²)).
+    batch = _first_answers_coming(state)
     commands.append(_publish(state, agent, now, "coordinate"))
     interrupt = state.config.orchestrator.restart_policy == "interrupt"
     reason = f"new answer {version}"
     for other in state.agents:
         if other is agent or other.failed:
             continue
+        writing_first = other.answers == 0 and other.turn is not None
         if other.turn is not None and not other.turn.started:
             # Still queued: replace it so that it shows the current answers (no work lost).
             commands.append(_cancel_turn(state, other.turn, f"restart: {reason}"))
             _emit(commands, ev.Restart(**_ids(state, other), ts=now, reason=reason))
-            commands.append(_publish(state, other, now, "coordinate"))
+            other.turn = None
+            if batch and not writing_first:
+                other.waiting = True
+            else:
+                commands.append(_publish(state, other, now, "coordinate"))
         elif other.turn is not None:
             # `finish` exists so every agent's first answer gets written: a turn that
             # may still produce one runs on. A turn of an agent that already answered
@@ -727,11 +742,37 @@ def _accept_answer(
                 commands,
                 ev.Restart(**_ids(state, other), ts=now, reason=reason, interrupted=True),
             )
-            commands.append(_publish(state, other, now, "coordinate"))
-        elif other.retry_at is None:
+            other.turn = None
+            if batch and not writing_first:
+                other.waiting = True
+            else:
+                commands.append(_publish(state, other, now, "coordinate"))
+        elif other.retry_at is None and not other.waiting:
             _emit(commands, ev.Restart(**_ids(state, other), ts=now, reason=reason))
-            commands.append(_publish(state, other, now, "coordinate"))
+            if batch:
+                other.waiting = True
+            else:
+                commands.append(_publish(state, other, now, "coordinate"))
     return version
+
+
+def _first_answers_coming(state: RunState) -> bool:
+    """Some live, healthy agent is still writing its first answer (turn running or queued)."""
+    return any(
+        not a.failed and a.answers == 0 and a.turn is not None and a.trouble is None
+        for a in state.agents
+    )
+
+
+def _release_waiting(state: RunState, now: float, commands: list[Command]) -> None:
+    """Once no first answer is coming, every waiting agent gets its turn (one batch)."""
+    if state.status != "running" or _first_answers_coming(state):
+        return
+    for agent in state.agents:
+        if agent.waiting:
+            agent.waiting = False
+            if not agent.failed and agent.turn is None and agent.retry_at is None:
+                commands.append(_publish(state, agent, now, "coordinate"))
 
 
 def _accept_vote(

@@ -112,6 +112,9 @@ class AgentState(BaseModel):
     restart_pending: bool = False
     """The answer set changed while this agent's turn was running (``finish`` policy)."""
     last_submission: SubmissionRecord | None = None
+    waiting: bool = False
+    """Answered, and waiting for the others' first answers before its next turn (one
+    batch of restarts instead of one per arriving answer)."""
     trouble: str | None = None
     """The provider error the agent's model keeps hitting (a failed turn, or a retry
     that is not a rate limit); cleared by its next accepted workflow call."""
