@@ -203,6 +203,9 @@ class OrchestratorConfig(_Model):
     max_agent_failures: int = Field(default=3, ge=1)
     max_tool_calls_per_turn: int = Field(default=100, ge=0)
     """Non-workflow tool calls an agent may make in one turn (this project's key)."""
+    answers_prompt_chars: int = Field(default=48_000, ge=1_000)
+    """Characters the block of current answers may take in a prompt, shared equally by
+    the answers (this project's key): prompts grow with the team, not with answers."""
     context_paths: list[ContextPath] = Field(default_factory=list)
     snapshot_storage: str | None = None
     agent_temporary_workspace: str | None = None

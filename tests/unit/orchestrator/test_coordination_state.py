@@ -149,3 +149,18 @@ def test_presentation_prompt_contents():
     assert "You are agent2" in messages[0].content
     user = messages[-1].content
     assert "<agent1>\nA\n</agent1>" in user and "- clearest" in user
+
+
+def test_answers_share_a_bounded_prompt_and_the_presenter_keeps_its_own():
+    from massgen_orchestrator.prompts import MIN_SHARE, answers_block
+
+    answers = {f"agent{i}": f"answer {i} " + "x" * 5000 for i in range(1, 5)}
+    block = answers_block(answers, budget=8000)
+    assert len(block) < 8000 + 4 * 200  # labels and notes aside, within the budget
+    assert block.count("more characters of") == 4
+    assert "[... 3009 more characters of agent2's answer not shown]" in block
+    kept = answers_block(answers, budget=8000, keep="agent1")
+    assert answers["agent1"] in kept and "of agent1's answer" not in kept
+    many = answers_block({f"agent{i}": "y" * 2000 for i in range(1, 101)}, budget=8000)
+    assert many.count("y" * MIN_SHARE) == 100  # a floor per answer, however many
+    assert answers_block(answers) == answers_block(answers, None)

@@ -295,6 +295,7 @@ def _publish(state: RunState, agent: AgentState, now: float, phase: msg.Phase) -
             voting_sensitivity=state.config.orchestrator.voting_sensitivity,
             can_answer=can_answer,
             remaining_seconds=state.deadline - now,
+            answers_budget=state.config.orchestrator.answers_prompt_chars,
         )
         deadline = min(now + timeout, state.deadline)
     else:
@@ -312,6 +313,7 @@ def _publish(state: RunState, agent: AgentState, now: float, phase: msg.Phase) -
             vote_reasons=reasons,
             system_message=cfg.system_message,
             history=state.history,
+            answers_budget=state.config.orchestrator.answers_prompt_chars,
         )
         # The presentation ends by the run deadline, but never gets less than a floor
         # (it may start at the deadline, with the best answer so far).

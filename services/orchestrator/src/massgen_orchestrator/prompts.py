@@ -35,15 +35,36 @@ _SENSITIVITY: dict[str, str] = {
 }
 
 
-def answers_block(answers: Mapping[str, str]) -> str:
+MIN_SHARE = 500
+"""The fewest characters of an answer a prompt shows, however many answers there are."""
+
+
+def answers_block(
+    answers: Mapping[str, str], budget: int | None = None, keep: str | None = None
+) -> str:
     """Render the CURRENT ANSWERS block: each latest answer under its label.
 
     Args:
         answers: label -> latest answer text, in config order.
+        budget: characters all answers together may take (None: no bound). Each answer
+            gets an equal share (at least ``MIN_SHARE``); a longer one is cut with a note,
+            so a prompt grows with the team's size, never with its answers' length.
+        keep: a label whose answer is never cut (the presenter's own).
     """
     if not answers:
         return "CURRENT ANSWERS:\n(none yet)"
-    parts = [f"<{label}>\n{text.strip()}\n</{label}>" for label, text in answers.items()]
+    share = None
+    if budget is not None:
+        kept = len(answers[keep].strip()) if keep in answers else 0
+        others = len(answers) - (1 if keep in answers else 0)
+        share = max(MIN_SHARE, (budget - kept) // max(1, others))
+    parts = []
+    for label, text in answers.items():
+        body = text.strip()
+        if share is not None and label != keep and len(body) > share:
+            cut = len(body) - share
+            body = f"{body[:share]}\n[... {cut} more characters of {label}'s answer not shown]"
+        parts.append(f"<{label}>\n{body}\n</{label}>")
     return "CURRENT ANSWERS:\n" + "\n".join(parts)
 
 
@@ -67,6 +88,7 @@ def coordination_messages(
     voting_sensitivity: str = "lenient",
     can_answer: bool = True,
     remaining_seconds: float | None = None,
+    answers_budget: int | None = None,
 ) -> list[ChatMessage]:
     """Build the messages of a coordination turn.
 
@@ -78,6 +100,7 @@ def coordination_messages(
         voting_sensitivity: ``lenient``, ``balanced`` or ``strict``.
         can_answer: False when the agent is at its answer cap (vote only).
         remaining_seconds: time left in the run, shown rounded.
+        answers_budget: characters the answers block may take (see ``answers_block``).
 
     Returns:
         system message, the history, then the user message with the task and answers.
@@ -98,7 +121,7 @@ def coordination_messages(
     lines.append("You may use other tools first, then end with exactly one workflow tool call.")
     if remaining_seconds is not None:
         lines.append(f"Time left: about {max(0, round(remaining_seconds))} seconds.")
-    user = f"TASK:\n{task.strip()}\n\n{answers_block(answers)}"
+    user = f"TASK:\n{task.strip()}\n\n{answers_block(answers, answers_budget)}"
     return [
         _system(system_message, " ".join(lines)),
         *_history(history),
@@ -114,6 +137,7 @@ def presentation_messages(
     vote_reasons: Sequence[str] = (),
     system_message: str | None = None,
     history: Sequence[ChatMessage] = (),
+    answers_budget: int | None = None,
 ) -> list[ChatMessage]:
     """Build the messages of the winner's final presentation turn.
 
@@ -124,6 +148,8 @@ def presentation_messages(
         vote_reasons: reasons of the votes the winner received.
         system_message: the winner's own system message, if any.
         history: earlier turns of a multi-turn session.
+        answers_budget: characters the answers block may take; the winner's own answer
+            is always shown whole, the others share the rest.
     """
     instruction = (
         f"You are {winner_label}; your answer was chosen. Write the final answer to the task "
@@ -132,7 +158,7 @@ def presentation_messages(
     )
     reasons = "\n".join(f"- {r.strip()}" for r in vote_reasons if r.strip()) or "- (none given)"
     user = (
-        f"TASK:\n{task.strip()}\n\n{answers_block(answers)}\n\n"
+        f"TASK:\n{task.strip()}\n\n{answers_block(answers, answers_budget, winner_label)}\n\n"
         f"WHY {winner_label.upper()} WAS CHOSEN:\n{reasons}"
     )
     return [
