@@ -25,6 +25,7 @@ __all__ = [
     "HealthServer",
     "Service",
     "credentials_from_env",
+    "connect_options",
     "inbox_prefix_for",
     "nats_url_with_credentials",
     "serve_until_signalled",
@@ -126,6 +127,22 @@ def credentials_from_env(user: str | None, password: str | None) -> tuple[str | 
         user or os.environ.get("NATS_USER") or None,
         password or os.environ.get("NATS_PASSWORD") or None,
     )
+
+
+def connect_options(url: str, default_user: str) -> dict:
+    """Keyword arguments for ``nats.connect`` of a service logging in to ``url``.
+
+    Its own inbox prefix (see ``inbox_prefix_for``) and, when ``NATS_CA_FILE`` names a
+    CA bundle (clusters whose NATS speaks TLS with a private CA), a TLS context that
+    trusts it, so the system trust store used for provider calls stays untouched.
+    """
+    options: dict = {"inbox_prefix": inbox_prefix_for(url, default_user)}
+    ca_file = os.environ.get("NATS_CA_FILE")
+    if ca_file:
+        import ssl
+
+        options["tls"] = ssl.create_default_context(cafile=ca_file)
+    return options
 
 
 def inbox_prefix_for(url: str, default_user: str) -> str:

@@ -53,3 +53,18 @@ def test_the_worker_never_sends_the_key_to_a_refused_host():
     assert build_call_params(own, [], None, None, env=env)["api_key"] == "sk-tenant"
     default = spec.model_copy(update={"base_url": None})
     assert build_call_params(default, [], None, None, env=env)["api_key"] == "sk-org"
+
+
+def test_connect_options_trust_the_nats_ca_file_only_when_given(monkeypatch):
+    import ssl
+
+    import certifi
+    from massgen_proto.health import connect_options
+
+    monkeypatch.delenv("NATS_CA_FILE", raising=False)
+    plain = connect_options("nats://orchestrator:pw@nats:4222", "x")
+    assert plain == {"inbox_prefix": "_INBOX_orchestrator"}
+    monkeypatch.setenv("NATS_CA_FILE", certifi.where())
+    secured = connect_options("tls://nats:4222", "api")
+    assert secured["inbox_prefix"] == "_INBOX_api"
+    assert isinstance(secured["tls"], ssl.SSLContext)

@@ -20,7 +20,7 @@ import nats
 import structlog
 from massgen_proto import subjects
 from massgen_proto.events import TERMINAL_STATUSES, RunEventAdapter, entitled, trusted_event
-from massgen_proto.health import inbox_prefix_for
+from massgen_proto.health import connect_options
 from massgen_proto.jetstream import (
     close_connection,
     ensure_bucket,
@@ -90,7 +90,7 @@ class Backend:
         url = self.settings.nats_connect_url()
         self._nc = await nats.connect(
             url, name="massgen-api", max_reconnect_attempts=-1,
-            inbox_prefix=inbox_prefix_for(url, "api"),
+            **connect_options(url, "api"),
         )  # fmt: skip
         self._js = self._nc.jetstream()
         stream_settings = self.settings.stream_settings()

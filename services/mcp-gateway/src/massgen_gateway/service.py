@@ -28,7 +28,7 @@ import structlog
 from massgen_proto import subjects
 from massgen_proto.config import RunConfig
 from massgen_proto.events import ToolDenied, trusted_event
-from massgen_proto.health import inbox_prefix_for
+from massgen_proto.health import connect_options
 from massgen_proto.jetstream import close_connection, ensure_events_stream, ensure_runs_bucket
 from massgen_proto.messages import ErrorReply, RunAccepted
 from massgen_proto.tools import (
@@ -95,7 +95,7 @@ class GatewayService:
         s = self.settings
         self._nc = await nats.connect(
             s.nats_url, name=f"mcp-gateway-{s.replica}", max_reconnect_attempts=-1,
-            inbox_prefix=inbox_prefix_for(s.nats_url, "mcp-gateway"),
+            **connect_options(s.nats_url, "mcp-gateway"),
             reconnected_cb=self._on_reconnected,
         )  # fmt: skip
         self._js = self._nc.jetstream()

@@ -33,7 +33,7 @@ import nats
 import structlog
 from massgen_proto import subjects
 from massgen_proto.config import ConfigError, parse_config
-from massgen_proto.health import inbox_prefix_for
+from massgen_proto.health import connect_options
 from massgen_proto.ids import new_run_id
 from massgen_proto.jetstream import (
     close_connection,
@@ -115,7 +115,7 @@ class OrchestratorService:
         """Connect, make sure streams and the bucket exist, watch open runs, subscribe."""
         self._nc = await nats.connect(
             self.settings.nats_url, name=f"orchestrator-{self.replica}", max_reconnect_attempts=-1,
-            inbox_prefix=inbox_prefix_for(self.settings.nats_url, "orchestrator"),
+            **connect_options(self.settings.nats_url, "orchestrator"),
         )  # fmt: skip
         self._js = self._nc.jetstream()
         stream_settings = self.settings.stream_settings()
