@@ -68,7 +68,7 @@ class GatewayClient:
             agents.append({"agent_id": entry.id, "label": label, "turns": 1,
                            "turn": {"turn_id": turn_id_for(run_id, label, 1), "number": 1,
                                     "phase": "coordinate"}})  # fmt: skip
-        state = {"run_id": run_id, "config": parsed.model_dump(mode="json"), "winner": winner,
+        state = {"run_id": run_id, "config": parsed.model_dump(mode="json"), "winner_label": winner,
                  "status": "running", "secret": secrets.token_hex(16),
                  "agents": agents}  # fmt: skip
         await self.write(state)

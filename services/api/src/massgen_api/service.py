@@ -35,6 +35,7 @@ from massgen_proto.messages import (
     OrchestratorReply,
     OrchestratorReplyAdapter,
 )
+from massgen_proto.record import RunRecord as ProtoRunRecord
 from massgen_proto.summary import RunSummary, apply_event
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
@@ -214,11 +215,9 @@ class Backend:
             entry = await self._runs_kv.get(run_id)
         except (KeyNotFoundError, ValueError):
             return None
-        import json
-
         try:
-            return str(json.loads(entry.value).get("status"))
-        except (ValueError, AttributeError):
+            return ProtoRunRecord.model_validate_json(entry.value or b"").status
+        except ValidationError:
             return None
 
     # -- events -----------------------------------------------------------------------------

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any
 
 from massgen_proto.events import TERMINAL_STATUSES
 from massgen_proto.ids import turn_token
+from massgen_proto.record import RunRecord
 
 __all__ = ["REASONS", "CurrentTurn", "RunCapabilities", "check"]
 
@@ -67,26 +67,28 @@ class RunCapabilities:
         return self.status in TERMINAL_STATUSES
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], revision: int) -> RunCapabilities:
-        """From a run state as stored in the runs bucket (``RunState`` JSON, parsed).
+    def from_state(cls, state: dict, revision: int) -> RunCapabilities:
+        """From a run state's parsed JSON (see ``from_record``).
 
         Raises:
-            KeyError, TypeError: not a run state.
+            pydantic.ValidationError: not a run record.
         """
-        secret = state.get("secret") or ""
+        return cls.from_record(RunRecord.model_validate(state), revision)
+
+    @classmethod
+    def from_record(cls, record: RunRecord, revision: int) -> RunCapabilities:
+        """From a run as stored in the runs bucket (see ``massgen_proto.record``)."""
+        secret = record.secret
         agents: dict[str, CurrentTurn] = {}
-        for agent in state.get("agents") or ():
-            turn = agent.get("turn")
-            if turn:
-                turn_id = turn["turn_id"]
-                token = turn_token(secret, turn_id).encode() if secret else None
-                agents[agent["agent_id"]] = CurrentTurn(
-                    agent["label"], turn_id, turn.get("phase"), token
-                )
+        for agent in record.agents:
+            turn = agent.turn
+            if turn is not None:
+                token = turn_token(secret, turn.turn_id).encode() if secret else None
+                agents[agent.agent_id] = CurrentTurn(agent.label, turn.turn_id, turn.phase, token)
             else:
-                agents[agent["agent_id"]] = CurrentTurn(agent["label"])
+                agents[agent.agent_id] = CurrentTurn(agent.label)
         return cls(
-            run_id=state["run_id"], revision=revision, status=state.get("status", "running"),
+            run_id=record.run_id, revision=revision, status=record.status,
             has_secret=bool(secret), agents=agents,
         )  # fmt: skip
 

@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from typing import Any
 
 import nats
 import structlog
 from massgen_proto import subjects
-from massgen_proto.config import RunConfig
 from massgen_proto.events import ToolDenied, trusted_event
 from massgen_proto.health import connect_options
 from massgen_proto.jetstream import close_connection, ensure_events_stream, ensure_runs_bucket
 from massgen_proto.messages import ErrorReply, RunAccepted
+from massgen_proto.record import RunRecord
 from massgen_proto.tools import (
     CloseRunTools,
     ToolCallRequest,
@@ -80,7 +79,7 @@ class GatewayService:
         """Tool list / call requests refused for want of their turn's capability."""
         self._caps: dict[str, capability.RunCapabilities] = {}
         """Capabilities of the runs this replica served, kept current by ``_watch``."""
-        self._fresh: dict[str, dict[str, Any]] = {}
+        self._fresh: dict[str, RunRecord] = {}
         """Run states just read for a capability check, for ``_run`` to take its config."""
         self._reading: dict[str, int] = {}
         """Runs with a leader read in flight (their writes are cached meanwhile)."""
@@ -174,14 +173,13 @@ class GatewayService:
             run = self._runs.get(run_id)
             if run is not None:
                 return run
-            data = self._fresh.pop(run_id, None)
-            if data is None:
+            record = self._fresh.pop(run_id, None)
+            if record is None:
                 latest = await self._read_run(run_id)
                 if latest is None:
                     return None
-                data = latest[0]
-            config = RunConfig.model_validate(data["config"])
-            run = RunTools(run_id, config, self.settings, winner_label=data.get("winner"))
+                record = latest[0]
+            run = RunTools(run_id, record.config, self.settings, winner_label=record.winner_label)
             self._runs[run_id] = run
             return run
 
@@ -206,7 +204,7 @@ class GatewayService:
             self._caps.pop(run_id, None)
             return
         try:
-            self._remember(json.loads(msg.data), msg.metadata.sequence.stream)
+            self._remember(RunRecord.model_validate_json(msg.data), msg.metadata.sequence.stream)
         except Exception as error:  # noqa: BLE001 - a bad entry: forget the run, re-read later
             self._caps.pop(run_id, None)
             log.warning("run_state_unreadable", run_id=run_id, error=repr(error))
@@ -216,9 +214,9 @@ class GatewayService:
         self._caps.clear()
         self._distrust_until = time.monotonic() + DISTRUST_AFTER_RECONNECT
 
-    def _remember(self, data: dict[str, Any], revision: int) -> capability.RunCapabilities:
+    def _remember(self, record: RunRecord, revision: int) -> capability.RunCapabilities:
         """Cache the capabilities of a run state unless a newer revision is cached."""
-        caps = capability.RunCapabilities.from_state(data, revision)
+        caps = capability.RunCapabilities.from_record(record, revision)
         cached = self._caps.get(caps.run_id)
         if cached is not None and cached.revision > revision:
             return cached
@@ -228,7 +226,7 @@ class GatewayService:
             self._caps.pop(next(iter(self._caps)))
         return caps
 
-    async def _read_run(self, run_id: str) -> tuple[dict[str, Any], int] | None:
+    async def _read_run(self, run_id: str) -> tuple[RunRecord, int] | None:
         """The run's latest committed state and revision, read from the stream leader
         (not a direct get, which a lagging follower may answer). None: no such run."""
         from nats.js.errors import NotFoundError
@@ -254,10 +252,14 @@ class GatewayService:
             return None
         if not raw.data:
             return None
-        data = json.loads(raw.data)
-        if not isinstance(data, dict) or data.get("run_id") != run_id:
+        try:
+            record = RunRecord.model_validate_json(raw.data)
+        except ValidationError as error:
+            log.warning("run_state_unreadable", run_id=run_id, errors=error.error_count())
             return None
-        return data, raw.seq
+        if record.run_id != run_id:
+            return None
+        return record, raw.seq
 
     async def _refusal(self, request: ToolListRequest | ToolCallRequest) -> str | None:
         """Why ``request`` may not act on its run (None: it may).
@@ -275,15 +277,11 @@ class GatewayService:
         latest = await self._read_run(request.run_id)
         if latest is None:
             return "unknown_run"
-        data, revision = latest
-        try:
-            caps = self._remember(data, revision)
-        except (KeyError, TypeError, AttributeError) as error:
-            log.warning("run_state_unreadable", run_id=request.run_id, error=repr(error))
-            return "unknown_run"
+        record, revision = latest
+        caps = self._remember(record, revision)
         reason = capability.check(caps, **ask)
         if reason is None and request.run_id not in self._runs:
-            self._fresh[request.run_id] = data  # ``_run`` takes the config from here
+            self._fresh[request.run_id] = record  # ``_run`` takes the config from here
         return reason
 
     async def _refuse(self, msg: Any, request: ToolListRequest | ToolCallRequest, reason: str):

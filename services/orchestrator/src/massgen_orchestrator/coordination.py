@@ -461,7 +461,7 @@ def _conclude(state: RunState, now: float, commands: list[Command], note: str = 
         ),
     )
     state.status = "presenting"
-    state.winner = label
+    state.winner_label = label
     if winner.failed or winner.trouble is not None:
         why = "failed" if winner.failed else f"its provider is failing: {winner.trouble}"
         note = f"{note}; " if note else ""

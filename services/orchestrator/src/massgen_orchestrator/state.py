@@ -137,7 +137,7 @@ class RunState(BaseModel):
     """In config order; ``agents[i]`` is ``config.agents[i]``."""
     answers: list[Answer] = Field(default_factory=list)
     """Every accepted answer, oldest first."""
-    winner: str | None = None
+    winner_label: str | None = None
     """Label of the presenting / winning agent."""
     final_answer: str | None = None
     message: str = ""
