@@ -16,7 +16,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 # otherwise be compiled at every process start wherever PYTHONDONTWRITEBYTECODE is set
 # (seconds of a worker's start-up).
 export UV_COMPILE_BYTECODE := 1
-WORKSPACE_SRC := proto/src services/*/src cli/src
+WORKSPACE_SRC := proto/src kit/src services/*/src cli/src
 
 PROVIDERS ?= chatcompletion
 

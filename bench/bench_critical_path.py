@@ -311,7 +311,7 @@ def main() -> int:
         "`import litellm` alone": timed_python("import litellm"),
         "worker preload as the worker does it (GC paused: `import litellm` + warm-up call)": (
             timed_python(
-                "import asyncio\nfrom massgen_proto.runtime import loading_code\n"
+                "import asyncio\nfrom massgen_kit.runtime import loading_code\n"
                 "with loading_code():\n"
                 "    from massgen_worker.llm import apreload\n"
                 "    asyncio.run(apreload())"

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import nats  # noqa: E402
-from fakes.agents import offered_tools, study_agent  # noqa: E402
+from fakes.agents import first_votable, offered_tools, study_agent  # noqa: E402
 from fakes.openai_server import FakeOpenAIServer, answer, error, text, tool_call, vote  # noqa: E402
 from nats_fixture import start_nats_server  # noqa: E402
 
@@ -141,7 +141,7 @@ async def main_async() -> str:
 
 async def agreeing_and_failing(stack: Stack, fake: FakeOpenAIServer) -> list[str]:
     for model in ("s1", "s2", "s3"):
-        fake.behave(model, study_agent(SAME, "agent1", presentation=SAME))
+        fake.behave(model, study_agent(SAME, first_votable, presentation=SAME))
     fake.behave("h2", study_agent(OTHER, "agent1"))
     fake.behave("bad", lambda _request: error(500, "upstream exploded"))
     agree, healthy, failing = [], [], []
@@ -222,6 +222,9 @@ async def replicas(folder: Path, fake: FakeOpenAIServer) -> list[str]:
 
 
 def main() -> int:
+    from massgen_kit.logsetup import configure_logging
+
+    configure_logging("warning", sys.stderr)  # stdout is the Markdown section
     print(asyncio.run(main_async()))
     return 0
 

@@ -28,7 +28,7 @@ from cluster import Cluster  # noqa: E402
 from fakes.openai_server import FakeOpenAIServer  # noqa: E402
 from fakes.serve import start_team  # noqa: E402
 from massgen_proto import subjects  # noqa: E402
-from massgen_proto.health import inbox_prefix_for  # noqa: E402
+from massgen_kit.health import inbox_prefix_for  # noqa: E402
 from massgen_proto.messages import CreateRun  # noqa: E402
 
 PIECE_DELAY = 0.05

@@ -13,10 +13,14 @@ What ``up`` starts, mirroring ``deploy/k8s`` (see its README):
   Service: clients know one URL and reconnect through it when a node dies;
 - 2 orchestrators (``--stream-replicas 3``), 2 workers per provider, each service
   logging in as its own NATS user and serving ``/healthz`` ``/readyz``;
-- the mcp-gateway and the API when their packages can run (else a note says why not).
+- the mcp-gateway and the API (``--apis N`` replicas, each on its own port, all on the
+  same NATS) when their packages can run (else a note says why not). The API requires
+  a bearer token, generated at ``up`` (``python scripts/cluster.py token`` prints it).
 
-State (ports, pids, generated passwords) lives in ``--dir`` (``.massgen/cluster``),
-logs in ``<dir>/logs``. ``Cluster`` is importable for tests and benchmarks.
+State (ports, pids, generated passwords and token) lives in ``--dir``
+(``.massgen/cluster``), logs in ``<dir>/logs``. ``Cluster`` is importable for tests
+and benchmarks: ``kill(name)`` crashes any one process (SIGKILL), ``restart(name)``
+starts it again and waits until it is ready, as its Kubernetes controller would.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
@@ -32,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -48,6 +54,17 @@ DEFAULT_DIR = ROOT / ".massgen" / "cluster"
 _EXTRAS = {"mcp-gateway", "api"}
 """Started when their packages can run; the cluster works without them."""
 NATS_NODES = 3
+JETSTREAM_LIMITS = {
+    "MASSGEN_TURNS_MAX_BYTES": str(64 << 20),
+    "MASSGEN_EVENTS_MAX_BYTES": str(256 << 20),
+    "MASSGEN_EVENTS_MAX_AGE_SECONDS": "86400",
+    "MASSGEN_BUCKET_MAX_BYTES": str(64 << 20),
+}
+"""Streams' and buckets' ``max_bytes``, as the dev overlay sets them (ConfigMap
+``massgen-jetstream-limits``): every node holds a replica of each, and 64 + 256 + 3 x 64
+MiB fit each node's ``max_file_store`` (2GB) with room to spare."""
+API_TENANT = "cluster"
+"""Tenant of the bearer token generated at ``up``."""
 
 
 def free_port() -> int:
@@ -97,7 +114,8 @@ class Cluster:
     Args:
         dir: folder for state, logs, configs and JetStream stores.
         providers: providers to run workers for.
-        workers_per_provider / orchestrators: replica counts.
+        workers_per_provider / orchestrators / apis: replica counts (API replicas are
+            named ``api-1`` ... ``api-N``).
         worker_concurrency / ack_wait / graceful_timeout: worker settings.
         stream_replicas: JetStream replicas of streams and the KV bucket.
         with_extras: also start the mcp-gateway and the API when importable.
@@ -115,6 +133,7 @@ class Cluster:
         graceful_timeout: float = 10.0,
         stream_replicas: int = 3,
         with_extras: bool = True,
+        apis: int = 1,
     ) -> None:
         self.dir = Path(dir).resolve()
         self.providers = list(dict.fromkeys(providers or ["chatcompletion"]))
@@ -125,10 +144,14 @@ class Cluster:
         self.graceful_timeout = graceful_timeout
         self.stream_replicas = stream_replicas
         self.with_extras = with_extras
+        self.apis = apis
         self.procs: dict[str, Proc] = {}
         self.passwords: dict[str, str] = {}
+        self.api_token: str | None = None
+        """Bearer token of tenant ``API_TENANT`` on every API replica (set by ``up``)."""
         self.notes: list[str] = []
-        self._logs: dict[str, object] = {}
+        self._lock = threading.RLock()
+        """Restarts may run in threads (chaos tests): one writer of pids and state."""
 
     # -- state ------------------------------------------------------------------------
 
@@ -137,15 +160,19 @@ class Cluster:
         return self.dir / "state.json"
 
     def save(self) -> None:
-        state = {
-            "providers": self.providers,
-            "procs": {name: asdict(p) for name, p in self.procs.items()},
-            "passwords": self.passwords,
-            "notes": self.notes,
-        }
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(json.dumps(state, indent=2))
-        self.state_file.chmod(0o600)  # holds the generated NATS passwords
+        with self._lock:
+            state = {
+                "providers": self.providers,
+                "procs": {name: asdict(p) for name, p in self.procs.items()},
+                "passwords": self.passwords,
+                "api_token": self.api_token,
+                "notes": self.notes,
+            }
+            self.dir.mkdir(parents=True, exist_ok=True)
+            temporary = self.state_file.with_suffix(".tmp")
+            temporary.write_text(json.dumps(state, indent=2))
+            temporary.chmod(0o600)  # holds the generated NATS passwords and API token
+            temporary.replace(self.state_file)
 
     @classmethod
     def load(cls, dir: str | Path = DEFAULT_DIR) -> Cluster:
@@ -155,8 +182,16 @@ class Cluster:
         cluster.providers = state["providers"]
         cluster.procs = {name: Proc(**p) for name, p in state["procs"].items()}
         cluster.passwords = state["passwords"]
+        cluster.api_token = state.get("api_token")
         cluster.notes = state.get("notes", [])
         return cluster
+
+    def names(self, kind: str, provider: str | None = None) -> list[str]:
+        """Names of the processes of one kind (and provider), in start order."""
+        return [
+            n for n, p in self.procs.items()
+            if p.kind == kind and (provider is None or p.provider == provider)
+        ]  # fmt: skip
 
     # -- addresses and credentials --------------------------------------------------------
 
@@ -177,6 +212,15 @@ class Cluster:
             if p.kind == "nats"
         ]
 
+    @property
+    def api_urls(self) -> list[str]:
+        """Base URLs (``http://127.0.0.1:PORT``) of the API replicas."""
+        return [f"http://127.0.0.1:{self.procs[n].port}" for n in self.names("api")]
+
+    def api_headers(self) -> dict[str, str]:
+        """The ``Authorization`` header every API replica accepts."""
+        return {"Authorization": f"Bearer {self.api_token}"} if self.api_token else {}
+
     def authorization_conf(self) -> str:
         """The nats-server authorization include this cluster runs with."""
         return permissions.render_authorization(self.providers)
@@ -194,6 +238,7 @@ class Cluster:
         # letter in front matters: nats-server reads a $VAR value that starts with a
         # digit as a number and refuses the config.
         self.passwords = {user: "p" + secrets.token_urlsafe(18) for user in users}
+        self.api_token = "mg-" + secrets.token_urlsafe(24)
         try:
             self._plan_nats()
             self._start_group("nats")
@@ -260,6 +305,7 @@ class Cluster:
             "NATS_USER": user,
             "NATS_PASSWORD": self.passwords[user],
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            **JETSTREAM_LIMITS,
         }
 
     def _plan_services(self) -> None:
@@ -297,7 +343,8 @@ class Cluster:
             env = self._service_env("mcp-gateway")
             env["NATS_URL"] = self.url_for("mcp-gateway")
             argv = [py, "-m", "massgen_gateway", "--nats", self.url_for("mcp-gateway"),
-                    "--workspace-root", str(self.dir / "workspaces")]  # fmt: skip
+                    "--workspace-root", str(self.dir / "workspaces"),
+                    "--stream-replicas", str(self.stream_replicas)]  # fmt: skip
             health = None
             if _accepts(argv[:3], "--health-port"):
                 argv += ["--health-port", str(port)]
@@ -307,23 +354,23 @@ class Cluster:
             self.procs["mcp-gateway"] = Proc(
                 "mcp-gateway", "mcp-gateway", argv, env=env, health=health
             )
-        if self._runnable("massgen_api"):
-            port = free_port()
-            env = self._service_env("api")
-            env.update(
-                NATS_URL=self.url_for("api"),
-                MASSGEN_API_HOST="127.0.0.1",
-                MASSGEN_API_PORT=str(port),
-                MASSGEN_API_STREAM_REPLICAS=str(self.stream_replicas),
-            )
-            self.procs["api"] = Proc(
-                "api",
-                "api",
-                [py, "-m", "massgen_api"],
-                env=env,
-                port=port,
-                health=f"http://127.0.0.1:{port}/readyz",
-            )
+        if self.apis and self._runnable("massgen_api"):
+            token_digest = hashlib.sha256((self.api_token or "").encode()).hexdigest()
+            for index in range(1, self.apis + 1):
+                port = free_port()
+                env = self._service_env("api")
+                env.update(
+                    NATS_URL=self.url_for("api"),
+                    MASSGEN_API_HOST="127.0.0.1",
+                    MASSGEN_API_PORT=str(port),
+                    MASSGEN_API_STREAM_REPLICAS=str(self.stream_replicas),
+                    # As the Secret ``api-auth`` does in Kubernetes: tenant:sha256(token).
+                    MASSGEN_API_TOKENS=f"{API_TENANT}:{token_digest}",
+                )
+                self.procs[f"api-{index}"] = Proc(
+                    f"api-{index}", "api", [py, "-m", "massgen_api"], env=env, port=port,
+                    health=f"http://127.0.0.1:{port}/readyz",
+                )  # fmt: skip
 
     def _runnable(self, package: str) -> bool:
         try:
@@ -341,6 +388,8 @@ class Cluster:
 
     def _spawn(self, proc: Proc) -> None:
         log = (self.dir / "logs" / f"{proc.name}.log").open("ab")
+        log.write(f"--- {time.strftime('%H:%M:%S')} start: {proc.name}\n".encode())
+        log.flush()
         process = subprocess.Popen(
             proc.argv,
             env={**os.environ, **proc.env},
@@ -422,28 +471,41 @@ class Cluster:
     # -- failures (tests) -------------------------------------------------------------------
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` (SIGKILL by default: a crash) to one process."""
+        """Send ``sig`` (SIGKILL by default: a crash) to one process of any kind.
+
+        After a SIGKILL it returns once the process is gone (its sockets are closed).
+        """
         proc = self.procs[name]
         if proc.pid is not None:
+            with contextlib.suppress(OSError):
+                with (self.dir / "logs" / f"{name}.log").open("ab") as log:
+                    what = signal.Signals(sig).name
+                    log.write(f"--- {time.strftime('%H:%M:%S')} {what}: {name}\n".encode())
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, sig)
             if sig == signal.SIGKILL:
                 self._reap(proc.pid, 5.0)
 
     def restart(self, name: str, wait: float = 60.0, attempts: int = 5) -> None:
-        """Start ``name`` again and wait until it is ready.
+        """Start ``name`` (any kind) again and return once it is ready.
 
-        Like its Kubernetes controller, start it again (with a growing back-off) when it
-        exits during start-up, e.g. while JetStream is still electing leaders after a
-        node came back.
+        A process still alive is stopped first (SIGTERM). Like its Kubernetes
+        controller, start it again (with a growing back-off) when it exits during
+        start-up, e.g. while JetStream is still electing leaders after a node came
+        back. Ready means its readiness probe passes: ``/readyz`` of a service, and for
+        a NATS node the monitoring ``/healthz``, which also waits until the node's
+        JetStream streams and consumers have caught up with their peers.
+
+        Safe to call from several threads for different processes.
         """
         proc = self.procs[name]
         if self.alive(name):
             self.stop_one(name)
         for attempt in range(attempts):
-            proc.pid = None
-            self._spawn(proc)
-            self.save()
+            with self._lock:
+                proc.pid = None
+                self._spawn(proc)
+                self.save()
             try:
                 self._wait_ready([name], wait)
                 return
@@ -548,11 +610,13 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--providers", default="chatcompletion", help="comma-separated providers")
     up.add_argument("--workers-per-provider", type=int, default=2)
     up.add_argument("--orchestrators", type=int, default=2)
+    up.add_argument("--apis", type=int, default=1, help="API replicas (api-1 ... api-N)")
     up.add_argument("--worker-concurrency", type=int, default=8)
     up.add_argument("--stream-replicas", type=int, default=3)
     up.add_argument("--no-extras", action="store_true", help="skip the gateway and the API")
     commands.add_parser("down", help="stop every process of the cluster")
     commands.add_parser("status", help="list processes and readiness")
+    commands.add_parser("token", help="print the API bearer token")
     balance = commands.add_parser("balance", help="(internal) TCP balancer over NATS nodes")
     balance.add_argument("--listen", type=int, required=True)
     balance.add_argument("--targets", required=True)
@@ -570,8 +634,12 @@ def main(argv: list[str] | None = None) -> int:
             worker_concurrency=args.worker_concurrency,
             stream_replicas=args.stream_replicas,
             with_extras=not args.no_extras,
+            apis=args.apis,
         ).up()
         print(f"cluster up: {cluster.url} (state in {cluster.state_file})")
+        where = "" if Path(args.dir).resolve() == DEFAULT_DIR else f" --dir {args.dir}"
+        for url in cluster.api_urls:
+            print(f"API: {url}  (bearer token: `python scripts/cluster.py{where} token`)")
         for note in cluster.notes:
             print(f"note: {note}")
         print("connect as a user:", cluster.url_for("api").replace(cluster.passwords["api"], "***"))
@@ -581,9 +649,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no cluster in {dir_}")
         return 0 if args.command == "down" else 1
     cluster = Cluster.load(dir_)
+    if args.command == "token":
+        print(cluster.api_token or "")
+        return 0 if cluster.api_token else 1
     if args.command == "status":
         for name, pid, state in cluster.status():
             print(f"{name:28} {pid or '-':>8}  {state}")
+        for url in cluster.api_urls:
+            print(f"API: {url}")
         for note in cluster.notes:
             print(f"note: {note}")
         return 0

@@ -131,7 +131,7 @@ def worker_deployment(pool: WorkerPool) -> dict:
                 "name": "massgen-settings", "key": "STREAM_REPLICAS"}},
         },
         {"name": "MASSGEN_WORKER_GRACEFUL_TIMEOUT", "value": str(GRACEFUL_TIMEOUT)},
-        {"name": "MASSGEN_WORKER_ACK_WAIT", "value": "30"},
+        {"name": "MASSGEN_WORKER_ACK_WAIT", "value": "10"},
         {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
     ]  # fmt: skip
     if pool.api_key_env:

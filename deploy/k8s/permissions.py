@@ -161,6 +161,9 @@ def orchestrator() -> Permissions:
             *_stream_ensure(s.TURNS_STREAM),
             *_stream_ensure(s.EVENTS_STREAM),
             *_kv_full(s.RUNS_BUCKET),
+            # The pending-turns gauge: read the turn consumers' state.
+            f"{JS_API}.CONSUMER.LIST.{s.TURNS_STREAM}",
+            f"{JS_API}.CONSUMER.INFO.{s.TURNS_STREAM}.>",
         ],
         subscribe=[
             f"{s.SUBMIT_CREATE} {queue}",

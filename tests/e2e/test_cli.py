@@ -250,3 +250,21 @@ def test_ctrl_c_cancels_the_run_keeps_answers_and_exits_130(cli, fake_model):
     assert json.loads(stdout)["status"] == "cancelled"
     events = read_events(run_dir / "events.jsonl")
     assert events[-1]["kind"] == "run_finished" and events[-1]["status"] == "cancelled"
+
+
+def test_config_warnings_reach_stderr_the_result_and_the_log_folder(cli, fake_model):
+    fake_model.behave("w1", study_agent(A1, "agent1", presentation="Warned final."))
+    config = team_config(fake_model.base_url, ["w1"], ["solo"])
+    config["agents"][0]["backend"]["enable_web_search"] = True  # accepted, not applied
+    path = cli.write_config(config)
+
+    result = cli.run("--config", path.name, "--output", "json", QUESTION)
+
+    assert result.code == 0, result.stderr
+    warning = "agents[0].backend.enable_web_search: ignored"
+    assert f"massgen: warning: {warning}" in result.stderr
+    out = result.json()
+    assert len(out["warnings"]) == 1 and out["warnings"][0].startswith(warning)
+    (folder,) = cli.log_dirs()
+    assert (folder / "warnings.txt").read_text().startswith(warning)
+    assert json.loads((folder / "status.json").read_text())["warnings"] == out["warnings"]

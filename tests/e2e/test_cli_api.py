@@ -168,3 +168,20 @@ def test_serve_api_answers_runs_and_stops_on_sigterm(cli, fake_model, tmp_path):
     reader.join(5)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/healthz", timeout=2)
+
+
+def test_api_config_warnings_are_printed_and_kept(cli, api, fake_model):
+    fake_model.behave("w1", study_agent(A1, "agent1", presentation="Warned final."))
+    config = team_config(fake_model.base_url, ["w1"], ["solo"])
+    config["agents"][0]["backend"]["enable_web_search"] = True  # accepted, not applied
+    path = cli.write_config(config)
+    env = dict(cli.env, MASSGEN_API_TOKEN="alice-token")
+
+    result = cli.run("--api", api.url, "--config", path.name, "--output", "json", QUESTION, env=env)
+
+    assert result.code == 0, result.stderr
+    warning = "agents[0].backend.enable_web_search: ignored"
+    assert result.stderr.count(f"massgen: warning: {warning}") == 1  # the API's list, once
+    assert result.json()["warnings"][0].startswith(warning)
+    (folder,) = cli.log_dirs()
+    assert (folder / "warnings.txt").read_text().startswith(warning)

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from e2e_support import Cli, team_config, wait_for
+from e2e_support import Cli, kill_tree, team_config, wait_for
 from fakes.agents import study_agent
 from fakes.openai_server import text
 
@@ -118,6 +118,75 @@ def test_live_display_shows_panels_statuses_table_and_final_answer(cli, fake_mod
     assert len(logs) == 1
     table = (logs[0] / "coordination_table.txt").read_text()
     assert "answer agent1.1" in table and "consensus: agent2 wins" in table
+
+
+LONG_ANSWER = " ".join(f"Canberra{i}" for i in range(60)) + " THE-END"
+LINES_ANSWER = "\n".join(f"Line {i}: Canberra is the capital." for i in range(16)) + "\nTHE-END"
+
+
+def _streaming_team(cli: Cli, fake_model, answer: str) -> Path:
+    """Two agents whose models put their answers inside the new_answer call (as most do);
+    agent2 writes ``answer`` slowly, both vote for it."""
+    answers = {"m1": "Canberra is the capital of Australia.", "m2": answer}
+    for model, mine in answers.items():
+        fake_model.behave(model, study_agent(mine, "agent2", reason=f"{model} likes it",
+                                             presentation="**Final**: Canberra.",
+                                             token_delay=0.03))  # fmt: skip
+    return cli.write_config(team_config(fake_model.base_url, ["m1", "m2"], ids=["ann", "bob"]))
+
+
+def test_answer_text_and_votes_stream_into_the_panels(cli, fake_model, tmux):
+    config = _streaming_team(cli, fake_model, LONG_ANSWER)
+    tmux.start("--config", config.name, "What is the capital of Australia?")
+
+    def answer_half_written() -> str | None:
+        screen = tmux.screen()
+        ready = "✎ answer:" in screen and "Canberra5" in screen and "THE-END" not in screen
+        return screen if ready else None
+
+    partial = wait_for(answer_half_written, 90, "agent2's answer appearing in its panel")
+    assert "final answer from" not in partial and "writing answer" in partial
+    final = tmux.wait("EXITED 0", timeout=120)
+    assert "☑ voted for agent2: m1 likes it" in final  # the vote line in agent1's panel
+    assert "✓ answer agent2.1 accepted" in final
+    assert final.index("THE-END") < final.index("final answer from agent2")
+
+
+def test_simple_mode_in_a_file_and_replay_show_answers_as_they_are_written(cli, fake_model):
+    config = _streaming_team(cli, fake_model, LINES_ANSWER)
+    output = cli.cwd / "out.txt"
+    with output.open("w") as sink:
+        proc = subprocess.Popen(
+            cli.command("--config", config.name, "--display", "simple", "Capital?"),
+            cwd=cli.cwd, env=cli.env, stdin=subprocess.DEVNULL, stdout=sink,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            partial = wait_for(
+                lambda: (text := output.read_text())
+                and "[agent2 bob] Line 3: Canberra" in text and "THE-END" not in text and text,
+                90, "agent2's answer lines in the file while it is written",
+            )  # fmt: skip
+            _, stderr = proc.communicate(timeout=120)
+        except BaseException:
+            kill_tree(proc)
+            raise
+    assert proc.returncode == 0, stderr
+    assert "=== final answer" not in partial
+    assert "[agent2 bob] ✎ providing answer:" in partial
+    assert "waiting for the model" not in output.read_text()
+    text = output.read_text()
+    for expected in ("[agent2 bob] THE-END", "[agent2 bob] ✓ answer agent2.1 accepted",
+                     "[agent1 ann] ☑ voting for agent2: m1 likes it",
+                     "[agent1 ann] ✓ voted for agent2"):  # fmt: skip
+        assert expected in text, expected
+    assert text.index("[agent2 bob] THE-END") < text.index("=== final answer from agent2")
+
+    replayed = cli.run("runs", "replay", "last", "--display", "simple", "--speed", "0")
+    assert replayed.code == 0, replayed.stderr
+    for expected in ("[agent2 bob] ✎ providing answer:", "[agent2 bob] Line 15: Canberra",
+                     "[agent1 ann] ☑ voting for agent2: m1 likes it"):  # fmt: skip
+        assert expected in replayed.stdout, expected
 
 
 def test_interactive_two_turns_clear_and_quit(cli, fake_model, tmux):

@@ -12,7 +12,7 @@ from typing import Any
 
 from .openai_server import Step, answer, text, vote
 
-__all__ = ["Behaviour", "offered_tools", "study_agent", "user_text"]
+__all__ = ["Behaviour", "first_votable", "offered_tools", "study_agent", "user_text"]
 
 Behaviour = Callable[[dict[str, Any]], Step]
 
@@ -27,6 +27,16 @@ def user_text(request: dict[str, Any]) -> str:
     return "\n".join(
         str(m.get("content") or "") for m in request.get("messages") or () if m.get("role") == "user"
     )
+
+
+def first_votable(request: dict[str, Any]) -> str:
+    """The first label the request's vote tool lets the agent vote for (agents that agree
+    with whichever answer came first)."""
+    for tool in request.get("tools") or ():
+        function = tool.get("function", {})
+        if function.get("name") == "vote":
+            return function["parameters"]["properties"]["agent_id"]["enum"][0]
+    return "agent1"
 
 
 def study_agent(

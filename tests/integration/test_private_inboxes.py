@@ -30,8 +30,8 @@ from massgen_orchestrator.service import OrchestratorService
 from massgen_orchestrator.settings import OrchestratorSettings
 from massgen_proto import events as ev
 from massgen_proto import subjects
-from massgen_proto.health import inbox_prefix_for, nats_url_with_credentials
-from massgen_proto.jetstream import StreamSettings
+from massgen_kit.health import inbox_prefix_for, nats_url_with_credentials
+from massgen_kit.jetstream import StreamSettings
 from massgen_proto.messages import (
     OrchestratorReplyAdapter,
     WorkerReportAdapter,

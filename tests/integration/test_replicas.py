@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import nats
 import pytest
-from fakes.agents import study_agent
+from fakes.agents import first_votable, study_agent
 from fakes.openai_server import FakeOpenAIServer, error
 
 from massgen_cli.client import follow_run
@@ -147,7 +147,7 @@ async def test_three_identical_answers_take_three_phases_and_no_failed_attempt(n
     fake = FakeOpenAIServer(token_delay=0.005, tokens=100).start()  # 0.5 s per response
     try:
         for model in ("m1", "m2", "m3"):
-            fake.behave(model, study_agent(SAME, "agent1", presentation=SAME))
+            fake.behave(model, study_agent(SAME, first_votable, presentation=SAME))
         events: list = []
         async with _stack(nats_url, WorkerSettings(concurrency=8)) as nc:
             summary = await _run(nc, fake, ["m1", "m2", "m3"], events)

@@ -109,6 +109,8 @@ class ApiClient:
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
+        self.warnings: list[str] = []
+        """The last created run's config warnings (keys accepted but not applied)."""
         # The events stream sends a keep-alive comment every 15 s, so a read that
         # waits longer than ``read_timeout`` means a dead connection: reconnect.
         self._http = httpx.AsyncClient(
@@ -145,7 +147,10 @@ class ApiClient:
         else:
             body["config"] = config
         response = await self._call("POST", "/v1/runs", json=body)
-        return str(response.json()["id"])
+        created = response.json()
+        warnings = created.get("warnings")
+        self.warnings = [str(w) for w in warnings] if isinstance(warnings, list) else []
+        return str(created["id"])
 
     async def cancel_run(self, run_id: str) -> None:
         """``POST /v1/runs/{id}/cancel`` (a finished run is left as it is)."""

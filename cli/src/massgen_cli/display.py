@@ -2,7 +2,10 @@
 
 - ``simple``: line by line, readable in a pipe, a log or a terminal. Agents stream at
   the same time, so text is buffered per agent and printed a whole line at a time
-  with the agent's label in front; nothing interleaves mid-line.
+  (a long line in pieces at word breaks) with the agent's label in front; nothing
+  interleaves mid-line. An answer being written shows as ``✎ providing answer:`` and
+  its lines, a vote as ``☑ voting for agent2: reason``, tool calls and results as
+  ``→`` / ``←`` lines.
 - ``final``: only the final answer (``--no-display``).
 - ``rich_terminal`` / ``terminal``: live frames, see :mod:`massgen_cli.live`.
 
@@ -22,8 +25,7 @@ from typing import Any, Protocol, TextIO, assert_never
 
 from massgen_proto import events as ev
 
-from .view import WAIT_NOTICE_SECONDS, RunView
-from .view import workflow_call as _workflow_tool
+from .view import WAIT_NOTICE_SECONDS, RunView, tool_call_line, tool_result_line, vote_of
 
 __all__ = [
     "DISPLAY_TYPES",
@@ -36,6 +38,10 @@ __all__ = [
 ]
 
 DISPLAY_TYPES = ("rich_terminal", "terminal", "simple", "final")
+
+LINE_PIECE = 120
+"""A streamed line longer than this is printed in pieces (at a word break), so a long
+paragraph shows as it is written, not only once it ends."""
 
 
 class Display(Protocol):
@@ -63,6 +69,10 @@ class SimpleDisplay:
         self._view = RunView()
         self._clock = clock
         self._noticed: dict[str, int] = {}
+        self._block: dict[str, str] = {}
+        """Label -> the block its streamed text belongs to (``answer`` or ``content``)."""
+        self._voted: set[str] = set()
+        """Labels whose vote of the current turn has been printed."""
         self.interval = 1.0
 
     def start(self) -> None:
@@ -100,13 +110,53 @@ class SimpleDisplay:
         if rest.strip():
             self._print(f"{self._tag(label)} {rest}")
 
-    def _stream(self, label: str, text: str) -> None:
+    def _stream(self, label: str, text: str, block: str = "content") -> None:
+        if self._block.get(label, "content") != block:
+            self._flush_agent(label)
+            if block == "answer":
+                self._print(f"{self._tag(label)} ✎ providing answer:")
+            self._block[label] = block
         buffer = self._pending.get(label, "") + text
         *lines, rest = buffer.split("\n")
+        while len(rest) > LINE_PIECE:
+            cut = rest.rfind(" ", 0, LINE_PIECE)
+            cut = cut if cut > 0 else LINE_PIECE
+            lines.append(rest[:cut])
+            rest = rest[cut:].lstrip(" ")
         for line in lines:
             if line.strip():
                 self._print(f"{self._tag(label)} {line}")
         self._pending[label] = rest
+
+    def _line(self, label: str, text: str) -> None:
+        """One line of ``label``'s own, after what it has streamed so far."""
+        self._flush_agent(label)
+        self._block.pop(label, None)
+        self._print(f"{self._tag(label)} {text}")
+
+    def _chunk(self, event: ev.Chunk) -> None:
+        label = event.label
+        match event.channel:
+            case "content":
+                self._stream(label, event.text)
+            case "reasoning":
+                if self._show_reasoning:
+                    self._stream(label, event.text)
+            case "answer":
+                self._stream(label, event.text, "answer")
+            case "vote":
+                vote = vote_of(event.text)
+                if vote is not None:
+                    self._line(label, f"☑ voting for {vote[0]}: {vote[1]}")
+                    self._voted.add(label)
+            case "tool_call":
+                if (line := tool_call_line(event.text)) is not None:
+                    self._line(label, line)
+            case "tool_result":
+                if (line := tool_result_line(event.text)) is not None:
+                    self._line(label, line)
+            case _:
+                pass  # tool_args: the whole call follows; unknown channels are skipped
 
     def __call__(self, event: ev.RunEvent) -> None:
         """Render one event."""
@@ -119,30 +169,25 @@ class SimpleDisplay:
             case ev.TurnStarted():
                 note = f", redelivery {event.delivery}" if event.delivery > 1 else ""
                 what = "presenting" if event.phase == "present" else f"turn {event.number}"
-                self._print(f"{self._tag(event.label)} … {what}{note}")
-            case ev.Chunk(channel="content"):
-                self._stream(event.label, event.text)
-            case ev.Chunk(channel="reasoning"):
-                if self._show_reasoning:
-                    self._stream(event.label, event.text)
-            case ev.Chunk():
-                if _workflow_tool(event.text):
-                    return  # the accepted / rejected line that follows says it better
                 self._flush_agent(event.label)
-                self._print(f"{self._tag(event.label)} [{event.channel}] {event.text}")
+                self._block.pop(event.label, None)
+                self._voted.discard(event.label)
+                self._print(f"{self._tag(event.label)} … {what}{note}")
+            case ev.Chunk():
+                self._chunk(event)
             case ev.TokenUsage():
                 pass
             case ev.AnswerAccepted():
-                self._flush_agent(event.label)
-                self._print(f"{self._tag(event.label)} ✓ answer {event.version} accepted")
+                self._line(event.label, f"✓ answer {event.version} accepted")
             case ev.WorkflowRejected():
-                self._flush_agent(event.label)
-                self._print(
-                    f"{self._tag(event.label)} ✗ {event.tool or 'no tool call'}: {event.error}"
-                )
+                self._line(event.label, f"✗ {event.tool or 'no tool call'}: {event.error}")
+                self._voted.discard(event.label)
             case ev.VoteAccepted():
-                self._flush_agent(event.label)
-                self._print(f"{self._tag(event.label)} ✓ voted for {event.target}: {event.reason}")
+                if event.label in self._voted:  # its reason is on the "voting for" line
+                    self._line(event.label, f"✓ voted for {event.target}")
+                else:
+                    self._line(event.label, f"✓ voted for {event.target}: {event.reason}")
+                self._voted.discard(event.label)
             case ev.VoteDiscarded():
                 self._flush_agent(event.label)
                 self._print(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from massgen_proto.config import RunConfig
-from massgen_proto.health import inbox_prefix_for
+from massgen_kit.health import inbox_prefix_for
 from massgen_proto.subjects import TURNS_STREAM, provider_consumer
 
 from . import early_worker

@@ -6,8 +6,9 @@
     massgen up [--providers a,b] [--local MODEL] | down | status
     massgen serve api [--host H] [--port P] [--teams-dir DIR] [--providers a,b] [--nats URL]
     massgen --api URL [--token T] [--config FILE | --model M | --team NAME] "question"
+    massgen eval BENCHMARK [--config FILE] [--subset A:B:C] ... | eval show RESULTS
 
-``runs``, ``up``, ``down``, ``status`` and ``serve`` are subcommands only as the
+``runs``, ``up``, ``down``, ``status``, ``serve`` and ``eval`` are subcommands only as the
 *first* argument and spelled exactly so; ``massgen -- up`` asks the question "up".
 
 Exit codes: 0 completed, 2 bad usage or config, 3 timed out or failed,
@@ -34,7 +35,7 @@ from .teams import point_local_agents
 __all__ = ["SUBCOMMANDS", "main"]
 
 EXIT_OK, EXIT_USAGE, EXIT_RUN_FAILED, EXIT_CANCELLED = 0, 2, 3, 130
-SUBCOMMANDS = ("runs", "up", "down", "status", "serve")
+SUBCOMMANDS = ("runs", "up", "down", "status", "serve", "eval")
 _QUIT = frozenset({"/quit", "/exit", "/q"})
 
 
@@ -43,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="massgen",
         description="Ask a team of LLM agents a question; they answer, vote and converge. "
         "With no question: an interactive session. Subcommands (first argument only): "
-        "runs, up, down, status, serve.",
+        "runs, up, down, status, serve, eval.",
     )
     parser.add_argument("question", nargs="?", help="the question or task (none: interactive)")
     source = parser.add_argument_group("team (one of)")
@@ -201,8 +202,12 @@ class Runner:
     """
 
     def __init__(self, args: argparse.Namespace, config: dict[str, Any], log_dir: Path | None):
+        from .notices import config_warnings
+
         self.args = args
         self.config = config
+        self.warnings = config_warnings(config)
+        """Config keys accepted but not applied (printed, and kept in each log folder)."""
         self.log_dir = log_dir
         self.nc: Any = None
         self._stack: Any = None
@@ -210,7 +215,7 @@ class Runner:
 
     async def start(self) -> None:
         """Connect to a warm stack or start a private one."""
-        from massgen_proto.runtime import loaded
+        from massgen_kit.runtime import loaded
 
         try:
             await self._start()
@@ -232,7 +237,7 @@ class Runner:
                 import nats
 
                 try:
-                    from massgen_proto.health import inbox_prefix_for
+                    from massgen_kit.health import inbox_prefix_for
 
                     self.nc = await nats.connect(
                         warm.url, name="massgen-cli", connect_timeout=2, max_reconnect_attempts=3,
@@ -309,11 +314,15 @@ class ApiRunner:
         self.api = ApiClient(url, token)
         self.config = config or {}
         self.team = team
+        self.warnings: list[str] = []
+        """The API's warnings about the run's config (its create response)."""
 
     async def create(self, question: str) -> str:
-        return await self.api.create_run(
+        run_id = await self.api.create_run(
             question, config=None if self.team else self.config, team=self.team
         )
+        self.warnings = list(self.api.warnings)
+        return run_id
 
     async def follow(
         self,
@@ -363,6 +372,8 @@ async def _run_turn(
         None if args.no_logs else run_log_dir(args.log_dir or default_log_root(), run_id)
     )
     runlog = RunLog(log_dir) if log_dir is not None else None
+    if runlog is not None:
+        runlog.write_warnings(runner.warnings)
     stream = sys.stderr if args.output == "json" else sys.stdout
     kind = _display_kind(args, runner.config, stream)
     display = make_display(kind, stream)
@@ -402,6 +413,8 @@ async def _run_turn(
     code = {"completed": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(summary.status, EXIT_RUN_FAILED)
     if args.output == "json":
         result = summary.to_json(log_dir=str(log_dir) if log_dir else None)
+        if runner.warnings:
+            result["warnings"] = runner.warnings
         print(json.dumps(result, indent=2))
     elif log_dir is not None and kind != "final":
         print(f"logs: {log_dir}", file=sys.stderr)
@@ -410,7 +423,7 @@ async def _run_turn(
 
 
 def _configure_logging(args: argparse.Namespace, folder: Path | None) -> Any:
-    from massgen_proto.logsetup import configure_logging
+    from massgen_kit.logsetup import configure_logging
 
     handle = None
     if folder is not None:
@@ -492,6 +505,9 @@ async def _api_single(
         except ApiUnreachable as error:
             return _fail(str(error), EXIT_RUN_FAILED)
         print(f"massgen: run {run_id} on {runner.api.url}", file=sys.stderr, flush=True)
+        from .notices import print_warnings
+
+        print_warnings(runner.warnings)  # the API's view of the config
         # The log folder is named after the server's run id (massgen runs show ID).
         folder = None if args.no_logs else run_log_dir(args.log_dir or default_log_root(), run_id)
         try:
@@ -798,7 +814,7 @@ def _serve_api(args: argparse.Namespace) -> int:
     if args.log_dir is not None:
         args.log_dir.mkdir(parents=True, exist_ok=True)
         log_handle = (args.log_dir / "services.log").open("a", encoding="utf-8")
-    from massgen_proto.logsetup import configure_logging
+    from massgen_kit.logsetup import configure_logging
 
     level = "debug" if args.debug else ("info" if log_handle else "warning")
     configure_logging(level, log_handle or sys.stderr)
@@ -928,6 +944,10 @@ def _runs(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``massgen`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "eval":  # the evals package parses its own arguments
+        from .evals.cli import main as eval_main
+
+        return eval_main(argv[1:])
     if argv and argv[0] in SUBCOMMANDS:
         return _subcommand(argv)
     args = _parser().parse_args(argv)
@@ -986,6 +1006,9 @@ def _question_main(args: argparse.Namespace) -> int:
         return _fail("missing API keys:\n  " + "\n  ".join(missing))
     if note:
         print(f"massgen: {note}", file=sys.stderr)
+    from .notices import config_warnings, print_warnings
+
+    print_warnings(config_warnings(config))  # keys accepted but not applied
     if args.question is None:
         if args.output == "json":
             return _fail("--output json needs a question")

@@ -1,5 +1,6 @@
 """The per-run log folder: events.jsonl, one output file per agent, final answer, status,
-and the coordination table (``coordination_table.txt``)."""
+the coordination table (``coordination_table.txt``) and the config's warnings
+(``warnings.txt``: keys accepted but not applied)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,16 @@ class RunLog:
         self._agents: dict[str, IO[str]] = {}
         self._names: dict[str, str] = {}
         self._steps: list[ev.RunEvent] = []
+        self._block: dict[str, str] = {}
+        """Agent -> the block its file is in the middle of (``answer``)."""
+        self.warnings: list[str] = []
+
+    def write_warnings(self, warnings: list[str]) -> None:
+        """Keep the config's warnings (``warnings.txt`` now, ``status.json`` at the end)."""
+        self.warnings = list(warnings)
+        if warnings:
+            text = "".join(f"{warning}\n" for warning in warnings)
+            (self.directory / "warnings.txt").write_text(text, encoding="utf-8")
 
     def _agent_file(self, agent: str) -> IO[str]:
         handle = self._agents.get(agent)
@@ -54,12 +65,21 @@ class RunLog:
             self._steps.append(event)  # for coordination_table.txt
         match event:
             case ev.TurnStarted():
+                self._block.pop(event.agent, None)
                 self._agent_file(event.agent).write(
                     f"\n--- {event.label} turn {event.number} ({event.phase}) ---\n"
                 )
             case ev.Chunk(channel="content" | "reasoning"):
+                self._block.pop(event.agent, None)
                 self._agent_file(event.agent).write(event.text)
+            case ev.Chunk(channel="answer"):
+                head = "" if self._block.get(event.agent) == "answer" else "\n[answer]\n"
+                self._block[event.agent] = "answer"
+                self._agent_file(event.agent).write(head + event.text)
+            case ev.Chunk(channel="tool_args"):
+                pass  # the whole call follows as a tool_call chunk
             case ev.Chunk():
+                self._block.pop(event.agent, None)
                 self._agent_file(event.agent).write(f"\n[{event.channel}] {event.text}\n")
             case ev.AnswerAccepted():
                 self._agent_file(event.agent).write(f"\n[answer {event.version} accepted]\n")
@@ -86,6 +106,8 @@ class RunLog:
                 summary.final_answer.rstrip() + "\n", encoding="utf-8"
             )
         status = summary.to_json(log_dir=str(self.directory))
+        if self.warnings:
+            status["warnings"] = self.warnings
         (self.directory / "status.json").write_text(
             json.dumps(status, indent=2) + "\n", encoding="utf-8"
         )

@@ -28,7 +28,7 @@ def _write(path: Path, state: dict[str, Any]) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from massgen_proto.logsetup import configure_logging
+    from massgen_kit.logsetup import configure_logging
 
     from .embedded import EmbeddedStack, LocalModelStartError
 

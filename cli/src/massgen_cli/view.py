@@ -3,17 +3,31 @@
 Every display (rich panels, plain columns, replay) reads a :class:`RunView`; the
 renderers only draw it. Each agent keeps only the tail of its streamed text, so a
 long run costs the same to draw as a short one.
+
+What an agent's panel shows as it works: its text, the answer it is writing (streamed
+from its ``new_answer`` call, under ``✎ answer:``), ``☑ voted for agent2: reason`` once its
+vote call is complete, each tool call and result as one compact line (``→ tool(args)``,
+``← tool: result``), denials (``⛔``), then what the orchestrator made of it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import assert_never
+from typing import Any, assert_never
 
 from massgen_proto import events as ev
 
-__all__ = ["TAIL_CHARS", "WAIT_NOTICE_SECONDS", "AgentView", "RunView", "workflow_call"]
+__all__ = [
+    "TAIL_CHARS",
+    "WAIT_NOTICE_SECONDS",
+    "AgentView",
+    "RunView",
+    "tool_call_line",
+    "tool_result_line",
+    "vote_of",
+    "workflow_call",
+]
 
 TAIL_CHARS = 4000
 """Characters of streamed text kept per agent (the panel shows the end of it)."""
@@ -21,15 +35,58 @@ TAIL_CHARS = 4000
 WAIT_NOTICE_SECONDS = 5.0
 """An agent working this long without output is shown as waiting for its model."""
 
-_WORKFLOW_TOOLS = frozenset({"new_answer", "vote"})
+LINE_CHARS = 100
+"""Characters of a tool call's arguments or result shown on its one line."""
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def workflow_call(chunk_text: str) -> bool:
     """True for a tool-call / tool-result chunk of a workflow tool (JSON with ``name``)."""
-    try:
-        return json.loads(chunk_text).get("name") in _WORKFLOW_TOOLS
-    except (ValueError, AttributeError):
-        return False
+    value = _json_object(chunk_text)
+    return value is not None and value.get("name") in ev.WORKFLOW_TOOLS
+
+
+def _clip(text: str, limit: int = LINE_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def tool_call_line(chunk_text: str) -> str | None:
+    """``→ tool(args)`` for a ``tool_call`` chunk of a non-workflow tool (else None)."""
+    call = _json_object(chunk_text)
+    if call is None or call.get("name") in ev.WORKFLOW_TOOLS:
+        return None
+    arguments = call.get("arguments")
+    if isinstance(arguments, dict):
+        shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())
+    else:
+        shown = str(arguments or "")
+    return f"→ {call.get('name')}({_clip(shown)})"
+
+
+def tool_result_line(chunk_text: str) -> str | None:
+    """``← tool: result`` (``✗`` for an error) for a ``tool_result`` chunk (else None)."""
+    result = _json_object(chunk_text)
+    if result is None or result.get("name") in ev.WORKFLOW_TOOLS:
+        return None
+    content = str(result.get("content") or "")
+    mark = "✗" if content.startswith("Error") else "←"
+    return f"{mark} {result.get('name')}: {_clip(content) or '(empty)'}"
+
+
+def vote_of(chunk_text: str) -> tuple[str, str] | None:
+    """(target label, reason) of a ``vote`` chunk."""
+    vote = _json_object(chunk_text)
+    if vote is None or not isinstance(vote.get("target"), str):
+        return None
+    return vote["target"], str(vote.get("reason") or "")
 
 
 @dataclass(slots=True)
@@ -58,6 +115,14 @@ class AgentView:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     answers: int = 0
+    activity: str = ""
+    """What the current turn is doing now: ``writing answer``, ``calling <tool>``."""
+    writing: str = ""
+    """The block the panel is streaming into: ``answer`` or ``""`` (other text)."""
+    streamed_answer: bool = False
+    """Answer text was streamed in the current turn."""
+    shown_vote: bool = False
+    """The current turn's vote line is already in the panel."""
 
     @property
     def tokens(self) -> int:
@@ -78,6 +143,21 @@ class AgentView:
     def add_text(self, text: str) -> None:
         self.text = (self.text + text)[-TAIL_CHARS:]
         self.appended += len(text)
+
+    def end_block(self) -> None:
+        """End the block being streamed (an answer): what follows starts a new line."""
+        self.writing = ""
+        if self.text and not self.text.endswith("\n"):
+            self.add_text("\n")
+
+    def add_line(self, line: str) -> None:
+        """Append ``line`` on a line of its own."""
+        self.end_block()
+        self.add_text(line + "\n")
+
+    def new_turn(self) -> None:
+        self.activity = self.writing = ""
+        self.streamed_answer = self.shown_vote = False
 
 
 @dataclass(slots=True)
@@ -152,21 +232,10 @@ class RunView:
                 agent.state = "presenting" if presenting else "working"
                 agent.status = "presenting" if presenting else f"working (turn {event.number})"
                 marker = "final presentation" if presenting else f"turn {event.number}"
+                agent.new_turn()
                 agent.add_text(f"\n── {marker} ──\n" if agent.text else f"── {marker} ──\n")
-            case ev.Chunk(channel="content"):
-                agent = self._agent(event)
-                agent.last_output = event.ts
-                agent.add_text(event.text)
-            case ev.Chunk(channel="reasoning"):
-                agent = self._agent(event)
-                agent.last_output = event.ts
-                if self.show_reasoning:
-                    agent.add_text(event.text)
             case ev.Chunk():
-                agent = self._agent(event)
-                agent.last_output = event.ts
-                if not workflow_call(event.text):
-                    agent.add_text(f"\n[{event.channel}] {event.text}\n")
+                self._chunk(self._agent(event), event)
             case ev.TokenUsage():
                 agent = self._agent(event)
                 agent.prompt_tokens += event.prompt_tokens
@@ -176,20 +245,32 @@ class RunView:
                 agent.answers += 1
                 agent.state, agent.status = "answered", f"answered {event.version}"
                 agent.turn_started = None
+                agent.activity = ""
+                if not agent.streamed_answer:  # a model that did not stream it (or an old log)
+                    agent.add_line("✎ answer:")
+                    agent.add_text(event.content.strip() + "\n")
+                agent.add_line(f"✓ answer {event.version} accepted")
                 self.answers.append(event.version)
                 self.votes.clear()
             case ev.WorkflowRejected():
                 agent = self._agent(event)
-                agent.add_text(f"\n✗ {event.tool or 'no tool call'} rejected: {event.error}\n")
+                agent.activity = ""
+                agent.add_line(f"✗ {event.tool or 'no tool call'} rejected: {event.error}")
+                agent.streamed_answer = agent.shown_vote = False  # the agent tries again
             case ev.VoteAccepted():
                 agent = self._agent(event)
                 agent.state, agent.status = "voted", f"voted for {event.target}"
                 agent.turn_started = None
+                agent.activity = ""
+                if not agent.shown_vote:
+                    same = " (same answer)" if event.same_answer else ""
+                    agent.add_line(f"☑ voted for {event.target}{same}: {event.reason}")
+                    agent.shown_vote = True
                 self.votes[event.label] = event.target
                 self.vote_count += 1
             case ev.VoteDiscarded():
                 agent = self._agent(event)
-                agent.add_text(f"\n↺ vote for {event.target} discarded: {event.reason}\n")
+                agent.add_line(f"↺ vote for {event.target} discarded: {event.reason}")
             case ev.Restart():
                 agent = self._agent(event)
                 agent.state, agent.status = "restarting", "restarting"
@@ -200,17 +281,20 @@ class RunView:
                 agent.turn_started = None
                 retry = f", retry in {event.retry_in:.0f}s" if event.retry_in is not None else ""
                 agent.state, agent.status = "error", f"error {event.failures}{retry}"
-                agent.add_text(f"\n! {event.error}\n")
+                agent.activity = ""
+                agent.add_line(f"! {event.error}")
             case ev.AgentFailed():
                 agent = self._agent(event)
                 agent.turn_started = None
                 agent.state, agent.status = "failed", "failed"
-                agent.add_text(f"\n✗ failed: {event.error}\n")
+                agent.activity = ""
+                agent.add_line(f"✗ failed: {event.error}")
             case ev.AgentExcluded():
                 agent = self._agent(event)
                 agent.turn_started = None
                 agent.state, agent.status = "failed", "left out"
-                agent.add_text(f"\n✗ left out (provider failing): {event.error}\n")
+                agent.activity = ""
+                agent.add_line(f"✗ left out (provider failing): {event.error}")
             case ev.Consensus():
                 self.winner_label = event.winner_label
             case ev.DeadlineReached():
@@ -232,14 +316,57 @@ class RunView:
                 self.final_fallback = event.fallback
             case ev.ToolDenied():
                 agent = self._agent(event)
-                agent.add_text(f"\n⛔ {event.tool} denied {event.path} ({event.rule})\n")
+                agent.add_line(f"⛔ {event.tool} denied {event.path} ({event.rule})")
             case ev.RunFinished():
                 self.phase = "finished"
                 self.status = event.status
                 self.message = event.message or self.message
                 for agent in self.agents.values():
                     agent.turn_started = None
+                    agent.activity = ""
                     if agent.busy():
                         agent.state, agent.status = "done", event.status
             case _:
                 assert_never(event)
+
+    def _chunk(self, agent: AgentView, event: ev.Chunk) -> None:
+        """Streamed output into the agent's panel (see the module doc)."""
+        agent.last_output = event.ts
+        match event.channel:
+            case "content":
+                if agent.writing:
+                    agent.end_block()
+                agent.activity = "" if agent.activity == "writing answer" else agent.activity
+                agent.add_text(event.text)
+            case "reasoning":
+                if self.show_reasoning:
+                    agent.add_text(event.text)
+            case "answer":
+                if agent.writing != "answer":
+                    agent.add_line("✎ answer:")
+                    agent.writing = "answer"
+                agent.activity = "writing answer"
+                agent.streamed_answer = True
+                agent.add_text(event.text)
+            case "vote":
+                vote = vote_of(event.text)
+                if vote is not None:
+                    agent.add_line(f"☑ voted for {vote[0]}: {vote[1]}")
+                    agent.shown_vote = True
+                    agent.activity = ""
+            case "tool_args":
+                call = _json_object(event.text)
+                if call is not None and call.get("name"):
+                    agent.activity = f"calling {call['name']}"
+            case "tool_call":
+                line = tool_call_line(event.text)
+                if line is not None:
+                    agent.add_line(line)
+                    agent.activity = f"running {(_json_object(event.text) or {}).get('name')}"
+            case "tool_result":
+                line = tool_result_line(event.text)
+                if line is not None:
+                    agent.add_line(line)
+                    agent.activity = ""
+            case _:
+                pass  # a channel this version does not know: skip it

@@ -13,7 +13,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
+    "ANSWER_TOOL",
     "AgentError",
+    "ChunkChannel",
     "STREAMED_KINDS",
     "TOOL_KINDS",
     "AgentExcluded",
@@ -38,12 +40,21 @@ __all__ = [
     "ToolDenied",
     "TurnStarted",
     "VoteAccepted",
+    "VOTE_TOOL",
     "VoteDiscarded",
+    "WORKFLOW_TOOLS",
     "WorkflowRejected",
 ]
 
 RunStatus = Literal["running", "presenting", "completed", "timed_out", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "timed_out", "failed", "cancelled"})
+
+ANSWER_TOOL = "new_answer"
+"""The workflow tool that submits an answer (PROTOCOL.md); its ``content`` streams on the
+``answer`` chunk channel."""
+VOTE_TOOL = "vote"
+"""The workflow tool that casts a vote; a complete one is a ``vote`` chunk."""
+WORKFLOW_TOOLS: frozenset[str] = frozenset({ANSWER_TOOL, VOTE_TOOL})
 
 
 class _Event(BaseModel):
@@ -89,10 +100,33 @@ class TurnStarted(_AgentEvent):
     """Above 1 when the turn was redelivered to another worker."""
 
 
+ChunkChannel = Literal[
+    "content", "reasoning", "tool_call", "tool_result", "answer", "vote", "tool_args"
+]
+
+
 class Chunk(_AgentEvent):
+    """Streamed model output, published by the worker as it is generated.
+
+    ``text`` by channel:
+
+    - ``content`` / ``reasoning``: model text as generated (in small batches);
+    - ``answer``: the answer text of a ``new_answer`` call, decoded from the call's
+      arguments as they are generated (the agent "providing an answer");
+    - ``vote``: a ``vote`` call as soon as it is complete, JSON
+      ``{"target": label, "reason": text}``;
+    - ``tool_args``: arguments of any other tool call as generated, JSON
+      ``{"id": call id, "name": tool name, "delta": raw argument text}``;
+    - ``tool_call``: a complete tool call, JSON ``{"id", "name", "arguments"}``
+      (workflow calls too: the accepted / rejected events that follow say what came of them);
+    - ``tool_result``: what a tool call returned, JSON ``{"id", "name", "content"}``.
+
+    Readers that do not know a channel should skip the chunk (channels may be added).
+    """
+
     kind: Literal["chunk"] = "chunk"
     turn_id: str
-    channel: Literal["content", "reasoning", "tool_call", "tool_result"]
+    channel: ChunkChannel
     text: str
 
 

@@ -79,6 +79,9 @@ class TurnRequest(_Message):
     deadline: float
     """Epoch seconds after which the turn has failed (turn timeout)."""
     max_attempts: int = 3
+    uses_tools: bool = True
+    """False when the agent has no tools at all (no MCP servers, no workspace, no context
+    paths): the worker then does not ask the gateway for any."""
     max_tool_calls: int = Field(default=100, ge=0)
     """Non-workflow tool calls the agent may make in this turn (all attempts together)."""
     token: str = Field(default="", repr=False)

@@ -15,7 +15,10 @@ PRESENTATION = "Canberra is the capital of Australia, as all three agents agree.
 def script_trio(fake) -> None:
     answers = ("Canberra.", "It is Canberra, in the ACT.", "Australia's capital: Canberra.")
     for model, mine in zip(("m1", "m2", "m3"), answers, strict=True):
-        fake.behave(model, study_agent(mine, "agent1", presentation=PRESENTATION))
+        # Paced like a real provider: text is published in batches of 50 ms, so a model
+        # streaming everything at once would be one or two deltas.
+        fake.behave(model, study_agent(mine, "agent1", presentation=PRESENTATION,
+                                       token_delay=0.03))  # fmt: skip
 
 
 def client_for(api, token: str = "alice-token") -> openai.OpenAI:

@@ -163,3 +163,22 @@ def test_config_runs_and_other_tenants(api):
     with api.client(ALICE) as client:
         assert client.get("/v1/runs/0123456789abcdef").status_code == 404
         assert client.get("/v1/runs/bad%20id").status_code == 404
+
+
+def test_config_warnings_come_back_with_the_run(api):
+    api.fake.behave("w1", study_agent("warned", "agent1", presentation="warned final"))
+    config = api.config(["w1"])
+    config["agents"][0]["backend"]["enable_web_search"] = True  # accepted, not applied
+    with api.client() as client:
+        created = client.post("/v1/runs", json={"config": config, "question": "warnings?"})
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert len(body["warnings"]) == 1
+        assert body["warnings"][0].startswith("agents[0].backend.enable_web_search: ignored")
+        follow(client, body["id"])
+        run = client.get(f"/v1/runs/{body['id']}").json()
+        assert run["warnings"] == body["warnings"] and run["final_answer"] == "warned final"
+        api.fake.behave("s1", study_agent("plain", "agent1", presentation="plain final"))
+        plain = client.post("/v1/runs", json={"team": "solo", "question": "no warnings?"})
+        assert plain.json()["warnings"] == []
+        follow(client, plain.json()["id"])

@@ -125,3 +125,46 @@ def test_run_started_from_the_page_shows_three_agents_and_the_winner(api, browse
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "api_web_page.png"))
     assert (ARTIFACTS / "api_web_page.png").stat().st_size > 10_000
+
+
+def test_the_page_shows_an_answer_being_written_and_the_votes(api, browser):
+    """The answer travels inside the new_answer call: it streams into the panel anyway."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    long_answer = " ".join(f"Canberra{i}" for i in range(60)) + " THE-END"
+    answers = {"m1": "Canberra is the capital.", "m2": long_answer, "m3": "It is Canberra."}
+    for model, mine in answers.items():
+        api.fake.behave(model, study_agent(mine, "agent2", presentation="Canberra.",
+                                           token_delay=0.03))  # fmt: skip
+
+    browser.get(api.url + "/")
+    token = browser.find_element(By.ID, "token")
+    token.send_keys("alice-token")
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", token)
+    wait_for(lambda: browser.execute_script(
+        "return [...document.querySelectorAll('#team option')].some(o => o.value === 'trio')"),
+        what="the team list")  # fmt: skip
+    Select(browser.find_element(By.ID, "team")).select_by_value("trio")
+    browser.find_element(By.ID, "question").send_keys("What is the capital of Australia?")
+    browser.find_element(By.ID, "start").click()
+
+    def agent2() -> str:
+        return browser.execute_script(
+            "const p = document.querySelector('.agent-panel[data-label=agent2] .stream');"
+            "return p ? p.textContent : '';"
+        )
+
+    # Part of the answer is on the page while the rest is still being generated.
+    partial = wait_for(
+        lambda: (text := agent2()) and "✎ answer:" in text and "Canberra5" in text
+        and "THE-END" not in text and text,
+        what="agent2's answer streaming in",
+    )  # fmt: skip
+    assert "answer agent2.1 accepted" not in partial
+    done = wait_for(lambda: (text := agent2()) and "☑ voted for agent2" in text and text,
+                    what="agent2's vote line")  # fmt: skip
+    assert long_answer in done.replace("\n", " ") and "✓ answer agent2.1 accepted" in done
+    wait_for(lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-run-status"),
+             what="the run to finish")  # fmt: skip
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-run-status") == "completed"

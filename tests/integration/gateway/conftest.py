@@ -14,7 +14,7 @@ import pytest
 from gateway_helpers import TOOL_SERVER, GatewayClient
 from massgen_gateway.service import GatewayService
 from massgen_gateway.settings import GatewaySettings
-from massgen_proto.jetstream import StreamSettings, ensure_runs_bucket
+from massgen_kit.jetstream import StreamSettings, ensure_runs_bucket
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from gateway_helpers import TOOL_SERVER, GatewayClient, agent, stdio_tools
 from massgen_gateway.sandbox import sandbox_available
 from massgen_gateway.service import GatewayService
 from massgen_gateway.settings import GatewaySettings
-from massgen_proto.jetstream import StreamSettings, ensure_runs_bucket
+from massgen_kit.jetstream import StreamSettings, ensure_runs_bucket
 
 pytestmark = [
     pytest.mark.timeout(120),

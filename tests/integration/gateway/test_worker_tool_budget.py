@@ -17,7 +17,7 @@ import nats
 from fakes.openai_server import answer, text, tool_call, vote
 from fakes.turns import make_turn_request
 from massgen_proto import subjects
-from massgen_proto.jetstream import StreamSettings
+from massgen_kit.jetstream import StreamSettings
 from massgen_proto.messages import Verdict, WorkerReportAdapter
 from massgen_proto.tools import GatewayRequestAdapter
 from massgen_worker.service import WorkerService

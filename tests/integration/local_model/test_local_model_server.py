@@ -127,7 +127,7 @@ async def test_required_tool_call_streamed_in_parallel(local_model: LocalModelHa
             max_tokens=120,
             temperature=0,
         )
-        name, args, finish = "", "", None
+        name, args, finish, pieces = "", "", None, 0
         async for chunk in stream:
             if not chunk.choices:
                 continue
@@ -135,13 +135,16 @@ async def test_required_tool_call_streamed_in_parallel(local_model: LocalModelHa
             for tc in chunk.choices[0].delta.tool_calls or []:
                 name += tc.function.name or ""
                 args += tc.function.arguments or ""
-        return name, args, finish
+                pieces += bool(tc.function.arguments)
+        return name, args, finish, pieces
 
     results = await asyncio.gather(*(one(a) for a in ("agent1", "agent2", "agent3")))
 
-    for name, args, finish in results:
+    for name, args, finish, pieces in results:
         assert finish == "tool_calls"
         assert_valid_workflow_call(name, args)
+        # Under the grammar too, the arguments come token by token, not at the end.
+        assert pieces >= 4, (name, args, pieces)
 
 
 async def test_named_tool_choice(local_model: LocalModelHandle) -> None:
@@ -187,13 +190,15 @@ async def test_text_json_tool_call_becomes_tool_calls(
     )
     api = client(qwen_model)
     if stream:
-        name, args, finish = "", "", None
+        name, args, finish, pieces = "", "", None, 0
         async for chunk in await api.chat.completions.create(stream=True, **kwargs):
             if chunk.choices:
                 finish = chunk.choices[0].finish_reason or finish
                 for tc in chunk.choices[0].delta.tool_calls or []:
                     name += tc.function.name or ""
                     args += tc.function.arguments or ""
+                    pieces += bool(tc.function.arguments)
+        assert pieces >= 2  # the text call's arguments are forwarded as they are written
     else:
         reply = await api.chat.completions.create(**kwargs)
         finish = reply.choices[0].finish_reason

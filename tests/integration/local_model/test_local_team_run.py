@@ -76,3 +76,11 @@ def test_default_team_answers_on_the_local_model(tmp_path: Path):
             break
     assert accepted_by == {"solver", "checker", "explainer"}
     assert any(e.kind == "chunk" for e in events), "real tokens were streamed"
+    # The answers come as new_answer calls under the grammar: their text streamed as
+    # answer chunks, decoded from the call's arguments as llama.cpp generated them.
+    streamed: dict[str, str] = {}
+    for e in events:
+        if e.kind == "chunk" and e.channel == "answer":
+            streamed[e.turn_id] = streamed.get(e.turn_id, "") + e.text
+    accepted = [e.content.strip() for e in events if e.kind == "answer_accepted"]
+    assert accepted and all(a in {t.strip() for t in streamed.values()} for a in accepted)

@@ -15,7 +15,7 @@ import pytest
 from fakes import answer, hang, text
 from fakes.turns import make_turn_request
 from massgen_proto.events import RunEventAdapter
-from massgen_proto.jetstream import StreamSettings
+from massgen_kit.jetstream import StreamSettings
 from massgen_proto.messages import (
     CancelTurn,
     TurnStarted,
@@ -136,7 +136,7 @@ async def test_turn_end_to_end_events_in_order_and_acked(nc, worker, fake_model)
     # 23 pieces: 20 words, then the call (its name, its arguments in 2 pieces).
     fake_model.script("m", [answer("4", tokens=23)])
     responder = await Responder(nc).start()
-    service = await worker()
+    service = await worker(chunk_flush_seconds=0)  # every piece its own event
     js = nc.jetstream()
     req = make_turn_request("m", fake_model.base_url)
     published = time.time()
@@ -150,12 +150,51 @@ async def test_turn_end_to_end_events_in_order_and_acked(nc, worker, fake_model)
     assert isinstance(started, TurnStarted) and started.delivery == 1
     assert started.worker == service.settings.worker_name
 
-    events = await read_events(js, req.run_id, expected=22)
+    events = await read_events(js, req.run_id, expected=23)
     assert [e.text for e in events[:20]] == [f"w{i} " for i in range(20)]
     assert [(e.kind, getattr(e, "channel", None)) for e in events[20:]] == [
-        ("chunk", "tool_call"), ("token_usage", None)]
+        ("chunk", "answer"), ("chunk", "tool_call"), ("token_usage", None)]
+    assert events[20].text == "4"
     await wait_until(lambda: queue_empty(js))
     assert service.turns_done == 1
+
+
+async def _answer_messages(nc, worker_service, fake_model, model, text, delay):
+    """NATS messages on the run's event subjects while a worker streams one answer."""
+    fake_model.script(model, [answer(text, token_delay=delay)])
+    req = make_turn_request(model, fake_model.base_url)
+    received = []
+
+    async def on_event(msg):
+        received.append(msg)
+
+    sub = await nc.subscribe(events_filter(req.run_id), cb=on_event)
+    await nc.jetstream().publish(turn_subject(PROVIDER), req.model_dump_json().encode())
+    try:
+        await wait_until(lambda: any(b'"tool_call"' in m.data for m in received), timeout=20)
+        await wait_until(lambda: any(b'"token_usage"' in m.data for m in received), timeout=5)
+    finally:
+        await sub.unsubscribe()
+    events = [RunEventAdapter.validate_json(m.data) for m in received]
+    streamed = "".join(e.text for e in events if e.kind == "chunk" and e.channel == "answer")
+    return len(received), streamed
+
+
+async def test_a_streamed_answer_costs_few_nats_messages(nc, worker, fake_model):
+    # About 200 pieces: the answer's arguments arrive in 8-character fragments, 2 ms apart.
+    text = " ".join(f"t{i:03d}" for i in range(320))
+    await Responder(nc).start()
+    plain = await worker(chunk_flush_seconds=0)
+    before, streamed = await _answer_messages(nc, plain, fake_model, "m-plain", text, 0.002)
+    assert streamed == text
+    await plain.stop()
+    batched = await worker()  # the defaults: 50 ms / 256 characters
+    after, streamed = await _answer_messages(nc, batched, fake_model, "m-batched", text, 0.002)
+    assert streamed == text
+    print(f"\nNATS messages per answer of {len(text)} characters in ~200 pieces: "
+          f"{before} unbatched, {after} batched")
+    assert before >= 200
+    assert after <= 20  # 1 600 characters: the first piece, ~7 batches of 256, call, usage
 
 
 async def test_malformed_request_is_terminated_not_redelivered(nc, worker, fake_model):

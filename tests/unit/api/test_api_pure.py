@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from massgen_api.auth import TokenTable, hash_token
@@ -133,6 +134,37 @@ def test_stream_translator_streams_only_the_presentation_unless_reasoning():
     reasoning = "".join(d.get("reasoning_content", "") for d in deltas)
     assert "[agent1] thinking" in reasoning and "votes for agent1: best" in reasoning
     assert "".join(d.get("content", "") for d in deltas) == "Final words"
+
+
+def test_reasoning_shows_the_answer_being_written_votes_and_tool_calls():
+    def chunk(channel, text, turn="t1"):
+        return agent_event(ev.Chunk, turn_id=turn, channel=channel, text=text)
+
+    events = [
+        agent_event(ev.TurnStarted, turn_id="t1", phase="coordinate", number=1),
+        chunk("tool_args", json.dumps({"id": "c", "name": "mcp__fs__read", "delta": "{"})),
+        chunk("tool_call", json.dumps({"id": "c", "name": "mcp__fs__read",
+                                       "arguments": {"path": "notes.txt"}})),
+        chunk("tool_result", json.dumps({"id": "c", "name": "mcp__fs__read",
+                                         "content": "Canberra since 1913"})),
+        chunk("answer", "Canberra "),
+        chunk("answer", "is the capital."),
+        chunk("tool_call", json.dumps({"id": "n", "name": "new_answer",
+                                       "arguments": {"content": "Canberra is the capital."}})),
+        chunk("vote", json.dumps({"target": "agent2", "reason": "clearer"})),
+        agent_event(ev.ToolDenied, turn_id="t1", tool="mcp__fs__write", path="/etc/x",
+                    resolved="/etc/x", rule="outside_roots", phase="coordinate"),
+    ]  # fmt: skip
+    verbose = StreamTranslator(reasoning=True)
+    deltas = [d for e in events for d in verbose.feed(e)]
+    reasoning = "".join(d.get("reasoning_content", "") for d in deltas)
+    assert '[agent1] → mcp__fs__read({"path": "notes.txt"})' in reasoning
+    assert "[agent1] ← mcp__fs__read: Canberra since 1913" in reasoning
+    assert "[agent1] ✎ Canberra [agent1] ✎ is the capital." in reasoning
+    assert "new_answer" not in reasoning and '"delta"' not in reasoning
+    assert "[agent1] voting for agent2: clearer" in reasoning
+    assert "⛔ mcp__fs__write denied /etc/x (outside_roots)" in reasoning
+    assert [d for e in events for d in StreamTranslator().feed(e)] == []
 
 
 def test_stream_translator_falls_back_and_reports_failures():

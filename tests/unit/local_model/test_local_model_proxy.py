@@ -231,6 +231,27 @@ async def test_auto_stream_forwards_prose_and_converts_call(run: Any) -> None:
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+async def test_auto_stream_forwards_a_text_calls_arguments_as_they_come(run: Any) -> None:
+    answer = "The capital of Australia is Canberra, a planned city."
+    call = {"name": "new_answer", "arguments": {"content": answer}}
+    text = f"Sure.\n```json\n{json.dumps(call)}\n```"
+    client = await run(FakeLlama([text]))
+
+    resp = await client.post(
+        "/v1/chat/completions", json={"messages": MESSAGES, "tools": TOOLS, "stream": True}
+    )
+    chunks = await sse(resp)
+
+    _, name, args = tool_call_from_chunks(chunks)
+    assert (name, json.loads(args)) == ("new_answer", {"content": answer})
+    # The upstream sent 5 characters a chunk: the arguments came out piece by piece.
+    pieces = [c for c in chunks if (c["choices"][0]["delta"].get("tool_calls") or [{}])[0]
+              .get("function", {}).get("arguments")]  # fmt: skip
+    assert len(pieces) > 5
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "Sure.\n"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
 async def test_auto_stream_without_call_is_unchanged_text(run: Any) -> None:
     text = "Answer: use {x} in `code`."
     client = await run(FakeLlama([text]))

@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from massgen_local_model.toolcalls import (
+    CallArguments,
+    CallStart,
     ForcedCallStream,
+    StreamingTextToolCalls,
     TextToolCallStream,
     ToolChoiceError,
     extract_tool_calls,
@@ -221,3 +226,63 @@ def test_text_stream_releases_json_that_is_not_a_call() -> None:
     assert (
         stream.feed('{"result": 42, "ok": true} and more') == '{"result": 42, "ok": true} and more'
     )
+
+
+def stream_calls(text: str, cuts: list[int]) -> tuple[list[list], list]:
+    """(what each feed let out, what finish let out) for ``text`` cut at ``cuts``."""
+    stream = StreamingTextToolCalls(NAMES)
+    bounds = [0, *sorted({min(c, len(text)) for c in cuts}), len(text)]
+    fed = [stream.feed(text[a:b]) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return fed, stream.finish()
+
+
+def assemble(pieces: list) -> tuple[str, list[tuple[str, object]]]:
+    content, calls = "", {}
+    for piece in pieces:
+        if isinstance(piece, CallStart):
+            calls[piece.index] = [piece.name, ""]
+        elif isinstance(piece, CallArguments):
+            calls[piece.index][1] += piece.text
+        else:
+            content += piece
+    return content, [(name, json.loads(args)) for name, args in calls.values()]
+
+
+CALL_TEXTS = [
+    'Voting now.\n```json\n{"name": "vote", "arguments": {"agent_id": "agent2"}}\n```\nDone.',
+    'I answer. {"name": "new_answer", "arguments": {"content": "a } \\" { b"}} ok',
+    '{"name": "new_answer", "parameters": {"content": "x"}}',
+    '```\n{ "name" : "vote" , "arguments" : { "agent_id": "agent1", "reason": "{[" } }\n```',
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(CALL_TEXTS), st.lists(st.integers(0, 120), max_size=12))
+def test_streamed_text_calls_match_the_whole_text_for_any_chunking(text, cuts):
+    fed, tail = stream_calls(text, cuts)
+    content, calls = assemble([p for batch in fed for p in batch] + tail)
+    expected_content, expected_calls = extract_tool_calls(text, NAMES)
+    assert content.strip() == (expected_content or "")
+    assert calls == [(c.name, json.loads(c.arguments)) for c in expected_calls]
+
+
+def test_a_text_call_streams_its_arguments_before_the_response_ends():
+    text = '{"name": "new_answer", "arguments": {"content": "The capital is Canberra."}}'
+    fed, tail = stream_calls(text, list(range(0, len(text), 4)))
+    pieces = [p for batch in fed for p in batch]
+    starts = [p for p in pieces if isinstance(p, CallStart)]
+    args = [p for p in pieces if isinstance(p, CallArguments)]
+    assert [s.name for s in starts] == ["new_answer"] and starts[0].id.startswith("call_")
+    assert len(args) > 5  # piece by piece, not at the end
+    assert json.loads("".join(a.text for a in args)) == {"content": "The capital is Canberra."}
+    assert tail == []
+
+
+def test_unoffered_tools_and_cut_short_calls_are_not_streamed():
+    fed, tail = stream_calls('{"name": "rm_rf", "arguments": {"path": "/"}} bye', [5, 20])
+    assert assemble([p for batch in fed for p in batch] + tail) == (
+        '{"name": "rm_rf", "arguments": {"path": "/"}} bye', [])
+    stream = StreamingTextToolCalls(NAMES)
+    stream.recognise = False
+    out = stream.feed('{"name": "vote", "arguments": {}}') + stream.finish()
+    assert "".join(p for p in out if isinstance(p, str)) == '{"name": "vote", "arguments": {}}'

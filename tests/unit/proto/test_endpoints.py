@@ -59,7 +59,7 @@ def test_connect_options_trust_the_nats_ca_file_only_when_given(monkeypatch):
     import ssl
 
     import certifi
-    from massgen_proto.health import connect_options
+    from massgen_kit.health import connect_options
 
     monkeypatch.delenv("NATS_CA_FILE", raising=False)
     plain = connect_options("nats://orchestrator:pw@nats:4222", "x")

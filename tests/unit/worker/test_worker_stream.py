@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from massgen_worker.stream import (
+    ArgumentsDelta,
     ContentDelta,
+    FieldDelta,
     StreamAccumulator,
     ToolCall,
     ToolCallDone,
@@ -33,8 +37,8 @@ def tc(index, id=None, name=None, arguments=None):
     return {"tool_calls": [call]}
 
 
-def run(chunks):
-    acc = StreamAccumulator()
+def run(chunks, decode=None):
+    acc = StreamAccumulator(decode)
     events = []
     for c in chunks:
         events.append(acc.feed(parse_chunk(c)))
@@ -80,12 +84,16 @@ def test_fragmented_tool_calls_with_several_indexes():
             chunk(tc(1, arguments=': "agent1", "reason": "ok"}')),
             chunk({}, finish="tool_calls"),
             chunk(None, usage={"prompt_tokens": 12, "completion_tokens": 7}, choices=False),
-        ]
+        ],
+        decode={"new_answer": "content"},
     )
     first = ToolCall("call_a", "new_answer", '{"content": "4"}')
     second = ToolCall("call_b", "vote", '{"agent_id": "agent1", "reason": "ok"}')
-    # The first call is complete once index 1 starts; the last one at finish().
-    assert events[4] == [ToolCallDone(first)]
+    # new_answer's content streams decoded, the vote's arguments raw; the first call is
+    # complete once index 1 starts, the last one at finish().
+    assert events[2:4] == [[], [FieldDelta(0, "new_answer", "4")]]
+    assert events[4] == [ToolCallDone(first), ArgumentsDelta(1, "call_b", "vote", '{"agent_id"')]
+    assert events[5] == [ArgumentsDelta(1, "call_b", "vote", ': "agent1", "reason": "ok"}')]
     assert tail == [ToolCallDone(second)]
     assert message.tool_calls == (first, second)
     assert first.arguments == {"content": "4"}
@@ -101,6 +109,33 @@ def test_fragmented_tool_calls_with_several_indexes():
              "function": {"name": "vote", "arguments": '{"agent_id": "agent1", "reason": "ok"}'}},
         ],
     }
+
+
+def test_answer_text_streams_decoded_as_the_arguments_grow():
+    args = json.dumps({"content": 'Line one\nsays "hi" \u00e9'}, ensure_ascii=True)
+    pieces = [args[i : i + 3] for i in range(0, len(args), 3)]
+    events, tail, message = run(
+        [chunk(tc(0, id="c", name="new_answer", arguments=""))]
+        + [chunk(tc(0, arguments=piece)) for piece in pieces]
+        + [chunk({}, finish="tool_calls")],
+        decode={"new_answer": "content"},
+    )
+    decoded = [e for batch in events for e in batch]
+    assert all(isinstance(e, FieldDelta) for e in decoded)
+    assert len(decoded) > 5  # grows piece by piece, not at the end
+    assert "".join(e.text for e in decoded) == 'Line one\nsays "hi" \u00e9'
+    assert message.tool_calls[0].arguments == {"content": 'Line one\nsays "hi" \u00e9'}
+    assert tail == [ToolCallDone(message.tool_calls[0])]
+
+
+def test_other_tool_calls_stream_their_raw_arguments():
+    events, _, _ = run(
+        [chunk(tc(0, id="r1", name="mcp__fs__read", arguments='{"path": ')),
+         chunk(tc(0, arguments='"a.txt"}'))],
+        decode={"new_answer": "content"},
+    )
+    assert events == [[ArgumentsDelta(0, "r1", "mcp__fs__read", '{"path": ')],
+                      [ArgumentsDelta(0, "r1", "mcp__fs__read", '"a.txt"}')]]
 
 
 def test_interleaved_indexes_and_missing_ids():

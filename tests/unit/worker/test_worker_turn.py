@@ -100,9 +100,11 @@ async def test_accepted_answer_streams_chunks_and_usage():
                            calls=[WorkflowCall(name="new_answer", arguments={"content": "4"})])
     ]
     kinds = [(e.kind, getattr(e, "channel", None)) for e in orch.events]
-    assert kinds == [("chunk", "content"), ("chunk", "tool_call"), ("token_usage", None)]
-    first, tool_call, usage = orch.events
+    assert kinds == [("chunk", "content"), ("chunk", "answer"), ("chunk", "tool_call"),
+                     ("token_usage", None)]
+    first, answer_text, tool_call, usage = orch.events
     assert isinstance(first, Chunk) and first.text == "thinking"
+    assert answer_text.text == "4"
     assert (first.run_id, first.turn_id, first.label, first.agent) == (
         req.run_id, req.turn_id, "agent1", "id-agent1")
     assert json.loads(tool_call.text) == {"id": "c0", "name": "new_answer",
@@ -278,7 +280,8 @@ async def test_presentation_streams_content_and_reports_it():
     outcome = await go(req, model, orch)
     assert outcome.status == "presented"
     assert model.calls[0]["tools"] is None and model.calls[0]["tool_choice"] is None
-    assert [e.text for e in orch.events if e.kind == "chunk"] == ["The ", "answer ", "is 4."]
+    # The first piece at once, the rest batched (they arrive together here).
+    assert [e.text for e in orch.events if e.kind == "chunk"] == ["The ", "answer is 4."]
     assert orch.reports == [PresentationFinished(run_id=req.run_id, turn_id=req.turn_id,
                                                  content="The answer is 4.")]
 
@@ -342,8 +345,9 @@ async def test_workflow_call_is_submitted_before_the_stream_ends_and_usage_follo
     assert outcome.status == "accepted"
     assert submitted_before_end == [True]
     # The turn ends only after the stream's end: its usage is reported, the stream closed.
-    assert [e.kind for e in orch.events] == ["chunk", "token_usage"]
-    assert (orch.events[1].prompt_tokens, orch.events[1].completion_tokens) == (20, 5)
+    assert [e.kind for e in orch.events] == ["chunk", "chunk", "token_usage"]
+    assert [e.channel for e in orch.events[:2]] == ["answer", "tool_call"]
+    assert (orch.events[2].prompt_tokens, orch.events[2].completion_tokens) == (20, 5)
     assert model.closed
 
 
@@ -361,7 +365,7 @@ async def test_cancelled_turn_also_cancels_a_stream_read_in_the_background():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert model.closed
-    assert [e.kind for e in orch.events] == ["chunk"]
+    assert [e.kind for e in orch.events] == ["chunk", "chunk"]  # answer text, tool call
 
 
 async def test_presentation_report_waits_for_the_runs_pending_usage():

@@ -45,8 +45,10 @@ async def test_accepted_answer(fake_model):
     assert orch.reports[0].calls == [
         WorkflowCall(name="new_answer", arguments={"content": "The answer is 4."})
     ]
-    assert [e.text for e in orch.events if e.kind == "chunk" and e.channel == "content"] == [
-        "w0 ", "w1 ", "w2 "]
+    content = [e.text for e in orch.events if e.kind == "chunk" and e.channel == "content"]
+    assert content[0] == "w0 " and "".join(content) == "w0 w1 w2 "  # first piece at once
+    answer_text = [e.text for e in orch.events if e.kind == "chunk" and e.channel == "answer"]
+    assert "".join(answer_text) == "The answer is 4."
     assert any(e.kind == "token_usage" for e in orch.events)
     sent = fake_model.requests[0]
     assert sent.model == "m" and sent.tool_choice == "required"
@@ -149,7 +151,7 @@ async def test_presentation_streams(fake_model):
     outcome = await go(req, orch)
     assert outcome.status == "presented"
     chunks = [e.text for e in orch.events if e.kind == "chunk"]
-    assert chunks == ["Final: ", "the ", "answer ", "is ", "4."]
+    assert chunks[0] == "Final: " and "".join(chunks) == "Final: the answer is 4."
     assert orch.reports == [PresentationFinished(
         run_id=req.run_id, turn_id=req.turn_id, content="Final: the answer is 4.")]
     assert fake_model.requests[0].tools is None

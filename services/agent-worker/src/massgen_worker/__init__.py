@@ -1,7 +1,7 @@
 """massgen_worker: executes agent turns through litellm and reports them over NATS.
 
-Only ``llm`` imports litellm (lazily) and only ``service`` touches NATS; ``stream``
-and ``turn`` are pure.
+Only ``llm`` imports litellm (lazily) and only ``service`` touches NATS; ``stream``,
+``coalesce`` and ``turn`` are pure.
 """
 
 from .settings import WorkerSettings

@@ -17,14 +17,14 @@ import json
 import os
 import sys
 
-from massgen_proto.health import (
+from massgen_kit.health import (
     credentials_from_env,
     nats_url_with_credentials,
     serve_until_signalled,
 )
-from massgen_proto.jetstream import StreamSettings
-from massgen_proto.logsetup import configure_logging
-from massgen_proto.runtime import exit_now, loading_code
+from massgen_kit.jetstream import StreamSettings
+from massgen_kit.logsetup import configure_logging
+from massgen_kit.runtime import exit_now, loading_code
 
 from .settings import WorkerSettings
 

@@ -24,14 +24,17 @@ from typing import Any
 
 import structlog
 from massgen_proto.events import Chunk, TokenUsage
-from massgen_proto.health import inbox_prefix_for
-from massgen_proto.jetstream import (
+from massgen_kit.health import connect_options
+from massgen_kit.metrics import REGISTRY
+from massgen_kit.jetstream import (
     close_connection,
     ensure_events_stream,
     ensure_provider_consumer,
     ensure_turns_stream,
 )
+from massgen_proto.providers import BACKENDS
 from massgen_proto.messages import (
+    ModelRetrying,
     BackendSpec,
     CancelTurn,
     ErrorReply,
@@ -58,6 +61,7 @@ from massgen_proto.tools import (
 )
 from pydantic import ValidationError
 
+from .coalesce import Coalescing
 from .llm import LiteLLMModel, Model
 from .settings import WorkerSettings
 from .stream import ToolCall
@@ -66,6 +70,37 @@ from .turn import RetryPolicy, StreamEnds, TurnOutcome, run_turn
 __all__ = ["OrchestratorUnavailable", "WorkerService"]
 
 log = structlog.get_logger("massgen_worker")
+
+
+TURNS = REGISTRY.counter(
+    "massgen_turns_total", "Turns this worker ran to an end, by outcome.",
+    ["provider", "phase", "outcome"],
+)  # fmt: skip
+INFLIGHT = REGISTRY.gauge(
+    "massgen_worker_inflight_turns", "Turns running in this worker now.", ["provider"]
+)
+TOKENS = REGISTRY.counter(
+    "massgen_model_tokens_total", "Model tokens, by direction.",
+    ["provider", "model", "direction"],
+)  # fmt: skip
+MODEL_ERRORS = REGISTRY.counter(
+    "massgen_model_errors_total", "Retryable provider errors, by class.", ["provider", "class"]
+)
+
+
+def error_class(status: int | None) -> str:
+    """The error class of a provider's HTTP status (for metrics and alerts)."""
+    if status is None:
+        return "connection"
+    if status == 429:
+        return "rate_limit"
+    if status in (401, 403):
+        return "auth"
+    if status in (408, 504):
+        return "timeout"
+    if status >= 500:
+        return "server"
+    return "bad_request" if status >= 400 else "other"
 
 
 class OrchestratorUnavailable(RuntimeError):
@@ -222,7 +257,7 @@ class WorkerService:
         user = f"worker-{self.providers[0]}" if len(self.providers) == 1 else "worker"
         self._nc = await nats.connect(
             self.nats_url, name=f"massgen-worker {s.worker_name}", max_reconnect_attempts=-1,
-            inbox_prefix=inbox_prefix_for(self.nats_url, user),
+            **connect_options(self.nats_url, user),
         )  # fmt: skip
         self._js = self._nc.jetstream()
         await ensure_turns_stream(self._js, s.stream_settings)
@@ -380,6 +415,7 @@ class WorkerService:
         )
         delivery = msg.metadata.num_delivered if msg.metadata else 1
         heartbeat = asyncio.create_task(self._heartbeat(msg))
+        INFLIGHT.add(1, provider=provider)
         try:
             verdict = await self._report(
                 TurnStarted(
@@ -412,6 +448,7 @@ class WorkerService:
                 model_calls=outcome.model_calls,
                 error=outcome.error,
             )
+            TURNS.inc(provider=provider, phase=request.phase, outcome=outcome.status)
             await msg.ack()
             self.turns_done += 1
         except asyncio.CancelledError:
@@ -425,6 +462,7 @@ class WorkerService:
             with contextlib.suppress(Exception):
                 await msg.nak(delay=min(5.0, self.settings.ack_wait))
         finally:
+            INFLIGHT.add(-1, provider=provider)
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -435,10 +473,22 @@ class WorkerService:
         subject = events_subject(request.run_id, "stream")
         nc = self._nc
 
+        spec = BACKENDS.get(request.backend.type)
+        provider = spec.provider if spec else request.backend.type
+        model = request.backend.model
+
         async def emit(event: Chunk | TokenUsage) -> None:
+            if isinstance(event, TokenUsage):
+                TOKENS.inc(event.prompt_tokens, provider=provider, model=model, direction="prompt")
+                TOKENS.inc(
+                    event.completion_tokens, provider=provider, model=model,
+                    direction="completion",
+                )  # fmt: skip
             await nc.publish(subject, event.model_dump_json().encode())
 
         async def submit(report: Any) -> Verdict:
+            if isinstance(report, ModelRetrying):
+                MODEL_ERRORS.inc(provider=provider, **{"class": error_class(report.status)})
             return await self._report(report)
 
         task = asyncio.create_task(
@@ -453,8 +503,13 @@ class WorkerService:
                     max_delay=s.retry_max_delay,
                     max_tool_result_chars=s.max_tool_result_chars,
                 ),
-                tools=_GatewayTools(nc, request, s, tlog) if s.use_gateway else None,
+                tools=(
+                    _GatewayTools(nc, request, s, tlog)
+                    if s.use_gateway and request.uses_tools
+                    else None
+                ),
                 stream_ends=self._stream_ends,
+                coalescing=Coalescing(s.chunk_flush_seconds, s.chunk_flush_chars),
             ),
             name=f"turn-{request.turn_id}",
         )
@@ -489,8 +544,9 @@ class WorkerService:
 
         s = self.settings
         data = WorkerReportAdapter.dump_json(report)
-        # Events published so far must reach the server before the orchestrator reacts.
-        await self._nc.flush(timeout=s.request_timeout)
+        # Events published so far reach the server before this request: one connection
+        # delivers in order. (No ``flush`` here: a flush cancelled mid-way leaves nats-py
+        # a cancelled PONG waiter, and the next PONG kills the connection's read loop.)
         last: Exception | None = None
         for attempt in range(s.request_retries + 1):
             try:

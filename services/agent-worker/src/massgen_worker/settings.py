@@ -8,7 +8,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from massgen_proto.jetstream import StreamSettings
+from massgen_kit.jetstream import StreamSettings
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["ENV_PREFIX", "WorkerSettings", "default_worker_name"]
@@ -28,7 +28,7 @@ class WorkerSettings(BaseModel):
 
     concurrency: int = Field(default=8, ge=1)
     """Turns run at once by this process (across its providers)."""
-    ack_wait: float = Field(default=30.0, gt=0)
+    ack_wait: float = Field(default=10.0, gt=0)
     """Seconds JetStream waits for an ack before redelivering; running turns report
     progress every ack_wait/3, so only a dead worker's turns are redelivered."""
     max_deliver: int = Field(default=5, ge=1)
@@ -62,6 +62,12 @@ class WorkerSettings(BaseModel):
     """Seconds to wait for the gateway's tool list (it may be starting MCP servers)."""
     tool_call_timeout: float = Field(default=30.0, gt=0)
     """Seconds one tool call may take; the gateway answers with a timeout error then."""
+    chunk_flush_seconds: float = Field(default=0.05, ge=0)
+    """Streamed text is published in batches: a piece waits at most this long for the
+    ones after it (the first piece of each response goes at once; 0: every piece is
+    its own event)."""
+    chunk_flush_chars: int = Field(default=256, ge=1)
+    """A batch of streamed text goes out as soon as it holds this many characters."""
     rate_limits: dict[str, float] = Field(default_factory=dict)
     """Max turns started per second, per provider (absent: unlimited)."""
     stream_settings: StreamSettings = Field(default_factory=StreamSettings)

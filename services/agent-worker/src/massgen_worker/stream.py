@@ -4,17 +4,27 @@ Pure: no I/O, no litellm. ``parse_chunk`` reads one OpenAI-style stream chunk (a
 or an object with the same attributes, such as litellm's ``ModelResponseStream``) into
 a ``StreamDelta``; ``StreamAccumulator`` keeps the progress of one model response,
 returns the events to publish as each delta arrives, and assembles the final message.
+
+Tool calls stream too: their argument fragments come out as they arrive
+(``ArgumentsDelta``), and for the calls named in ``decode`` (``new_answer``) the text of
+one string field is decoded from the partial JSON as it grows (``FieldDelta``, see
+``JsonFieldDecoder``), so a reader sees an answer being written, not only once it is done.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "ArgumentsDelta",
     "AssistantMessage",
     "ContentDelta",
+    "FieldDelta",
+    "JsonFieldDecoder",
     "StreamAccumulator",
     "StreamDelta",
     "StreamEvent",
@@ -120,7 +130,172 @@ class ToolCallDone:
     call: ToolCall
 
 
-StreamEvent = ContentDelta | ToolCallDone
+@dataclass(frozen=True, slots=True)
+class ArgumentsDelta:
+    """A fragment of a tool call's arguments text, as generated (calls not decoded)."""
+
+    index: int
+    id: str
+    name: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDelta:
+    """More decoded text of the string field a decoded call streams (``new_answer``'s
+    ``content``): escapes resolved, exactly what the finished call's field will hold."""
+
+    index: int
+    name: str
+    text: str
+
+
+StreamEvent = ContentDelta | ArgumentsDelta | FieldDelta | ToolCallDone
+
+
+# -- incremental JSON -------------------------------------------------------------------
+
+_OUTSIDE, _STRING, _ESCAPE, _UNICODE, _DONE = range(5)
+_SKIP, _KEY, _TARGET = range(3)
+_STRING_STOP = re.compile(r'["\\]')
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+class JsonFieldDecoder:
+    """The string value of one top-level key of a JSON object, decoded as the text grows.
+
+    ``feed`` takes the next piece of the object's text (any split, even inside an escape
+    or a surrogate pair) and returns the field's newly decoded text. Each character is
+    looked at once, and runs of plain string text are sliced out whole, so an answer of
+    n characters costs O(n) over the whole stream, not O(n) per token.
+
+    Tolerant: text that is not valid JSON never raises; whatever can be read as the
+    field's string is returned (an unknown escape gives its character). For valid JSON
+    the pieces joined equal ``json.loads(text)[key]`` when that is a string (with a
+    repeated key, every occurrence is streamed; ``json.loads`` keeps the last).
+
+    Args:
+        key: the top-level key whose string value to decode (``content``).
+    """
+
+    __slots__ = ("key", "_state", "_kind", "_depth", "_top_object", "_expect_key",
+                 "_current_key", "_key_parts", "_hex", "_high")  # fmt: skip
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._state = _OUTSIDE
+        self._kind = _SKIP
+        self._depth = 0
+        self._top_object = False
+        self._expect_key = False
+        self._current_key: str | None = None
+        self._key_parts: list[str] = []
+        self._hex = ""
+        self._high: int | None = None
+        """A decoded high surrogate waiting to see whether a low one follows."""
+
+    def feed(self, text: str) -> str:
+        """Add the next piece of the JSON text; return the field's newly decoded text."""
+        out: list[str] = []
+        i, n = 0, len(text)
+        while i < n:
+            state = self._state
+            if state == _STRING:
+                match = _STRING_STOP.search(text, i)
+                stop = match.start() if match is not None else n
+                if stop > i and self._kind != _SKIP:
+                    self._put(text[i:stop], out)
+                if match is None:
+                    break
+                if text[stop] == '"':
+                    self._end_string(out)
+                else:
+                    self._state = _ESCAPE
+                i = stop + 1
+            elif state == _OUTSIDE:
+                char = text[i]
+                i += 1
+                if char == '"':
+                    self._start_string()
+                elif char in "{[":
+                    self._depth += 1
+                    if self._depth == 1:
+                        self._top_object = char == "{"
+                        self._expect_key = self._top_object
+                elif char in "}]":
+                    self._depth -= 1
+                    if self._depth <= 0:
+                        self._state = _DONE
+                elif self._depth == 1 and self._top_object:
+                    if char == ":":
+                        self._expect_key = False
+                    elif char == ",":
+                        self._expect_key = True
+            elif state == _ESCAPE:
+                char = text[i]
+                i += 1
+                if self._kind == _SKIP:
+                    self._state = _STRING  # \uXXXX holds no quote: skipping one char is enough
+                elif char == "u":
+                    self._state, self._hex = _UNICODE, ""
+                else:
+                    self._state = _STRING
+                    self._put(_ESCAPES.get(char, char), out)
+            elif state == _UNICODE:
+                char = text[i]
+                if char not in _HEX:  # a broken \u escape: drop it, read on as text
+                    self._state = _STRING
+                    continue
+                i += 1
+                self._hex += char
+                if len(self._hex) == 4:
+                    self._state = _STRING
+                    self._code_point(int(self._hex, 16), out)
+            else:  # _DONE: the object is closed; nothing after it is read
+                break
+        return "".join(out)
+
+    def _start_string(self) -> None:
+        self._state = _STRING
+        if self._depth == 1 and self._top_object:
+            if self._expect_key:
+                self._kind, self._key_parts = _KEY, []
+            else:
+                self._kind = _TARGET if self._current_key == self.key else _SKIP
+        else:
+            self._kind = _SKIP
+
+    def _end_string(self, out: list[str]) -> None:
+        self._state = _OUTSIDE
+        self._flush_high(out)
+        if self._kind == _KEY:
+            self._current_key = "".join(self._key_parts)
+
+    def _put(self, text: str, out: list[str]) -> None:
+        self._flush_high(out)
+        if self._kind == _TARGET:
+            out.append(text)
+        elif self._kind == _KEY:
+            self._key_parts.append(text)
+
+    def _flush_high(self, out: list[str]) -> None:
+        if self._high is not None:
+            high, self._high = self._high, None
+            self._put(chr(high), out)
+
+    def _code_point(self, code: int, out: list[str]) -> None:
+        if 0xDC00 <= code <= 0xDFFF and self._high is not None:
+            high, self._high = self._high, None
+            self._put(chr(0x10000 + ((high - 0xD800) << 10) + (code - 0xDC00)), out)
+        elif 0xD800 <= code <= 0xDBFF:
+            self._flush_high(out)
+            self._high = code
+        else:
+            self._put(chr(code), out)
+
+
+# -- accumulation -----------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -129,6 +304,9 @@ class _PartialCall:
     name: str = ""
     arguments: list[str] = field(default_factory=list)
     done: bool = False
+    decoder: JsonFieldDecoder | None = None
+    routed: bool = False
+    """Whether its arguments' route (decoded field or raw deltas) is decided."""
 
 
 def _parses(text: str) -> bool:
@@ -188,12 +366,18 @@ def parse_chunk(chunk: Any) -> StreamDelta:
 class StreamAccumulator:
     """Accumulates one model response.
 
-    ``feed`` returns the events a delta makes publishable: text at once, a tool call
-    once a later call index starts (or at ``finish``). ``finish`` returns the
+    ``feed`` returns the events a delta makes publishable: text at once, tool-call
+    arguments as they arrive (decoded for the calls named in ``decode``), a whole tool
+    call once a later call index starts (or at ``finish``). ``finish`` returns the
     remaining events and the assembled message.
+
+    Args:
+        decode: tool name -> top-level string field of its arguments to stream decoded
+            (``{"new_answer": "content"}``); other calls stream their raw arguments.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, decode: Mapping[str, str] | None = None) -> None:
+        self._decode = dict(decode or {})
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._calls: dict[int, _PartialCall] = {}
@@ -226,11 +410,27 @@ class StreamAccumulator:
                 partial.name += fragment.name if partial.name != fragment.name else ""
             if fragment.arguments:
                 partial.arguments.append(fragment.arguments)
+                if (event := self._arguments_event(fragment.index, partial, fragment.arguments)):
+                    events.append(event)
         if delta.usage is not None:
             self._usage = delta.usage
         if delta.finish_reason:
             self._finish_reason = delta.finish_reason
         return events
+
+    def _arguments_event(
+        self, index: int, partial: _PartialCall, text: str
+    ) -> ArgumentsDelta | FieldDelta | None:
+        if not partial.routed:
+            # Decided at the first fragment of arguments: the name comes before them.
+            partial.routed = True
+            key = self._decode.get(partial.name)
+            if key is not None:
+                partial.decoder = JsonFieldDecoder(key)
+        if partial.decoder is not None:
+            decoded = partial.decoder.feed(text)
+            return FieldDelta(index, partial.name, decoded) if decoded else None
+        return ArgumentsDelta(index, partial.id or f"call_{index}", partial.name, text)
 
     def finish(self) -> tuple[list[StreamEvent], AssistantMessage]:
         """End the response: the last tool-call events and the assembled message."""

@@ -13,6 +13,12 @@ deadline allow. Agents doing real file work make one tool call per response, so 
 bound is on tool calls, not on model calls. Once the budget is spent the model is
 offered only the workflow tools and told to end the turn.
 
+Streaming: content, reasoning and tool calls are published as the model generates
+them. The answer of a ``new_answer`` call streams decoded on the ``answer`` channel, a
+``vote`` call is a ``vote`` chunk once complete, other calls stream their arguments on
+``tool_args``; text goes out in small batches (``coalesce``), the first piece of each
+response at once.
+
 Cancellation (``asyncio.CancelledError``) always propagates: the caller decides whether
 a cancelled turn is acknowledged (cancel request) or handed back (shutdown).
 """
@@ -27,7 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from massgen_proto.events import Chunk, TokenUsage
+from massgen_proto.events import ANSWER_TOOL, VOTE_TOOL, Chunk, TokenUsage
 from massgen_proto.messages import (
     ModelRetrying,
     PresentationFinished,
@@ -38,18 +44,23 @@ from massgen_proto.messages import (
     WorkflowSubmission,
 )
 
+from .coalesce import Batch, ChunkBatcher, Coalescing
 from .llm import FatalModelError, Model, ModelError
 from .stream import (
+    ArgumentsDelta,
     AssistantMessage,
     ContentDelta,
+    FieldDelta,
     StreamAccumulator,
     StreamDelta,
+    StreamEvent,
     ToolCall,
     ToolCallDone,
     Usage,
 )
 
 __all__ = [
+    "ChunkPublisher",
     "Emit",
     "RetryPolicy",
     "StreamEnds",
@@ -177,6 +188,105 @@ def truncate_tool_result(text: str, limit: int) -> str:
     )
 
 
+class ChunkPublisher:
+    """Publishes one turn's events through ``emit``, in order: streamed text in small
+    batches (see ``coalesce.ChunkBatcher``), anything else at once, after the text that
+    was pending before it.
+
+    A timer on the event loop lets pending text out at the batcher's deadline, so text
+    never waits longer than ``max_delay`` even while the model pauses.
+
+    Args:
+        emit: publishes one event.
+        make_chunk: builds the turn's chunk event of a channel and text.
+        batcher: the batching policy.
+    """
+
+    def __init__(
+        self, emit: Emit, make_chunk: Callable[[str, str], Chunk], batcher: ChunkBatcher
+    ) -> None:
+        self._emit = emit
+        self._make_chunk = make_chunk
+        self.batcher = batcher
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._tool_names: dict[str, str] = {}
+        """Call id -> tool name, for ``tool_args`` batches."""
+
+    def start_response(self) -> None:
+        """A model response begins: its first piece of text goes out at once."""
+        self.batcher.start()
+
+    async def text(
+        self, channel: str, text: str, *, key: str | None = None, name: str | None = None
+    ) -> None:
+        """Streamed text of ``channel`` (``key``/``name``: the tool call, for tool_args)."""
+        if key is not None and name is not None:
+            self._tool_names[key] = name
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            await self._send(self.batcher.add(channel, text, loop.time(), key))
+        self._arm(loop)
+
+    async def event(self, event: Chunk | TokenUsage) -> None:
+        """Any other event: the pending text first, then ``event``."""
+        async with self._lock:
+            await self._send(self.batcher.flush())
+            await self._emit(event)
+        self._disarm()
+
+    async def flush(self) -> None:
+        """Publish whatever text is pending."""
+        async with self._lock:
+            await self._send(self.batcher.flush())
+        self._disarm()
+
+    async def close(self) -> None:
+        """Stop the timer and any flush it started (the turn is over or cancelled)."""
+        self._disarm()
+        flushes, self._flushes = self._flushes, set()
+        for task in flushes:
+            task.cancel()
+        await asyncio.gather(*flushes, return_exceptions=True)
+
+    async def _send(self, batches: list[Batch]) -> None:
+        for batch in batches:
+            text = batch.text
+            if batch.channel == "tool_args":
+                name = self._tool_names.get(batch.key or "", "")
+                text = json.dumps({"id": batch.key, "name": name, "delta": text})
+            await self._emit(self._make_chunk(batch.channel, text))
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        deadline = self.batcher.deadline()
+        if deadline is None:
+            self._disarm()
+            return
+        if self._timer is not None and self._timer_at == deadline:
+            return
+        self._disarm()
+        self._timer_at = deadline
+        self._timer = loop.call_at(deadline, self._on_timer)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        task = asyncio.ensure_future(self.flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flush_done)
+
+    def _flush_done(self, task: asyncio.Task[None]) -> None:
+        self._flushes.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed publish surfaces at the next event
+
+
 class _Turn:
     def __init__(
         self,
@@ -189,6 +299,7 @@ class _Turn:
         sleep: Callable[[float], Awaitable[None]],
         broker: ToolBroker | None = None,
         stream_ends: StreamEnds | None = None,
+        coalescing: Coalescing | None = None,
     ) -> None:
         self.request = request
         self.broker = broker
@@ -210,6 +321,9 @@ class _Turn:
         self.tool_names = {
             name for tool in request.tools if (name := tool.get("function", {}).get("name"))
         }
+        self.publisher = ChunkPublisher(emit, self._chunk, (coalescing or Coalescing()).batcher())
+        # The answer streams decoded from new_answer's arguments (when it is offered).
+        self._decode = {ANSWER_TOOL: "content"} if ANSWER_TOOL in self.tool_names else {}
 
     # -- events ---------------------------------------------------------------------
 
@@ -224,14 +338,28 @@ class _Turn:
             text=text,
         )
 
-    async def _publish(self, events: list[ContentDelta | ToolCallDone]) -> None:
+    async def _publish(self, events: list[StreamEvent]) -> None:
+        publisher = self.publisher
         for event in events:
-            if isinstance(event, ContentDelta):
-                await self.emit(self._chunk(event.channel, event.text))
-            else:
-                call = event.call
-                text = json.dumps({"id": call.id, "name": call.name, "arguments": call.arguments})
-                await self.emit(self._chunk("tool_call", text))
+            match event:
+                case ContentDelta():
+                    await publisher.text(event.channel, event.text)
+                case FieldDelta():
+                    await publisher.text("answer", event.text)
+                case ArgumentsDelta():
+                    if event.name not in self.tool_names:  # a vote shows once complete
+                        await publisher.text(
+                            "tool_args", event.text, key=event.id, name=event.name
+                        )
+                case ToolCallDone():
+                    call = event.call
+                    arguments = call.arguments
+                    text = json.dumps({"id": call.id, "name": call.name, "arguments": arguments})
+                    await publisher.event(self._chunk("tool_call", text))
+                    if call.name == VOTE_TOOL and call.name in self.tool_names:
+                        vote = _vote_text(arguments)
+                        if vote is not None:
+                            await publisher.event(self._chunk("vote", vote))
 
     # -- model calls ----------------------------------------------------------------
 
@@ -245,7 +373,8 @@ class _Turn:
         tool_choice: str | None = None,
     ) -> AssistantMessage:
         self.model_calls += 1
-        accumulator = StreamAccumulator()
+        accumulator = StreamAccumulator(self._decode)
+        self.publisher.start_response()
         if tools and tool_choice is None:
             tool_choice = "required"
         deltas = self.model.stream(messages, tools, tool_choice)
@@ -262,6 +391,7 @@ class _Turn:
                 break
         events, message = accumulator.finish()
         await self._publish(events)
+        await self.publisher.flush()
         if message.usage is not None and not reading_on:
             await self._emit_usage(message.usage)
         return message
@@ -284,7 +414,7 @@ class _Turn:
 
     async def _emit_usage(self, usage: Usage) -> None:
         r = self.request
-        await self.emit(
+        await self.publisher.event(
             TokenUsage(
                 run_id=r.run_id,
                 agent=r.agent_id,
@@ -476,7 +606,7 @@ class _Turn:
     async def _tool_result(self, messages: list[dict[str, Any]], call: ToolCall, text: str) -> None:
         messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
         payload = json.dumps({"id": call.id, "name": call.name, "content": text})
-        await self.emit(self._chunk("tool_result", payload))
+        await self.publisher.event(self._chunk("tool_result", payload))
 
     async def coordinate(self) -> TurnOutcome:
         r = self.request
@@ -524,8 +654,10 @@ class _Turn:
             outcome = await self._run()
         except BaseException:
             await self._settle_tails(cancel=True)
+            await self.publisher.close()
             raise
         await self._settle_tails(cancel=False)
+        await self.publisher.close()
         return outcome
 
     async def _run(self) -> TurnOutcome:
@@ -542,6 +674,14 @@ class _Turn:
             return TurnOutcome("failed", self.attempts, self.model_calls, error=str(error))
 
 
+def _vote_text(arguments: dict[str, Any] | str) -> str | None:
+    """The ``vote`` chunk of a complete vote call (None when it names no label)."""
+    if not isinstance(arguments, dict) or not isinstance(arguments.get("agent_id"), str):
+        return None
+    reason = arguments.get("reason")
+    return json.dumps({"target": arguments["agent_id"], "reason": str(reason or "")})
+
+
 async def run_turn(
     request: TurnRequest,
     model: Model,
@@ -553,6 +693,7 @@ async def run_turn(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     tools: ToolBroker | None = None,
     stream_ends: StreamEnds | None = None,
+    coalescing: Coalescing | None = None,
 ) -> TurnOutcome:
     """Run one turn to its end and report it.
 
@@ -568,6 +709,8 @@ async def run_turn(
             tools, called when the model asks); None: workflow tools only.
         stream_ends: the worker's background stream-end reader, shared by its turns
             (None: one for this turn only).
+        coalescing: how streamed text is batched into events (None: the defaults,
+            50 ms / 256 characters).
 
     Returns:
         The outcome; ``failed`` turns have already been reported with TurnFailed.
@@ -577,5 +720,7 @@ async def run_turn(
         Exception: whatever ``submit`` or ``emit`` raise (orchestrator unreachable).
     """
     policy = policy or RetryPolicy()
-    turn = _Turn(request, model, submit, emit, policy, clock, sleep, tools, stream_ends)
+    turn = _Turn(
+        request, model, submit, emit, policy, clock, sleep, tools, stream_ends, coalescing
+    )
     return await turn.run()

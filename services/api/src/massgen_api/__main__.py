@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from massgen_proto.logsetup import configure_logging
+from massgen_kit.logsetup import configure_logging
 
 from .settings import ApiSettings
 

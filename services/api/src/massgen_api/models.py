@@ -100,6 +100,9 @@ class RunCreatedBody(BaseModel):
     status: RunStatusName
     session_id: str | None = None
     links: RunLinks
+    warnings: list[str] = Field(default_factory=list)
+    """Config keys accepted but not applied, one message each (e.g. provider built-in
+    tools); the run goes ahead without them."""
 
 
 class AgentView(BaseModel):
@@ -138,6 +141,8 @@ class RunView(BaseModel):
     agents: list[AgentView]
     timings: Timings
     links: RunLinks
+    warnings: list[str] = Field(default_factory=list)
+    """Config keys accepted but not applied (as in the create response)."""
 
 
 class RunListItem(BaseModel):

@@ -8,6 +8,7 @@ deltas as they arrive.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +109,49 @@ def chunk(
     return body
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _clip(text: str, limit: int = 100) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _streamed_note(event: ev.Chunk) -> str | None:
+    """The reasoning note of a streamed answer, vote or tool call (None: nothing to say).
+
+    The answer an agent writes streams as it is generated (``answer`` chunks); a tool
+    call's raw arguments (``tool_args``) are left out, its whole call and result are one
+    line each; workflow calls show as their answer / vote lines instead.
+    """
+    label = event.label
+    match event.channel:
+        case "answer":
+            return f"[{label}] ✎ {event.text}" if event.text else None
+        case "vote":
+            vote = _json_object(event.text)
+            return f"\n[{label}] voting for {vote.get('target')}: {vote.get('reason', '')}\n"
+        case "tool_call":
+            call = _json_object(event.text)
+            if not call or call.get("name") in ev.WORKFLOW_TOOLS:
+                return None
+            arguments = call.get("arguments")
+            shown = json.dumps(arguments, ensure_ascii=False) if arguments else ""
+            return f"\n[{label}] → {call.get('name')}({_clip(shown)})\n"
+        case "tool_result":
+            result = _json_object(event.text)
+            if not result or result.get("name") in ev.WORKFLOW_TOOLS:
+                return None
+            return f"[{label}] ← {result.get('name')}: {_clip(result.get('content', ''))}\n"
+        case _:
+            return None
+
+
 @dataclass
 class StreamTranslator:
     """Run events in, chunk deltas out.
@@ -142,10 +186,18 @@ class StreamTranslator:
                 if event.channel == "content" and event.text:
                     self.streamed_content = True
                     out.append({"content": event.text})
+                elif event.channel != "reasoning":
+                    note = _streamed_note(event)  # the winner's tool calls while presenting
             case ev.Chunk() if event.channel in ("content", "reasoning"):
                 note = f"[{event.label}] {event.text}" if event.text else None
+            case ev.Chunk():
+                note = _streamed_note(event)
             case ev.AnswerAccepted():
                 note = f"\n[{event.label}] answer {event.version} accepted\n"
+            case ev.WorkflowRejected():
+                note = f"\n[{event.label}] {event.tool or 'no tool call'} rejected: {event.error}\n"
+            case ev.ToolDenied():
+                note = f"\n[{event.label}] ⛔ {event.tool} denied {event.path} ({event.rule})\n"
             case ev.VoteAccepted():
                 note = f"\n[{event.label}] votes for {event.target}: {event.reason}\n"
             case ev.Restart():

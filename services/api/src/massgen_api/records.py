@@ -24,6 +24,8 @@ class RunRecord(_Record):
     session_id: str | None = None
     status: str = "running"
     """Last known status; the run's events are the authority (see ``GET /v1/runs/{id}``)."""
+    warnings: list[str] = Field(default_factory=list)
+    """Config keys accepted but not applied (``RunConfig.warnings``)."""
 
 
 class SessionTurn(_Record):

@@ -153,6 +153,14 @@ def _check_config(ctx: ApiContext, config: dict[str, Any], path: str) -> None:
         ) from None
 
 
+def config_warnings(config: dict[str, Any]) -> list[str]:
+    """Keys of a (valid) config that are accepted but not applied, one message each."""
+    try:
+        return parse_config(config).warnings()
+    except ConfigError:
+        return []  # refused elsewhere, with the reason
+
+
 async def _record_for(ctx: ApiContext, tenant: str, run_id: str) -> RunRecord:
     try:
         validate_token(run_id, "run id")
@@ -180,7 +188,7 @@ async def _start_run(
     run_id = run_id or new_run_id()
     record = RunRecord(
         run_id=run_id, tenant=tenant, created_at=time.time(), question=question,
-        team=team, session_id=session_id,
+        team=team, session_id=session_id, warnings=config_warnings(config),
     )  # fmt: skip
     request = CreateRun(run_id=run_id, question=question, config=config, history=history or [])
     try:
@@ -223,6 +231,7 @@ def _view(record: RunRecord, summary: RunSummary | None) -> RunView:
         answers=data["answers"],
         votes=data["votes"],
         agents=agents,
+        warnings=record.warnings,
         timings=Timings(
             created_at=record.created_at,
             started_at=summary.started_at,
@@ -268,7 +277,7 @@ async def create_run(ctx: Ctx, tenant: Tenant, body: CreateRunBody) -> JSONRespo
                 422, "a session turn uses the session's team; leave out 'team' and 'config'",
                 problems=[("body.session_id", "given with team/config")],
             )  # fmt: skip
-        run_id = await _session_turn(ctx, tenant, body.session_id, body.question)
+        run_id, warnings = await _session_turn(ctx, tenant, body.session_id, body.question)
     else:
         if body.team is not None:
             config = _team(ctx, body.team, path="body.team").config
@@ -277,9 +286,11 @@ async def create_run(ctx: Ctx, tenant: Tenant, body: CreateRunBody) -> JSONRespo
             _check_config(ctx, body.config, "body.config")
             config = body.config
         run_id = await _start_run(ctx, tenant, body.question, config, team=body.team)
+        warnings = config_warnings(config)
     created = RunCreatedBody(
-        id=run_id, status="running", session_id=body.session_id, links=_links(run_id)
-    )
+        id=run_id, status="running", session_id=body.session_id, links=_links(run_id),
+        warnings=warnings,
+    )  # fmt: skip
     return JSONResponse(
         created.model_dump(), status_code=201, headers={"Location": f"/v1/runs/{run_id}"}
     )
@@ -456,8 +467,14 @@ def _history(session: SessionRecord) -> list[ChatMessage]:
     return history
 
 
-async def _session_turn(ctx: ApiContext, tenant: str, session_id: str, question: str) -> str:
-    """Reserve the session's next turn (compare-and-set), then start its run."""
+async def _session_turn(
+    ctx: ApiContext, tenant: str, session_id: str, question: str
+) -> tuple[str, list[str]]:
+    """Reserve the session's next turn (compare-and-set), then start its run.
+
+    Returns:
+        The run id and its config's warnings.
+    """
     for _ in range(5):
         session, revision = await _session(ctx, tenant, session_id)
         await _settle_turns(ctx, session)
@@ -479,10 +496,11 @@ async def _session_turn(ctx: ApiContext, tenant: str, session_id: str, question:
         if not await ctx.backend.update_session(session, revision):
             continue
         try:
-            return await _start_run(
+            started = await _start_run(
                 ctx, tenant, question, config, team=session.team,
                 session_id=session_id, history=history, run_id=run_id,
             )  # fmt: skip
+            return started, config_warnings(config)
         except BaseException:
             await _drop_turn(ctx, session_id, run_id)
             raise
@@ -557,7 +575,7 @@ async def create_turn(
     body: CreateTurnBody,
 ) -> JSONResponse:
     """Ask the session's next question: a run whose history is the earlier turns."""
-    run_id = await _session_turn(ctx, tenant, session_id, body.question)
+    run_id, warnings = await _session_turn(ctx, tenant, session_id, body.question)
     headers = {"Location": f"/v1/runs/{run_id}"}
     if body.wait:
         summary = await _wait_finished(ctx, run_id, ctx.settings.completion_timeout)
@@ -565,8 +583,9 @@ async def create_turn(
         assert record is not None
         return JSONResponse(_view(record, summary).model_dump(), status_code=201, headers=headers)
     created = RunCreatedBody(
-        id=run_id, status="running", session_id=session_id, links=_links(run_id)
-    )
+        id=run_id, status="running", session_id=session_id, links=_links(run_id),
+        warnings=warnings,
+    )  # fmt: skip
     return JSONResponse(created.model_dump(), status_code=201, headers=headers)
 
 

@@ -20,8 +20,8 @@ import nats
 import structlog
 from massgen_proto import subjects
 from massgen_proto.events import TERMINAL_STATUSES, RunEventAdapter, entitled, trusted_event
-from massgen_proto.health import connect_options
-from massgen_proto.jetstream import (
+from massgen_kit.health import connect_options
+from massgen_kit.jetstream import (
     close_connection,
     ensure_bucket,
     ensure_events_stream,
@@ -263,7 +263,9 @@ class Backend:
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
             opt_start_seq=after + 1 if after else None,
-            inactive_threshold=60.0,
+            # Short: a consumer left by a client that went away must not pile up (each
+            # GET of a running run replays through one; the server caps their number).
+            inactive_threshold=5.0,
         )
         sub = await self._js.subscribe(
             subjects.events_filter(run_id),

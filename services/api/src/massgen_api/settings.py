@@ -27,8 +27,8 @@ import yaml
 from massgen_proto.catalog import McpCatalog
 from massgen_proto.endpoints import ENV_VAR as ENDPOINTS_VAR
 from massgen_proto.endpoints import EndpointPolicy
-from massgen_proto.health import nats_url_with_credentials
-from massgen_proto.jetstream import StreamSettings
+from massgen_kit.health import nats_url_with_credentials
+from massgen_kit.jetstream import StreamSettings
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 __all__ = ["ApiSettings"]

@@ -2,7 +2,9 @@
 
 It forwards plain requests unchanged (streams chunk by chunk) and fixes tool calls
 for small models: forced calls are decoded under a JSON-schema grammar, and
-text-JSON calls in free answers are turned into ``tool_calls``.
+text-JSON calls in free answers are turned into ``tool_calls``. Streamed, both forward
+text and tool-call arguments as llama.cpp generates them: nothing waits for the end of
+the response except text that may still turn out to be a call's head.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import structlog
 from aiohttp import web
 
 from .toolcalls import (
+    CallArguments,
+    CallStart,
     ForcedCallStream,
-    TextToolCallStream,
-    ToolCall,
+    StreamingTextToolCalls,
+    StreamOut,
     ToolChoiceError,
     extract_tool_calls,
     forced_tools,
@@ -225,13 +229,6 @@ def _chunk_like(template: JsonObj, delta: JsonObj, finish: str | None = None) ->
     }
 
 
-def _tool_call_deltas(template: JsonObj, calls: list[ToolCall]) -> list[JsonObj]:
-    return [
-        _chunk_like(template, {"tool_calls": [call.to_openai(index=i)]})
-        for i, call in enumerate(calls)
-    ]
-
-
 # ---------------------------------------------------------------- forced calls
 
 
@@ -339,8 +336,7 @@ async def _auto_stream(
     request: web.Request, up: aiohttp.ClientResponse, names: set[str]
 ) -> web.StreamResponse:
     resp = await _start_sse(request)
-    held = TextToolCallStream(names)
-    native_calls = False
+    calls = StreamingTextToolCalls(names)
     with _client_may_leave():
         async for chunk in _sse_events(up):
             choices = chunk.get("choices") or []
@@ -350,21 +346,29 @@ async def _auto_stream(
             choice = choices[0]
             delta = choice.get("delta") or {}
             finish = choice.get("finish_reason")
-            native_calls = native_calls or bool(delta.get("tool_calls"))
-            if delta.get("content"):
-                delta["content"] = held.feed(delta["content"])
-                if not delta["content"]:
-                    del delta["content"]
+            if delta.get("tool_calls"):
+                calls.recognise = False  # the model makes native calls: leave its text be
+            content = delta.pop("content", None)
+            out: list[StreamOut] = calls.feed(content) if content else []
             if finish:
-                content, calls = held.finish()
-                if content:
-                    await _send(resp, _chunk_like(chunk, {"content": content}))
-                if calls and not native_calls:
-                    for extra in _tool_call_deltas(chunk, calls):
-                        await _send(resp, extra)
+                out += calls.finish()
+                if calls.calls and finish != "length":
                     choice["finish_reason"] = "tool_calls"
+            for piece in out:
+                await _send(resp, _piece_chunk(chunk, piece))
             if delta or finish or chunk.get("usage"):
                 await _send(resp, chunk)
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
     return resp
+
+
+def _piece_chunk(template: JsonObj, piece: StreamOut) -> JsonObj:
+    if isinstance(piece, CallStart):
+        head = {"index": piece.index, "id": piece.id, "type": "function",
+                "function": {"name": piece.name, "arguments": ""}}  # fmt: skip
+        return _chunk_like(template, {"tool_calls": [head]})
+    if isinstance(piece, CallArguments):
+        args = {"index": piece.index, "function": {"arguments": piece.text}}
+        return _chunk_like(template, {"tool_calls": [args]})
+    return _chunk_like(template, {"content": piece})

@@ -7,7 +7,9 @@ Two paths, both without I/O:
   tools, so llama.cpp's grammar makes every output a valid call, plus a compact system
   note describing the tools;
 * free text: find ``{"name": X, "arguments": {...}}`` objects (bare or in a fence)
-  whose ``X`` is an offered tool, and turn them into ``tool_calls`` entries.
+  whose ``X`` is an offered tool, and turn them into ``tool_calls`` entries. Streamed,
+  a call is recognised by its head (``{"name": X, "arguments": {``) and its arguments
+  are forwarded as they are generated (``StreamingTextToolCalls``), never held whole.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "CallArguments",
+    "CallStart",
     "ForcedCallStream",
+    "StreamingTextToolCalls",
     "TextToolCallStream",
     "ToolCall",
     "ToolChoiceError",
@@ -431,3 +436,177 @@ def _could_start(compact: str) -> bool:
         p.startswith(compact) or compact.startswith(p)
         for p in ('{"name"', '{"function"', '{"tool"')
     )
+
+
+# ---------------------------------------------------------------- streamed text calls
+
+_STREAM_HEAD = re.compile(
+    r'^(```[a-zA-Z]*[^\S\n]*\n)?\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*'
+    r'"(?:arguments|parameters)"\s*:\s*(?=\{)'
+)
+
+
+@dataclass(frozen=True)
+class CallStart:
+    """A text tool call was recognised: its ``index``, ``id`` and ``name``."""
+
+    index: int
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class CallArguments:
+    """More of the arguments text of call ``index``."""
+
+    index: int
+    text: str
+
+
+StreamOut = str | CallStart | CallArguments
+"""What ``StreamingTextToolCalls`` lets out: content text, or a piece of a tool call."""
+
+_IN_PROSE, _IN_ARGS, _IN_CLOSE, _IN_FENCE = range(4)
+
+
+class StreamingTextToolCalls:
+    """Content in, content and tool calls out, as the model writes them.
+
+    Prose goes through as in ``TextToolCallStream`` (held only while it may be a call).
+    Once the held text starts like a call of an offered tool (``{"name": X,
+    "arguments": {``, bare or after a fence opener), the call is announced and its
+    arguments are forwarded as they arrive, up to the end of the arguments object; the
+    rest of the call object (and a closing fence) is dropped. Held text that never
+    started like that is judged at ``finish`` as before (``extract_tool_calls``).
+    """
+
+    def __init__(self, tool_names: set[str]) -> None:
+        self.tool_names = tool_names
+        self.calls = 0
+        """Tool calls let out so far."""
+        self.recognise = True
+        """Set False to stop turning text into calls (the model made native calls)."""
+        self._prose = TextToolCallStream(tool_names)
+        self._state = _IN_PROSE
+        self._fenced = False
+        self._depth = 0
+        self._in_string = False
+        self._escaped = False
+        self._fence = ""
+
+    def feed(self, delta: str) -> list[StreamOut]:
+        """Add streamed content; return what may go out now, in order."""
+        out: list[StreamOut] = []
+        text = delta
+        while text:
+            if self._state == _IN_PROSE:
+                safe = self._prose.feed(text)
+                text = ""
+                if safe:
+                    out.append(safe)
+                if self.recognise:
+                    text = self._start_call(out)
+            elif self._state == _IN_ARGS:
+                text = self._arguments(text, out)
+            elif self._state == _IN_CLOSE:
+                text = self._close(text)
+            else:
+                text = self._close_fence(text)
+        return out
+
+    def finish(self) -> list[StreamOut]:
+        """End of stream: the held text as content and calls (a call cut short ends here)."""
+        out: list[StreamOut] = []
+        if self._state == _IN_PROSE:
+            held = self._prose._held
+            content, calls = self._prose.finish()
+            if not self.recognise:
+                content, calls = held or None, []
+            if content:
+                out.append(content)
+            for call in calls:
+                out += [CallStart(self.calls, call.id, call.name),
+                        CallArguments(self.calls, call.arguments)]  # fmt: skip
+                self.calls += 1
+        elif self._state == _IN_FENCE and self._fence.strip() not in ("", "`", "``", "```"):
+            out.append(self._fence)
+        self._state = _IN_PROSE
+        return out
+
+    def _start_call(self, out: list[StreamOut]) -> str:
+        """If the held text starts a call of an offered tool, announce it; return the
+        text after the call's head (to read as arguments), else ""."""
+        held = self._prose._held
+        match = _STREAM_HEAD.match(held)
+        if match is None:
+            return ""
+        try:
+            name = json.loads(f'"{match.group(2)}"')
+        except ValueError:
+            return ""
+        if name not in self.tool_names:
+            return ""
+        self._prose._held = ""
+        out.append(CallStart(self.calls, new_call_id(), name))
+        self._fenced = match.group(1) is not None
+        self._state, self._depth, self._in_string, self._escaped = _IN_ARGS, 0, False, False
+        return held[match.end() :]
+
+    def _arguments(self, text: str, out: list[StreamOut]) -> str:
+        """Forward the arguments object; return the text after its end."""
+        for position, char in enumerate(text):
+            if self._in_string:
+                if self._escaped:
+                    self._escaped = False
+                elif char == "\\":
+                    self._escaped = True
+                elif char == '"':
+                    self._in_string = False
+            elif char == '"':
+                self._in_string = True
+            elif char in "{[":
+                self._depth += 1
+            elif char in "}]":
+                self._depth -= 1
+                if self._depth == 0:
+                    out.append(CallArguments(self.calls, text[: position + 1]))
+                    self.calls += 1
+                    self._state, self._depth = _IN_CLOSE, 1
+                    return text[position + 1 :]
+        out.append(CallArguments(self.calls, text))
+        return ""
+
+    def _close(self, text: str) -> str:
+        """Drop the rest of the call object (normally one ``}``); return what follows."""
+        for position, char in enumerate(text):
+            if self._in_string:
+                if self._escaped:
+                    self._escaped = False
+                elif char == "\\":
+                    self._escaped = True
+                elif char == '"':
+                    self._in_string = False
+            elif char == '"':
+                self._in_string = True
+            elif char in "{[":
+                self._depth += 1
+            elif char in "}]":
+                self._depth -= 1
+                if self._depth == 0:
+                    self._state = _IN_FENCE if self._fenced else _IN_PROSE
+                    self._fence = ""
+                    return text[position + 1 :]
+        return ""
+
+    def _close_fence(self, text: str) -> str:
+        """Drop the fence closing a fenced call; anything else goes back to prose."""
+        self._fence += text
+        stripped = self._fence.lstrip()
+        if stripped.startswith("```"):
+            self._state = _IN_PROSE
+            return stripped[3:]
+        if "```".startswith(stripped):
+            return ""  # whitespace or part of the fence so far
+        self._state = _IN_PROSE
+        rest, self._fence = self._fence, ""
+        return rest

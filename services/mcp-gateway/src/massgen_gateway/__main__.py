@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from massgen_proto.health import (
+from massgen_kit.health import (
     credentials_from_env,
     nats_url_with_credentials,
     serve_until_signalled,
 )
-from massgen_proto.logsetup import configure_logging
+from massgen_kit.logsetup import configure_logging
 
 from .service import GatewayService
 from .settings import GatewaySettings

@@ -26,8 +26,9 @@ import nats
 import structlog
 from massgen_proto import subjects
 from massgen_proto.events import ToolDenied, trusted_event
-from massgen_proto.health import connect_options
-from massgen_proto.jetstream import close_connection, ensure_events_stream, ensure_runs_bucket
+from massgen_kit.health import connect_options
+from massgen_kit.metrics import REGISTRY
+from massgen_kit.jetstream import close_connection, ensure_events_stream, ensure_runs_bucket
 from massgen_proto.messages import ErrorReply, RunAccepted
 from massgen_proto.record import RunRecord
 from massgen_proto.tools import (
@@ -42,6 +43,20 @@ from pydantic import ValidationError
 from . import capability
 from .broker import RunTools, ToolsConfigError
 from .settings import GatewaySettings
+
+TOOL_CALLS = REGISTRY.counter(
+    "massgen_tool_calls_total", "Tool calls served, by server and outcome.", ["server", "outcome"]
+)
+TOOL_DENIALS = REGISTRY.counter(
+    "massgen_tool_denials_total", "Tool calls refused by a path permission, by rule.", ["rule"]
+)
+TOOL_REFUSALS = REGISTRY.counter(
+    "massgen_tool_request_refusals_total",
+    "Tool requests refused for want of the turn's capability, by reason.", ["reason"],
+)  # fmt: skip
+TOOL_SECONDS = REGISTRY.histogram(
+    "massgen_tool_call_seconds", "Time to serve a tool call, by server.", ["server"]
+)
 from .workspace import copy_tree, snapshot
 
 __all__ = ["GatewayService"]
@@ -286,6 +301,7 @@ class GatewayService:
 
     async def _refuse(self, msg: Any, request: ToolListRequest | ToolCallRequest, reason: str):
         self.refusals += 1
+        TOOL_REFUSALS.inc(reason=reason)
         tool = getattr(request, "name", None)
         log.warning(
             "tool_request_refused", run_id=request.run_id, agent=request.agent_id,
@@ -371,9 +387,14 @@ class GatewayService:
         outcome = await agent.call(request.phase, request.name, request.arguments, request.timeout)
         self.calls += 1
         result = outcome.result
+        server = request.name.split("__")[1] if request.name.count("__") >= 2 else "unknown"
+        state = "denied" if result.denied else ("error" if result.is_error else "ok")
+        TOOL_CALLS.inc(server=server, outcome=state)
+        TOOL_SECONDS.observe(time.perf_counter() - started, server=server)
         if outcome.denial is not None:
             self.denials += 1
             d = outcome.denial
+            TOOL_DENIALS.inc(rule=d.rule)
             log.warning(
                 "tool_denied", run_id=request.run_id, agent=request.agent_id, label=request.label,
                 turn=request.turn_id, tool=request.name, path=d.raw, resolved=d.path, rule=d.rule,

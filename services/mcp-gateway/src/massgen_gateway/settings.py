@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from massgen_proto.jetstream import StreamSettings
+from massgen_kit.jetstream import StreamSettings
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["ENV_PREFIX", "GatewaySettings"]

@@ -341,6 +341,9 @@ def _publish(state: RunState, agent: AgentState, now: float, phase: msg.Phase) -
         deadline=deadline,
         max_attempts=MAX_ATTEMPTS,
         max_tool_calls=state.config.orchestrator.max_tool_calls_per_turn,
+        uses_tools=bool(
+            backend.mcp_servers or backend.cwd or state.config.orchestrator.context_paths
+        ),
         token=turn_token(state.secret, turn_id) if state.secret else "",
     )
     agent.turns = number

@@ -33,9 +33,10 @@ import nats
 import structlog
 from massgen_proto import subjects
 from massgen_proto.config import ConfigError, parse_config
-from massgen_proto.health import connect_options
+from massgen_kit.health import connect_options
+from massgen_kit.metrics import REGISTRY
 from massgen_proto.ids import new_run_id
-from massgen_proto.jetstream import (
+from massgen_kit.jetstream import (
     close_connection,
     ensure_events_stream,
     ensure_runs_bucket,
@@ -64,6 +65,24 @@ __all__ = ["OrchestratorService"]
 log = structlog.get_logger("orchestrator")
 
 _STALE_UNKNOWN = Verdict(status="stale", message="this run is unknown or over")
+
+RUNS = REGISTRY.counter("massgen_runs_total", "Runs ended, by status.", ["status"])
+RUN_SECONDS = REGISTRY.histogram(
+    "massgen_run_duration_seconds", "Wall time of ended runs.", buckets=(1, 5, 10, 30, 60, 120,
+                                                                        300, 600, 1800, 3600)
+)  # fmt: skip
+VERDICTS = REGISTRY.counter(
+    "massgen_verdicts_total", "Verdicts on worker reports, by report kind and status.",
+    ["kind", "status"],
+)  # fmt: skip
+RESTARTS = REGISTRY.counter("massgen_restarts_total", "Agent restarts (new answers arrived).")
+REFUSED = REGISTRY.counter(
+    "massgen_report_refusals_total", "Worker reports refused: no capability for the turn."
+)
+PENDING = REGISTRY.gauge(
+    "massgen_pending_turns",
+    "Turn requests waiting for a worker, by provider (the autoscaling signal).", ["provider"],
+)  # fmt: skip
 
 REPLAY_WINDOW_SECONDS = 90.0
 """An outbox older than this is taken as executed: JetStream's duplicate window (2 min
@@ -100,6 +119,7 @@ class OrchestratorService:
         self._subs: list[Any] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = False
+        self._poller: asyncio.Task[None] | None = None
         self.cpu_seconds = 0.0
         """Process CPU time spent handling messages (measured by the benchmark)."""
         self.refusals = 0
@@ -137,13 +157,31 @@ class OrchestratorService:
         self._subs.append(
             await self._nc.subscribe(subjects.ORCHESTRATOR_EXECUTED, cb=self._on_executed)
         )
+        self._poller = asyncio.get_running_loop().create_task(self._poll_pending())
         log.info("orchestrator.started", replica=self.replica)
+
+    async def _poll_pending(self, every: float = 5.0) -> None:
+        """Keep ``massgen_pending_turns{provider}`` current (queued, not yet taken)."""
+        while not self._stopped:
+            try:
+                for info in await self._js.consumers_info(subjects.TURNS_STREAM):
+                    name = info.name or ""
+                    if name.startswith("worker-"):
+                        PENDING.set(info.num_pending, provider=name.removeprefix("worker-"))
+            except Exception as error:  # noqa: BLE001 - a gauge, not worth failing for
+                log.debug("pending_turns.unavailable", error=repr(error))
+            try:
+                await asyncio.sleep(every)
+            except asyncio.CancelledError:
+                return
 
     async def stop(self) -> None:
         """Stop taking messages, let handlers in flight finish, close. Safe to call twice."""
         if self._stopped or self._nc is None:
             return
         self._stopped = True
+        if self._poller is not None:
+            self._poller.cancel()
         for sub in self._subs:
             try:
                 await sub.unsubscribe()
@@ -204,9 +242,17 @@ class OrchestratorService:
         accepted again and finishes what the first attempt committed; anything else is
         refused."""
         assert self._store is not None
-        stored = await self._store.latest(run_id) if request.run_id else None
-        if stored is None or stored.state.question != request.question:
-            reply = ErrorReply(error=f"cannot create run {run_id}: {error}")
+        try:
+            stored = await self._store.latest(run_id) if request.run_id else None
+        except Exception:  # noqa: BLE001 - NATS itself is failing: retryable
+            stored = None
+        if stored is None:
+            # No such run: the write itself failed (e.g. a stream leader election).
+            reply = ErrorReply(error=f"cannot create run {run_id} now ({error}); retry", code="internal")
+            await self._respond(msg, reply)
+            return
+        if stored.state.question != request.question:
+            reply = ErrorReply(error=f"run id {run_id} is taken by another run")
             await self._respond(msg, reply)
             return
         run = self._cache(stored.state, stored.revision)
@@ -246,7 +292,10 @@ class OrchestratorService:
         was_pending = self._outbox_pending(run)
         run.executed = max(run.executed, int(seq))
         if was_pending and not self._outbox_pending(run):
-            self._schedule(run)
+            if run.state.over:
+                self._forget(run_id)
+            else:
+                self._schedule(run)
 
     async def _on_watch(self, run_id: str, value: bytes | None, revision: int) -> None:
         run = self._runs.get(run_id)
@@ -260,9 +309,12 @@ class OrchestratorService:
         except ValidationError as error:
             log.error("run.unreadable", run_id=run_id, errors=error.error_count())
             return
-        if state.over:
+        young = self._clock() - state.committed_at <= REPLAY_WINDOW_SECONDS
+        if state.over and not (state.outbox and young):
             self._forget(run_id)
             return
+        # An ended run whose last commands may not have gone out (its writer may have
+        # died) stays until they are known executed: its run_finished must be published.
         run = self._cache(state, revision)
         self._schedule(run)
 
@@ -313,6 +365,7 @@ class OrchestratorService:
         assert self._store is not None
         if reply_to is not None and not coordination.holds(run.state, message):
             self.refusals += 1
+            REFUSED.inc()
             log.warning(
                 "report_refused", run_id=run.state.run_id, turn=message.turn_id,
                 report=message.kind, reason="the turn's token does not match",
@@ -330,6 +383,7 @@ class OrchestratorService:
                         if latest is not None and latest != base_revision:
                             raise Conflict(base.run_id)
                     await self._reply(commands, reply_to)
+                    self._count(base, base, commands, message)
                     return
                 state = self._with_outbox(state, commands, now, base.seq)
                 revision = await self._store.update(state, base_revision)
@@ -339,10 +393,23 @@ class OrchestratorService:
             self._adopt(run, state, revision)
             await self._run_outbox(run)
             await self._reply(commands, reply_to)
+            self._count(base, state, commands, message)
             return
         log.error("run.persist_failed", run_id=run.state.run_id)
         if reply_to is not None:
             await self._respond(reply_to, ErrorReply(error="busy; retry", code="internal"))
+
+    @staticmethod
+    def _count(base: RunState, state: RunState, commands: list[Command], message: Any) -> None:
+        """Metrics of one committed transition."""
+        for command in commands:
+            if isinstance(command, ReplyVerdict):
+                VERDICTS.inc(kind=getattr(message, "kind", "?"), status=command.verdict.status)
+            elif isinstance(command, EmitEvent) and command.event.kind == "restart":
+                RESTARTS.inc()
+        if state.over and not base.over:
+            RUNS.inc(status=state.status)
+            RUN_SECONDS.observe(max(0.0, state.committed_at - state.created_at))
 
     def _with_outbox(
         self, state: RunState, commands: list[Command], now: float, seq: int = 0

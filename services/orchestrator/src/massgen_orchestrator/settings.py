@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from massgen_proto.jetstream import StreamSettings
+from massgen_kit.jetstream import StreamSettings
 from pydantic import BaseModel, Field
 
 __all__ = ["OrchestratorSettings"]

@@ -56,7 +56,7 @@ function panelFor(ev) {
   const log = el("ul", "log");
   root.append(title, stream, log);
   $("#agents").append(root);
-  panel = { root, stream, log, st, lastTurn: null };
+  panel = { root, stream, log, st, lastTurn: null, block: null, streamedAnswer: false };
   state.panels[ev.label] = panel;
   return panel;
 }
@@ -70,6 +70,62 @@ function append(panel, cls, text) {
   const span = el("span", cls, text);
   panel.stream.append(span);
   panel.stream.scrollTop = panel.stream.scrollHeight;
+}
+// A line of its own in the agent's stream (ends the answer being written, if any).
+function appendLine(panel, cls, text) {
+  const last = panel.stream.lastChild;
+  const open = last && !last.textContent.endsWith("\n");
+  panel.block = null;
+  append(panel, cls, (open ? "\n" : "") + text + "\n");
+}
+function parsed(text) { try { const v = JSON.parse(text); return v && typeof v === "object" ? v : {}; } catch (e) { return {}; } }
+function clip(text, n) { text = String(text || "").replace(/\s+/g, " ").trim(); return text.length > n ? text.slice(0, n - 1) + "…" : text; }
+const WORKFLOW_TOOLS = new Set(["new_answer", "vote"]);
+
+// Streamed output: text, the answer being written, the vote, tool calls as compact lines.
+function renderChunk(p, ev) {
+  switch (ev.channel) {
+    case "content":
+      if (p.block) { p.block = null; append(p, "", "\n"); }
+      append(p, "", ev.text);
+      break;
+    case "reasoning": append(p, "reasoning", ev.text); break;
+    case "answer":
+      if (p.block !== "answer") { appendLine(p, "answer-head", "✎ answer:"); p.block = "answer"; }
+      p.streamedAnswer = true;
+      setState(p, "writing answer");
+      append(p, "answer", ev.text);
+      break;
+    case "vote": {
+      const v = parsed(ev.text);
+      appendLine(p, "vote", `☑ voted for ${v.target}: ${v.reason || ""}`);
+      p.shownVote = true;
+      break;
+    }
+    case "tool_args": {
+      const a = parsed(ev.text);
+      if (a.name) setState(p, "calling " + a.name);
+      break;
+    }
+    case "tool_call": {
+      const c = parsed(ev.text);
+      if (!c.name || WORKFLOW_TOOLS.has(c.name)) break;
+      const args = c.arguments && typeof c.arguments === "object"
+        ? Object.entries(c.arguments).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ") : String(c.arguments || "");
+      appendLine(p, "tool", `→ ${c.name}(${clip(args, 100)})`);
+      setState(p, "running " + c.name);
+      break;
+    }
+    case "tool_result": {
+      const r = parsed(ev.text);
+      if (!r.name || WORKFLOW_TOOLS.has(r.name)) break;
+      const text = String(r.content || "");
+      appendLine(p, text.startsWith("Error") ? "tool error" : "tool", `${text.startsWith("Error") ? "✗" : "←"} ${r.name}: ${clip(text, 100) || "(empty)"}`);
+      setState(p, "working");
+      break;
+    }
+    default: break;  // a channel this page does not know
+  }
 }
 
 // ---- event rendering (one case per event kind) ---------------------------------------------
@@ -85,27 +141,35 @@ function render(ev) {
       break;
     case "turn_started": {
       const p = panelFor(ev);
-      if (p.lastTurn) append(p, "reasoning", "\n── turn " + ev.number + (ev.phase === "present" ? " (final presentation)" : "") + " ──\n");
+      if (p.lastTurn) appendLine(p, "reasoning", "── turn " + ev.number + (ev.phase === "present" ? " (final presentation)" : "") + " ──");
       p.lastTurn = ev.turn_id;
+      p.block = null;
+      p.streamedAnswer = false;
+      p.shownVote = false;
       setState(p, ev.phase === "present" ? "presenting" : "working");
       break;
     }
-    case "chunk": {
-      const p = panelFor(ev);
-      const cls = ev.channel === "content" ? "" : (ev.channel === "reasoning" ? "reasoning" : "tool");
-      append(p, cls, ev.text);
-      break;
-    }
+    case "chunk": renderChunk(panelFor(ev), ev); break;
     case "token_usage": break;
     case "answer_accepted": {
       const p = panelFor(ev);
+      if (!p.streamedAnswer) { appendLine(p, "answer-head", "✎ answer:"); append(p, "answer", ev.content.trim() + "\n"); }
+      appendLine(p, "accepted", `✓ answer ${ev.version} accepted`);
       logLine(p, "answer", `answer ${ev.version} accepted`);
       setState(p, "answered");
       break;
     }
-    case "workflow_rejected": logLine(panelFor(ev), "error", `rejected ${ev.tool || "(no tool)"}: ${ev.error}`); break;
+    case "workflow_rejected": {
+      const p = panelFor(ev);
+      appendLine(p, "tool error", `✗ ${ev.tool || "no tool call"} rejected: ${ev.error}`);
+      p.streamedAnswer = false;
+      p.shownVote = false;
+      logLine(p, "error", `rejected ${ev.tool || "(no tool)"}: ${ev.error}`);
+      break;
+    }
     case "vote_accepted": {
       const p = panelFor(ev);
+      if (!p.shownVote) appendLine(p, "vote", `☑ voted for ${ev.target}: ${ev.reason}`);
       logLine(p, "vote", `votes for ${ev.target}: ${ev.reason}`);
       setState(p, "voted");
       break;
@@ -117,7 +181,12 @@ function render(ev) {
       setState(p, "restarting");
       break;
     }
-    case "tool_denied": logLine(panelFor(ev), "error", `tool ${ev.tool} denied on ${ev.path} (${ev.rule})`); break;
+    case "tool_denied": {
+      const p = panelFor(ev);
+      appendLine(p, "tool error", `⛔ ${ev.tool} denied ${ev.path} (${ev.rule})`);
+      logLine(p, "error", `tool ${ev.tool} denied on ${ev.path} (${ev.rule})`);
+      break;
+    }
     case "agent_error": logLine(panelFor(ev), "error", `error: ${ev.error}`); break;
     case "agent_failed": {
       const p = panelFor(ev);
@@ -154,6 +223,13 @@ function render(ev) {
     default:
       console.warn("unknown event kind", ev.kind);
   }
+}
+
+// Config keys the server accepted but does not apply (the create response says which).
+function showWarnings(warnings) {
+  const box = $("#warnings");
+  box.textContent = (warnings || []).map((w) => "⚠ " + w).join("\n");
+  box.style.display = warnings && warnings.length ? "block" : "none";
 }
 
 // ---- SSE over fetch (so the bearer token goes in a header, not the URL) ----------------------
@@ -257,6 +333,7 @@ async function start(event) {
     const created = await api("/v1/runs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     loadRuns();
     follow(created.id);
+    showWarnings(created.warnings);
   } catch (err) { setStatus(err.message, true); }
 }
 

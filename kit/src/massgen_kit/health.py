@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from .subjects import inbox_prefix
+from massgen_proto.subjects import inbox_prefix
 
 __all__ = [
     "HealthServer",
@@ -35,7 +35,8 @@ _MAX_REQUEST_LINE = 2048
 
 
 class HealthServer:
-    """A minimal HTTP/1.0 server for ``/healthz`` and ``/readyz``.
+    """A minimal HTTP/1.0 server for ``/healthz``, ``/readyz`` and ``/metrics``
+    (Prometheus text format, from ``massgen_kit.metrics.REGISTRY``).
 
     Args:
         port: TCP port; 0 picks a free one (read it back from ``port`` after start).
@@ -82,6 +83,10 @@ class HealthServer:
         if route == "/readyz":
             ok = not self.stopping and self._check(self._ready)
             return (200, "ready") if ok else (503, "not ready")
+        if route == "/metrics":
+            from .metrics import REGISTRY
+
+            return 200, REGISTRY.render().rstrip("\n")
         return 404, "not found"
 
     @staticmethod

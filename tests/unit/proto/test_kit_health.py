@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from massgen_proto.health import HealthServer, credentials_from_env, nats_url_with_credentials
+from massgen_kit.health import HealthServer, credentials_from_env, nats_url_with_credentials
 
 
 async def _get(port: int, path: str) -> tuple[int, str]:

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .subjects import (
+from massgen_proto.subjects import (
     EVENTS_STREAM,
     EVENTS_WILDCARD,
     RUNS_BUCKET,

@@ -1,0 +1,107 @@
+"""HumanEval through `massgen eval`: the default local team (qwen2.5-coder-0.5b) vs its members.
+
+Every 4th problem (`--subset 0:164:4`, 41 problems) with the plain-chat baseline; each
+problem is one team run (~30-40 s on 2 cores) plus one plain call per member. The
+results folder (`.massgen/evals/bench-humaneval`, one for every subset) is kept, so an
+interrupted bench resumes and a larger subset reuses what a smaller one scored.
+`MASSGEN_BENCH_EVAL_SUBSET=0:164:16` measures a smaller subset.
+Run: python bench/run_all.py eval
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from massgen_cli.evals.datasets import load_humaneval, select
+from massgen_proto.providers import BACKENDS
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBSET = os.environ.get("MASSGEN_BENCH_EVAL_SUBSET", "0:164:4")
+FULL = "massgen eval humaneval --baseline single --seed 0"
+
+
+def main() -> None:
+    env = dict(os.environ)
+    for backend in BACKENDS.values():  # the local team, whatever keys this shell has
+        if backend.api_key_env:
+            env.pop(backend.api_key_env, None)
+    # One folder for every subset: a larger subset reuses the problems already scored.
+    out = ROOT / ".massgen" / "evals" / "bench-humaneval"
+    command = ["eval", "humaneval", "--subset", SUBSET, "--baseline", "single", "--seed", "0"]
+    massgen = str(Path(sys.executable).with_name("massgen"))
+    loads: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:  # the machine is shared: say how busy it was
+        while not done.wait(30):
+            loads.append(os.getloadavg()[0])
+
+    threading.Thread(target=sample, daemon=True).start()
+    started = time.monotonic()
+    proc = subprocess.run(
+        [massgen, *command, "--out", str(out)], env=env, cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=sys.stderr, timeout=12 * 3600,
+    )  # fmt: skip
+    done.set()
+    if proc.returncode != 0:
+        raise SystemExit(f"massgen eval failed ({proc.returncode}):\n{proc.stdout[-3000:]}")
+    took = time.monotonic() - started
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    total = len(load_humaneval().problems)
+    chosen = len(select(load_humaneval().problems, SUBSET, None))
+    team = summary["cost"]["team"]
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    per_problem = [
+        (r.get("wall_seconds") or 0)
+        + max((s["wall_seconds"] for s in r["baselines"].get("single", {}).values()), default=0)
+        for r in records
+    ]
+    mean_problem = sum(per_problem) / len(per_problem)
+    print("## `massgen eval humaneval`: the default local team vs its members\n")
+    print(f"Command: `massgen {' '.join(command)}` with no provider keys: the default "
+          "3-agent team (solver, checker, explainer) on qwen2.5-coder-0.5b, "
+          "`max_tokens` 384, one answer each, then votes.\n")  # fmt: skip
+    if chosen < total:
+        print(f"**A subset: {summary['problems']} of HumanEval's {total} problems** "
+              f"(`--subset {SUBSET}`); the whole benchmark is `{FULL}` "
+              f"(about {total * mean_problem / 3600:.1f} h at this subset's "
+              f"{mean_problem:.0f} s per problem, team run and baseline).\n")  # fmt: skip
+    print("| system | pass@1 | passed |")
+    print("|---|---|---|")
+    for system in summary["systems"]:
+        print(f"| {system['label']} | {100 * system['pass_at_1']:.1f}% | "
+              f"{system['passed']}/{system['total']} |")  # fmt: skip
+    headline = summary["headline"]
+    lines = []
+    for name in ("best_member", "best_single"):
+        if name in headline:
+            delta = 100 * headline[f"final_minus_{name}"]
+            lines.append(f"team final vs {name.replace('_', ' ')} "
+                         f"(`{headline[name]['key']}`): {delta:+.1f} points")  # fmt: skip
+    print("\n" + "; ".join(lines) + ".\n")
+    print(f"Per problem, the team: {team['mean_wall_seconds']:.1f} s wall, "
+          f"{team['mean_tokens']:,.0f} tokens ({team['mean_prompt_tokens']:,.0f} prompt + "
+          f"{team['mean_completion_tokens']:,.0f} completion), "
+          f"{team['mean_model_calls']:.1f} model calls (turns).", end=" ")  # fmt: skip
+    singles = [v for k, v in summary["cost"].items() if k.startswith("single:")]
+    if singles:
+        wall = sum(s["mean_wall_seconds"] for s in singles) / len(singles)
+        tokens = sum(s["mean_tokens"] for s in singles) / len(singles)
+        print(f"One member alone: {wall:.1f} s, {tokens:,.0f} tokens, 1 call.", end=" ")
+    statuses = ", ".join(f"{n} {s}" for s, n in summary["statuses"].items())
+    print(f"Runs: {statuses}; {summary['fallback_finals']} final answer(s) were fallbacks.")
+    busy = (f"; load average during the bench {sum(loads) / len(loads):.1f} on "
+            f"{os.cpu_count()} cores" if loads else "")  # fmt: skip
+    print(f"\nThis command: {took / 60:.0f} min (problems already in the results folder are "
+          f"not run again; the problems took {sum(per_problem) / 60:.0f} min in all{busy}). "
+          f"Sandbox: {summary['sandbox']}.")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""``massgen eval``: measure a team's answers against a benchmark (see ``cli.py``)."""
