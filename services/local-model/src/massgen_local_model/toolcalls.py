@@ -552,8 +552,9 @@ class StreamingTextToolCalls:
         self._state, self._depth, self._in_string, self._escaped = _IN_ARGS, 0, False, False
         return held[match.end() :]
 
-    def _arguments(self, text: str, out: list[StreamOut]) -> str:
-        """Forward the arguments object; return the text after its end."""
+    def _balanced_end(self, text: str) -> int | None:
+        """Scan JSON text (strings, escapes, nesting) from the current depth; the index
+        just past the bracket that closes depth 0, or None when ``text`` ends first."""
         for position, char in enumerate(text):
             if self._in_string:
                 if self._escaped:
@@ -569,34 +570,28 @@ class StreamingTextToolCalls:
             elif char in "}]":
                 self._depth -= 1
                 if self._depth == 0:
-                    out.append(CallArguments(self.calls, text[: position + 1]))
-                    self.calls += 1
-                    self._state, self._depth = _IN_CLOSE, 1
-                    return text[position + 1 :]
-        out.append(CallArguments(self.calls, text))
-        return ""
+                    return position + 1
+        return None
+
+    def _arguments(self, text: str, out: list[StreamOut]) -> str:
+        """Forward the arguments object; return the text after its end."""
+        end = self._balanced_end(text)
+        if end is None:
+            out.append(CallArguments(self.calls, text))
+            return ""
+        out.append(CallArguments(self.calls, text[:end]))
+        self.calls += 1
+        self._state, self._depth = _IN_CLOSE, 1
+        return text[end:]
 
     def _close(self, text: str) -> str:
         """Drop the rest of the call object (normally one ``}``); return what follows."""
-        for position, char in enumerate(text):
-            if self._in_string:
-                if self._escaped:
-                    self._escaped = False
-                elif char == "\\":
-                    self._escaped = True
-                elif char == '"':
-                    self._in_string = False
-            elif char == '"':
-                self._in_string = True
-            elif char in "{[":
-                self._depth += 1
-            elif char in "}]":
-                self._depth -= 1
-                if self._depth == 0:
-                    self._state = _IN_FENCE if self._fenced else _IN_PROSE
-                    self._fence = ""
-                    return text[position + 1 :]
-        return ""
+        end = self._balanced_end(text)
+        if end is None:
+            return ""
+        self._state = _IN_FENCE if self._fenced else _IN_PROSE
+        self._fence = ""
+        return text[end:]
 
     def _close_fence(self, text: str) -> str:
         """Drop the fence closing a fenced call; anything else goes back to prose."""
