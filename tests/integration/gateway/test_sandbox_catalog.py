@@ -29,8 +29,8 @@ pytestmark = [
 ]
 
 SENTINEL = "MASSGEN_TEST_GATEWAY_SECRET"
-ESCAPE = Path("/var/tmp") / f"massgen-escape-{os.getpid()}.txt"
-"""Outside every folder the sandbox may write (its /tmp is private, so not there)."""
+ESCAPE = Path("/usr/local") / f"massgen-escape-{os.getpid()}.txt"
+"""Outside every folder the sandbox may write (its /var/tmp is private, so not there)."""
 
 
 @pytest.fixture

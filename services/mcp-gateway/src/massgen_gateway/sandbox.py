@@ -7,7 +7,7 @@ workspaces; a tool server it starts must see neither. The sandbox gives the serv
   namespaces: no ``/proc/<gateway>/environ``, no signals to the gateway, no sockets;
 - an empty environment plus the catalog's variables (the gateway's are not inherited);
 - the filesystem read-only, with the workspaces root hidden and only the calling agent's
-  own workspace mounted read-write (and ``/tmp`` private);
+  own workspace mounted read-write (and a private ``/var/tmp`` as its ``TMPDIR``);
 - an unprivileged user inside (uid/gid 65534).
 
 CPU time and memory are bounded with ``prlimit`` when it is available.
@@ -55,13 +55,15 @@ def sandboxed(
         "--unshare-all", *(["--share-net"] if network else []),
         "--uid", "65534", "--gid", "65534",
         "--ro-bind", "/", "/",
-        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+        # A private, writable temp folder. Not over /tmp itself: the server's own code
+        # (a checkout, a virtualenv) may live there.
+        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/var/tmp",
     ]  # fmt: skip
     for folder in hidden:
         if folder.exists():
             line += ["--tmpfs", str(folder)]
     line += ["--bind", str(workspace), str(workspace), "--chdir", str(workspace), "--clearenv"]
-    full_env = {"PATH": SANDBOX_PATH, "HOME": str(workspace), **env}
+    full_env = {"PATH": SANDBOX_PATH, "HOME": str(workspace), "TMPDIR": "/var/tmp", **env}
     for key, value in full_env.items():
         line += ["--setenv", key, value]
     line.append("--")
