@@ -236,7 +236,7 @@ class JsonFieldDecoder:
                 char = text[i]
                 i += 1
                 if self._kind == _SKIP:
-                    self._state = _STRING  # \uXXXX holds no quote: skipping one char is enough
+                    self._state = _STRING  # \u + 4 hex digits: never a quote, so skip one char
                 elif char == "u":
                     self._state, self._hex = _UNICODE, ""
                 else:
