@@ -20,7 +20,7 @@ WORKSPACE_SRC := proto/src kit/src services/*/src cli/src
 
 PROVIDERS ?= chatcompletion
 
-.PHONY: install install-models install-test-servers run test test-fast bench schemas clean \
+.PHONY: install install-models install-test-servers run test test-fast lint bench schemas clean \
 	up down k8s-check cluster-up cluster-down
 
 $(UV):
@@ -38,20 +38,30 @@ install-models: $(UV)
 	$(PY) -m compileall -q $(WORKSPACE_SRC) >/dev/null
 
 # The npm MCP reference server used by the gateway tests (project-local, pinned by the lock).
-# Headless Chromium (web-page test) and bubblewrap (the gateway's sandbox for shared
-# deployments) are best effort: without them those tests skip and say why.
+# Headless Chromium (web-page test), bubblewrap (the gateway's sandbox for shared
+# deployments) and runc (the sandbox in a pod-shaped container) are best effort: without
+# them those tests skip and say why.
 install-test-servers:
 	npm ci --prefix tests --no-audit --no-fund --loglevel=error
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v bwrap >/dev/null || \
-	  { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium chromium-driver bubblewrap >/dev/null) \
-	    || echo "note: chromium/chromium-driver/bubblewrap not installed; the web-page and sandbox tests will skip"; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v bwrap >/dev/null \
+	  && command -v runc >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium chromium-driver bubblewrap runc >/dev/null) \
+	    || echo "note: chromium/chromium-driver/bubblewrap/runc not installed; the web-page and sandbox tests will skip"; }
 
 # A real multi-agent question on the embedded stack (local model unless keys are set).
 run: install-models
 	$(VENV)/bin/massgen "$(Q)"
 
 test: install-models install-test-servers
+	@$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Style and types (part of `make test`): ruff's formatter and linter on the whole tree,
+# mypy on the contract, the service kit and the orchestrator (pyproject.toml [tool.mypy]).
+lint:
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test-fast: install install-test-servers
 	$(PY) -m pytest -m "not slow and not distributed" $(PYTEST_ARGS)

@@ -15,10 +15,10 @@ as a process of its own: tests/fakes/serve.py), the mcp-gateway and 2 API replic
    kind down at a time, so a NATS node is killed only while the other two are up and
    caught up (R3 streams keep their quorum).
 
-The client alternates between the API replicas. The API has no idempotent create, so
-each question is unique and a create whose reply was lost (connection broken after the
-request went out) is looked up by its question in ``GET /v1/runs`` before it is tried
-again; a refused connection is retried on the other replica. Every run is then polled
+The client alternates between the API replicas. Each create carries an
+``Idempotency-Key``; a create whose reply was lost (connection broken after the request
+went out) or failed (5xx) is sent again with the same key, which starts or finds the
+same run; a refused connection is retried on the other replica. Every run is then polled
 (``GET /v1/runs/{id}``) until it is over. Reported: runs submitted, completed, lost
 (not completed within ``--limit`` seconds of submission: unfinished, failed, timed out
 or never created), wrong (completed, but an answer is not its agent's scripted one, the
@@ -48,6 +48,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests"), str(ROOT / "tests" / "distributed")]
 
@@ -56,9 +58,11 @@ from cluster_helpers import (  # noqa: E402
     PROVIDERS,
     ApiDriver,
     RunOutcome,
+    check_result,
     diagnose,
     drive_runs,
     team3_config,
+    team3_expected,
 )
 
 __all__ = [
@@ -76,7 +80,7 @@ CHAOS_KINDS = ("worker", "orchestrator", "nats", "mcp-gateway", "api")
 
 
 def chaos_cluster(
-    folder: str | Path, *, ack_wait: float = 10.0, graceful_timeout: float = 10.0
+    folder: str | Path, *, ack_wait: float = 3.0, graceful_timeout: float = 10.0
 ) -> Cluster:
     """The cluster-up topology with 3 orchestrators and 2 API replicas (not started)."""
     return Cluster(
@@ -288,10 +292,50 @@ async def run_phase(
         await driver.close()
     with contextlib.suppress(Exception):  # a diagnosis, not a measurement
         await asyncio.wait_for(diagnose(cluster, outcomes), 60)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(explain_wrong(cluster, outcomes), 60)
     return Phase(
         tag, outcomes, time.monotonic() - started,
         kills=monkey.kills if monkey else [], client=driver.counts,
     )  # fmt: skip
+
+
+async def explain_wrong(cluster: Cluster, outcomes: list[RunOutcome]) -> None:
+    """For each wrong run, add to its problems what the events stream itself holds (the
+    orchestrator's events of the run, in order) and what each API replica serves now:
+    tells an event that was never published from one a reader missed."""
+    wrong = [o for o in outcomes if o.status == "completed" and o.problems and o.run_id]
+    if not wrong:
+        return
+    from cluster_helpers import connect_as
+    from massgen_proto import subjects
+    from nats.js.api import ConsumerConfig
+
+    nc = await connect_as(cluster, "api")
+    try:
+        js = nc.jetstream()
+        for outcome in wrong:
+            sub = await js.subscribe(
+                subjects.events_subject(outcome.run_id, "run"), stream=subjects.EVENTS_STREAM,
+                ordered_consumer=True, config=ConsumerConfig(inactive_threshold=5.0),
+            )  # fmt: skip
+            kinds = []
+            while True:
+                msg = await sub.next_msg(timeout=5)
+                data = json.loads(msg.data)
+                kinds.append(f"{data['kind']}:{data.get('agent', '')}")
+                if not msg.metadata.num_pending:
+                    break
+            await sub.unsubscribe()
+            outcome.problems.append("stream holds: " + " ".join(kinds))
+    finally:
+        await nc.close()
+    async with httpx.AsyncClient(headers=cluster.api_headers(), timeout=30) as http:
+        for outcome in wrong:
+            for url in cluster.api_urls:
+                view = (await http.get(f"{url}/v1/runs/{outcome.run_id}")).json()
+                again = check_result(view, team3_expected())
+                outcome.problems.append(f"{url} now: {again or 'right'}")
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -353,9 +397,9 @@ def report(args: argparse.Namespace, baseline: Phase, chaos: Phase, up_seconds: 
         "\nClient side during chaos: "
         + (", ".join(f"{k} {v}" for k, v in sorted(chaos.client.items())) or "no errors")
         + " (refused: connection refused, create retried on the other replica; "
-        "ambiguous: connection lost after the create was sent, resolved by looking the "
-        "question up; found: it had been created; http_500: the API failed internally, "
-        "http_502/503: the orchestrator refused / did not answer, create retried; "
+        "ambiguous: connection lost after the create was sent, sent again with the same "
+        "Idempotency-Key; http_500: the API failed internally, "
+        "http_502/503: the orchestrator or NATS refused / did not answer, create retried; "
         "http_4xx: refused, given up; sse_*: the event stream broke or was refused, "
         "resumed on a replica; get_*: reading the result failed, retried). "
         "Slowest chaos runs: "
@@ -380,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between kills")
     parser.add_argument("--limit", type=float, default=300.0,
                         help="seconds after submission a run must have completed by")  # fmt: skip
-    parser.add_argument("--ack-wait", type=float, default=10.0, help="workers' ack wait (s)")
+    parser.add_argument("--ack-wait", type=float, default=3.0, help="workers' ack wait (s)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", help="keep the cluster's state and logs here")
     args = parser.parse_args(argv)

@@ -24,8 +24,8 @@ import asyncio
 import fcntl
 import json
 import os
-import re
 import pty
+import re
 import struct
 import subprocess
 import sys
@@ -133,8 +133,15 @@ def _streaming_team(server: FakeOpenAIServer, folder: Path, tokens: int, delay: 
     models = [f"stream{i}-{tokens}-{delay}" for i in range(3)]
     for prefix, model in zip("abc", models, strict=True):
         # tokens=None: no words before the call, the whole answer is the call's arguments.
-        server.behave(model, study_agent(_answer_text(prefix, tokens), "agent1",
-                                         presentation="Final: Canberra.", token_delay=delay))
+        server.behave(
+            model,
+            study_agent(
+                _answer_text(prefix, tokens),
+                "agent1",
+                presentation="Final: Canberra.",
+                token_delay=delay,
+            ),
+        )
     config = {
         "agents": [
             {"id": f"s{i + 1}", "backend": {"type": "chatcompletion", "model": m,
@@ -263,7 +270,10 @@ def main() -> None:
     try:
         first_panel = "╭".encode()  # a panel's corner: panels are on screen
         quick = _team(server, work, 20, 0.01)
-        cold = _run_in_pty(["--config", str(quick), "q"], env, work, first_panel)
+        # Cold: a private stack, and no background stack started for the next command.
+        cold = _run_in_pty(
+            ["--config", str(quick), "q"], {**env, "MASSGEN_NO_DAEMON": "1"}, work, first_panel
+        )
         up = subprocess.run([MASSGEN, "up", "--providers", "chatcompletion"], env=env, cwd=work,
                             capture_output=True, text=True, timeout=300)  # fmt: skip
         assert up.returncode == 0, up.stdout + up.stderr
@@ -297,7 +307,8 @@ def main() -> None:
                  f"{warm_first[len(warm_first) // 2]:.2f} s" if warm_first else "n/a",
                  "≤ 1.5 s"))  # fmt: skip
     rows.append(("whole 3-agent run, 200 tokens × 10 ms, warm, best of 2",
-                 f"{best_full:.2f} s ({best_full / 6.0:.2f} × 6.0 s)", "≤ 1.1 × 6.0 s"))  # fmt: skip
+                 f"{best_full:.2f} s ({best_full / 6.0:.2f} × 6.0 s)",
+                 "≤ 1.1 × 6.0 s"))  # fmt: skip
     rows.append(("answers streaming (in the tool call), 3 agents x 100 tokens/s: "
                  "chunk → screen latency", f"p50 {figures['p50']:.0f} ms, p99 "
                  f"{figures['p99']:.0f} ms, max {figures['max']:.0f} ms "

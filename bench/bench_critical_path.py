@@ -248,8 +248,11 @@ def report(runs: list[dict], isolated: dict[str, float]) -> str:
     for key, what in (
         ("orchestrator_up", "orchestrator started (CLI imports, nats-server, orchestrator)"),
         ("run_created", "run created (`run_created` event)"),
-        ("worker_up", "worker started (`worker_started`: spawned first by the CLI; python, "
-                      "`import litellm`, warm-up call, connect)"),
+        (
+            "worker_up",
+            "worker started (`worker_started`: spawned first by the CLI; python, the model "
+            "client (litellm only for providers that need it), warm-up call, connect)",
+        ),
         ("first_turn", "first `turn_started`"),
     ):
         values = [r[key] for r in runs if r[key] is not None]
@@ -301,7 +304,9 @@ def main() -> int:
         fake.stop()
     isolated = {
         "python -c pass": timed_python("pass"),
-        "import the CLI (`massgen_cli.main`)": timed_python("import massgen_cli.main"),
+        "import the CLI (`massgen_cli.main` and the question command)": timed_python(
+            "import massgen_cli.main, massgen_cli.commands.ask"
+        ),
         "import the embedded stack (`massgen_cli.embedded`: orchestrator, nats)": timed_python(
             "import massgen_cli.embedded"
         ),

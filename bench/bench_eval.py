@@ -66,7 +66,9 @@ def main() -> None:
     print("## `massgen eval humaneval`: the default local team vs its members\n")
     print(f"Command: `massgen {' '.join(command)}` with no provider keys: the default "
           "3-agent team (solver, checker, explainer) on qwen2.5-coder-0.5b, "
-          "`max_tokens` 384, one answer each, then votes.\n")  # fmt: skip
+          "`max_tokens` 384, temperatures 0.2/0.5/0.8, seeds 0/1/2 (`--seed N` gives the "
+          "i-th member N+i), one answer each, then votes. Members write their answers as "
+          "text and commit them with a short grammar-constrained call.\n")  # fmt: skip
     if chosen < total:
         print(f"**A subset: {summary['problems']} of HumanEval's {total} problems** "
               f"(`--subset {SUBSET}`); the whole benchmark is `{FULL}` "

@@ -126,10 +126,10 @@ async def bench_gateway(base: Path) -> list[float]:
     import nats
     from massgen_gateway.service import GatewayService
     from massgen_gateway.settings import GatewaySettings
+    from massgen_kit.jetstream import StreamSettings, ensure_runs_bucket
     from massgen_proto import subjects
     from massgen_proto.config import parse_config
     from massgen_proto.ids import turn_token
-    from massgen_kit.jetstream import StreamSettings, ensure_runs_bucket
     from massgen_proto.tools import ToolCallRequest, ToolListRequest
     from nats_fixture import start_nats_server
 

@@ -15,9 +15,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proctree import run_measured  # noqa: E402
-
 from massgen_proto.providers import BACKENDS  # noqa: E402
+from proctree import run_measured  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = re.search(r"^Q \?= (.+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
@@ -42,7 +41,8 @@ def main() -> None:
             tokens = sum(t["completion_tokens"] for t in result["tokens"].values())
             rows.append(
                 f"| {index + 1} | {run.wall_seconds:.1f} | {run.cpu_seconds:.1f} | "
-                f"{run.peak_rss_mb:.0f} | {len(result['answers'])} | {tokens} | {result['status']} |"
+                f"{run.peak_rss_mb:.0f} | {len(result['answers'])} | {tokens} | "
+                f"{result['status']} |"
             )
     print("## `make run`: default team on the local model (qwen2.5-coder-0.5b)\n")
     print(f"Command: `massgen --output json \"{QUESTION}\"` with no provider keys "

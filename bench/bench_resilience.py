@@ -34,8 +34,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 import nats  # noqa: E402
 from fakes.agents import first_votable, offered_tools, study_agent  # noqa: E402
 from fakes.openai_server import FakeOpenAIServer, answer, error, text, tool_call, vote  # noqa: E402
-from nats_fixture import start_nats_server  # noqa: E402
-
 from massgen_cli.client import follow_run  # noqa: E402
 from massgen_gateway.service import GatewayService  # noqa: E402
 from massgen_gateway.settings import GatewaySettings  # noqa: E402
@@ -43,6 +41,7 @@ from massgen_orchestrator.service import OrchestratorService  # noqa: E402
 from massgen_orchestrator.settings import OrchestratorSettings  # noqa: E402
 from massgen_worker.service import WorkerService  # noqa: E402
 from massgen_worker.settings import WorkerSettings  # noqa: E402
+from nats_fixture import start_nats_server  # noqa: E402
 
 TOKENS, DELAY = 200, 0.01
 CRITICAL_PATH = 3 * TOKENS * DELAY
@@ -69,8 +68,10 @@ class Stack:
         self.services.append(
             GatewayService(
                 GatewaySettings(
-                    nats_url=url, workspace_root=str(self.folder / "runs"),
-                    home=str(self.folder / "home"), memory_streams=True,
+                    nats_url=url,
+                    workspace_root=str(self.folder / "runs"),
+                    home=str(self.folder / "home"),
+                    memory_streams=True,
                 )  # fmt: skip
             )
         )
@@ -98,7 +99,9 @@ class Stack:
             ]
         }  # fmt: skip
         events: list[Any] = []
-        summary = await follow_run(self.nc, "What is the capital of Australia?", config, events.append)
+        summary = await follow_run(
+            self.nc, "What is the capital of Australia?", config, events.append
+        )
         return summary, events
 
 

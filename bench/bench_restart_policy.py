@@ -232,9 +232,8 @@ def _plan(sim: _Sim, label: str, turn_id: str, number: int, phase: str) -> _SimT
         quality = rng.gauss(0.0, 1.0)
         action = "answer"
     elif (
-        (own <= sc.rounds if sc.retry_lost else sim.decided.get(label, 0) < sc.rounds)
-        and rng.random() < sc.p_improve
-    ):
+        own <= sc.rounds if sc.retry_lost else sim.decided.get(label, 0) < sc.rounds
+    ) and rng.random() < sc.p_improve:
         sim.decided[label] = sim.decided.get(label, 0) + 1
         median = ANSWER_SECONDS
         quality = max(seen.values()) + abs(rng.gauss(0.0, 0.5))
@@ -341,9 +340,7 @@ def simulate(scenario: Scenario, rule: Rule, seed: int) -> RunStats:
     random.Random(f"{seed}/stagger").shuffle(factors)
     sim.stagger = dict(zip(labels, factors, strict=True))
     with finish_answered_turns(rule.finish_answered):
-        sim.state, commands = coordination.new_run(
-            RUN, QUESTION, sim.config, [], sim.now, SECRET
-        )
+        sim.state, commands = coordination.new_run(RUN, QUESTION, sim.config, [], sim.now, SECRET)
         _handle(sim, commands)
         while sim.queue and not sim.done:
             at, _, turn_id = heapq.heappop(sim.queue)
@@ -354,8 +351,10 @@ def simulate(scenario: Scenario, rule: Rule, seed: int) -> RunStats:
             del sim.live[turn_id]
             verdict = _step(sim, _submission(sim, turn))
             # Only a vote can be stale (discarded); nothing is ever rejected.
-            if verdict is None or verdict.status == "rejected" or (
-                verdict.status == "stale" and turn.action != "vote"
+            if (
+                verdict is None
+                or verdict.status == "rejected"
+                or (verdict.status == "stale" and turn.action != "vote")
             ):
                 raise AssertionError(f"seed {seed}: {turn} got {verdict}")
     return sim.stats
@@ -489,8 +488,7 @@ def main(seeds: int = 200) -> int:
 def _report(results: dict[tuple[str, str], Summary], seeds: int) -> list[str]:
     narrowed, literal, interrupt = (r.name for r in RULES)
     out = [
-        "## `restart_policy: finish`: which running turns finish "
-        "(`bench/bench_restart_policy.py`)",
+        "## `restart_policy: finish`: which running turns finish (`bench/bench_restart_policy.py`)",
         "",
         "Discrete-event simulation driving the real `coordination.apply` with simulated "
         "agents and a simulated clock. Turns last lognormal times (vote ~2 s, answer ~5 s; "

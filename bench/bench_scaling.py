@@ -28,7 +28,6 @@ from cluster import Cluster  # noqa: E402
 from fakes.openai_server import FakeOpenAIServer  # noqa: E402
 from fakes.serve import start_team  # noqa: E402
 from massgen_proto import subjects  # noqa: E402
-from massgen_kit.health import inbox_prefix_for  # noqa: E402
 from massgen_proto.messages import CreateRun  # noqa: E402
 
 PIECE_DELAY = 0.05
@@ -69,8 +68,7 @@ async def _wait_done(kv, run_ids: list[str], limit: float = 300) -> None:
 
 
 async def _throughput(cluster: Cluster, fake: FakeOpenAIServer, workers: int) -> float:
-    url = cluster.url_for("api")
-    nc = await nats.connect(url, inbox_prefix=inbox_prefix_for(url, "api"))
+    nc = await nats.connect(**cluster.connect_options("api"))
     kv = await nc.jetstream().key_value(subjects.RUNS_BUCKET)
     count = RUNS_PER_WORKER * workers
     run_ids = [f"scale{workers}-{i}-{uuid.uuid4().hex[:6]}" for i in range(count)]
@@ -94,10 +92,7 @@ async def _resume(
     """Kill orchestrator-1 while a turn streams. Returns seconds from the kill to the
     run's next orchestrator event, seconds of that the turn was still streaming, and
     (with ``restart``) seconds until the restarted replica was ready."""
-    url = cluster.url_for("api")
-    nc = await nats.connect(
-        url, max_reconnect_attempts=-1, inbox_prefix=inbox_prefix_for(url, "api")
-    )
+    nc = await nats.connect(max_reconnect_attempts=-1, **cluster.connect_options("api"))
     run_id = f"resume-{uuid.uuid4().hex[:6]}"
     streaming = asyncio.Event()
     moved_on = asyncio.Event()

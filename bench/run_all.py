@@ -45,7 +45,9 @@ def main(names: list[str]) -> int:
             failed.append(name)
             print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
             continue
-        body = proc.stdout.rstrip() + f"\n\n_measured {time.strftime('%Y-%m-%d')} in {took:.0f} s_\n"
+        body = (
+            proc.stdout.rstrip() + f"\n\n_measured {time.strftime('%Y-%m-%d')} in {took:.0f} s_\n"
+        )
         sections[name] = body
     header = (
         "# Benchmarks\n\n"

@@ -5,6 +5,8 @@
   steps)``), checked with ``assert_complete()`` at teardown.
 - ``no_real_providers`` (autouse): provider keys are sentinels and any name lookup of
   a non-local host fails the test.
+- ``no_background_stack`` (autouse): ``MASSGEN_NO_DAEMON=1``, so no ``massgen`` a test
+  runs starts the warm stack in the background.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 from fakes.openai_server import FakeOpenAIServer
-from nats_fixture import NatsServerHandle, start_nats_server
-
 from massgen_proto.providers import BACKENDS
+from nats_fixture import NatsServerHandle, start_nats_server
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -49,6 +50,12 @@ def fake_model() -> Iterator[FakeOpenAIServer]:
     finally:
         server.stop()
     server.assert_complete()
+
+
+@pytest.fixture(autouse=True)
+def no_background_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No command a test runs starts the warm stack in the background (tests of it unset this)."""
+    monkeypatch.setenv("MASSGEN_NO_DAEMON", "1")
 
 
 @pytest.fixture(autouse=True)

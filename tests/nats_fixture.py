@@ -1,8 +1,8 @@
 """A real nats-server process for tests: the product's own launcher, per test folder.
 
-    server = start_nats_server(tmp_path)   # JetStream on, random port, store in tmp_path
-    ... connect to server.url ...
-    server.stop()                          # terminate, then kill after a timeout
+server = start_nats_server(tmp_path)   # JetStream on, random port, store in tmp_path
+... connect to server.url ...
+server.stop()                          # terminate, then kill after a timeout
 """
 
 from __future__ import annotations

@@ -12,12 +12,17 @@ Generated (do not edit by hand; edit ``WORKERS`` or ``permissions.py`` and rerun
   on the provider's durable consumer of ``MASSGEN_TURNS``), with a fallback replica count
   and the scale-down behaviour below;
 - ``components/hpa/``: the same scaling bounds as CPU HorizontalPodAutoscalers, for
-  clusters without KEDA.
+  clusters without KEDA;
+- ``components/gateway-sandbox/``: the gateway's seccomp profile (``seccomp.py``: the
+  runtime default plus what bubblewrap needs) as the JSON a node reads and as the Security
+  Profiles Operator's ``SeccompProfile`` (the component's ``kustomization.yaml`` and
+  ``gateway.yaml`` are written by hand).
 
 The worker Deployments carry no ``spec.replicas``: their autoscaler owns the count, so
 ``kubectl apply`` never resets a scaled-out pool (README "Rollouts that keep runs").
 
-Adding a provider = one entry in ``WORKERS`` (see README "Add a provider").
+Adding a provider = one entry in ``WORKERS`` (see README "Add a provider"); changing
+the gateway's seccomp profile = ``seccomp.py`` (README "Sandboxed tools").
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import permissions  # noqa: E402
+import seccomp  # noqa: E402
 from massgen_proto import subjects  # noqa: E402
 from massgen_proto.config import TimeoutSettings  # noqa: E402
 from massgen_proto.providers import BACKENDS  # noqa: E402
@@ -131,7 +137,7 @@ def worker_deployment(pool: WorkerPool) -> dict:
                 "name": "massgen-settings", "key": "STREAM_REPLICAS"}},
         },
         {"name": "MASSGEN_WORKER_GRACEFUL_TIMEOUT", "value": str(GRACEFUL_TIMEOUT)},
-        {"name": "MASSGEN_WORKER_ACK_WAIT", "value": "10"},
+        {"name": "MASSGEN_WORKER_ACK_WAIT", "value": "3"},
         {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
     ]  # fmt: skip
     if pool.api_key_env:
@@ -274,8 +280,8 @@ def hpa(pool: WorkerPool) -> dict:
     }  # fmt: skip
 
 
-def _dump(*docs: dict) -> str:
-    return HEADER + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=100) for d in docs)
+def _dump(*docs: dict, header: str = HEADER) -> str:
+    return header + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=100) for d in docs)
 
 
 def _component(resources: list[str]) -> dict:
@@ -307,6 +313,12 @@ def render() -> dict[Path, str]:
     files[HERE / "components/hpa/worker-hpas.yaml"] = _dump(*map(hpa, WORKERS))
     files[HERE / "components/hpa/kustomization.yaml"] = HEADER + yaml.safe_dump(
         _component(["worker-hpas.yaml"]), sort_keys=False
+    )
+    # JSON has no comments: the drift check (and the README) say it is generated.
+    files[HERE / f"components/gateway-sandbox/{seccomp.PROFILE_NAME}.json"] = seccomp.render_json()
+    files[HERE / "components/gateway-sandbox/seccompprofile.yaml"] = _dump(
+        seccomp.seccomp_profile_resource(),
+        header=HEADER.replace("edit WORKERS there", "edit deploy/k8s/seccomp.py"),
     )
     return files
 

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 from massgen_proto import subjects as s
+from massgen_proto.tools import MAX_KEEPALIVES
 
 __all__ = [
     "INBOX",
@@ -60,6 +61,7 @@ def inbox(user: str) -> str:
     """Where ``user`` receives replies and push-consumer deliveries (its inbox prefix)."""
     return s.inbox_wildcard(user)
 
+
 # Gateway subjects are owned by the gateway's part of proto; fall back to the family
 # wildcard's members if this checkout predates them (same names as proto).
 GATEWAY_TOOLS_LIST = getattr(s, "GATEWAY_TOOLS_LIST", f"{s.PREFIX}.gateway.tools.list")
@@ -68,6 +70,7 @@ GATEWAY_CLOSE = getattr(s, "GATEWAY_CLOSE", f"{s.PREFIX}.gateway.close")
 GATEWAY_QUEUE = getattr(s, "GATEWAY_QUEUE", "mcp-gateway")
 API_RUNS_BUCKET = getattr(s, "API_RUNS_BUCKET", "massgen_api_runs")
 SESSIONS_BUCKET = getattr(s, "SESSIONS_BUCKET", "massgen_sessions")
+USAGE_BUCKET = getattr(s, "USAGE_BUCKET", "massgen_usage")
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,9 @@ class Permissions:
 
     publish: tuple[str, ...]
     subscribe: tuple[str, ...]
-    allow_responses: bool = False
-    """May publish to the reply subject of a request it received (responders)."""
+    allow_responses: bool | int = False
+    """May publish to the reply subject of a request it received (responders): True
+    once per request, a number that many times (keep-alives before the answer)."""
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -90,8 +94,10 @@ class Permissions:
             "publish": {"allow": list(self.publish)},
             "subscribe": {"allow": list(self.subscribe)},
         }
-        if self.allow_responses:
+        if self.allow_responses is True:
             block["allow_responses"] = True
+        elif self.allow_responses:
+            block["allow_responses"] = {"max": int(self.allow_responses), "expires": "2h"}
         return block
 
 
@@ -164,9 +170,13 @@ def orchestrator() -> Permissions:
             # The pending-turns gauge: read the turn consumers' state.
             f"{JS_API}.CONSUMER.LIST.{s.TURNS_STREAM}",
             f"{JS_API}.CONSUMER.INFO.{s.TURNS_STREAM}.>",
+            # A turn request JetStream gave up on: read it (to fail its turn), drop it.
+            f"{JS_API}.STREAM.MSG.GET.{s.TURNS_STREAM}",
+            f"{JS_API}.STREAM.MSG.DELETE.{s.TURNS_STREAM}",
         ],
         subscribe=[
             f"{s.SUBMIT_CREATE} {queue}",
+            f"{s.TURN_UNDELIVERED} {queue}",
             f"{s.SUBMIT_REPORT} {queue}",
             f"{s.SUBMIT_CANCEL} {queue}",
             s.ORCHESTRATOR_EXECUTED,
@@ -227,7 +237,7 @@ def gateway() -> Permissions:
             s.EVENTS_WILDCARD,
             inbox(GATEWAY_USER),
         ],
-        allow_responses=True,
+        allow_responses=MAX_KEEPALIVES + 1,  # keep-alives while it works, then the answer
         description="mcp-gateway replicas",
     )
 
@@ -246,6 +256,7 @@ def api() -> Permissions:
             f"{JS_API}.STREAM.CREATE.KV_{s.RUNS_BUCKET}",  # ensure_runs_bucket at start-up
             *_kv_full(API_RUNS_BUCKET),
             *_kv_full(SESSIONS_BUCKET),
+            *_kv_full(USAGE_BUCKET),
         ],
         subscribe=[s.EVENTS_WILDCARD, inbox(API_USER)],
         description="api replicas",

@@ -1,7 +1,8 @@
 """Helpers of the distributed tests: the cluster stand-in, run drivers, log checks.
 
 The cluster (see conftest):  3 NATS nodes behind a balancer, 2 orchestrators and 2 workers
-per provider, every process logging in as its own NATS user. Two fake-model
+per provider, every process logging in as its own NATS user, over TLS with the
+cluster's private CA (``connect_as`` gives a test client the same). Two fake-model
 "providers": ``chatcompletion`` and ``vllm`` backends both pointed at the scripted fake
 OpenAI server (each accepts a ``base_url``).
 
@@ -27,8 +28,8 @@ from typing import Any
 
 import httpx
 import nats
-from massgen_proto import subjects
 from massgen_kit.health import inbox_prefix_for
+from massgen_proto import subjects
 from massgen_proto.messages import CreateRun, ErrorReply, OrchestratorReplyAdapter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -43,6 +44,7 @@ __all__ = [
     "RunOutcome",
     "check_result",
     "connect",
+    "connect_as",
     "create_run",
     "diagnose",
     "drive_runs",
@@ -72,7 +74,11 @@ def team_config(base_url: str, turn_timeout: float = 30.0) -> dict[str, Any]:
 
 
 async def connect(url: str, **kwargs: Any) -> nats.aio.client.Client:
-    """A client that keeps reconnecting through the balancer."""
+    """A client that keeps reconnecting through the balancer.
+
+    With TLS (``tls://`` URLs) pass ``tls=cluster.client_tls()``: the default SSL
+    context does not trust the cluster's private CA. ``connect_as`` does it for you.
+    """
 
     async def quiet(_error: Exception) -> None:  # reconnects are expected in these tests
         return None
@@ -81,6 +87,13 @@ async def connect(url: str, **kwargs: Any) -> nats.aio.client.Client:
     # Each NATS user may only use its own inbox prefix (see deploy/k8s/permissions.py).
     kwargs.setdefault("inbox_prefix", inbox_prefix_for(url, "api"))
     return await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **kwargs)
+
+
+async def connect_as(cluster: Cluster, user: str, **kwargs: Any) -> nats.aio.client.Client:
+    """``connect`` logged in as NATS ``user`` of ``cluster``, trusting its CA (with TLS)."""
+    if cluster.tls:
+        kwargs.setdefault("tls", cluster.client_tls())
+    return await connect(cluster.url_for(user), **kwargs)
 
 
 async def create_run(nc, kv, run_id: str, question: str, config: dict[str, Any]) -> None:
@@ -150,6 +163,7 @@ def team3_config(base_url: str) -> dict[str, Any]:
     No ``timeout_settings``: the defaults (turn timeout 600 s) hold, as in production,
     so a dropped turn shows up as a run that does not finish, not as a quick retry.
     """
+
     def backend(provider: str, model: str) -> dict[str, Any]:
         extra = {"api_key": "sk-fake"} if provider == "chatcompletion" else {}
         return {"type": provider, "model": model, "base_url": base_url, **extra}
@@ -221,7 +235,7 @@ class RunOutcome:
     """Wall clock (``time.time()``) of the first create attempt."""
     run_id: str | None = None
     created_via: str = ""
-    """``201`` or ``found`` (the create's reply was lost; found by its question)."""
+    """``201``, or ``201 again`` (an earlier attempt's outcome was unknown or failed)."""
     attempts: int = 0
     create_errors: list[str] = field(default_factory=list)
     view: dict[str, Any] | None = None
@@ -255,7 +269,8 @@ class RunOutcome:
         if self.status in ("failed", "timed_out", "cancelled"):
             return f"ended {self.status}"
         if self.kv_status in ("completed", "failed", "timed_out", "cancelled"):
-            return f"KV says {self.kv_status}, its events stop short (events lost)"
+            # Read after the limit: a dropped turn waited out its timeout, or events were lost.
+            return f"KV says {self.kv_status} (by diagnosis time): finished late, or events lost"
         if self.kv_status is None:
             return "in the API's index only (no orchestrator state)"
         if not (self.view or {}).get("agents"):
@@ -283,11 +298,11 @@ _AMBIGUOUS = (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError
 class ApiDriver:
     """A client of the API replicas: creates runs and follows them to their end.
 
-    The API has no idempotent create (no client-chosen run id, no idempotency key),
-    so the driver makes each question unique and, when a create's outcome is unknown
-    (the connection broke after the request was sent), looks the question up in
-    ``GET /v1/runs`` before creating again: a run is never made twice by a retry.
-    A refused connection is retried on the next replica at once (nothing was sent).
+    Each create carries an ``Idempotency-Key`` (the run's unique question): when its
+    outcome is unknown (the connection broke after the request was sent) or the API
+    answered 5xx, the same request is sent again and starts or finds the same run, so a
+    run is never made twice by a retry. A refused connection is retried on the next
+    replica at once (nothing was sent).
 
     A run is followed over SSE (``GET /v1/runs/{id}/events``, resumed with
     ``Last-Event-ID`` on another replica when a connection breaks) until
@@ -304,7 +319,7 @@ class ApiDriver:
         )  # fmt: skip
         self._turn = 0
         self.counts: Counter[str] = Counter()
-        """Events worth reporting: ``refused``, ``ambiguous``, ``found``, ``http_<code>``,
+        """Events worth reporting: ``refused``, ``ambiguous``, ``http_<code>``,
         ``sse_broken``, ``sse_http_<code>``, ``get_http_<code>``."""
 
     async def close(self) -> None:
@@ -327,23 +342,24 @@ class ApiDriver:
             index += 1
             outcome.attempts += 1
             try:
-                response = await self.client.post(f"{url}/v1/runs", json=body)
+                # The same key on every attempt: a retry starts or finds the same run.
+                response = await self.client.post(
+                    f"{url}/v1/runs", json=body, headers={"Idempotency-Key": outcome.question}
+                )
             except httpx.ConnectError as error:  # nothing was sent: retry elsewhere
                 self.counts["refused"] += 1
                 outcome.create_errors.append(f"{url}: {type(error).__name__}")
                 await asyncio.sleep(0.1 if index % len(self.urls) else 0.5)
                 continue
             except _AMBIGUOUS as error:
+                # The create was sent, its outcome is unknown: send it again (same key).
                 self.counts["ambiguous"] += 1
                 outcome.create_errors.append(f"{url}: {type(error).__name__}")
-                found = await self.find(outcome.question, deadline)
-                if found:
-                    self.counts["found"] += 1
-                    outcome.run_id, outcome.created_via = found, "found"
-                    return outcome
+                await asyncio.sleep(0.2)
                 continue
             if response.status_code == 201:
-                outcome.run_id, outcome.created_via = response.json()["id"], "201"
+                outcome.run_id = response.json()["id"]
+                outcome.created_via = "201" if outcome.attempts == 1 else "201 again"
                 return outcome
             self.counts[f"http_{response.status_code}"] += 1
             outcome.create_errors.append(
@@ -356,24 +372,6 @@ class ApiDriver:
             # 502/503: the API dropped its index entry; no run is visible to us. Retry.
             await asyncio.sleep(0.5 + random.random())
         return outcome
-
-    async def find(self, question: str, deadline: float) -> str | None:
-        """The id of the tenant's run asking ``question`` (None: there is none).
-
-        Asks replicas until one answers (they share one index): runs are listed newest
-        first, and the one looked for was made moments ago.
-        """
-        while time.monotonic() < deadline:
-            for url in self.urls:
-                with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-                    response = await self.client.get(f"{url}/v1/runs", params={"limit": 100})
-                    if response.status_code == 200:
-                        for item in response.json()["data"]:
-                            if item["question"] == question:
-                                return item["id"]
-                        return None
-            await asyncio.sleep(0.5)
-        return None
 
     async def fetch(self, outcome: RunOutcome, tries: int = 10) -> None:
         """Refresh ``outcome.view`` from ``GET /v1/runs/{id}`` (errors keep the old one)."""
@@ -446,7 +444,7 @@ async def diagnose(cluster: Cluster, outcomes: list[RunOutcome]) -> None:
     unfinished = [o for o in outcomes if o.run_id and o.status != "completed"]
     if not unfinished:
         return
-    nc = await connect(cluster.url_for("api"))
+    nc = await connect_as(cluster, "api")
     try:
         kv = await nc.jetstream().key_value(subjects.RUNS_BUCKET)
         for outcome in unfinished:

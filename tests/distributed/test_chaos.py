@@ -53,9 +53,7 @@ def test_no_run_lost_or_wrong_while_processes_are_killed(
 ) -> None:
     # Warm-up (first model calls in each worker); runs that fail here fail without any
     # kill, so say so at once instead of waiting through the chaos phase.
-    warm = asyncio.run(
-        run_phase(chaos_stand_in, fake_url, runs=3, rate=3, limit=60, tag="warmup")
-    )
+    warm = asyncio.run(run_phase(chaos_stand_in, fake_url, runs=3, rate=3, limit=60, tag="warmup"))
     assert not warm.lost and not warm.wrong, "before any kill:\n" + warm.failures()
 
     phase = asyncio.run(

@@ -121,8 +121,10 @@ def test_runs_through_the_api_complete_with_orchestrator_replicas(
     assert len(good) == len(outcomes), _report(outcomes)
     durations = sorted(o.duration for o in outcomes if o.duration is not None)
     _durations[replicas] = durations
-    print(f"{replicas} replica(s): median {statistics.median(durations):.2f} s, "
-          f"max {durations[-1]:.2f} s over {len(durations)} runs")
+    print(
+        f"{replicas} replica(s): median {statistics.median(durations):.2f} s, "
+        f"max {durations[-1]:.2f} s over {len(durations)} runs"
+    )
     one = _durations.get(1)
     if replicas > 1 and one:
         # About as fast as one replica: the median within 2x (or 3 s) of one replica's.

@@ -6,6 +6,9 @@
   redelivered);
 - a worker logged in as provider A's user can neither take provider B's turns nor
   publish where it has no right: the server refuses and logs a permission violation.
+
+All of it over TLS (the stand-in's default, as production): every client here trusts
+the cluster's CA (``connect_as``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import uuid
 
 import nats
 import pytest
-from cluster_helpers import PROVIDERS, connect, create_run, team_config, violations, wait_all
+from cluster_helpers import PROVIDERS, connect_as, create_run, team_config, violations, wait_all
 from massgen_proto import subjects
 from massgen_proto.messages import CreateRun
 
@@ -23,7 +26,7 @@ pytestmark = [pytest.mark.distributed, pytest.mark.timeout(300)]
 
 
 async def _runs(cluster, fake, count: int, prefix: str):
-    nc = await connect(cluster.url_for("api"))
+    nc = await connect_as(cluster, "api")
     js = nc.jetstream()
     kv = await js.key_value(subjects.RUNS_BUCKET)
     run_ids = [f"{prefix}-{i:02d}-{uuid.uuid4().hex[:6]}" for i in range(count)]
@@ -74,9 +77,9 @@ async def test_worker_of_one_provider_cannot_take_another_providers_turns(cluste
     async def record(error: Exception) -> None:
         errors.append(str(error).lower())
 
-    worker_a = await connect(cluster.url_for(f"worker-{provider_a}"), error_cb=record)
-    orchestrator = await connect(cluster.url_for("orchestrator"))
-    worker_b = await connect(cluster.url_for(f"worker-{provider_b}"))
+    worker_a = await connect_as(cluster, f"worker-{provider_a}", error_cb=record)
+    orchestrator = await connect_as(cluster, "orchestrator")
+    worker_b = await connect_as(cluster, f"worker-{provider_b}")
     try:
         # Stop provider B's real workers from taking the probe turn first.
         for index in (1, 2):

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import yaml
 __all__ = [
     "Cli",
     "CliResult",
+    "Tmux",
     "kill_tree",
     "massgen_command",
     "read_events",
@@ -198,3 +200,51 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Tmux:
+    """A private tmux server running one command in a 150x45 window (a real terminal)."""
+
+    def __init__(self, cli: Cli) -> None:
+        self.cli = cli
+        self.socket = f"mg-{uuid.uuid4().hex[:8]}"
+
+    def _tmux(self, *args: str) -> str:
+        proc = subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            cwd=self.cli.cwd, env=self.cli.env, capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+        return proc.stdout
+
+    def start(self, *massgen_args: str, stderr: Path | None = None) -> None:
+        """Run ``massgen ARGS`` in the window (its stderr into ``stderr`` when given, so
+        stdout alone is the terminal). The server takes ``cli.env`` as it is now."""
+        command = " ".join(_quote(a) for a in self.cli.command(*massgen_args))
+        if stderr is not None:
+            command += f" 2>{_quote(str(stderr))}"
+        # Keep the pane after the command ends, so the last screen can be read.
+        self._tmux("new-session", "-d", "-s", "t", "-x", "150", "-y", "45",
+                   f"{command}; echo EXITED $?; sleep 600")  # fmt: skip
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "t", "-S", "-200")
+
+    def keys(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", "t", *keys)
+
+    def wait(self, *texts: str, timeout: float = 90) -> str:
+        def ready() -> str | None:
+            screen = self.screen()
+            return screen if all(t in screen for t in texts) else None
+
+        try:
+            return wait_for(ready, timeout, f"{texts} on screen")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n--- screen ---\n{self.screen()}") from None
+
+    def stop(self) -> None:
+        self._tmux("kill-server")
+
+
+def _quote(arg: str) -> str:
+    return "'" + arg.replace("'", "'\\''") + "'"

@@ -15,7 +15,6 @@ import pytest
 from e2e_support import kill_tree, read_events, team_config, wait_for
 from fakes.agents import study_agent
 from fakes.openai_server import FakeOpenAIServer, error, hang
-
 from massgen_proto.events import RunEventAdapter
 
 pytestmark = pytest.mark.timeout(240)
@@ -255,13 +254,13 @@ def test_ctrl_c_cancels_the_run_keeps_answers_and_exits_130(cli, fake_model):
 def test_config_warnings_reach_stderr_the_result_and_the_log_folder(cli, fake_model):
     fake_model.behave("w1", study_agent(A1, "agent1", presentation="Warned final."))
     config = team_config(fake_model.base_url, ["w1"], ["solo"])
-    config["agents"][0]["backend"]["enable_web_search"] = True  # accepted, not applied
+    config["agents"][0]["backend"]["permission_mode"] = "default"  # accepted, not applied
     path = cli.write_config(config)
 
     result = cli.run("--config", path.name, "--output", "json", QUESTION)
 
     assert result.code == 0, result.stderr
-    warning = "agents[0].backend.enable_web_search: ignored"
+    warning = "agents[0].backend.permission_mode: ignored"
     assert f"massgen: warning: {warning}" in result.stderr
     out = result.json()
     assert len(out["warnings"]) == 1 and out["warnings"][0].startswith(warning)

@@ -173,14 +173,14 @@ def test_serve_api_answers_runs_and_stops_on_sigterm(cli, fake_model, tmp_path):
 def test_api_config_warnings_are_printed_and_kept(cli, api, fake_model):
     fake_model.behave("w1", study_agent(A1, "agent1", presentation="Warned final."))
     config = team_config(fake_model.base_url, ["w1"], ["solo"])
-    config["agents"][0]["backend"]["enable_web_search"] = True  # accepted, not applied
+    config["agents"][0]["backend"]["permission_mode"] = "default"  # accepted, not applied
     path = cli.write_config(config)
     env = dict(cli.env, MASSGEN_API_TOKEN="alice-token")
 
     result = cli.run("--api", api.url, "--config", path.name, "--output", "json", QUESTION, env=env)
 
     assert result.code == 0, result.stderr
-    warning = "agents[0].backend.enable_web_search: ignored"
+    warning = "agents[0].backend.permission_mode: ignored"
     assert result.stderr.count(f"massgen: warning: {warning}") == 1  # the API's list, once
     assert result.json()["warnings"][0].startswith(warning)
     (folder,) = cli.log_dirs()

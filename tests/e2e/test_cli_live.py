@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
-from e2e_support import Cli, kill_tree, team_config, wait_for
+from e2e_support import Cli, Tmux, kill_tree, team_config, wait_for
 from fakes.agents import study_agent
 from fakes.openai_server import text
 
@@ -29,50 +28,6 @@ ANSWERS = {
     "m2": "The capital of Australia is Canberra, a planned city.",
     "m3": "Australia's capital city is Canberra, in the ACT.",
 }
-
-
-class Tmux:
-    """A private tmux server running one command in a 150x45 window."""
-
-    def __init__(self, cli: Cli) -> None:
-        self.cli = cli
-        self.socket = f"mg-{uuid.uuid4().hex[:8]}"
-
-    def _tmux(self, *args: str) -> str:
-        proc = subprocess.run(
-            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
-            cwd=self.cli.cwd, env=self.cli.env, capture_output=True, text=True, timeout=20,
-        )  # fmt: skip
-        return proc.stdout
-
-    def start(self, *massgen_args: str) -> None:
-        command = " ".join(_quote(a) for a in self.cli.command(*massgen_args))
-        # Keep the pane after the command ends, so the last screen can be read.
-        self._tmux("new-session", "-d", "-s", "t", "-x", "150", "-y", "45",
-                   f"{command}; echo EXITED $?; sleep 600")  # fmt: skip
-
-    def screen(self) -> str:
-        return self._tmux("capture-pane", "-p", "-t", "t", "-S", "-200")
-
-    def keys(self, *keys: str) -> None:
-        self._tmux("send-keys", "-t", "t", *keys)
-
-    def wait(self, *texts: str, timeout: float = 90) -> str:
-        def ready() -> str | None:
-            screen = self.screen()
-            return screen if all(t in screen for t in texts) else None
-
-        try:
-            return wait_for(ready, timeout, f"{texts} on screen")
-        except AssertionError as error:
-            raise AssertionError(f"{error}\n--- screen ---\n{self.screen()}") from None
-
-    def stop(self) -> None:
-        self._tmux("kill-server")
-
-
-def _quote(arg: str) -> str:
-    return "'" + arg.replace("'", "'\\''") + "'"
 
 
 @pytest.fixture
@@ -273,9 +228,10 @@ def test_warm_stack_up_status_question_down(cli, fake_model, tmp_path):
         answer = run("--config", config.name, "--output", "json", "capital?")
         assert answer.returncode == 0, answer.stderr
         assert "using the warm stack" in answer.stderr
-        assert json.loads(answer.stdout)["winner"] == "agent-m2" or json.loads(answer.stdout)[
-            "status"
-        ] == "completed"
+        assert (
+            json.loads(answer.stdout)["winner"] == "agent-m2"
+            or json.loads(answer.stdout)["status"] == "completed"
+        )
     finally:
         down = run("down")
     assert down.returncode == 0 and "stopped" in down.stdout

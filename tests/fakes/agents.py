@@ -25,7 +25,9 @@ def offered_tools(request: dict[str, Any]) -> list[str]:
 def user_text(request: dict[str, Any]) -> str:
     """All user-message text of a request (task and current answers)."""
     return "\n".join(
-        str(m.get("content") or "") for m in request.get("messages") or () if m.get("role") == "user"
+        str(m.get("content") or "")
+        for m in request.get("messages") or ()
+        if m.get("role") == "user"
     )
 
 

@@ -64,8 +64,8 @@ def probe() -> str:
         except OSError as error:
             found["read"][path] = f"ERROR {error.strerror}"
     try:
-        found["parent_environ"] = Path(f"/proc/{os.getppid()}/environ").read_bytes().decode(
-            errors="replace"
+        found["parent_environ"] = (
+            Path(f"/proc/{os.getppid()}/environ").read_bytes().decode(errors="replace")
         )
     except OSError as error:
         found["parent_environ"] = f"ERROR {error.strerror}"

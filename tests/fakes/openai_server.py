@@ -63,6 +63,9 @@ class Step:
     tokens: int | None = None
     """Stream this many pieces in all: content padded with words (text steps), or words
     of content before the tool call, whose own pieces count too (tool-call steps)."""
+    before: str = ""
+    """Content streamed before the tool call(s) (tool-call steps; replaces the padding
+    words of ``tokens``): an answer written as text, committed by the call."""
 
 
 StepLike = Step | Callable[[dict[str, Any]], Step]
@@ -235,7 +238,9 @@ class FakeOpenAIServer:
 
     def assert_complete(self) -> None:
         """Fail when scripted steps were left unused or a request had no step."""
-        problems = [f"{m}: {n} scripted step(s) never requested" for m, n in self.remaining().items()]
+        problems = [
+            f"{m}: {n} scripted step(s) never requested" for m, n in self.remaining().items()
+        ]
         problems += self.errors
         if problems:
             raise AssertionError("fake model: " + "; ".join(problems))
@@ -259,7 +264,9 @@ class FakeOpenAIServer:
             script = self._scripts.get(model)
             behaviour = self._behaviours.get(model) if not script else None
             if behaviour is None and not script:
-                self.errors.append(f"{UNEXPECTED} for model {model!r} (request {len(self.requests)})")
+                self.errors.append(
+                    f"{UNEXPECTED} for model {model!r} (request {len(self.requests)})"
+                )
                 return None
             step = behaviour if behaviour is not None else script.pop(0)
         # Called outside the lock: a behaviour may look at the recorded requests.
@@ -308,6 +315,8 @@ class FakeOpenAIServer:
         }[step.kind]
         call_pieces = sum(1 + len(_fragments(arguments)) for _, arguments in calls)
         preamble = [f"w{i} " for i in range(max(0, (tokens or 0) - call_pieces))]
+        if step.before:
+            preamble = _pieces(step.before)
         return preamble, calls, "tool_calls"
 
 

@@ -10,8 +10,6 @@ from typing import Any
 import nats
 import pytest
 from fakes.openai_server import FakeOpenAIServer
-from nats.aio.client import Client
-
 from massgen_cli.client import follow_run
 from massgen_orchestrator.service import OrchestratorService
 from massgen_orchestrator.settings import OrchestratorSettings
@@ -19,6 +17,7 @@ from massgen_proto import events as ev
 from massgen_proto.summary import RunSummary
 from massgen_worker.service import WorkerService
 from massgen_worker.settings import WorkerSettings
+from nats.aio.client import Client
 
 
 @dataclass

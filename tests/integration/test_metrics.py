@@ -13,8 +13,7 @@ import urllib.request
 
 import nats
 import pytest
-from fakes.openai_server import answer, text, tool_call, vote
-
+from fakes.openai_server import answer, error, text, tool_call, vote
 from massgen_cli.client import follow_run
 from massgen_gateway.service import GatewayService
 from massgen_gateway.settings import GatewaySettings
@@ -53,15 +52,22 @@ async def test_a_run_moves_every_services_metrics(nats_url, fake_model, tmp_path
         await service.start()
     nc = await nats.connect(nats_url)
     try:
-        fake_model.script("m1", [
+        # Model names of this test only: the registry is per process, shared by tests.
+        fake_model.script("metrics-m1", [
             tool_call("mcp__workspace__write_file", {"path": "a.md", "content": "x"}),
             answer("Done."), vote("agent1", "mine"), text("Final: done."),
         ])  # fmt: skip
         config = {"agents": [{"id": "a1", "backend": {
-            "type": "chatcompletion", "model": "m1", "base_url": fake_model.base_url,
+            "type": "chatcompletion", "model": "metrics-m1", "base_url": fake_model.base_url,
             "cwd": "ws"}}]}  # fmt: skip
         summary = await follow_run(nc, "Write a.", config, lambda _e: None)
         assert summary.status == "completed"
+        # A bad key: retrying cannot help, the turn fails, and the class is counted.
+        fake_model.script("metrics-m2", [error(401, "invalid api key")])
+        config["agents"][0]["backend"]["model"] = "metrics-m2"
+        config["orchestrator"] = {"max_agent_failures": 1}
+        failed = await follow_run(nc, "Again.", config, lambda _e: None)
+        assert failed.status == "failed"
         url = f"http://127.0.0.1:{health.port}/metrics"
         # In a thread: the health server answers on this test's event loop.
         scraped = await asyncio.to_thread(
@@ -79,6 +85,12 @@ async def test_a_run_moves_every_services_metrics(nats_url, fake_model, tmp_path
     assert _value(scraped, "massgen_turns_total", provider="chatcompletion",
                   outcome="presented") >= 1  # fmt: skip
     assert _value(scraped, "massgen_model_tokens_total", direction="completion") > 0
+    # Four model calls with the first model (the tool call's, the answer's, the vote's,
+    # the presentation's), each timed to its first piece and to its end.
+    assert _value(scraped, "massgen_model_request_seconds_count", model="metrics-m1") == 4
+    assert _value(scraped, "massgen_model_first_token_seconds_count", model="metrics-m1") == 4
+    assert _value(scraped, "massgen_model_errors_total", provider="chatcompletion",
+                  **{"class": "auth"}) >= 1  # fmt: skip
     assert _value(scraped, "massgen_tool_calls_total", server="workspace", outcome="ok") >= 1
     assert "# TYPE massgen_worker_inflight_turns gauge" in scraped
     assert "# TYPE massgen_pending_turns gauge" in scraped

@@ -3,8 +3,8 @@
 One nats-server runs with the ``authorization`` block that ``deploy/k8s/permissions.py``
 renders for the manifests and the local cluster; the orchestrator, a worker, the
 mcp-gateway, the API service and the run's client each log in as their own user
-(``api`` for the client). A run with a tool call goes through and completes, while an attacker holding
-a worker's credentials is refused every inbox but its own, cannot read the runs
+(``api`` for the client). A run with a tool call goes through and completes, while an
+attacker holding a worker's credentials is refused every inbox but its own, cannot read the runs
 bucket, and cannot act on the run at the gateway.
 """
 
@@ -18,20 +18,18 @@ from pathlib import Path
 import nats
 import pytest
 from fakes.openai_server import answer, hang, text, tool_call, vote
-from nats_fixture import NatsServer
-
 from massgen_api.metrics import Metrics
 from massgen_api.service import Backend
 from massgen_api.settings import ApiSettings
 from massgen_cli.client import follow_run
 from massgen_gateway.service import GatewayService
 from massgen_gateway.settings import GatewaySettings
+from massgen_kit.health import inbox_prefix_for, nats_url_with_credentials
+from massgen_kit.jetstream import StreamSettings
 from massgen_orchestrator.service import OrchestratorService
 from massgen_orchestrator.settings import OrchestratorSettings
 from massgen_proto import events as ev
 from massgen_proto import subjects
-from massgen_kit.health import inbox_prefix_for, nats_url_with_credentials
-from massgen_kit.jetstream import StreamSettings
 from massgen_proto.messages import (
     OrchestratorReplyAdapter,
     WorkerReportAdapter,
@@ -41,6 +39,7 @@ from massgen_proto.messages import (
 from massgen_proto.tools import GatewayReplyAdapter, ToolCallRequest
 from massgen_worker.service import WorkerService
 from massgen_worker.settings import WorkerSettings
+from nats_fixture import NatsServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy" / "k8s"))
 import permissions  # noqa: E402
@@ -185,6 +184,15 @@ async def test_a_run_goes_through_while_a_stolen_worker_login_overhears_nothing(
                 ev.FinalAnswer(run_id=run_id, agent="a1", label="agent1", content="PWNED"),
                 ev.RunFinished(run_id=run_id, status="completed", winner="a1"),
             ]
+            # ...nor put words in the agent's mouth or inflate its token count: streamed
+            # events count only with the tag the orchestrator announced for the turn.
+            turn = f"{run_id}-agent1-t1"
+            ids = {"run_id": run_id, "agent": "a1", "label": "agent1", "turn_id": turn}
+            for tag in ("", "0" * 24):
+                forged_events += [
+                    ev.Chunk(**ids, channel="answer", text="PWNED", tag=tag),
+                    ev.TokenUsage(**ids, prompt_tokens=10**9, completion_tokens=1, tag=tag),
+                ]
             for source in ("run", "stream"):
                 for event in forged_events:
                     await own.publish(
@@ -192,9 +200,9 @@ async def test_a_run_goes_through_while_a_stolen_worker_login_overhears_nothing(
                     )
             await own.flush()
             await asyncio.sleep(0.5)
-            assert any(
-                "publish to" in e and f"massgen.events.{run_id}.run" in e for e in errors
-            ), errors
+            assert any("publish to" in e and f"massgen.events.{run_id}.run" in e for e in errors), (
+                errors
+            )
         finally:
             await own.close()
         assert not run.done()  # all of that happened while the run was going on
@@ -202,13 +210,24 @@ async def test_a_run_goes_through_while_a_stolen_worker_login_overhears_nothing(
         summary = await asyncio.wait_for(run, 120)
         assert summary.status == "completed", summary
         assert summary.final_answer == "Final: note written."
-        assert not [e for e in events if getattr(e, "content", "") == "PWNED"]
+        assert not [e for e in events if "PWNED" in (getattr(e, "content", "") or "")]
+        assert not [e for e in events if e.kind == "chunk" and e.text == "PWNED"]
+        assert not [e for e in events if e.kind == "token_usage" and e.prompt_tokens == 10**9]
+        assert [e for e in events if e.kind == "chunk" and e.channel == "answer"]
         assert note.read_text() == "hello"
         assert gateway.refusals == 1
         # The API replays the run's events (an ordered consumer delivering to _INBOX_api).
         replayed = await asyncio.wait_for(api.summary(run_id), 30)
         assert replayed is not None and replayed.status == "completed"
         assert replayed.final_answer == "Final: note written."
+        assert all(t["prompt_tokens"] < 10**9 for t in replayed.tokens.values())
+        # Every reader, from the start or resumed mid-run, sees the real chunks only.
+        relayed = await _chunks(api, run_id)
+        assert relayed and b"PWNED" not in b"".join(data for _, data in relayed)
+        started = min(seq for seq, data in await _all_events(api, run_id)
+                      if b'"kind":"turn_started"' in data)  # fmt: skip
+        resumed = await _chunks(api, run_id, after=started)
+        assert resumed == [(seq, data) for seq, data in relayed if seq > started]
         assert await api.orchestrator_status(run_id) == "completed"
 
         # Every forbidden subscription was refused by the server; nothing came through.
@@ -232,3 +251,19 @@ async def test_a_run_goes_through_while_a_stolen_worker_login_overhears_nothing(
         await worker.stop()
         await gateway.stop()
         await orchestrator.stop()
+
+
+async def _all_events(api: Backend, run_id: str, after: int = 0) -> list[tuple[int, bytes]]:
+    """What the API relays of a finished run (from ``after`` on)."""
+    out: list[tuple[int, bytes]] = []
+    async for item in api.follow(run_id, after=after, heartbeat=2.0):
+        if item is None:
+            break
+        out.append(item)
+        if b'"kind":"run_finished"' in item[1]:
+            break
+    return out
+
+
+async def _chunks(api: Backend, run_id: str, after: int = 0) -> list[tuple[int, bytes]]:
+    return [(s, d) for s, d in await _all_events(api, run_id, after) if b'"kind":"chunk"' in d]

@@ -16,7 +16,6 @@ import nats
 import pytest
 from fakes.agents import first_votable, study_agent
 from fakes.openai_server import FakeOpenAIServer, error
-
 from massgen_cli.client import follow_run
 from massgen_orchestrator.commands import PublishTurn
 from massgen_orchestrator.service import OrchestratorService
@@ -78,7 +77,9 @@ async def _stack(nats_url: str, worker_settings: WorkerSettings, replicas: int =
 
 async def _run(nc, fake: FakeOpenAIServer, models: list[str], events: list | None = None):
     sink = events if events is not None else []
-    return await follow_run(nc, "What is the capital of Australia?", _team(fake, models), sink.append)
+    return await follow_run(
+        nc, "What is the capital of Australia?", _team(fake, models), sink.append
+    )
 
 
 @pytest.mark.parametrize("replicas", [2, 3])
@@ -89,7 +90,9 @@ async def test_runs_complete_with_several_replicas_and_the_default_turn_timeout(
     fake_model.behave("m2", study_agent(OTHER, "agent1"))
     fake_model.behave("m3", study_agent(OTHER + " Truly.", "agent1"))
     services = await _replicas(nats_url, replicas)
-    workers = [WorkerService(nats_url, ["chatcompletion"], fast_worker_settings()) for _ in range(2)]
+    workers = [
+        WorkerService(nats_url, ["chatcompletion"], fast_worker_settings()) for _ in range(2)
+    ]
     for worker in workers:
         await worker.start()
     nc = await nats.connect(nats_url)
@@ -120,13 +123,13 @@ async def test_crash_between_commit_and_publish_loses_no_run(nats_url, fake_mode
     crashed = asyncio.Event()
     real_perform = doomed._perform
 
-    async def die_before_publishing(run_id, command, msg_id):
+    async def die_before_publishing(run_id, command, headers):
         if isinstance(command, PublishTurn) and command.request.number > 1:
             if not crashed.is_set():
                 crashed.set()
                 await doomed._nc.close()  # the process is gone: no publish, no reply
             raise ConnectionError("replica crashed")
-        await real_perform(run_id, command, msg_id)
+        await real_perform(run_id, command, headers)
 
     doomed._perform = die_before_publishing
     worker = WorkerService(nats_url, ["chatcompletion"], fast_worker_settings())
@@ -184,3 +187,58 @@ async def test_an_always_failing_provider_holds_the_run_up_by_about_a_second(nat
     assert mixed.final_answer.startswith(SAME)
     assert [e.label for e in events if e.kind == "agent_excluded"] == ["agent3"]
     assert mixed_time <= healthy_time + 1.5, (healthy_time, mixed_time)
+
+
+async def test_a_turn_every_worker_dies_on_fails_at_once_instead_of_at_its_timeout(
+    nats_url, fake_model
+):
+    """Each worker that takes agent2's turns dies (or stalls) without a word; JetStream
+    gives up after ``max_deliver`` deliveries. The orchestrator hears JetStream's advisory
+    and fails the turn, so the run goes on with agent1 instead of waiting 600 s."""
+    from massgen_kit.jetstream import StreamSettings, ensure_provider_consumer, ensure_turns_stream
+
+    fake_model.behave("m1", study_agent(SAME, "agent1", presentation="Canberra."))
+    services = await _replicas(nats_url, 2)
+    worker = WorkerService(nats_url, ["chatcompletion"], fast_worker_settings())
+    await worker.start()
+    hole = await nats.connect(nats_url)  # the vllm "workers": take turns, never finish
+    js = hole.jetstream()
+    await ensure_turns_stream(js, StreamSettings(memory=True))
+    durable = await ensure_provider_consumer(js, "vllm", ack_wait=1.0, max_deliver=2)
+    pull = await js.pull_subscribe_bind(durable, stream="MASSGEN_TURNS")
+    taken: list[str] = []
+
+    async def swallow() -> None:
+        while True:
+            try:
+                taken.extend(m.subject for m in await pull.fetch(1, timeout=0.5))
+            except nats.errors.TimeoutError:
+                pass
+
+    hole_task = asyncio.create_task(swallow())
+    nc = await nats.connect(nats_url)
+    config = _team(fake_model, ["m1", "m2"])
+    config["agents"][1]["backend"]["type"] = "vllm"
+    events: list = []
+    try:
+        started = time.monotonic()
+        summary = await asyncio.wait_for(
+            follow_run(nc, "What is the capital of Australia?", config, events.append), 120
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        hole_task.cancel()
+        await pull.unsubscribe()
+        await hole.close()
+        await nc.drain()
+        await worker.stop()
+        for service in services:
+            await service.stop()
+    assert summary.status == "completed", summary
+    # agent2 is in trouble from its first failed turn, so agent1's answer is not held
+    # up for it: agent2 is left out once agent1 has voted.
+    assert summary.winner == "a1" and summary.agents["a2"] == "left out", summary
+    errors = [e for e in events if e.kind == "agent_error" and e.agent == "a2"]
+    assert errors and "handed to workers 2 times" in errors[0].error, errors
+    assert len(taken) >= 2  # the first turn, delivered twice, then given up on
+    assert elapsed < 60

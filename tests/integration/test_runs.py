@@ -15,18 +15,24 @@ pytestmark = pytest.mark.timeout(90)
 A1 = "Canberra is the capital of Australia."
 A2 = "The capital of Australia is Canberra, chosen as a compromise between Sydney and Melbourne."
 A3 = "Australia's capital city is Canberra, in the Australian Capital Territory."
+FINAL = f"{A2} (final)"
+"""A presentation as full as the winning answer (a much shorter one is not taken)."""
 
 
 async def test_three_agents_answer_then_converge(stack):
     for model, mine in (("m1", A1), ("m2", A2), ("m3", A3)):
-        stack.fake.behave(model, study_agent(mine, "agent2", presentation="Canberra (final)."))
+        stack.fake.behave(model, study_agent(mine, "agent2", presentation=FINAL))
     summary = await stack.run("What is the capital of Australia?", stack.team(["m1", "m2", "m3"]))
 
     assert summary.status == "completed"
     assert summary.winner == "a2"
-    assert summary.final_answer == "Canberra (final)."
+    assert summary.final_answer == FINAL
     assert sorted(a.content for a in summary.answers) == sorted([A1, A2, A3])
-    assert {v.voter: v.target for v in summary.votes.values()} == {"a1": "a2", "a2": "a2", "a3": "a2"}
+    assert {v.voter: v.target for v in summary.votes.values()} == {
+        "a1": "a2",
+        "a2": "a2",
+        "a3": "a2",
+    }
     assert stack.events[0].kind == "run_created"
     assert stack.events[-1].kind == "run_finished"
     assert [e.kind for e in stack.events[-2:]] == ["final_answer", "run_finished"]
@@ -39,7 +45,11 @@ async def test_votes_split_two_one(stack):
     stack.fake.behave("m2", study_agent(A2, "agent3"))
     stack.fake.behave("m3", study_agent(A3, "agent1", presentation="three wins"))
     summary = await stack.run("capital?", stack.team(["m1", "m2", "m3"]))
-    assert (summary.status, summary.winner, summary.final_answer) == ("completed", "a3", "three wins")
+    assert (summary.status, summary.winner, summary.final_answer) == (
+        "completed",
+        "a3",
+        "three wins",
+    )
     consensus = stack.kinds("consensus")[-1]
     assert consensus.votes == {"agent1": 1, "agent2": 0, "agent3": 2}
 
@@ -54,7 +64,9 @@ async def test_three_way_tie_goes_to_first_in_config_order(stack):
 
 
 async def test_vote_for_unknown_label_is_rejected_and_retried(stack):
-    stack.fake.script("m1", [answer(A1), vote("agent9", "typo"), vote("agent1", "fixed"), text("done")])
+    stack.fake.script(
+        "m1", [answer(A1), vote("agent9", "typo"), vote("agent1", "fixed"), text("done")]
+    )
     summary = await stack.run("capital?", stack.team(["m1"]))
     assert summary.status == "completed"
     rejected = stack.kinds("workflow_rejected")
@@ -80,7 +92,11 @@ async def test_agent_whose_provider_always_fails_is_marked_failed(stack):
 async def test_single_agent_answers_votes_and_presents(stack):
     stack.fake.script("m1", [answer(A1), vote("agent1", "mine"), text("Canberra.")])
     summary = await stack.run("capital?", stack.team(["m1"]))
-    assert (summary.status, summary.winner, summary.final_answer) == ("completed", "a1", "Canberra.")
+    assert (summary.status, summary.winner, summary.final_answer) == (
+        "completed",
+        "a1",
+        "Canberra.",
+    )
     assert [e.kind for e in stack.events if e.kind in ("answer_accepted", "vote_accepted")] == [
         "answer_accepted",
         "vote_accepted",
@@ -105,7 +121,11 @@ async def test_deadline_with_an_answer_presents_the_best_so_far(stack):
         "capital?", stack.team(["m1", "m2"], orchestrator_timeout_seconds=2.0)
     )
     assert stack.kinds("deadline_reached")
-    assert (summary.status, summary.winner, summary.final_answer) == ("completed", "a1", "best so far")
+    assert (summary.status, summary.winner, summary.final_answer) == (
+        "completed",
+        "a1",
+        "best so far",
+    )
 
 
 async def test_answer_cap_offers_only_vote(stack):

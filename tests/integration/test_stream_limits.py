@@ -6,7 +6,6 @@ import nats
 import pytest
 from fakes.agents import study_agent
 from fakes.openai_server import FakeOpenAIServer
-
 from massgen_cli.client import follow_run
 from massgen_orchestrator.service import OrchestratorService
 from massgen_orchestrator.settings import OrchestratorSettings

@@ -17,6 +17,7 @@ from massgen_proto.events import RunEvent, RunEventAdapter, RunFinished
 from massgen_proto.summary import RunSummary, apply_event
 
 from .client import RunRefused
+from .targets import TargetUnavailable
 
 __all__ = ["ApiClient", "ApiError", "ApiUnreachable", "SseFrame", "parse_sse"]
 
@@ -32,7 +33,7 @@ class ApiError(RunRefused):
         self.message = message
 
 
-class ApiUnreachable(RuntimeError):
+class ApiUnreachable(TargetUnavailable):
     """No HTTP answer at all (wrong URL, server down)."""
 
 

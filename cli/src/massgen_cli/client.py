@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from massgen_proto import subjects
-from massgen_proto.events import RunEvent, RunFinished, trusted_event
+from massgen_proto.events import RunEvent, RunFinished
 from massgen_proto.ids import new_run_id
 from massgen_proto.messages import (
     CancelRun,
@@ -21,6 +21,7 @@ from massgen_proto.messages import (
     OrchestratorReplyAdapter,
 )
 from massgen_proto.summary import RunSummary, apply_event
+from massgen_proto.trust import StreamGate
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
@@ -48,12 +49,14 @@ async def follow_run(
     run_id: str | None = None,
     cancel: asyncio.Event | None = None,
     request_timeout: float = 10.0,
+    previous_run_id: str | None = None,
 ) -> RunSummary:
     """Create a run, hand every event to ``on_event`` in order, return the final summary.
 
     Subscribes to the run's events before creating it, so nothing is missed. When
     ``cancel`` is set the run is cancelled; the function still returns once the
-    run's last event arrives, with everything accepted so far.
+    run's last event arrives, with everything accepted so far. ``previous_run_id``
+    (a session's previous turn) gives the agents that run's final workspace.
 
     Raises:
         RunRefused: the orchestrator rejected the request; the message says why.
@@ -61,15 +64,21 @@ async def follow_run(
     run_id = run_id or new_run_id()
     queue: asyncio.Queue[RunEvent] = asyncio.Queue()
 
+    gate = StreamGate()
+
     async def collect(msg: Msg) -> None:
-        # Answers, votes and the outcome count only from the orchestrator's subject.
-        event = trusted_event(msg.subject, msg.data)
+        # Answers, votes and the outcome count only from the orchestrator's subject; a
+        # worker's chunks only with the tag of a turn the orchestrator gave it.
+        event = gate.admit(msg.subject, msg.data)
         if event is not None:
             queue.put_nowait(event)
 
     sub = await nc.subscribe(subjects.events_filter(run_id), cb=collect)
     try:
-        request = CreateRun(run_id=run_id, question=question, config=config, history=history or [])
+        request = CreateRun(
+            run_id=run_id, question=question, config=config, history=history or [],
+            previous_run_id=previous_run_id,
+        )  # fmt: skip
         reply = await _request(
             nc, subjects.SUBMIT_CREATE, request.model_dump_json().encode(), request_timeout
         )

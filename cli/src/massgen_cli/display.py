@@ -207,7 +207,9 @@ class SimpleDisplay:
                 self._print(f"{self._tag(event.label)} ✗ failed: {event.error}")
             case ev.AgentExcluded():
                 self._flush_agent(event.label)
-                self._print(f"{self._tag(event.label)} ✗ left out (provider failing): {event.error}")
+                self._print(
+                    f"{self._tag(event.label)} ✗ left out (provider failing): {event.error}"
+                )
             case ev.Consensus():
                 tally = ", ".join(f"{label}: {n}" for label, n in event.votes.items()) or "no votes"
                 self._print(
@@ -215,6 +217,11 @@ class SimpleDisplay:
                 )
             case ev.DeadlineReached():
                 self._print(f"deadline reached with {event.answers} answer(s)")
+            case ev.BudgetReached():
+                self._print(
+                    f"budget reached ({event.limit}: {event.tokens} tokens, "
+                    f"${event.cost_usd:.4f}) with {event.answers} answer(s)"
+                )
             case ev.PresentationStarted():
                 self._print(f"{self._tag(event.label)} presents the final answer")
             case ev.FinalAnswer():

@@ -33,12 +33,18 @@ def die_with_parent() -> None:
         pass
 
 
-def spawn_worker(args: list[str], **popen: object) -> subprocess.Popen:
-    """``python -m massgen_worker ARGS`` as a child that dies with this process."""
+def spawn_worker(args: list[str], *, own_session: bool = True, **popen: object) -> subprocess.Popen:
+    """``python -m massgen_worker ARGS`` as a child that dies with this process.
+
+    Args:
+        own_session: a session of its own (Ctrl-C in the terminal reaches us, and we
+            stop the worker ourselves); False keeps it in our process group (the
+            background stack, whose group is killed as one).
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "massgen_worker", *args],
         env=dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True"),
-        start_new_session=True,  # Ctrl-C reaches us; we stop the worker ourselves.
+        start_new_session=own_session,
         preexec_fn=die_with_parent,
         **popen,  # type: ignore[arg-type]
     )

@@ -17,8 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from massgen_proto.config import RunConfig
 from massgen_kit.health import inbox_prefix_for
+from massgen_proto.config import RunConfig
 from massgen_proto.subjects import TURNS_STREAM, provider_consumer
 
 from . import early_worker
@@ -69,6 +69,12 @@ class EmbeddedStack:
         log_dir: where service logs go (``services.log``); None discards them.
         debug: verbose service logs.
         local_models: local model name -> number of agents using it.
+        on_progress: callable(text) for "still starting" notes; None = quiet.
+        own_sessions: each child process in a session of its own (a command in a
+            terminal: Ctrl-C reaches only the command). False keeps them in this
+            process's group (the background stack, whose group is killed as one).
+        monitor: nats-server also serves its monitoring endpoints (``/connz``), which
+            the background stack reads to know whether anyone is connected.
     """
 
     def __init__(
@@ -78,12 +84,17 @@ class EmbeddedStack:
         debug: bool = False,
         local_models: Counter[str] | None = None,
         on_progress: Any = None,
+        *,
+        own_sessions: bool = True,
+        monitor: bool = False,
     ) -> None:
         self.providers = providers
         self.log_dir = log_dir
         self.debug = debug
         self.local_models = local_models or Counter()
         self._on_progress = on_progress
+        self._own_sessions = own_sessions
+        self._monitor = monitor
         self.nats: NatsServer | None = None
         self.orchestrator: OrchestratorService | None = None
         self.gateway: GatewayService | None = None
@@ -100,7 +111,10 @@ class EmbeddedStack:
 
     async def start(self) -> EmbeddedStack:
         """Start everything; returns once a run can be created."""
-        self.nats = NatsServer().start()
+        # nats-server dies with us too (a ``kill -9`` leaves no server behind).
+        self.nats = NatsServer(
+            monitor=self._monitor, own_session=self._own_sessions, die_with_parent=True
+        ).start()
         self._start_worker()
         local = asyncio.ensure_future(self._start_local_models())
         # Imported only now: these imports overlap with the worker's own start-up.
@@ -119,6 +133,9 @@ class EmbeddedStack:
             GatewaySettings(
                 nats_url=self.nats.url, memory_streams=True, replica="embedded",
                 final_dir=str(self.log_dir / "final_workspace") if self.log_dir else None,
+                # The user's own machine: commands run in bubblewrap when it is there,
+                # else (as MassGen's local mode) with the patterns and limits only.
+                unsandboxed_exec=True,
             )
         )  # fmt: skip
         await self.gateway.start()
@@ -181,6 +198,7 @@ class EmbeddedStack:
             stdin=subprocess.DEVNULL,
             stdout=self._worker_log or subprocess.DEVNULL,
             stderr=self._worker_log or subprocess.DEVNULL,
+            own_session=self._own_sessions,
         )  # fmt: skip
 
     async def _start_local_models(self) -> None:
@@ -200,7 +218,7 @@ class EmbeddedStack:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log_target or asyncio.subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=self._own_sessions,
                 preexec_fn=die_with_parent,
             )  # fmt: skip
             if log_target is not None:

@@ -309,8 +309,10 @@ class RichDisplay(FrameDisplay):
         if cell_len(label) > width - 3:
             label = self._fit(label, max(0, width - 3))
         fill = h * max(0, width - 3 - cell_len(label)) + right
-        return self._styled(left + h, style) + self._styled(label, text_style) + self._styled(
-            fill, style
+        return (
+            self._styled(left + h, style)
+            + self._styled(label, text_style)
+            + self._styled(fill, style)
         )
 
     def _panel(self, agent: AgentView, width: int, height: int, now: float) -> list[str]:

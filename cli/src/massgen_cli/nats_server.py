@@ -15,9 +15,12 @@ import tempfile
 import threading
 from pathlib import Path
 
+from .early_worker import die_with_parent
+
 __all__ = ["NatsServer", "NatsServerError", "find_binary"]
 
 _LISTENING = re.compile(r"Listening for client connections on ([0-9.]+):(\d+)")
+_MONITOR = re.compile(r"Starting http monitor on ([0-9.]+):(\d+)")
 
 
 class NatsServerError(RuntimeError):
@@ -45,6 +48,13 @@ class NatsServer:
             there is no race with another process taking the port).
         store_dir: JetStream folder; a temporary folder (removed on stop) when None.
         extra_args: more command-line arguments (cluster routes, a config file...).
+        monitor: also serve the HTTP monitoring endpoints (``/connz``...) on a free
+            loopback port (:attr:`monitor_url`).
+        own_session: run it in a session of its own (a Ctrl-C in the terminal does not
+            reach it); False keeps it in its owner's process group, so the owner's
+            group can be killed as one.
+        die_with_parent: it gets SIGTERM when the thread that started it dies (Linux);
+            only for owners that start it from a thread that lives as long as they do.
     """
 
     def __init__(
@@ -52,12 +62,21 @@ class NatsServer:
         port: int = 0,
         store_dir: str | Path | None = None,
         extra_args: list[str] | None = None,
+        *,
+        monitor: bool = False,
+        own_session: bool = True,
+        die_with_parent: bool = False,
     ) -> None:
         self.port = port
         self._own_dir = store_dir is None
         self.store_dir = Path(store_dir or tempfile.mkdtemp(prefix="massgen-nats-"))
         self._extra = extra_args or []
+        self._monitor = monitor
+        self._own_session = own_session
+        self._die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
+        self.monitor_port: int | None = None
+        """The HTTP monitoring port (with ``monitor=True``, once started)."""
         self.output: list[str] = []
         """Everything the server wrote so far (it logs to stderr)."""
 
@@ -66,6 +85,11 @@ class NatsServer:
         """Client URL of the server."""
         return f"nats://127.0.0.1:{self.port}"
 
+    @property
+    def monitor_url(self) -> str | None:
+        """Base URL of the monitoring endpoints (``monitor=True``): ``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.monitor_port}" if self.monitor_port else None
+
     def start(self, timeout: float = 10.0) -> NatsServer:
         """Start the process and wait for "Server is ready" (JetStream included)."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +97,8 @@ class NatsServer:
             find_binary(), "-a", "127.0.0.1", "-p", str(self.port or -1),
             "-js", "-sd", str(self.store_dir), *self._extra,
         ]  # fmt: skip
+        if self._monitor:
+            command += ["-m", "-1"]  # -1: a free port, read back from the log
         self._proc = proc = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,
@@ -80,7 +106,8 @@ class NatsServer:
             stdin=subprocess.DEVNULL,
             # Its own session: a Ctrl-C in the terminal (cancelling one interactive turn)
             # must not reach the server; its owner stops it.
-            start_new_session=True,
+            start_new_session=self._own_session,
+            preexec_fn=die_with_parent if self._die_with_parent else None,
         )
         ready = threading.Event()
 
@@ -92,6 +119,8 @@ class NatsServer:
                 self.output.append(line)
                 if match := _LISTENING.search(line):
                     self.port = int(match.group(2))
+                elif match := _MONITOR.search(line):
+                    self.monitor_port = int(match.group(2))
                 if "Server is ready" in line:
                     ready.set()
             ready.set()  # EOF: the process is gone; reported below.

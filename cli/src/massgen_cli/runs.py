@@ -220,7 +220,11 @@ def show_run(run: StoredRun, out: TextIO, table: bool = False, cost: bool = True
     )
     w(f"timing: total {_fmt_duration(duration)}, first turn after {_fmt_duration(first)}\n")
     w("\nagents:\n")
-    costs = estimate_cost(models, summary.tokens) if cost and summary.tokens else {}
+    # Runs record their cost as they go (worker-side prices); older logs get an estimate.
+    unpriced = {a: t for a, t in summary.tokens.items() if a not in summary.costs}
+    costs: dict[str, Any] = dict(summary.costs)
+    if cost and unpriced:
+        costs.update(estimate_cost(models, unpriced))
     total_cost = 0.0
     known = False
     for agent, label in labels.items():

@@ -8,7 +8,9 @@
     SESSION_SUMMARY.md    every turn in one readable page (rewritten after each turn)
 
 Each turn's run gets the earlier turns (after the last ``/clear``) as history:
-user / assistant message pairs.
+user / assistant message pairs, and starts from the final workspace of the last
+completed one (``previous_run_id``): the gateway copies the winner's files into every
+agent's workspace and keeps the originals read-only. ``/clear`` forgets both.
 """
 
 from __future__ import annotations
@@ -118,8 +120,19 @@ class Session:
             messages.append(ChatMessage(role="assistant", content=turn.answer))
         return messages
 
+    def previous_run_id(self) -> str | None:
+        """The run of the last completed turn since the last ``/clear`` (its winner's
+        final workspace is where the next turn starts), or None: start empty."""
+        cleared = self.meta.get("cleared_after", 0)
+        for turn in reversed(self.turns()):
+            if turn.number <= cleared:
+                return None
+            if turn.status == "completed" and turn.winner:
+                return turn.run_id
+        return None
+
     def clear(self) -> None:
-        """Forget the history so far (the turns stay on disk)."""
+        """Forget the history and the workspace so far (the turns stay on disk)."""
         turns = self.turns()
         self.meta["cleared_after"] = turns[-1].number if turns else 0
         self._save_meta()

@@ -90,6 +90,8 @@ def _cell(event: ev.RunEvent) -> tuple[str, str] | None:
             return RUN_COLUMN, f"consensus: {event.winner_label} wins ({tally})"
         case ev.DeadlineReached():
             return RUN_COLUMN, f"deadline: {event.answers} answer(s)"
+        case ev.BudgetReached():
+            return RUN_COLUMN, f"budget ({event.limit}): {event.answers} answer(s)"
         case ev.PresentationStarted():
             return event.label, "presenting"
         case ev.FinalAnswer():

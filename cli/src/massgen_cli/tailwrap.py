@@ -24,12 +24,17 @@ def wrap_lines(text: str, width: int) -> list[str]:
     folded; whitespace at a break is dropped. The last line may end in spaces."""
     lines: list[str] = []
     line, cells = "", 0
+    folded = False
+    """The last word was folded and its end closed a line: as at a break."""
     for match in _TOKENS.finditer(text):
         token = match.group()
         if token == "\n":
             lines.append(line.rstrip())
-            line, cells = "", 0
+            line, cells, folded = "", 0, False
             continue
+        if folded and token.isspace():
+            continue  # whitespace at a break goes (the incremental wrap drops it too)
+        folded = False
         size = cell_len(token)
         if cells + size <= width:
             line, cells = line + token, cells + size
@@ -46,6 +51,7 @@ def wrap_lines(text: str, width: int) -> list[str]:
             lines.append(head)
             size = cell_len(token)
         line, cells = token, size
+        folded = not token
     lines.append(line)
     return lines
 

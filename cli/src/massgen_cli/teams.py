@@ -1,19 +1,25 @@
-"""Configs the CLI builds itself: quick mode (``--model``) and the default team."""
+"""Configs the CLI builds itself (quick mode ``--model``, the default team) and the choice
+between them and ``--config``."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from massgen_proto.providers import BACKENDS, backend_for_model
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = [
     "API_TEAM_MODELS",
     "DEFAULT_LOCAL_MODEL",
     "default_team",
+    "missing_keys",
     "point_local_agents",
     "quick_config",
+    "resolve_config",
 ]
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
@@ -27,6 +33,9 @@ _PERSPECTIVES = (
     ("checker", "You double-check facts and reasoning before answering."),
     ("explainer", "You give the answer with a short explanation."),
 )
+LOCAL_TEMPERATURES = (0.2, 0.5, 0.8)
+"""Sampling temperature of each local member: one model, three different samplers, so the
+members are not three draws of one distribution (llama.cpp's default is 0.8)."""
 
 API_TEAM_MODELS: tuple[tuple[str, str], ...] = (
     ("openai", "gpt-4o-mini"),
@@ -82,8 +91,8 @@ def default_team(env: Mapping[str, str] | None = None) -> tuple[dict[str, Any], 
         return {"agents": agents}, f"default team on your provider keys ({used})"
     local = {"type": "local", "model": DEFAULT_LOCAL_MODEL, "max_tokens": LOCAL_MAX_TOKENS}
     agents = [
-        {"id": name, "backend": dict(local), "system_message": message}
-        for name, message in _PERSPECTIVES
+        {"id": name, "backend": {**local, "temperature": temperature}, "system_message": message}
+        for (name, message), temperature in zip(_PERSPECTIVES, LOCAL_TEMPERATURES, strict=True)
     ]
     note = (
         f"no provider API key found: using the built-in 3-agent team on the local model "
@@ -104,3 +113,49 @@ def point_local_agents(config: dict[str, Any], endpoints: dict[str, tuple[str, s
             if not backend.get("base_url"):
                 backend["base_url"] = base_url
             backend["model"] = served
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[dict[str, Any], str | None, str | None]:
+    """The team to run: ``--config``, else ``--model``, else the default team.
+
+    Args:
+        args: the options ``config``, ``model``, ``backend``, ``base_url`` and
+            ``system_message`` (of ``massgen`` or ``massgen eval``).
+
+    Returns:
+        (config mapping, source name, note for the user).
+
+    Raises:
+        ConfigError: the config is invalid (the message names the offending key).
+        ValueError: ``--config`` and ``--model`` were both given, or the model's
+            provider cannot be inferred.
+    """
+    from massgen_proto.config import load_config, parse_config
+
+    from .bundled import resolve_config_path
+
+    if args.config and args.model:
+        raise ValueError("--config and --model are exclusive: give one")
+    if args.config:
+        config = load_config(resolve_config_path(args.config))
+        return config.model_dump(mode="json"), args.config, None
+    if args.model:
+        data = quick_config(args.model, args.backend, args.base_url, args.system_message)
+        return parse_config(data, "--model").model_dump(mode="json"), "--model", None
+    data, note = default_team()
+    return parse_config(data, "default team").model_dump(mode="json"), "default team", note
+
+
+def missing_keys(config: dict[str, Any]) -> list[str]:
+    """One line per agent whose provider key is neither in its config nor in the environment."""
+    from massgen_proto.providers import api_key_envs
+
+    missing = []
+    for agent in config["agents"]:
+        backend = agent["backend"]
+        # The variables the worker reads: a chatcompletion backend's follow its base_url host.
+        names = api_key_envs(backend["type"], backend.get("base_url"))
+        if names and not backend.get("api_key") and not any(os.environ.get(n) for n in names):
+            need = " or ".join(names)
+            missing.append(f"agent {agent['id']!r} ({backend['type']}) needs {need} to be set")
+    return missing

@@ -299,6 +299,8 @@ class RunView:
                 self.winner_label = event.winner_label
             case ev.DeadlineReached():
                 self.message = f"deadline reached with {event.answers} answer(s)"
+            case ev.BudgetReached():
+                self.message = f"budget reached ({event.limit}) with {event.answers} answer(s)"
             case ev.PresentationStarted():
                 self.phase = "presenting"
                 self.winner_label = event.label

@@ -142,8 +142,11 @@ async def ensure_runs_bucket(js: JetStreamContext, settings: StreamSettings) -> 
     return await ensure_bucket(js, RUNS_BUCKET, settings)
 
 
-async def ensure_bucket(js: JetStreamContext, name: str, settings: StreamSettings) -> KeyValue:
-    """A KV bucket (history 1, bounded by ``settings``), created if missing."""
+async def ensure_bucket(
+    js: JetStreamContext, name: str, settings: StreamSettings, max_age: float | None = None
+) -> KeyValue:
+    """A KV bucket (history 1, bounded by ``settings``; keys older than ``max_age``
+    seconds, default ``settings.bucket_max_age_seconds``, dropped), created if missing."""
     from nats.js.api import KeyValueConfig, StorageType
     from nats.js.errors import BucketNotFoundError
 
@@ -159,7 +162,7 @@ async def ensure_bucket(js: JetStreamContext, name: str, settings: StreamSetting
                 storage=StorageType.MEMORY if settings.memory else StorageType.FILE,
                 replicas=settings.replicas,
                 max_bytes=settings.bucket_max_bytes,
-                ttl=settings.bucket_max_age_seconds,
+                ttl=max_age or settings.bucket_max_age_seconds,
             )
         )
     except Exception:  # noqa: BLE001 - created by another service in between

@@ -16,7 +16,24 @@ from collections.abc import Callable, Sequence
 
 __all__ = ["DEFAULT_BUCKETS", "REGISTRY", "Counter", "Gauge", "Histogram", "Registry"]
 
-DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+)
 
 LabelValues = tuple[str, ...]
 

@@ -22,6 +22,7 @@ __all__ = [
     "AgentFailed",
     "AgentInfo",
     "AnswerAccepted",
+    "BudgetReached",
     "Chunk",
     "Consensus",
     "DeadlineReached",
@@ -98,6 +99,8 @@ class TurnStarted(_AgentEvent):
     number: int
     delivery: int = 1
     """Above 1 when the turn was redelivered to another worker."""
+    stream_tag: str = ""
+    """What the turn's streamed events must carry as ``tag`` (``ids.stream_tag``)."""
 
 
 ChunkChannel = Literal[
@@ -128,6 +131,8 @@ class Chunk(_AgentEvent):
     turn_id: str
     channel: ChunkChannel
     text: str
+    tag: str = ""
+    """The turn's ``stream_tag``: proof the publisher was handed the turn."""
 
 
 class TokenUsage(_AgentEvent):
@@ -135,6 +140,10 @@ class TokenUsage(_AgentEvent):
     turn_id: str
     prompt_tokens: int
     completion_tokens: int
+    cost_usd: float = 0.0
+    """Price of these tokens from litellm's price map (0 where it has none)."""
+    tag: str = ""
+    """The turn's ``stream_tag`` (see ``Chunk.tag``)."""
 
 
 class AnswerAccepted(_AgentEvent):
@@ -213,6 +222,18 @@ class DeadlineReached(_Event):
     answers: int
 
 
+class BudgetReached(_Event):
+    """The run used up its budget (``orchestrator.max_total_tokens`` / ``max_cost_usd``):
+    no turn starts any more; the best answer so far, if any, is the final answer."""
+
+    kind: Literal["budget_reached"] = "budget_reached"
+    limit: str
+    """Which limit, e.g. ``max_total_tokens 20000``."""
+    tokens: int
+    cost_usd: float
+    answers: int
+
+
 class PresentationStarted(_AgentEvent):
     kind: Literal["presentation_started"] = "presentation_started"
 
@@ -229,6 +250,10 @@ class RunFinished(_Event):
     status: Literal["completed", "timed_out", "failed", "cancelled"]
     message: str = ""
     winner: str | None = None
+    tokens: int = 0
+    """Tokens the run's turns reported using, all agents together."""
+    cost_usd: float = 0.0
+    """Their price in US dollars (litellm's price map)."""
 
 
 class ToolDenied(_AgentEvent):
@@ -262,6 +287,7 @@ RunEvent = Annotated[
     | AgentExcluded
     | Consensus
     | DeadlineReached
+    | BudgetReached
     | PresentationStarted
     | FinalAnswer
     | RunFinished

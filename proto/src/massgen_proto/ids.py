@@ -12,6 +12,7 @@ __all__ = [
     "label_for",
     "label_index",
     "new_run_id",
+    "stream_tag",
     "turn_id_for",
     "turn_token",
 ]
@@ -54,3 +55,18 @@ def turn_token(secret: str, turn_id: str) -> str:
     can check it; workers, which cannot, learn only the tokens of turns handed to them.
     """
     return hmac.new(secret.encode(), turn_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def stream_tag(token: str) -> str:
+    """The proof, on a turn's streamed events (chunks, token usage), that their publisher
+    was handed the turn: HMAC-SHA256 of a fixed label under the turn's token, first 24
+    hex digits ("" for a run without tokens).
+
+    The orchestrator announces it in the turn's ``turn_started`` event and the worker
+    puts it on every event it streams; readers drop streamed events whose tag does not
+    match (``trust.StreamGate``). It is one-way: readers, who all see it, cannot derive
+    the token from it, so it lets nobody submit reports or call tools.
+    """
+    if not token:
+        return ""
+    return hmac.new(token.encode(), b"stream", hashlib.sha256).hexdigest()[:24]

@@ -25,6 +25,8 @@ __all__ = [
     "TurnFailed",
     "TurnRequest",
     "TurnStarted",
+    "TurnUsage",
+    "Usage",
     "Verdict",
     "WorkerReport",
     "WorkerReportAdapter",
@@ -88,6 +90,15 @@ class TurnRequest(_Message):
     """The turn's capability: reports and gateway calls for this turn must carry it."""
 
 
+class Usage(_Message):
+    """What a turn's model calls have used so far (cumulative within the turn)."""
+
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+    """From litellm's price map; 0 for models it has no price for (local ones)."""
+
+
 class WorkflowCall(_Message):
     """One workflow tool call as the model wrote it."""
 
@@ -118,6 +129,8 @@ class WorkflowSubmission(_Message):
     """The capability that came with the turn request."""
     attempt: int
     calls: list[WorkflowCall]
+    usage: Usage | None = None
+    """The turn's usage so far; the orchestrator adds it to the run's budget."""
 
 
 class TurnFailed(_Message):
@@ -129,6 +142,8 @@ class TurnFailed(_Message):
     token: str = Field(default="", repr=False)
     """The capability that came with the turn request."""
     error: str
+    usage: Usage | None = None
+    """The turn's usage so far; the orchestrator adds it to the run's budget."""
 
 
 class PresentationFinished(_Message):
@@ -140,6 +155,8 @@ class PresentationFinished(_Message):
     token: str = Field(default="", repr=False)
     """The capability that came with the turn request."""
     content: str
+    usage: Usage | None = None
+    """The turn's usage so far; the orchestrator adds it to the run's budget."""
 
 
 class ModelRetrying(_Message):
@@ -161,8 +178,25 @@ class ModelRetrying(_Message):
     """True for HTTP 429: a transient limit, not a failing provider."""
 
 
+class TurnUsage(_Message):
+    """A turn's final usage, sent after the turn when it grew since the turn's last
+    report (a response's token count arrives after the response was acted on)."""
+
+    kind: Literal["turn_usage"] = "turn_usage"
+    run_id: str
+    turn_id: str
+    token: str = Field(default="", repr=False)
+    """The capability that came with the turn request."""
+    usage: Usage
+
+
 WorkerReport = Annotated[
-    TurnStarted | WorkflowSubmission | TurnFailed | PresentationFinished | ModelRetrying,
+    TurnStarted
+    | WorkflowSubmission
+    | TurnFailed
+    | PresentationFinished
+    | ModelRetrying
+    | TurnUsage,
     Field(discriminator="kind"),
 ]
 WorkerReportAdapter: TypeAdapter[WorkerReport] = TypeAdapter(WorkerReport)
@@ -191,6 +225,13 @@ class CreateRun(_Message):
     """The run config as a mapping (validated by the orchestrator)."""
     history: list[ChatMessage] = Field(default_factory=list)
     """Earlier turns of a multi-turn session."""
+    previous_run_id: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"
+    )
+    """The session's previous turn: the run whose winner's final workspace this run's
+    agents start from (a writable copy in each workspace, the original read-only). The
+    caller vouches that the run is the same user's (the API checks the tenant); the
+    gateway only looks in its own ``<workspace_root>/<run_id>/final_workspace``."""
 
 
 class CancelRun(_Message):

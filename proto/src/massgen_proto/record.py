@@ -49,3 +49,7 @@ class RunRecord(_View):
     secret: str
     """Key of the run's turn capabilities (``ids.turn_token``); never shown to workers."""
     agents: list[AgentRecord]
+    previous_run_id: str | None = None
+    """The session's previous turn, whose final workspace the agents start from
+    (``CreateRun.previous_run_id``). The one optional field: runs stored before it
+    existed read as None; the contract test sets it, so a rename still fails there."""

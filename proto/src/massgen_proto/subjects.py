@@ -14,6 +14,7 @@ __all__ = [
     "GATEWAY_TOOLS_CALL",
     "GATEWAY_TOOLS_LIST",
     "API_RUNS_BUCKET",
+    "USAGE_BUCKET",
     "SESSIONS_BUCKET",
     "CONTROL_WILDCARD",
     "EVENTS_STREAM",
@@ -26,6 +27,7 @@ __all__ = [
     "SUBMIT_REPORT",
     "TURNS_STREAM",
     "TURNS_WILDCARD",
+    "TURN_UNDELIVERED",
     "control_subject",
     "EVENT_SOURCES",
     "event_source",
@@ -43,6 +45,9 @@ PREFIX = "massgen"
 TURNS_STREAM = "MASSGEN_TURNS"
 """Work-queue stream of turn requests; one durable consumer per provider."""
 TURNS_WILDCARD = f"{PREFIX}.turns.>"
+TURN_UNDELIVERED = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{TURNS_STREAM}.*"
+"""JetStream's advisory that it gave up on a turn request (``max_deliver`` deliveries,
+none acked: each worker that took it died or stalled); the orchestrator fails the turn."""
 
 EVENTS_STREAM = "MASSGEN_EVENTS"
 """Limits stream holding every run event, replayable per run by subject filter."""
@@ -69,7 +74,8 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def validate_token(value: str, what: str) -> str:
-    """Return ``value`` if it is safe as one subject token, else raise ValueError naming ``what``."""
+    """Return ``value`` if it is safe as one subject token, else raise ValueError naming
+    ``what``."""
     if not _TOKEN.match(value):
         raise ValueError(f"{what} {value!r} must match [A-Za-z0-9_-]+ to be used in NATS subjects")
     return value
@@ -139,6 +145,9 @@ SESSIONS_BUCKET = "massgen_sessions"
 
 API_RUNS_BUCKET = "massgen_api_runs"
 """KV bucket: run id -> the API's index record of a run (tenant, team, status, created_at)."""
+USAGE_BUCKET = "massgen_usage"
+"""KV bucket of the API: what each finished run used, keyed by tenant and UTC day
+(``<tenant key>.<YYYYMMDD>.<run id>``), for the per-tenant daily limits."""
 
 
 GATEWAY_TOOLS_LIST = f"{PREFIX}.gateway.tools.list"

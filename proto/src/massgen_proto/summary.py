@@ -43,9 +43,16 @@ class RunSummary:
     """Agent id -> label."""
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)
     """Agent id -> {prompt_tokens, completion_tokens}."""
+    costs: dict[str, float] = field(default_factory=dict)
+    """Agent id -> US dollars of its tokens (litellm's price map; local models: 0)."""
     started_at: float | None = None
     first_turn_at: float | None = None
     finished_at: float | None = None
+
+    @property
+    def cost_usd(self) -> float:
+        """Dollars of the whole run so far."""
+        return sum(self.costs.values())
 
     def to_json(self, log_dir: str | None = None) -> dict:
         """The machine-readable result (``massgen --output json``)."""
@@ -65,6 +72,8 @@ class RunSummary:
             ],
             "agents": dict(self.agents),
             "tokens": {k: dict(v) for k, v in self.tokens.items()},
+            "cost_usd": round(self.cost_usd, 6),
+            "agent_costs_usd": {k: round(v, 6) for k, v in self.costs.items()},
             "duration_seconds": (
                 round(self.finished_at - self.started_at, 3)
                 if self.finished_at and self.started_at
@@ -101,6 +110,8 @@ def apply_event(summary: RunSummary, event: ev.RunEvent) -> RunSummary:
             )
             usage["prompt_tokens"] += event.prompt_tokens
             usage["completion_tokens"] += event.completion_tokens
+            if event.cost_usd:
+                summary.costs[event.agent] = summary.costs.get(event.agent, 0.0) + event.cost_usd
         case ev.AgentFailed():
             summary.agents[event.agent] = "failed"
         case ev.AgentExcluded():

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from .messages import ErrorReply, Phase, RunAccepted
 
 __all__ = [
+    "KEEPALIVE_HEADER",
+    "KEEPALIVE_SECONDS",
+    "MAX_KEEPALIVES",
     "CloseRunTools",
     "GatewayReply",
     "GatewayReplyAdapter",
@@ -27,6 +30,17 @@ __all__ = [
     "ToolListRequest",
     "ToolResult",
 ]
+
+
+KEEPALIVE_SECONDS = 2.0
+"""While the gateway works on a request (a server starting, a long tool call) it sends
+an empty message with the header ``KEEPALIVE_HEADER: working`` to the reply subject
+this often; a worker that hears nothing for a few intervals takes the gateway for dead
+(a killed replica) instead of waiting for the request's whole timeout."""
+KEEPALIVE_HEADER = "Massgen-Status"
+MAX_KEEPALIVES = 4000
+"""Replies the gateway may send to one request (its NATS ``allow_responses``): keep-
+alives for about two hours, then the answer."""
 
 
 class _Message(BaseModel):

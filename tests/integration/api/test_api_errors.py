@@ -114,8 +114,18 @@ def test_a_keyed_provider_pointed_at_a_foreign_host_is_refused(tmp_path, nats_ur
     )
     try:
         with stack.client() as client:
-            config = {"agents": [{"id": "a", "backend": {
-                "type": "openai", "model": "gpt-4o-mini", "base_url": fake_model.base_url}}]}
+            config = {
+                "agents": [
+                    {
+                        "id": "a",
+                        "backend": {
+                            "type": "openai",
+                            "model": "gpt-4o-mini",
+                            "base_url": fake_model.base_url,
+                        },
+                    }
+                ]
+            }
             response = client.post("/v1/runs", json={"config": config, "question": "q"})
             path, _ = problem(response, 422)
             assert path == "body.config.agents[0].backend.base_url"

@@ -168,13 +168,13 @@ def test_config_runs_and_other_tenants(api):
 def test_config_warnings_come_back_with_the_run(api):
     api.fake.behave("w1", study_agent("warned", "agent1", presentation="warned final"))
     config = api.config(["w1"])
-    config["agents"][0]["backend"]["enable_web_search"] = True  # accepted, not applied
+    config["agents"][0]["backend"]["permission_mode"] = "default"  # accepted, not applied
     with api.client() as client:
         created = client.post("/v1/runs", json={"config": config, "question": "warnings?"})
         assert created.status_code == 201, created.text
         body = created.json()
         assert len(body["warnings"]) == 1
-        assert body["warnings"][0].startswith("agents[0].backend.enable_web_search: ignored")
+        assert body["warnings"][0].startswith("agents[0].backend.permission_mode: ignored")
         follow(client, body["id"])
         run = client.get(f"/v1/runs/{body['id']}").json()
         assert run["warnings"] == body["warnings"] and run["final_answer"] == "warned final"

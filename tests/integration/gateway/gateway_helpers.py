@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from massgen_kit.keepalive import request_with_keepalive
 from massgen_proto import subjects
 from massgen_proto.config import parse_config
 from massgen_proto.ids import label_for, turn_id_for, turn_token
@@ -122,10 +123,10 @@ class GatewayClient:
         turn_id, token = await self._caller(run_id, agent_id, phase, token, turn_id)
         ask = ToolListRequest(run_id=run_id, agent_id=agent_id, label=label, phase=phase,
                               turn_id=turn_id, token=token)  # fmt: skip
-        reply = await self.nc.request(
-            subjects.GATEWAY_TOOLS_LIST, ask.model_dump_json().encode(), timeout=60
+        reply = await request_with_keepalive(
+            self.nc, subjects.GATEWAY_TOOLS_LIST, ask.model_dump_json().encode(), timeout=60
         )
-        return GatewayReplyAdapter.validate_json(reply.data)
+        return GatewayReplyAdapter.validate_json(reply)
 
     async def call(self, run_id: str, name: str, arguments: Any, agent_id: str = "a1",
                    label: str = "agent1", phase: str = "coordinate", *,
@@ -134,7 +135,7 @@ class GatewayClient:
         ask = ToolCallRequest(run_id=run_id, agent_id=agent_id, label=label, phase=phase,
                               turn_id=turn_id, token=token, name=name,
                               arguments=arguments)  # fmt: skip
-        reply = await self.nc.request(
-            subjects.GATEWAY_TOOLS_CALL, ask.model_dump_json().encode(), timeout=60
+        reply = await request_with_keepalive(
+            self.nc, subjects.GATEWAY_TOOLS_CALL, ask.model_dump_json().encode(), timeout=60
         )
-        return GatewayReplyAdapter.validate_json(reply.data)
+        return GatewayReplyAdapter.validate_json(reply)

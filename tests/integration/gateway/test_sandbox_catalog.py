@@ -17,7 +17,6 @@ import nats
 import pytest
 import yaml
 from gateway_helpers import TOOL_SERVER, GatewayClient, agent, stdio_tools
-
 from massgen_gateway.sandbox import sandbox_available
 from massgen_gateway.service import GatewayService
 from massgen_gateway.settings import GatewaySettings
@@ -47,7 +46,7 @@ async def shared_gateway(nats_url, tmp_path, monkeypatch):
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text(yaml.safe_dump({"servers": {"probe": {
         "command": sys.executable, "args": [str(TOOL_SERVER), "stdio"],
-        "env": {"PROBE_PATHS": f"{other / 'secret.txt'}:/proc/1/environ",
+        "env": {"PROBE_PATHS": f"{other / 'secret.txt'}:/proc/1/environ:/etc/shadow",
                 "PROBE_CONNECT": f"127.0.0.1:{listener.getsockname()[1]}",
                 "PROBE_WRITE": str(ESCAPE)},
     }}}))  # fmt: skip
@@ -80,6 +79,9 @@ async def test_a_catalog_server_in_the_sandbox_reaches_nothing_of_the_gateway(sh
     assert SENTINEL not in seen["environ"] and "NATS_URL" not in str(seen["environ"])
     assert "hunter2" not in json.dumps(seen)
     assert seen["read"][str(other / "secret.txt")].startswith("ERROR")  # another run's file
+    # Blank or unreadable, also for a gateway running as root (the sandbox user is root then).
+    shadow = seen["read"]["/etc/shadow"]
+    assert shadow == "" or shadow.startswith("ERROR"), shadow
     assert seen["parent_environ"] is None or "hunter2" not in seen["parent_environ"]
     assert seen["connect"].startswith("ERROR")  # no network without the catalog's leave
     assert seen["write"].startswith("ERROR") and not ESCAPE.exists()

@@ -93,8 +93,10 @@ async def test_tool_list_needs_the_token_too(client, gateway):
     assert refused.kind == "error" and refused.code == "forbidden"
     assert "(bad_token)" in refused.error
     unknown = await client.list("no-such-run")
-    assert unknown.kind == "error" and unknown.code == "forbidden" and "(unknown_run)" in (
-        unknown.error
+    assert (
+        unknown.kind == "error"
+        and unknown.code == "forbidden"
+        and "(unknown_run)" in (unknown.error)
     )
     listing = await client.list(run)
     assert listing.kind == "tool_list" and WRITE in {t["function"]["name"] for t in listing.tools}

@@ -16,8 +16,8 @@ from typing import Any
 import nats
 from fakes.openai_server import answer, text, tool_call, vote
 from fakes.turns import make_turn_request
-from massgen_proto import subjects
 from massgen_kit.jetstream import StreamSettings
+from massgen_proto import subjects
 from massgen_proto.messages import Verdict, WorkerReportAdapter
 from massgen_proto.tools import GatewayRequestAdapter
 from massgen_worker.service import WorkerService
@@ -90,8 +90,9 @@ async def test_fifty_tool_calls_through_the_gateway_then_an_accepted_answer(
     worker = WorkerService(
         nats_url,
         ["chatcompletion"],
-        WorkerSettings(fetch_timeout=0.5, graceful_timeout=1.0,
-                       stream_settings=StreamSettings(memory=True)),  # fmt: skip
+        WorkerSettings(
+            fetch_timeout=0.5, graceful_timeout=1.0, stream_settings=StreamSettings(memory=True)
+        ),  # fmt: skip
     )
     await worker.start()
     try:
@@ -114,7 +115,7 @@ async def test_fifty_tool_calls_through_the_gateway_then_an_accepted_answer(
     assert [(c.name, c.arguments) for c in submission.calls] == [
         ("new_answer", {"content": "All notes written and checked."})
     ]
-    assert [r.kind for r in tap.reports] == ["turn_started", "workflow_submission"]
+    assert [r.kind for r in tap.reports] == ["turn_started", "workflow_submission", "turn_usage"]
     assert worker.turns_done == 1
     sent = fake_model.requests_for("m")
     assert len(sent) == 2 * FILES + 1
@@ -130,7 +131,7 @@ async def test_fifty_tool_calls_through_the_gateway_then_an_accepted_answer(
         f"note{i}.md" for i in range(FILES)
     )
     # The turn's capability rode on every report and every gateway request.
-    assert [r.token for r in tap.reports] == [token] * 2
+    assert [r.token for r in tap.reports] == [token] * 3
     kinds = [g.kind for g in tap.gateway_requests]
     assert kinds == ["tool_list_request"] + ["tool_call_request"] * (2 * FILES)
     assert {g.token for g in tap.gateway_requests} == {token}

@@ -13,6 +13,7 @@ import openai
 import pytest
 from fakes.turns import workflow_tools
 from massgen_local_model import LocalModelHandle
+from massgen_orchestrator import prompts
 
 WORKFLOW_TOOLS = workflow_tools(["agent1", "agent2"])  # as the orchestrator offers them
 MESSAGES = [
@@ -44,7 +45,8 @@ async def _close_clients() -> AsyncIterator[None]:
 def assert_valid_workflow_call(name: str, arguments: str) -> None:
     args = json.loads(arguments)
     if name == "new_answer":
-        assert set(args) == {"content"} and isinstance(args["content"], str)
+        # After text the call is short: the optional content is left to the text.
+        assert set(args) <= {"content"} and isinstance(args.get("content", ""), str)
     else:
         assert name == "vote"
         assert set(args) == {"agent_id", "reason"}
@@ -111,6 +113,60 @@ async def test_required_tool_call(local_model: LocalModelHandle) -> None:
     (call,) = choice.message.tool_calls
     assert call.id.startswith("call_")
     assert_valid_workflow_call(call.function.name, call.function.arguments)
+    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
+
+
+CODE_TASK = "Write a Python function add(a, b) that returns the sum of a and b."
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_required_call_is_text_then_a_short_call(
+    qwen_model: LocalModelHandle, stream: bool
+) -> None:
+    # The coordination prompt and tools as the orchestrator sends them: the 0.5B model
+    # writes its answer as prose (code in a fence, not squeezed into a JSON string), then
+    # commits it with a new_answer call that the grammar keeps short.
+    messages = [
+        m.model_dump()
+        for m in prompts.coordination_messages(
+            task=CODE_TASK, answers={}, system_message="You answer directly and precisely."
+        )
+    ]
+    kwargs = dict(
+        model=qwen_model.model_alias,
+        messages=messages,
+        tools=prompts.workflow_tools([], can_answer=True),
+        tool_choice="required",
+        max_tokens=200,
+        temperature=0,
+        seed=0,
+    )
+    api = client(qwen_model)
+    if stream:
+        text, name, args, finish, text_pieces, call_after_text = "", "", "", None, 0, True
+        async for chunk in await api.chat.completions.create(stream=True, **kwargs):
+            if not chunk.choices:
+                continue
+            delta = chunk.choices[0].delta
+            finish = chunk.choices[0].finish_reason or finish
+            text += delta.content or ""
+            text_pieces += bool(delta.content)
+            for tc in delta.tool_calls or []:
+                name += tc.function.name or ""
+                args += tc.function.arguments or ""
+            call_after_text &= not (delta.content and name)
+        assert text_pieces > 5  # the text streamed as llama.cpp wrote it
+        assert call_after_text
+    else:
+        reply = await api.chat.completions.create(**kwargs)
+        finish = reply.choices[0].finish_reason
+        text = reply.choices[0].message.content or ""
+        (call,) = reply.choices[0].message.tool_calls
+        name, args = call.function.name, call.function.arguments
+
+    assert finish == "tool_calls"
+    assert "```" in text and "def add(a, b):" in text
+    assert (name, json.loads(args)) == ("new_answer", {})
 
 
 async def test_required_tool_call_streamed_in_parallel(local_model: LocalModelHandle) -> None:
@@ -132,6 +188,7 @@ async def test_required_tool_call_streamed_in_parallel(local_model: LocalModelHa
             if not chunk.choices:
                 continue
             finish = chunk.choices[0].finish_reason or finish
+            pieces += bool(chunk.choices[0].delta.content)
             for tc in chunk.choices[0].delta.tool_calls or []:
                 name += tc.function.name or ""
                 args += tc.function.arguments or ""
@@ -143,7 +200,7 @@ async def test_required_tool_call_streamed_in_parallel(local_model: LocalModelHa
     for name, args, finish, pieces in results:
         assert finish == "tool_calls"
         assert_valid_workflow_call(name, args)
-        # Under the grammar too, the arguments come token by token, not at the end.
+        # Text and call arguments come token by token, not at the end.
         assert pieces >= 4, (name, args, pieces)
 
 

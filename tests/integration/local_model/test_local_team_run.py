@@ -2,7 +2,8 @@
 
 Real tokens from llama.cpp, through NATS, the orchestrator, a worker process and
 litellm — what `make run` does, with the smallest model that makes valid workflow
-calls (grammar-constrained decoding makes even 0.5B emit valid new_answer / vote).
+calls. Agents write their answers as text; only the short new_answer / vote call after
+it is grammar-constrained (so even 0.5B emits valid calls without mangling its answer).
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ def test_default_team_answers_on_the_local_model(tmp_path: Path):
             break
     assert accepted_by == {"solver", "checker", "explainer"}
     assert any(e.kind == "chunk" for e in events), "real tokens were streamed"
-    # The answers come as new_answer calls under the grammar: their text streamed as
-    # answer chunks, decoded from the call's arguments as llama.cpp generated them.
-    streamed: dict[str, str] = {}
+    # The answers are written as text, streamed as content chunks as llama.cpp generated
+    # them, and committed by a short new_answer call (its empty content means the text).
+    streamed: dict[tuple[str, str], str] = {}
     for e in events:
-        if e.kind == "chunk" and e.channel == "answer":
-            streamed[e.turn_id] = streamed.get(e.turn_id, "") + e.text
+        if e.kind == "chunk" and e.channel in ("content", "answer"):
+            key = (e.turn_id, e.channel)
+            streamed[key] = streamed.get(key, "") + e.text
     accepted = [e.content.strip() for e in events if e.kind == "answer_accepted"]
-    assert accepted and all(a in {t.strip() for t in streamed.values()} for a in accepted)
+    # (A turn's retries stream into the same turn: an answer is part of its turn's text.)
+    assert accepted and all(any(a in t for t in streamed.values()) for a in accepted)

@@ -8,8 +8,8 @@ import time
 import nats
 from fakes import answer
 from fakes.turns import make_turn_request
-from massgen_proto.events import Chunk
 from massgen_kit.jetstream import StreamSettings, ensure_events_stream
+from massgen_proto.events import Chunk
 from massgen_proto.messages import Verdict, WorkerReportAdapter
 from massgen_proto.subjects import SUBMIT_REPORT, events_filter, events_subject, turn_subject
 from massgen_worker import WorkerService, WorkerSettings
@@ -23,8 +23,14 @@ async def test_chunk_publish_overhead(nats_url):
     n = 5000
     started = time.perf_counter()
     for i in range(n):
-        event = Chunk(run_id="perfrun", agent="a", label="agent1", turn_id="t", channel="content",
-                      text=f"w{i} ")
+        event = Chunk(
+            run_id="perfrun",
+            agent="a",
+            label="agent1",
+            turn_id="t",
+            channel="content",
+            text=f"w{i} ",
+        )
         await nc.publish(subject, event.model_dump_json().encode())
     await nc.flush()
     per_chunk = (time.perf_counter() - started) / n
@@ -35,8 +41,10 @@ async def test_chunk_publish_overhead(nats_url):
         await asyncio.sleep(0.05)
     stored = time.perf_counter() - started
     await nc.drain()
-    print(f"\nper-chunk publish (build + serialize + publish, flushed): {per_chunk * 1e6:.1f} us;"
-          f" all {n} stored after {stored * 1000:.0f} ms")
+    print(
+        f"\nper-chunk publish (build + serialize + publish, flushed): {per_chunk * 1e6:.1f} us;"
+        f" all {n} stored after {stored * 1000:.0f} ms"
+    )
     assert info.state.messages == n
     assert per_chunk < 500e-6
 
@@ -49,15 +57,19 @@ async def test_three_agents_two_hundred_tokens(nats_url, fake_model):
         await msg.respond(Verdict(status="accepted").model_dump_json().encode())
 
     await nc.subscribe(SUBMIT_REPORT, cb=on_report)
-    service = WorkerService(nats_url, ["perf"], WorkerSettings(
-        stream_settings=StreamSettings(memory=True), fetch_timeout=0.5))
+    service = WorkerService(
+        nats_url,
+        ["perf"],
+        WorkerSettings(stream_settings=StreamSettings(memory=True), fetch_timeout=0.5),
+    )
     await service.start()
     js = nc.jetstream()
     requests = []
     for label in ("agent1", "agent2", "agent3"):
         fake_model.script(f"m-{label}", [answer("done", tokens=200)])
-        requests.append(make_turn_request(f"m-{label}", fake_model.base_url, run_id="perf3",
-                                          label=label))
+        requests.append(
+            make_turn_request(f"m-{label}", fake_model.base_url, run_id="perf3", label=label)
+        )
     # The worker preloads litellm at start; measure a warm worker.
     from massgen_worker.llm import apreload
 
@@ -82,8 +94,10 @@ async def test_three_agents_two_hundred_tokens(nats_url, fake_model):
     await service.stop()
     print(f"\nstop: {time.perf_counter() - t:.2f} s")
     await nc.drain()
-    print(f"\n3 agents x 200 tokens: {elapsed * 1000:.0f} ms to the 3 tool calls in the events "
-          f"stream; publish -> first model request {first * 1000:.1f} ms")
+    print(
+        f"\n3 agents x 200 tokens: {elapsed * 1000:.0f} ms to the 3 tool calls in the events "
+        f"stream; publish -> first model request {first * 1000:.1f} ms"
+    )
     # 200 pieces each: words, then new_answer's name and arguments in 3 pieces. The
     # words arrive at once here, so they are published in a few batches.
     words = "".join(f"w{i} " for i in range(200 - 4))

@@ -14,8 +14,8 @@ import nats
 import pytest
 from fakes import answer, hang, text
 from fakes.turns import make_turn_request
-from massgen_proto.events import RunEventAdapter
 from massgen_kit.jetstream import StreamSettings
+from massgen_proto.events import RunEventAdapter
 from massgen_proto.messages import (
     CancelTurn,
     TurnStarted,
@@ -153,7 +153,10 @@ async def test_turn_end_to_end_events_in_order_and_acked(nc, worker, fake_model)
     events = await read_events(js, req.run_id, expected=23)
     assert [e.text for e in events[:20]] == [f"w{i} " for i in range(20)]
     assert [(e.kind, getattr(e, "channel", None)) for e in events[20:]] == [
-        ("chunk", "answer"), ("chunk", "tool_call"), ("token_usage", None)]
+        ("chunk", "answer"),
+        ("chunk", "tool_call"),
+        ("token_usage", None),
+    ]
     assert events[20].text == "4"
     await wait_until(lambda: queue_empty(js))
     assert service.turns_done == 1
@@ -191,8 +194,10 @@ async def test_a_streamed_answer_costs_few_nats_messages(nc, worker, fake_model)
     batched = await worker()  # the defaults: 50 ms / 256 characters
     after, streamed = await _answer_messages(nc, batched, fake_model, "m-batched", text, 0.002)
     assert streamed == text
-    print(f"\nNATS messages per answer of {len(text)} characters in ~200 pieces: "
-          f"{before} unbatched, {after} batched")
+    print(
+        f"\nNATS messages per answer of {len(text)} characters in ~200 pieces: "
+        f"{before} unbatched, {after} batched"
+    )
     assert before >= 200
     assert after <= 20  # 1 600 characters: the first piece, ~7 batches of 256, call, usage
 
@@ -280,8 +285,19 @@ async def test_idle_worker_stops_without_waiting_out_its_long_poll(nc, worker, f
 def spawn_worker(nats_url: str, name: str, **env) -> subprocess.Popen:
     environment = {**os.environ, "MASSGEN_WORKER_STREAM_MEMORY": "true", **env}
     return subprocess.Popen(
-        [sys.executable, "-m", "massgen_worker", "--nats", nats_url, "--providers", PROVIDER,
-         "--ack-wait", "2", "--name", name],
+        [
+            sys.executable,
+            "-m",
+            "massgen_worker",
+            "--nats",
+            nats_url,
+            "--providers",
+            PROVIDER,
+            "--ack-wait",
+            "2",
+            "--name",
+            name,
+        ],
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -323,7 +339,7 @@ async def test_worker_launched_from_stdin_after_loading(nc, nats_url, fake_model
     fake_model.script("m", [answer("4")])
     responder = await Responder(nc).start()
     log_file = tmp_path / "worker.log"
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: ASYNC220 - the test's own child, started once
         [sys.executable, "-m", "massgen_worker", "--launch-from-stdin", "--name", "early"],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -398,3 +414,34 @@ async def test_sigterm_stops_the_process_and_hands_back_its_turn(nc, nats_url, w
     await responder.wait_for(lambda r: r.kind == "workflow_submission", timeout=5)
     starts = [(r.worker, r.delivery) for r in responder.reports if r.kind == "turn_started"]
     assert starts == [("terminated", 1), ("heir", 2)]
+
+
+async def test_claude_web_search_turn_submits_the_answer_with_its_sources(nc, worker):
+    from fakes.provider_servers import FakeAnthropicServer, anthropic
+
+    source = ("Paris - Encyclopedia", "https://example.org/paris")
+    with FakeAnthropicServer() as claude:
+        claude.script([anthropic.reply(
+            anthropic.web_search("capital of France", [source]),
+            anthropic.text("Found it.", cite=source),
+            anthropic.tool_use("new_answer", {"content": "Paris"}),
+        )])  # fmt: skip
+        responder = await Responder(nc).start()
+        await worker(chunk_flush_seconds=0)
+        req = make_turn_request("m", claude.base_url, question="Capital of France?")
+        req = req.model_copy(update={"backend": req.backend.model_copy(update={
+            "type": "claude", "model": "claude-sonnet-4-5",
+            "params": {"enable_web_search": True}})})  # fmt: skip
+        await nc.jetstream().publish(turn_subject(PROVIDER), req.model_dump_json().encode())
+
+        submission = await responder.wait_for(lambda r: isinstance(r, WorkflowSubmission))
+        assert submission.calls[0].name == "new_answer"
+        assert submission.calls[0].arguments == {
+            "content": f"Paris\n\nSources:\n- {source[0]}: {source[1]}"
+        }
+        body = claude.requests[0].body
+        assert {"type": "web_search_20250305", "name": "web_search"} in body["tools"]
+        events = await read_events(nc.jetstream(), req.run_id, expected=3)
+        texts = [(e.channel, e.text) for e in events if e.kind == "chunk"]
+        assert ("reasoning", "\n[web search: capital of France (1 result)]\n") in texts
+        claude.assert_complete()

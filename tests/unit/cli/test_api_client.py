@@ -10,6 +10,7 @@ import pytest
 from fakes.run_events import restarts_and_tie
 from massgen_cli import main as cli
 from massgen_cli.api_client import ApiClient, ApiError, parse_sse
+from massgen_cli.commands.stack import providers
 
 EVENTS = restarts_and_tie()
 RUN = EVENTS[0].run_id
@@ -122,8 +123,8 @@ def test_api_option_needs_a_team_and_team_needs_api(capsys):
 
 
 def test_serve_default_providers_leave_out_local_but_up_keeps_it():
-    served = cli._providers(None, local=False)
+    served = providers(None, local=False)
     assert "local" not in served and "chatcompletion" in served and "openai" in served
-    assert "local" in cli._providers(None)
-    assert cli._providers("a, b,a") == ["a", "b"]
+    assert "local" in providers(None)
+    assert providers("a, b,a") == ["a", "b"]
     assert json.dumps(served)  # plain strings

@@ -6,10 +6,10 @@ import io
 
 import pytest
 from fakes.run_events import failed_agent_events, restarts_and_tie
-
 from massgen_cli import main as cli
 from massgen_cli import runs
 from massgen_cli.bundled import examples, resolve_config_path
+from massgen_cli.commands import ask
 from massgen_cli.display import SimpleDisplay
 from massgen_cli.runlog import RunLog
 from massgen_cli.session import Session
@@ -132,8 +132,8 @@ def test_list_examples(capsys):
 def test_subcommand_names_only_route_as_first_exact_argument(monkeypatch):
     seen = []
     monkeypatch.setattr(cli, "_subcommand", lambda argv: seen.append(argv) or 0)
-    monkeypatch.setattr(cli, "_single", lambda *a: seen.append(("single", a[2])) or _done())
-    monkeypatch.setattr(cli.asyncio, "run", lambda coro: coro)
+    monkeypatch.setattr(ask, "_single", lambda *a: seen.append(("single", a[2])) or _done())
+    monkeypatch.setattr(ask.asyncio, "run", lambda coro: coro)
     cli.main(["status"])
     cli.main(["--", "up"])
     cli.main(["--model", "gpt-4o-mini", "runs"])
@@ -144,3 +144,17 @@ def test_subcommand_names_only_route_as_first_exact_argument(monkeypatch):
 
 def _done() -> int:
     return 0
+
+
+def test_a_config_with_logging_disabled_writes_no_log_folder(tmp_path):
+    from massgen_cli.main import _parser
+
+    path = tmp_path / "team.yaml"
+    path.write_text(
+        "agent: {id: a, backend: {type: chatcompletion, model: m, base_url: 'http://x/v1'}}\n"
+        "ui: {logging_enabled: false}\n"
+    )
+    args = _parser().parse_args(["--config", str(path), "Q?"])
+    assert not args.no_logs
+    config, _note = ask._team(args)
+    assert args.no_logs and config["ui"]["logging_enabled"] is False

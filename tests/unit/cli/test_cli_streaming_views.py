@@ -97,7 +97,10 @@ def test_an_answer_not_streamed_is_shown_when_accepted():
     view.apply(ev.VoteAccepted(ts=T0 + 2, target="agent1", target_agent="a1", reason="same",
                                same_answer=True, **_who(2)))  # fmt: skip
     assert view.agents["agent1"].text.splitlines()[-3:] == [
-        "✎ answer:", ANSWER, "✓ answer agent1.1 accepted"]
+        "✎ answer:",
+        ANSWER,
+        "✓ answer agent1.1 accepted",
+    ]
     assert view.agents["agent2"].text.splitlines()[-1] == "☑ voted for agent1 (same answer): same"
 
 
@@ -200,9 +203,9 @@ async def test_replay_shows_what_the_live_view_showed(tmp_path):
 
 def test_config_warnings_are_printed_and_kept_in_the_log_folder(tmp_path):
     config = {"agents": [{"id": "a", "backend": {"type": "openai", "model": "gpt-4o-mini",
-                                                 "enable_web_search": True}}]}  # fmt: skip
+                                                 "permission_mode": "default"}}]}  # fmt: skip
     warnings = config_warnings(config)
-    assert warnings and warnings[0].startswith("agents[0].backend.enable_web_search: ignored")
+    assert warnings and warnings[0].startswith("agents[0].backend.permission_mode: ignored")
     assert config_warnings({"agents": "not a list"}) == []
     err = io.StringIO()
     print_warnings(warnings, err)

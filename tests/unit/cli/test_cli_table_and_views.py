@@ -7,7 +7,6 @@ import json
 
 import pytest
 from fakes.run_events import T0, failed_agent_events, restarts_and_tie
-
 from massgen_cli.display import (
     FinalOnlyDisplay,
     SimpleDisplay,
@@ -94,8 +93,14 @@ def test_failed_agent_and_deadline_rows():
 
 def test_long_answers_are_previewed():
     events = restarts_and_tie()[:1] + [
-        ev.AnswerAccepted(run_id="r", ts=T0 + 1, agent="a1", label="agent1",
-                          version="agent1.1", content="word " * 100),  # fmt: skip
+        ev.AnswerAccepted(
+            run_id="r",
+            ts=T0 + 1,
+            agent="a1",
+            label="agent1",
+            version="agent1.1",
+            content="word " * 100,
+        ),  # fmt: skip
     ]
     row = coordination_rows(events).rows[-1]
     assert row.text.startswith("answer agent1.1: word word") and row.text.endswith("…")

@@ -18,11 +18,17 @@ def test_wrap_lines_breaks_at_words_and_folds_long_ones():
     assert wrap_lines("abcdefghijkl", 5) == ["abcde", "fghij", "kl"]
     assert wrap_lines("one\n\ntwo", 10) == ["one", "", "two"]
     assert wrap_lines("漢字漢字", 4) == ["漢字", "漢字"]  # two cells each
+    # A folded word that ends its line is a break: the space after it goes.
+    assert wrap_lines("漢字 ", 1) == ["漢", "字", ""]
 
 
 @settings(max_examples=300, deadline=None)
-@given(parts=pieces, cuts=st.lists(st.integers(0, 400), max_size=12),
-       width=st.integers(1, 24), height=st.integers(1, 12))
+@given(
+    parts=pieces,
+    cuts=st.lists(st.integers(0, 400), max_size=12),
+    width=st.integers(1, 24),
+    height=st.integers(1, 12),
+)
 def test_fed_in_any_chunks_equals_the_tail_of_a_whole_wrap(parts, cuts, width, height):
     text = "".join(parts)
     wrap = TailWrap(width, keep=height)

@@ -39,17 +39,25 @@ MESSAGES = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}
 
 
 class FakeLlama:
-    """Answers each chat request with the next scripted text; records what it got."""
+    """Answers each chat request with the next scripted text; records what it got.
 
-    def __init__(self, texts: list[str], finish: str = "stop") -> None:
+    A script entry is a text, or ``(text, finish_reason)``; with ``usage`` a streamed
+    answer ends with a usage chunk (``prompt_tokens`` 10 + the request's number).
+    """
+
+    def __init__(
+        self, texts: list[str | tuple[str, str]], finish: str = "stop", usage: bool = False
+    ) -> None:
         self.texts = list(texts)
         self.finish = finish
+        self.usage = usage
         self.requests: list[dict[str, Any]] = []
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
-        text = self.texts.pop(0)
+        entry = self.texts.pop(0)
+        text, finish = entry if isinstance(entry, tuple) else (entry, self.finish)
         base = {"id": "chatcmpl-1", "created": 1, "model": "m"}
         if not body.get("stream"):
             return web.json_response(
@@ -59,7 +67,7 @@ class FakeLlama:
                     "choices": [
                         {
                             "index": 0,
-                            "finish_reason": self.finish,
+                            "finish_reason": finish,
                             "message": {"role": "assistant", "content": text},
                         }
                     ],
@@ -80,9 +88,14 @@ class FakeLlama:
         last = {
             **base,
             "object": "chat.completion.chunk",
-            "choices": [{"index": 0, "delta": {}, "finish_reason": self.finish}],
+            "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
         }
-        await resp.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
+        await resp.write(f"data: {json.dumps(last)}\n\n".encode())
+        if self.usage:
+            count = {"prompt_tokens": 10 + len(self.requests), "completion_tokens": len(deltas) - 1}
+            usage = {**base, "object": "chat.completion.chunk", "choices": [], "usage": count}
+            await resp.write(f"data: {json.dumps(usage)}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
         return resp
 
     async def health(self, request: web.Request) -> web.Response:
@@ -131,20 +144,21 @@ def tool_call_from_chunks(chunks: list[dict[str, Any]]) -> tuple[str, str, str]:
     return call_id, name, args
 
 
-async def test_forced_call_uses_schema_without_tools(run: Any) -> None:
+async def test_named_tool_choice_uses_schema_without_tools(run: Any) -> None:
     fake = FakeLlama(['{"name": "vote", "arguments": {"agent_id": "agent1"}}'])
     client = await run(fake)
+    choice_vote = {"type": "function", "function": {"name": "vote"}}
 
     resp = await client.post(
         "/v1/chat/completions",
-        json={"model": "x", "messages": MESSAGES, "tools": TOOLS, "tool_choice": "required"},
+        json={"model": "x", "messages": MESSAGES, "tools": TOOLS, "tool_choice": choice_vote},
     )
     body = await resp.json()
 
     sent = fake.requests[0]
     assert "tools" not in sent and "tool_choice" not in sent
     schema = sent["response_format"]["json_schema"]["schema"]
-    assert [a["properties"]["name"]["const"] for a in schema["anyOf"]] == ["new_answer", "vote"]
+    assert schema["properties"]["name"] == {"const": "vote"}
     assert sent["messages"][0]["content"].startswith("S\n\nAnswer with exactly one tool call")
     choice = body["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
@@ -152,6 +166,173 @@ async def test_forced_call_uses_schema_without_tools(run: Any) -> None:
     call = choice["message"]["tool_calls"][0]
     assert call["function"]["name"] == "vote"
     assert json.loads(call["function"]["arguments"]) == {"agent_id": "agent1"}
+
+
+# -- tool_choice "required": text first, then a short call under the grammar --------------
+
+OPTIONAL_CONTENT = [
+    {
+        "type": "function",
+        "function": {
+            "name": "new_answer",
+            "description": "Submit your answer.",
+            "parameters": {
+                "type": "object",
+                "properties": {"content": {"type": "string"}},
+                "required": [],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "vote",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "agent_id": {"type": "string", "enum": ["agent1"]},
+                    "reason": {"type": "string"},
+                },
+                "required": ["agent_id", "reason"],
+            },
+        },
+    },
+]
+
+
+async def test_required_call_is_text_then_a_short_constrained_call(run: Any) -> None:
+    answer = "```python\ndef add(a, b):\n    return a + b\n```"
+    fake = FakeLlama([answer, '{"name": "new_answer", "arguments": {}}'], usage=True)
+    client = await run(fake)
+
+    resp = await client.post(
+        "/v1/chat/completions",
+        json={"messages": MESSAGES, "tools": OPTIONAL_CONTENT, "tool_choice": "required",
+              "max_tokens": 300},
+    )  # fmt: skip
+    body = await resp.json()
+
+    text_step, call_step = fake.requests
+    # The text step: the conversation alone, no tools, no note, no grammar.
+    assert text_step["messages"] == MESSAGES and text_step["stream"] is True
+    assert not {"tools", "tool_choice", "response_format"} & set(text_step)
+    assert text_step["max_tokens"] == 300
+    # The call step: the text as the reply, the tools listed last, a short call.
+    assert call_step["messages"][:3] == [*MESSAGES, {"role": "assistant", "content": answer}]
+    assert call_step["messages"][3]["role"] == "user"
+    assert call_step["messages"][3]["content"].startswith("Now end your reply with exactly one")
+    assert call_step["max_tokens"] == 256
+    schema = call_step["response_format"]["json_schema"]["schema"]
+    answer_args, vote_args = (a["properties"]["arguments"] for a in schema["anyOf"])
+    assert answer_args["properties"] == {}  # the optional content is left to the text
+    assert vote_args["required"] == ["agent_id", "reason"]
+    assert vote_args["properties"]["reason"]["maxLength"] == 400
+    choice = body["choices"][0]
+    assert choice["message"]["content"] == answer
+    (call,) = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "new_answer" and call["id"].startswith("call_")
+    assert json.loads(call["function"]["arguments"]) == {}
+    assert choice["finish_reason"] == "tool_calls"
+    # Both steps are counted.
+    assert body["usage"]["prompt_tokens"] == 11 + 12
+    assert body["usage"]["completion_tokens"] > 2
+
+
+async def test_required_call_without_text_keeps_the_full_schema(run: Any) -> None:
+    fake = FakeLlama(["", '{"name": "new_answer", "arguments": {"content": "4"}}'])
+    client = await run(fake)
+
+    resp = await client.post(
+        "/v1/chat/completions",
+        json={"messages": MESSAGES, "tools": OPTIONAL_CONTENT, "tool_choice": "required",
+              "max_tokens": 300},
+    )  # fmt: skip
+    choice = (await resp.json())["choices"][0]
+
+    call_step = fake.requests[1]
+    assert call_step["messages"][-1]["content"].startswith("Answer with exactly one tool call")
+    assert call_step["max_tokens"] == 300
+    schema = call_step["response_format"]["json_schema"]["schema"]
+    assert "content" in schema["anyOf"][0]["properties"]["arguments"]["properties"]
+    assert choice["message"]["content"] is None
+    assert json.loads(choice["message"]["tool_calls"][0]["function"]["arguments"]) == {
+        "content": "4"
+    }
+
+
+async def test_text_step_stops_where_the_model_starts_a_call_itself(run: Any) -> None:
+    text = 'It is 4.\n{"name": "new_answer", "arguments": {"content": "4 (mangled"}} more'
+    fake = FakeLlama([text, '{"name": "vote", "arguments": {"agent_id": "agent1", "reason": "r"}}'])
+    client = await run(fake)
+
+    resp = await client.post(
+        "/v1/chat/completions",
+        json={"messages": MESSAGES, "tools": OPTIONAL_CONTENT, "tool_choice": "required",
+              "stream": True},
+    )  # fmt: skip
+    chunks = await sse(resp)
+
+    content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert content == "It is 4.\n"
+    assert fake.requests[1]["messages"][-2] == {"role": "assistant", "content": "It is 4.\n"}
+    _, name, args = tool_call_from_chunks(chunks)
+    assert (name, json.loads(args)) == ("vote", {"agent_id": "agent1", "reason": "r"})
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[-1]["usage"]["completion_tokens"] > 0
+
+
+async def test_required_call_streams_text_then_call_deltas(run: Any) -> None:
+    answer = "The capital of Australia is Canberra."
+    fake = FakeLlama([answer, '{"name": "new_answer", "arguments": {}}'])
+    client = await run(fake)
+
+    resp = await client.post(
+        "/v1/chat/completions",
+        json={"messages": MESSAGES, "tools": OPTIONAL_CONTENT, "tool_choice": "required",
+              "stream": True},
+    )  # fmt: skip
+    chunks = await sse(resp)
+
+    texts = [c["choices"][0]["delta"].get("content") for c in chunks]
+    assert len([t for t in texts if t]) > 3  # streamed as written, not in one block
+    assert "".join(t or "" for t in texts) == answer
+    first_call = next(i for i, c in enumerate(chunks) if c["choices"][0]["delta"].get("tool_calls"))
+    assert all(not t for t in texts[first_call:])  # the call comes after the text
+    _, name, args = tool_call_from_chunks(chunks)
+    assert (name, json.loads(args)) == ("new_answer", {})
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+async def test_required_call_cut_short_keeps_the_text(run: Any) -> None:
+    fake = FakeLlama(["It is 4.", ('{"name": "vo', "length")])
+    client = await run(fake)
+
+    resp = await client.post(
+        "/v1/chat/completions",
+        json={"messages": MESSAGES, "tools": OPTIONAL_CONTENT, "tool_choice": "required"},
+    )
+    choice = (await resp.json())["choices"][0]
+
+    assert choice["finish_reason"] == "length"
+    assert choice["message"]["content"] == "It is 4."
+    assert "tool_calls" not in choice["message"]
+
+
+async def test_required_call_upstream_error_is_passed_on(run: Any) -> None:
+    class Failing(FakeLlama):
+        async def chat(self, request: web.Request) -> web.StreamResponse:
+            return web.json_response({"error": {"message": "busy"}}, status=503)
+
+    client = await run(Failing([]))
+
+    resp = await client.post(
+        "/v1/chat/completions",
+        json={"messages": MESSAGES, "tools": TOOLS, "tool_choice": "required", "stream": True},
+    )
+
+    assert resp.status == 503
+    assert (await resp.json())["error"]["message"] == "busy"
 
 
 async def test_named_tool_choice_narrows_schema(run: Any) -> None:
@@ -171,13 +352,16 @@ async def test_named_tool_choice_narrows_schema(run: Any) -> None:
     assert schema["properties"]["name"] == {"const": "new_answer"}
 
 
+NAMED_ANSWER = {"type": "function", "function": {"name": "new_answer"}}
+
+
 async def test_forced_call_streams_tool_call_deltas(run: Any) -> None:
     text = '{"name": "new_answer", "arguments": {"content": "a } b"}}'
     client = await run(FakeLlama([text]))
 
     resp = await client.post(
         "/v1/chat/completions",
-        json={"messages": MESSAGES, "tools": TOOLS, "tool_choice": "required", "stream": True},
+        json={"messages": MESSAGES, "tools": TOOLS, "tool_choice": NAMED_ANSWER, "stream": True},
     )
     chunks = await sse(resp)
 
@@ -189,16 +373,16 @@ async def test_forced_call_streams_tool_call_deltas(run: Any) -> None:
 
 
 async def test_forced_call_cut_short_returns_text(run: Any) -> None:
-    client = await run(FakeLlama(['{"name": "vote", "argu'], finish="length"))
+    client = await run(FakeLlama(['{"name": "new_answer", "argu'], finish="length"))
 
     resp = await client.post(
         "/v1/chat/completions",
-        json={"messages": MESSAGES, "tools": TOOLS, "tool_choice": "required"},
+        json={"messages": MESSAGES, "tools": TOOLS, "tool_choice": NAMED_ANSWER},
     )
     choice = (await resp.json())["choices"][0]
 
     assert choice["finish_reason"] == "length"
-    assert choice["message"]["content"] == '{"name": "vote", "argu'
+    assert choice["message"]["content"] == '{"name": "new_answer", "argu'
 
 
 async def test_auto_converts_fenced_text_call(run: Any) -> None:

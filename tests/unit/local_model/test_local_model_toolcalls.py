@@ -18,6 +18,8 @@ from massgen_local_model.toolcalls import (
     forced_tools,
     messages_without_tools,
     parse_forced_call,
+    short_call_tools,
+    text_request,
     tool_call_schema,
     tools_note,
 )
@@ -127,6 +129,39 @@ def test_messages_without_tools_rewrites_history_and_appends_note() -> None:
 def test_messages_without_system_get_one() -> None:
     out = messages_without_tools([{"role": "user", "content": "hi"}], "NOTE")
     assert out[0] == {"role": "system", "content": "NOTE"}
+
+
+def test_messages_without_tools_and_without_a_note_keep_the_system_message() -> None:
+    messages = [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    out = messages_without_tools(messages, None)
+    assert out == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+
+
+def test_a_call_after_text_keeps_only_required_arguments_and_short_strings() -> None:
+    optional = {"type": "function", "function": {**NEW_ANSWER["function"], "parameters": {
+        "type": "object", "properties": {"content": {"type": "string"}}, "required": []}}}  # fmt: skip
+    answer, vote = short_call_tools([optional, VOTE])
+
+    assert answer["function"]["parameters"]["properties"] == {}
+    assert answer["function"]["description"] == NEW_ANSWER["function"]["description"]
+    vote_params = vote["function"]["parameters"]
+    assert vote_params["required"] == ["agent_id", "reason"]
+    assert vote_params["properties"]["agent_id"]["enum"] == ["agent1", "agent2"]
+    assert "maxLength" not in vote_params["properties"]["agent_id"]
+    assert vote_params["properties"]["reason"] == {"type": "string", "maxLength": 400}
+    assert vote_params["additionalProperties"] is False
+    assert "maxLength" not in VOTE["function"]["parameters"]["properties"]["reason"]  # a copy
+    note = tools_note([answer, vote], forced=True, head="Now end your reply with one call")
+    assert note.startswith("Now end your reply with one call, written as JSON")
+    assert "- new_answer(): Submit a new answer." in note
+
+
+def test_the_text_step_sends_no_tools_and_streams() -> None:
+    body = {"messages": [{"role": "user", "content": "Q"}], "tools": TOOLS, "seed": 1,
+            "tool_choice": "required", "max_tokens": 9, "parallel_tool_calls": False}  # fmt: skip
+    sent = text_request(body)
+    assert sent == {"messages": [{"role": "user", "content": "Q"}], "seed": 1, "max_tokens": 9,
+                    "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
 
 
 def test_parse_forced_call() -> None:
@@ -281,7 +316,9 @@ def test_a_text_call_streams_its_arguments_before_the_response_ends():
 def test_unoffered_tools_and_cut_short_calls_are_not_streamed():
     fed, tail = stream_calls('{"name": "rm_rf", "arguments": {"path": "/"}} bye', [5, 20])
     assert assemble([p for batch in fed for p in batch] + tail) == (
-        '{"name": "rm_rf", "arguments": {"path": "/"}} bye', [])
+        '{"name": "rm_rf", "arguments": {"path": "/"}} bye',
+        [],
+    )
     stream = StreamingTextToolCalls(NAMES)
     stream.recognise = False
     out = stream.feed('{"name": "vote", "arguments": {}}') + stream.finish()

@@ -185,9 +185,7 @@ class Driver:
         turn_id = kw.pop("turn_id", None) or self.turn_id(label)
         token = kw.pop("token", None) or self.token(turn_id)
         return self.send(
-            TurnStarted(
-                run_id=RUN, turn_id=turn_id, worker=worker, delivery=delivery, token=token
-            ),
+            TurnStarted(run_id=RUN, turn_id=turn_id, worker=worker, delivery=delivery, token=token),
             **kw,
         )
 
@@ -197,8 +195,9 @@ class Driver:
         turn_id = kw.pop("turn_id", None) or self.turn_id(label)
         token = kw.pop("token", None) or self.token(turn_id)
         report = WorkflowSubmission(
-            run_id=RUN, turn_id=turn_id, attempt=attempt, calls=calls, token=token
-        )
+            run_id=RUN, turn_id=turn_id, attempt=attempt, calls=calls, token=token,
+            usage=kw.pop("usage", None),
+        )  # fmt: skip
         return self.send(report, **kw)
 
     def answer(self, label: str, content: str, **kw: Any) -> list[Command]:
@@ -212,7 +211,10 @@ class Driver:
     def fail(self, label: str, error: str = "provider error 500", **kw: Any) -> list[Command]:
         turn_id = kw.pop("turn_id", None) or self.turn_id(label)
         token = self.token(turn_id)
-        return self.send(TurnFailed(run_id=RUN, turn_id=turn_id, error=error, token=token), **kw)
+        report = TurnFailed(
+            run_id=RUN, turn_id=turn_id, error=error, token=token, usage=kw.pop("usage", None)
+        )
+        return self.send(report, **kw)
 
     def retrying(
         self, label: str, error: str = "HTTP 500: upstream down", status: int = 500, **kw: Any

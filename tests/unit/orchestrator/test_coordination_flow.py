@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from massgen_proto.events import AgentInfo, Consensus, FinalAnswer, RunCreated, RunFinished
 from massgen_proto.messages import ChatMessage
 from orchestrator_driver import (
@@ -112,6 +111,8 @@ def test_full_three_agent_run_finish_policy():
     user = presentation.messages[-1].content
     assert A1 in user and A2 in user and A3 in user
     assert "it is right" in user  # reasons of the votes agent2 received
+    assert "VOTES: agent1 1, agent2 2, agent3 0" in user
+    assert "OBJECTIONS (votes for other answers):\n- for agent1: " in user  # agent2's own vote
     assert kinds(d.present("agent2", "  Paris.  ")) == [
         "final_answer agent2",
         "run_finished",
@@ -308,6 +309,52 @@ def test_empty_presentation_falls_back_to_stored_answer():
     assert finished.status == "completed" and finished.winner == "alpha"
     assert "agent1.1" in finished.message
     assert d.state.final_answer == A1
+
+
+CODE_ANSWER = (
+    "Sort, then compare neighbours:\n```python\nfrom typing import List\n\n\n"
+    "def has_close(numbers: List[float], threshold: float) -> bool:\n"
+    "    ordered = sorted(numbers)\n"
+    "    return any(b - a < threshold for a, b in zip(ordered, ordered[1:]))\n```"
+)
+
+
+@pytest.mark.parametrize(
+    ("presentation", "why"),
+    [
+        ("Use sorting.", "presentation far shorter than the answer (12 of"),
+        (
+            "Sort the numbers, then compare each neighbouring pair with the threshold: two "
+            "numbers closer than it are neighbours once sorted.\n```python\ndef close(x, t):\n"
+            "    return True\n```",
+            "presentation no longer defines has_close",
+        ),
+        (
+            CODE_ANSWER.replace("    return any(", "    return any((("),
+            "presentation code no longer parses as Python",
+        ),
+    ],
+    ids=["far shorter", "function lost", "broken code"],
+)
+def test_a_presentation_that_lost_the_answer_falls_back_saying_why(presentation, why):
+    d = Driver(make_config(1))
+    d.answer("agent1", CODE_ANSWER)
+    d.vote("agent1", "agent1")
+    final, finished = events(d.present("agent1", presentation))
+    assert final.content == CODE_ANSWER and final.fallback
+    assert finished.status == "completed"
+    assert finished.message.startswith(why)
+    assert finished.message.endswith("the stored answer agent1.1 was used")
+
+
+def test_a_presentation_that_keeps_the_answer_is_the_final_answer():
+    d = Driver(make_config(1))
+    d.answer("agent1", CODE_ANSWER)
+    d.vote("agent1", "agent1")
+    presentation = CODE_ANSWER.replace("Sort, then compare neighbours:", "Sorted neighbours:")
+    final, finished = events(d.present("agent1", presentation))
+    assert final.content == presentation and not final.fallback
+    assert finished.message == ""
 
 
 def test_presentation_failure_falls_back_without_retry():

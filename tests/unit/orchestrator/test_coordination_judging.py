@@ -11,6 +11,7 @@ from massgen_orchestrator.coordination import (
     normalise,
     similarity,
 )
+from massgen_orchestrator.judging import presentation_problem
 from massgen_proto.messages import WorkflowCall
 from orchestrator_driver import Driver, answer, events, kinds, make_config, verdict_of, vote
 
@@ -77,7 +78,7 @@ def test_vote_with_no_answers_is_rejected():
     [
         (WorkflowCall(name="new_answer", arguments='{"content": "Par'), '{"content"'),
         (WorkflowCall(name="new_answer", arguments={"text": "Lyon"}), '{"content"'),
-        (WorkflowCall(name="new_answer", arguments={"content": "   "}), "non-empty"),
+        (WorkflowCall(name="new_answer", arguments={"content": "   "}), "got no answer"),
         (WorkflowCall(name="vote", arguments="agent1"), '{"agent_id"'),
         (WorkflowCall(name="vote", arguments={"reason": "good"}), "agent_id one of: agent1"),
         (WorkflowCall(name="vote", arguments={"agent_id": " "}), "agent_id one of: agent1"),
@@ -208,3 +209,52 @@ def test_workflow_call_during_presentation_is_rejected():
     d.vote("agent1", "agent1")
     text = _rejected(d.vote("agent1", "agent1", attempt=1), "vote")
     assert "final presentation" in text
+
+
+# -- presentation checks (judging.presentation_problem) ----------------------------------
+
+FUNC = "def add(a, b):\n    return a + b\n"
+
+
+@pytest.mark.parametrize(
+    ("presentation", "answer", "problem"),
+    [
+        ("", "4", "empty presentation"),
+        (" \n", "4", "empty presentation"),
+        ("The answer is 4.", "4", None),  # longer is fine
+        ("4", "It is 4: two plus two.", None),  # short answers are not measured
+        ("x" * 39, "y" * 100, "presentation far shorter than the answer (39 of 100 characters)"),
+        ("x" * 40, "y" * 100, None),
+        (f"```python\n{FUNC}```", f"Adds.\n```python\n{FUNC}```", None),
+        (f"```py\n{FUNC}```", FUNC, None),  # an unfenced answer's code counts too
+        (
+            "```python\ndef plus(a, b):\n    return a + b\n```",
+            f"```python\n{FUNC}```",
+            "presentation no longer defines add",
+        ),
+        (
+            "Just call add(a, b) on your numbers and you are done here.",
+            FUNC,
+            "presentation no longer defines add",
+        ),
+        (
+            "```python\ndef add(a, b):\n    return (a + b\n```",
+            f"```python\n{FUNC}```",
+            "presentation code no longer parses as Python",
+        ),
+        # The answer's own code did not parse: the presentation is not held to it.
+        (
+            "```python\ndef add(a, b):\n    return (a +\n```",
+            "```python\ndef add(a, b):\n    return (a\n```",
+            None,
+        ),
+        # Nested helpers may move; only top-level functions must stay.
+        (
+            f"```python\n{FUNC}```",
+            "```python\ndef add(a, b):\n    def inner():\n        pass\n    return a + b\n```",
+            None,
+        ),
+    ],
+)
+def test_presentation_problem(presentation, answer, problem):
+    assert presentation_problem(presentation, answer) == problem

@@ -107,9 +107,14 @@ def test_workflow_tools_json():
                 "parameters": {
                     "type": "object",
                     "properties": {
-                        "content": {"type": "string", "description": "The full answer text."}
+                        "content": {
+                            "type": "string",
+                            "description": "The full answer text; leave it empty to submit "
+                            "the answer you wrote as text before this call.",
+                        }
                     },
-                    "required": ["content"],
+                    # Optional: the answer may be the text written before the call.
+                    "required": [],
                 },
             },
         }
@@ -135,8 +140,18 @@ def test_coordination_prompt_contents():
     assert user == "TASK:\nTask?\n\nCURRENT ANSWERS:\n<agent2>\nB\n</agent2>"
     empty = prompts.coordination_messages(task="Task?", answers={})
     assert empty[-1].content.endswith("CURRENT ANSWERS:\n(none yet)")
-    assert "No answers exist yet" in empty[0].content
+    assert "No answers exist yet: write your complete answer as normal text" in empty[0].content
+    assert "then call new_answer" in empty[0].content
     assert len(system.split()) < 120  # short: local models read slowly
+    # Votes come after checking the answers against the task; running code when possible.
+    assert "First check each current answer against the task." in system
+    assert "run its code" not in system
+    coder = prompts.coordination_messages(task="T", answers={"agent2": "B"}, can_run_code=True)
+    assert "check each current answer against the task (run its code with your tools)" in (
+        coder[0].content
+    )
+    vote_only = prompts.coordination_messages(task="T", answers={"agent2": "B"}, can_answer=False)
+    assert "check each current answer against the task, then vote" in vote_only[0].content
 
 
 def test_presentation_prompt_contents():
@@ -149,6 +164,25 @@ def test_presentation_prompt_contents():
     assert "You are agent2" in messages[0].content
     user = messages[-1].content
     assert "<agent1>\nA\n</agent1>" in user and "- clearest" in user
+    assert "VOTES" not in user and "OBJECTIONS" not in user
+
+
+def test_presentation_prompt_keeps_detail_and_shows_votes_and_objections():
+    messages = prompts.presentation_messages(
+        task="Task?",
+        answers={"agent1": "A", "agent2": "B", "agent3": "C"},
+        winner_label="agent2",
+        vote_reasons=["handles empty input"],
+        votes={"agent1": 1, "agent2": 2, "agent3": 0},
+        dissent=[("agent1", "agent2 fails on negatives"), ("agent3", " ")],
+    )
+    system, user = messages[0].content, messages[-1].content
+    assert "Keep all of your answer's detail" in system
+    assert "Do not mention agents, answers, votes or this process" in system
+    assert "VOTES: agent1 1, agent2 2, agent3 0" in user
+    assert "WHY AGENT2 WAS CHOSEN:\n- handles empty input" in user
+    objections = "OBJECTIONS (votes for other answers):\n- for agent1: agent2 fails on negatives"
+    assert user.endswith(objections)
 
 
 def test_answers_share_a_bounded_prompt_and_the_presenter_keeps_its_own():

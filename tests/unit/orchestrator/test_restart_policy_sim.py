@@ -14,7 +14,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from massgen_orchestrator import coordination
 
 _PATH = Path(__file__).resolve().parents[3] / "bench" / "bench_restart_policy.py"

@@ -36,3 +36,13 @@ def test_every_stored_run_state_reads_as_a_run_record():
                     stored.turn.turn_id, stored.turn.phase
                 )  # fmt: skip
     assert states[-1].status == "presenting" and record.winner_label == "agent2"
+
+
+def test_the_previous_run_of_a_session_turn_reaches_the_run_record():
+    from massgen_orchestrator.coordination import new_run
+    from orchestrator_driver import make_config
+
+    state, _ = new_run("r2", "And now?", make_config(1), [], 1000.0, "s", previous_run_id="r1")
+    assert RunRecord.model_validate_json(state.model_dump_json()).previous_run_id == "r1"
+    fresh, _ = new_run("r3", "Again?", make_config(1), [], 1000.0, "s")
+    assert RunRecord.model_validate_json(fresh.model_dump_json()).previous_run_id is None

@@ -19,7 +19,9 @@ def test_families_render_in_the_text_format():
         seconds.observe(value)
     text = registry.render()
     assert "# TYPE t_runs_total counter" in text
-    assert 't_runs_total{status="completed"} 1' in text and 't_runs_total{status="failed"} 2' in text
+    assert (
+        't_runs_total{status="completed"} 1' in text and 't_runs_total{status="failed"} 2' in text
+    )
     assert 't_pending{provider="openai"} 1' in text and 't_pending{provider="vllm"} 3' in text
     assert 't_seconds_bucket{le="1"} 1' in text and 't_seconds_bucket{le="5"} 2' in text
     assert 't_seconds_bucket{le="+Inf"} 3' in text and "t_seconds_count 3" in text

@@ -173,8 +173,10 @@ async def test_vote_is_one_chunk_with_target_and_reason_once_complete():
     await run_turn(req, PacedModel(deltas), orch.submit, orch.emit, policy=FAST)
     channels = [c.channel for c in chunks(orch)]
     assert channels == ["tool_call", "vote"]  # no argument fragments for a vote
-    assert json.loads(chunks(orch, "vote")[0].text) == {"target": "agent2",
-                                                        "reason": "most complete"}
+    assert json.loads(chunks(orch, "vote")[0].text) == {
+        "target": "agent2",
+        "reason": "most complete",
+    }
 
 
 async def test_other_tool_calls_stream_arguments_batched_per_call():

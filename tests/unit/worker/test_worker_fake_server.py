@@ -41,25 +41,48 @@ def test_non_streaming_tool_call_and_error():
         status, body = post(server, {"model": "a", "messages": [{"role": "user", "content": "q"}]})
         message = json.loads(body)["choices"][0]["message"]
         assert message["tool_calls"][0]["function"] == {
-            "name": "new_answer", "arguments": '{"content": "42"}'}
+            "name": "new_answer",
+            "arguments": '{"content": "42"}',
+        }
         status, body = post(server, {"model": "a", "messages": []})
         assert status == 429 and json.loads(body)["error"]["message"] == "slow down"
         server.assert_complete()
 
 
 def test_streaming_format_and_callable_step():
-    tools = [{"type": "function", "function": {"name": "vote", "parameters": {
-        "type": "object", "properties": {"agent_id": {"type": "string", "enum": ["agent2"]}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "vote",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"agent_id": {"type": "string", "enum": ["agent2"]}},
+                },
+            },
+        }
+    ]
     with FakeOpenAIServer() as server:
         server.script("a", [vote_first("fine")])
-        status, body = post(server, {"model": "a", "messages": [], "tools": tools, "stream": True,
-                                     "stream_options": {"include_usage": True}})
+        status, body = post(
+            server,
+            {
+                "model": "a",
+                "messages": [],
+                "tools": tools,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            },
+        )
         lines = [line for line in body.split("\n\n") if line]
         assert lines[-1] == "data: [DONE]"
         chunks = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
         assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
         arguments = "".join(
-            c["choices"][0]["delta"].get("tool_calls", [{}])[0].get("function", {}).get("arguments", "")
+            c["choices"][0]["delta"]
+            .get("tool_calls", [{}])[0]
+            .get("function", {})
+            .get("arguments", "")
             for c in chunks[:-1]
         )
         assert json.loads(arguments) == {"agent_id": "agent2", "reason": "fine"}

@@ -81,7 +81,7 @@ def test_partial_text_is_decoded_as_far_as_it_goes():
     decoder = JsonFieldDecoder(KEY)
     assert decoder.feed('{"content": "Can') == "Can"
     assert decoder.feed("berra\\") == "berra"
-    assert decoder.feed('n is') == "\n is"
+    assert decoder.feed("n is") == "\n is"
     assert decoder.feed(' the capital"}  trailing {"content": "x"}') == " the capital"
 
 

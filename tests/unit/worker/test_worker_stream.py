@@ -19,7 +19,9 @@ from massgen_worker.stream import (
 
 def chunk(delta=None, finish=None, usage=None, choices=True):
     body = {"id": "c1", "object": "chat.completion.chunk", "model": "m"}
-    body["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish}] if choices else []
+    body["choices"] = (
+        [{"index": 0, "delta": delta or {}, "finish_reason": finish}] if choices else []
+    )
     if usage is not None:
         body["usage"] = usage
     return body
@@ -103,10 +105,16 @@ def test_fragmented_tool_calls_with_several_indexes():
         "role": "assistant",
         "content": "Let me answer.",
         "tool_calls": [
-            {"id": "call_a", "type": "function",
-             "function": {"name": "new_answer", "arguments": '{"content": "4"}'}},
-            {"id": "call_b", "type": "function",
-             "function": {"name": "vote", "arguments": '{"agent_id": "agent1", "reason": "ok"}'}},
+            {
+                "id": "call_a",
+                "type": "function",
+                "function": {"name": "new_answer", "arguments": '{"content": "4"}'},
+            },
+            {
+                "id": "call_b",
+                "type": "function",
+                "function": {"name": "vote", "arguments": '{"agent_id": "agent1", "reason": "ok"}'},
+            },
         ],
     }
 
@@ -130,21 +138,29 @@ def test_answer_text_streams_decoded_as_the_arguments_grow():
 
 def test_other_tool_calls_stream_their_raw_arguments():
     events, _, _ = run(
-        [chunk(tc(0, id="r1", name="mcp__fs__read", arguments='{"path": ')),
-         chunk(tc(0, arguments='"a.txt"}'))],
+        [
+            chunk(tc(0, id="r1", name="mcp__fs__read", arguments='{"path": ')),
+            chunk(tc(0, arguments='"a.txt"}')),
+        ],
         decode={"new_answer": "content"},
     )
-    assert events == [[ArgumentsDelta(0, "r1", "mcp__fs__read", '{"path": ')],
-                      [ArgumentsDelta(0, "r1", "mcp__fs__read", '"a.txt"}')]]
+    assert events == [
+        [ArgumentsDelta(0, "r1", "mcp__fs__read", '{"path": ')],
+        [ArgumentsDelta(0, "r1", "mcp__fs__read", '"a.txt"}')],
+    ]
 
 
 def test_interleaved_indexes_and_missing_ids():
     _, tail, message = run(
         [
-            chunk({"tool_calls": [
-                {"index": 0, "function": {"name": "a", "arguments": "{"}},
-                {"index": 1, "function": {"name": "b", "arguments": "["}},
-            ]}),
+            chunk(
+                {
+                    "tool_calls": [
+                        {"index": 0, "function": {"name": "a", "arguments": "{"}},
+                        {"index": 1, "function": {"name": "b", "arguments": "["}},
+                    ]
+                }
+            ),
             chunk({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}),
         ]
     )
@@ -173,8 +189,9 @@ def test_attribute_objects_are_read_like_dicts():
 
 def test_usage_only_chunk_and_feed_after_finish():
     acc = StreamAccumulator()
-    acc.feed(parse_chunk(chunk(None, usage={"prompt_tokens": 3, "completion_tokens": 0},
-                               choices=False)))
+    acc.feed(
+        parse_chunk(chunk(None, usage={"prompt_tokens": 3, "completion_tokens": 0}, choices=False))
+    )
     _, message = acc.finish()
     assert message.usage == Usage(3, 0)
     assert message.to_openai() == {"role": "assistant", "content": ""}

@@ -17,6 +17,7 @@ from massgen_proto.messages import (
     WorkflowCall,
     WorkflowSubmission,
 )
+from massgen_proto.messages import Usage as UsageSoFar
 from massgen_worker.llm import FatalModelError, RetryableModelError
 from massgen_worker.stream import StreamDelta, ToolCallDelta, Usage
 from massgen_worker.turn import (
@@ -25,10 +26,47 @@ from massgen_worker.turn import (
     run_turn,
     truncate_tool_result,
     unavailable_tool_message,
+    workflow_calls,
 )
 from worker_helpers import READ_TOOL, Tools
 
 FAST = RetryPolicy(retries=2, base_delay=0.001, max_delay=0.002)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "content"),
+    [
+        ("{}", "TEXT"),
+        ('{"content": ""}', "TEXT"),
+        ('{"content": "  "}', "TEXT"),
+        ('{"content": "See above."}', "TEXT"),
+        ('{"content": "(the answer above)"}', "TEXT"),
+        ('{"content": "<your complete answer>"}', "TEXT"),
+        ('{"content": "42"}', "42"),  # a short real answer is never a placeholder
+        ('{"content": "yes"}', "yes"),
+        ('{"content": "The answer is 4."}', "The answer is 4."),
+    ],
+)
+def test_an_empty_or_placeholder_answer_is_the_text_before_the_call(arguments, content):
+    from massgen_worker.stream import AssistantMessage, ToolCall
+
+    calls = (ToolCall("c1", "new_answer", arguments), ToolCall("c2", "read_file", "{}"))
+    message = AssistantMessage(" TEXT\n", "", calls, None, "tool_calls")
+    assert workflow_calls(message, {"new_answer", "vote"}) == [
+        WorkflowCall(name="new_answer", arguments={"content": content})
+    ]
+
+
+def test_without_text_or_with_bad_json_the_call_is_left_as_written():
+    from massgen_worker.stream import AssistantMessage, ToolCall
+
+    empty = AssistantMessage("", "", (ToolCall("c1", "new_answer", "{}"),), None, "tool_calls")
+    assert workflow_calls(empty, {"new_answer"}) == [WorkflowCall(name="new_answer", arguments={})]
+    broken = AssistantMessage("T", "", (ToolCall("c1", "new_answer", '{"co'),), None, None)
+    assert workflow_calls(broken, {"new_answer"})[0].arguments == '{"co'
+    call = ToolCall("c1", "vote", '{"agent_id": "agent1"}')
+    vote = AssistantMessage("T", "", (call,), None, None)
+    assert workflow_calls(vote, {"vote"})[0].arguments == {"agent_id": "agent1"}
 
 
 def content(*pieces: str) -> list[StreamDelta]:
@@ -47,8 +85,11 @@ def call(name: str, arguments: dict | str, index: int = 0, id: str | None = None
 
 
 def answer(text: str) -> list[StreamDelta]:
-    return [StreamDelta(content="thinking"), *call("new_answer", {"content": text}),
-            StreamDelta(finish_reason="tool_calls", usage=Usage(20, 5))]
+    return [
+        StreamDelta(content="thinking"),
+        *call("new_answer", {"content": text}),
+        StreamDelta(finish_reason="tool_calls", usage=Usage(20, 5)),
+    ]
 
 
 class ScriptedModel:
@@ -60,7 +101,11 @@ class ScriptedModel:
 
     async def stream(self, messages, tools, tool_choice):
         self.calls.append(
-            {"messages": json.loads(json.dumps(messages)), "tools": tools, "tool_choice": tool_choice}
+            {
+                "messages": json.loads(json.dumps(messages)),
+                "tools": tools,
+                "tool_choice": tool_choice,
+            }
         )
         assert self.responses, "unexpected model call"
         response = self.responses.pop(0)
@@ -96,20 +141,39 @@ async def test_accepted_answer_streams_chunks_and_usage():
     outcome = await go(req, model, orch)
     assert (outcome.status, outcome.attempts, outcome.model_calls) == ("accepted", 1, 1)
     assert orch.reports == [
-        WorkflowSubmission(run_id=req.run_id, turn_id=req.turn_id, attempt=1,
-                           calls=[WorkflowCall(name="new_answer", arguments={"content": "4"})])
+        WorkflowSubmission(
+            run_id=req.run_id,
+            turn_id=req.turn_id,
+            attempt=1,
+            calls=[WorkflowCall(name="new_answer", arguments={"content": "4"})],
+            usage=UsageSoFar(prompt_tokens=20, completion_tokens=5),
+        )
     ]
     kinds = [(e.kind, getattr(e, "channel", None)) for e in orch.events]
-    assert kinds == [("chunk", "content"), ("chunk", "answer"), ("chunk", "tool_call"),
-                     ("token_usage", None)]
+    assert kinds == [
+        ("chunk", "content"),
+        ("chunk", "answer"),
+        ("chunk", "tool_call"),
+        ("token_usage", None),
+    ]
     first, answer_text, tool_call, usage = orch.events
     assert isinstance(first, Chunk) and first.text == "thinking"
     assert answer_text.text == "4"
     assert (first.run_id, first.turn_id, first.label, first.agent) == (
-        req.run_id, req.turn_id, "agent1", "id-agent1")
-    assert json.loads(tool_call.text) == {"id": "c0", "name": "new_answer",
-                                          "arguments": {"content": "4"}}
-    assert isinstance(usage, TokenUsage) and (usage.prompt_tokens, usage.completion_tokens) == (20, 5)
+        req.run_id,
+        req.turn_id,
+        "agent1",
+        "id-agent1",
+    )
+    assert json.loads(tool_call.text) == {
+        "id": "c0",
+        "name": "new_answer",
+        "arguments": {"content": "4"},
+    }
+    assert isinstance(usage, TokenUsage) and (usage.prompt_tokens, usage.completion_tokens) == (
+        20,
+        5,
+    )
     assert model.calls[0]["tool_choice"] == "required"
     assert model.calls[0]["tools"] == req.tools
 
@@ -117,7 +181,10 @@ async def test_accepted_answer_streams_chunks_and_usage():
 async def test_rejection_is_fed_back_as_tool_result_and_retried():
     req = request(tools=workflow_tools(["agent1"]))
     model = ScriptedModel(
-        [*call("vote", {"agent_id": "agent7", "reason": "x"}, id="v1"), StreamDelta(finish_reason="tool_calls")],
+        [
+            *call("vote", {"agent_id": "agent7", "reason": "x"}, id="v1"),
+            StreamDelta(finish_reason="tool_calls"),
+        ],
         answer("4"),
     )
     orch = Orchestrator(rejected("agent7 has no answer; valid labels: agent1"))
@@ -128,11 +195,19 @@ async def test_rejection_is_fed_back_as_tool_result_and_retried():
     assert history[-2] == {
         "role": "assistant",
         "content": None,
-        "tool_calls": [{"id": "v1", "type": "function", "function": {
-            "name": "vote", "arguments": '{"agent_id": "agent7", "reason": "x"}'}}],
+        "tool_calls": [
+            {
+                "id": "v1",
+                "type": "function",
+                "function": {"name": "vote", "arguments": '{"agent_id": "agent7", "reason": "x"}'},
+            }
+        ],
     }
-    assert history[-1] == {"role": "tool", "tool_call_id": "v1",
-                           "content": "agent7 has no answer; valid labels: agent1"}
+    assert history[-1] == {
+        "role": "tool",
+        "tool_call_id": "v1",
+        "content": "agent7 has no answer; valid labels: agent1",
+    }
     results = [e for e in orch.events if getattr(e, "channel", None) == "tool_result"]
     assert json.loads(results[0].text)["content"].startswith("agent7 has no answer")
 
@@ -140,7 +215,9 @@ async def test_rejection_is_fed_back_as_tool_result_and_retried():
 async def test_three_rejections_fail_the_turn_with_the_last_rejection():
     req = request()
     model = ScriptedModel(answer("a"), answer("b"), answer("c"))
-    orch = Orchestrator(rejected("too similar 1"), rejected("too similar 2"), rejected("too similar 3"))
+    orch = Orchestrator(
+        rejected("too similar 1"), rejected("too similar 2"), rejected("too similar 3")
+    )
     outcome = await go(req, model, orch)
     assert outcome.status == "failed" and outcome.attempts == 3
     failed = orch.reports[-1]
@@ -165,7 +242,10 @@ async def test_no_tool_call_is_submitted_with_zero_calls_and_reminder_follows():
 async def test_non_workflow_tool_call_gets_not_available_and_loop_continues():
     req = request()
     model = ScriptedModel(
-        [*call("mcp__fs__read", {"path": "/etc"}, id="m1"), StreamDelta(finish_reason="tool_calls")],
+        [
+            *call("mcp__fs__read", {"path": "/etc"}, id="m1"),
+            StreamDelta(finish_reason="tool_calls"),
+        ],
         answer("4"),
     )
     orch = Orchestrator()
@@ -173,7 +253,10 @@ async def test_non_workflow_tool_call_gets_not_available_and_loop_continues():
     assert outcome.status == "accepted" and outcome.model_calls == 2
     assert len(orch.reports) == 1 and orch.reports[0].attempt == 1
     assert model.calls[1]["messages"][-1] == {
-        "role": "tool", "tool_call_id": "m1", "content": unavailable_tool_message("mcp__fs__read")}
+        "role": "tool",
+        "tool_call_id": "m1",
+        "content": unavailable_tool_message("mcp__fs__read"),
+    }
 
 
 async def test_budget_spent_then_tools_only_response_is_submitted_without_calls():
@@ -282,8 +365,14 @@ async def test_presentation_streams_content_and_reports_it():
     assert model.calls[0]["tools"] is None and model.calls[0]["tool_choice"] is None
     # The first piece at once, the rest batched (they arrive together here).
     assert [e.text for e in orch.events if e.kind == "chunk"] == ["The ", "answer is 4."]
-    assert orch.reports == [PresentationFinished(run_id=req.run_id, turn_id=req.turn_id,
-                                                 content="The answer is 4.")]
+    assert orch.reports == [
+        PresentationFinished(
+            run_id=req.run_id,
+            turn_id=req.turn_id,
+            content="The answer is 4.",
+            usage=UsageSoFar(prompt_tokens=10, completion_tokens=3),
+        )
+    ]
 
 
 async def test_cancellation_propagates_and_reports_nothing():
@@ -343,7 +432,12 @@ async def test_workflow_call_is_submitted_before_the_stream_ends_and_usage_follo
 
     outcome = await run_turn(request(), model, submit, orch.emit, policy=FAST)
     assert outcome.status == "accepted"
-    assert submitted_before_end == [True]
+    # The submission went before the stream's end; the usage that came after is sent
+    # in a report of its own once the turn is over (the run's budget counts it).
+    assert submitted_before_end == [True, False]
+    assert [r.kind for r in orch.reports] == ["workflow_submission", "turn_usage"]
+    assert orch.reports[0].usage is None
+    assert orch.reports[1].usage == UsageSoFar(prompt_tokens=20, completion_tokens=5)
     # The turn ends only after the stream's end: its usage is reported, the stream closed.
     assert [e.kind for e in orch.events] == ["chunk", "chunk", "token_usage"]
     assert [e.channel for e in orch.events[:2]] == ["answer", "tool_call"]
@@ -437,8 +531,12 @@ async def test_hundred_tool_calls_work_with_the_default_budget():
 
 async def test_calls_beyond_the_budget_in_one_response_are_not_run():
     req = request().model_copy(update={"max_tool_calls": 2})
-    three = [*call(READ_TOOL, {"path": "a"}, 0, "r0"), *call(READ_TOOL, {"path": "b"}, 1, "r1"),
-             *call(READ_TOOL, {"path": "c"}, 2, "r2"), StreamDelta(finish_reason="tool_calls")]
+    three = [
+        *call(READ_TOOL, {"path": "a"}, 0, "r0"),
+        *call(READ_TOOL, {"path": "b"}, 1, "r1"),
+        *call(READ_TOOL, {"path": "c"}, 2, "r2"),
+        StreamDelta(finish_reason="tool_calls"),
+    ]
     model = ScriptedModel(three, answer("done"))
     orch, tools = Orchestrator(), Tools()
     outcome = await go(req, model, orch, tools=tools)
@@ -476,14 +574,18 @@ async def test_rejection_of_a_mixed_response_is_the_workflow_calls_result():
     """A vote and a tool call in one rejected response: the tool runs, the vote's result
     is the rejection, and no extra user message is needed."""
     req = request(tools=workflow_tools(["agent1"]))
-    mixed = [*call("vote", {"agent_id": "agent7", "reason": "x"}, 0, "v1"),
-             *call(READ_TOOL, {"path": "a"}, 1, "r1"), StreamDelta(finish_reason="tool_calls")]
+    mixed = [
+        *call("vote", {"agent_id": "agent7", "reason": "x"}, 0, "v1"),
+        *call(READ_TOOL, {"path": "a"}, 1, "r1"),
+        StreamDelta(finish_reason="tool_calls"),
+    ]
     model = ScriptedModel(mixed, answer("4"))
     orch, tools = Orchestrator(rejected("agent7 has no answer")), Tools()
     outcome = await go(req, model, orch, tools=tools)
     assert (outcome.status, outcome.attempts) == ("accepted", 2)
-    assert orch.reports[0].calls == [WorkflowCall(name="vote",
-                                                  arguments={"agent_id": "agent7", "reason": "x"})]
+    assert orch.reports[0].calls == [
+        WorkflowCall(name="vote", arguments={"agent_id": "agent7", "reason": "x"})
+    ]
     assert model.calls[1]["messages"][-2:] == [
         {"role": "tool", "tool_call_id": "v1", "content": "agent7 has no answer"},
         {"role": "tool", "tool_call_id": "r1", "content": "contents of a"},
@@ -493,8 +595,11 @@ async def test_rejection_of_a_mixed_response_is_the_workflow_calls_result():
 async def test_reminder_follows_a_text_and_tools_response_without_workflow_call():
     """Text plus a tool call, budget spent: the rejection still reaches the model."""
     req = request().model_copy(update={"max_tool_calls": 0})
-    chatty = [StreamDelta(content="Let me look."), *call(READ_TOOL, {"path": "a"}, id="r0"),
-              StreamDelta(finish_reason="tool_calls")]
+    chatty = [
+        StreamDelta(content="Let me look."),
+        *call(READ_TOOL, {"path": "a"}, id="r0"),
+        StreamDelta(finish_reason="tool_calls"),
+    ]
     model = ScriptedModel(chatty, answer("4"))
     orch, tools = Orchestrator(rejected("Call new_answer or vote.")), Tools()
     outcome = await go(req, model, orch, tools=tools)
@@ -534,7 +639,10 @@ async def test_presentation_uses_its_tools_then_ends_in_text_when_the_budget_is_
     outcome = await go(req, model, orch, tools=tools)
     assert (outcome.status, outcome.model_calls) == ("presented", 3)
     assert [(names(c["tools"]), c["tool_choice"]) for c in model.calls] == [
-        ([READ_TOOL], "auto"), ([READ_TOOL], "auto"), ([], None)]
+        ([READ_TOOL], "auto"),
+        ([READ_TOOL], "auto"),
+        ([], None),
+    ]
     assert model.calls[2]["tools"] is None
     assert "Write your final answer now" in model.calls[2]["messages"][-1]["content"]
     assert orch.reports[-1].content == "Final."

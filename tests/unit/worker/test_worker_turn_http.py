@@ -56,6 +56,53 @@ async def test_accepted_answer(fake_model):
     assert sent.body["stream_options"] == {"include_usage": True}
 
 
+CODE = "```python\ndef add(a, b):\n    return a + b\n```"
+
+
+@pytest.mark.parametrize("content", ["", "see above", "<your complete answer>"])
+async def test_empty_answer_call_submits_the_streamed_text(fake_model, content):
+    # The answer is written as text; the call only commits it (MassGen's rule).
+    fake_model.script("m", [answer(content, before=f"Here it is:\n{CODE}")])
+    req = make_turn_request("m", fake_model.base_url)
+    orch = Orchestrator()
+    outcome = await go(req, orch)
+    assert outcome.status == "accepted"
+    assert orch.reports[0].calls == [
+        WorkflowCall(name="new_answer", arguments={"content": f"Here it is:\n{CODE}"})
+    ]
+    content_chunks = [e.text for e in orch.events if e.kind == "chunk" and e.channel == "content"]
+    assert "".join(content_chunks) == f"Here it is:\n{CODE}"  # streamed as it was written
+
+
+async def test_answer_in_the_call_wins_over_text(fake_model):
+    # Hosted models may still put the answer in the call, after some text.
+    fake_model.script("m", [answer("The answer is 4.", before="Let me think. ")])
+    req = make_turn_request("m", fake_model.base_url)
+    orch = Orchestrator()
+    await go(req, orch)
+    assert orch.reports[0].calls == [
+        WorkflowCall(name="new_answer", arguments={"content": "The answer is 4."})
+    ]
+
+
+async def test_empty_answer_call_without_text_is_left_to_the_orchestrator(fake_model):
+    fake_model.script("m", [answer("")])
+    req = make_turn_request("m", fake_model.base_url, max_attempts=1)
+    orch = Orchestrator(rejected("new_answer needs your answer"))
+    await go(req, orch)
+    assert orch.reports[0].calls == [WorkflowCall(name="new_answer", arguments={"content": ""})]
+
+
+async def test_a_vote_keeps_its_arguments_whatever_the_text(fake_model):
+    fake_model.script("m", [vote_first("right", before="agent1 handles every case.")])
+    req = make_turn_request("m", fake_model.base_url, tools=workflow_tools(["agent1"]))
+    orch = Orchestrator()
+    await go(req, orch)
+    assert orch.reports[0].calls == [
+        WorkflowCall(name="vote", arguments={"agent_id": "agent1", "reason": "right"})
+    ]
+
+
 async def test_rejection_is_fed_back_and_retried(fake_model):
     fake_model.script("m", [answer("4"), vote_first("agent1 is right")])
     req = make_turn_request("m", fake_model.base_url, tools=workflow_tools(["agent1", "agent2"]))
@@ -92,8 +139,10 @@ async def test_no_tool_call_submits_zero_calls(fake_model):
     req = make_turn_request("m", fake_model.base_url, max_attempts=1)
     orch = Orchestrator(rejected("You must call a workflow tool."))
     outcome = await go(req, orch)
-    assert orch.reports[0] == WorkflowSubmission(
-        run_id=req.run_id, turn_id=req.turn_id, attempt=1, calls=[])
+    assert orch.reports[0].model_copy(update={"usage": None}) == WorkflowSubmission(
+        run_id=req.run_id, turn_id=req.turn_id, attempt=1, calls=[]
+    )
+    assert orch.reports[0].usage.completion_tokens > 0
     assert outcome.status == "failed"
 
 
@@ -105,7 +154,8 @@ async def test_server_error_then_success_is_retried(fake_model):
     assert outcome.status == "accepted" and outcome.model_calls == 2
     assert len(fake_model.requests) == 2  # litellm itself does not retry behind our back
     # The orchestrator heard of the failure while the worker retried.
-    retrying, submission = orch.reports
+    retrying, submission, usage = orch.reports
+    assert usage.kind == "turn_usage" and usage.usage.completion_tokens > 0
     assert isinstance(retrying, ModelRetrying)
     assert (retrying.run_id, retrying.turn_id, retrying.token) == (req.run_id, req.turn_id, "cap-7")
     assert (retrying.status, retrying.rate_limited) == (500, False)
@@ -141,7 +191,8 @@ async def test_hang_past_deadline(fake_model):
     outcome = await go(req, orch)
     assert time.monotonic() - started < 3
     assert outcome.status == "failed" and orch.reports == [
-        TurnFailed(run_id=req.run_id, turn_id=req.turn_id, error="turn timed out")]
+        TurnFailed(run_id=req.run_id, turn_id=req.turn_id, error="turn timed out")
+    ]
 
 
 async def test_presentation_streams(fake_model):
@@ -152,8 +203,12 @@ async def test_presentation_streams(fake_model):
     assert outcome.status == "presented"
     chunks = [e.text for e in orch.events if e.kind == "chunk"]
     assert chunks[0] == "Final: " and "".join(chunks) == "Final: the answer is 4."
-    assert orch.reports == [PresentationFinished(
-        run_id=req.run_id, turn_id=req.turn_id, content="Final: the answer is 4.")]
+    assert [r.model_copy(update={"usage": None}) for r in orch.reports] == [
+        PresentationFinished(
+            run_id=req.run_id, turn_id=req.turn_id, content="Final: the answer is 4."
+        )
+    ]
+    assert orch.reports[0].usage.completion_tokens > 0
     assert fake_model.requests[0].tools is None
 
 
@@ -180,8 +235,9 @@ async def test_cancel_as_the_model_call_starts_is_not_lost(fake_model):
     req = make_turn_request("m", fake_model.base_url)
 
     async def consume():
-        async for _ in LiteLLMModel(req.backend).stream([{"role": "user", "content": "q"}],
-                                                        req.tools, "required"):
+        async for _ in LiteLLMModel(req.backend).stream(
+            [{"role": "user", "content": "q"}], req.tools, "required"
+        ):
             pass
 
     await consume()  # warm: litellm loaded, clients made
@@ -209,7 +265,8 @@ async def test_fifty_sequential_tool_calls_then_an_answer(fake_model):
     orch, tools = Orchestrator(), Tools()
     outcome = await go(req, orch, tools=tools)
     assert (outcome.status, outcome.attempts, outcome.model_calls) == ("accepted", 1, 51)
-    assert [r.kind for r in orch.reports] == ["workflow_submission"]
+    assert [r.kind for r in orch.reports] == ["workflow_submission", "turn_usage"]
+    assert orch.reports[1].usage.prompt_tokens > orch.reports[0].usage.prompt_tokens
     assert [c.arguments["path"] for c in tools.calls] == [f"f{i}.txt" for i in range(50)]
     sent = fake_model.requests
     assert len(sent) == 51

@@ -175,6 +175,11 @@ def solution_main(args):
         k for k, v in namespace.items() if callable(v) and not k.startswith("__") and _own(v)
     )
     send(replies, {"ready": True, "names": names})
+    _serve_calls(namespace, requests, replies)
+
+
+def _serve_calls(namespace, requests, replies):
+    """Answer calls of the solution's functions until the test process closes the pipe."""
     while True:
         try:
             request = receive(requests)
@@ -261,7 +266,6 @@ def _exception(name, message):
 def test_main(args):
     """args: fd to the solution, fd from the solution. Payload JSON on stdin."""
     import resource
-    import traceback
 
     to_solution = os.fdopen(int(args[0]), "wb")
     from_solution = os.fdopen(int(args[1]), "rb")
@@ -289,34 +293,47 @@ def test_main(args):
     if not hello.get("ready"):
         verdict(False, f"the solution did not load: {hello.get('error')}")
     names = [str(n) for n in hello.get("names") or ()]
+    _run_tests(payload, names, (to_solution, from_solution), verdict)
+    verdict(True)
 
-    class Remote:
-        def __init__(self, name):
-            self.__name__ = self.name = name
 
-        def __repr__(self):
-            return f"<solution function {self.name}>"
+class Remote:
+    """A function of the solution, called over the pipes (``candidate`` in the tests)."""
 
-        def __call__(self, *arguments, **keywords):
+    def __init__(self, name, pipes):
+        self.__name__ = self.name = name
+        self._pipes = pipes
+
+    def __repr__(self):
+        return f"<solution function {self.name}>"
+
+    def __call__(self, *arguments, **keywords):
+        to_solution, from_solution = self._pipes
+        try:
+            send(to_solution, {"call": self.name, "args": encode(list(arguments)),
+                               "kwargs": encode(dict(keywords))})  # fmt: skip
+        except (BrokenPipeError, OSError):
+            raise SolutionGone(f"the solution process ended (calling {self.name})") from None
+        try:
+            reply = receive(from_solution)
+        except WireError as error:
+            raise SolutionGone(f"the solution process broke the protocol: {error}") from None
+        if reply is None:
+            raise SolutionGone(f"the solution process ended during {self.name}()")
+        if "ok" in reply:
             try:
-                send(to_solution, {"call": self.name, "args": encode(list(arguments)),
-                                   "kwargs": encode(dict(keywords))})  # fmt: skip
-            except (BrokenPipeError, OSError):
-                raise SolutionGone(f"the solution process ended (calling {self.name})") from None
-            try:
-                reply = receive(from_solution)
-            except WireError as error:
-                raise SolutionGone(f"the solution process broke the protocol: {error}") from None
-            if reply is None:
-                raise SolutionGone(f"the solution process ended during {self.name}()")
-            if "ok" in reply:
-                try:
-                    return decode(reply["ok"])
-                except (WireError, TypeError, ValueError, RecursionError) as error:
-                    raise SolutionGone(f"unreadable result of {self.name}(): {error}") from None
-            if "unsupported" in reply:
-                raise UnsupportedResult(f"{self.name}() returned {reply['unsupported']}")
-            raise _exception(str(reply.get("raise")), str(reply.get("message")))
+                return decode(reply["ok"])
+            except (WireError, TypeError, ValueError, RecursionError) as error:
+                raise SolutionGone(f"unreadable result of {self.name}(): {error}") from None
+        if "unsupported" in reply:
+            raise UnsupportedResult(f"{self.name}() returned {reply['unsupported']}")
+        raise _exception(str(reply.get("raise")), str(reply.get("message")))
+
+
+def _run_tests(payload, names, pipes, verdict):
+    """Run the benchmark's tests against the solution's functions; ``verdict`` (which
+    ends the process) on a failure, return when they all passed."""
+    import traceback
 
     entry = payload.get("entry_point")
     namespace = {"__name__": "__tests__"}
@@ -325,13 +342,13 @@ def test_main(args):
             exec(compile(payload["prompt"], "<prompt>", "exec"), namespace)  # noqa: S102
         bound = names if payload.get("bind_all") else [n for n in names if n == entry]
         for name in bound:
-            namespace[name] = Remote(name)
+            namespace[name] = Remote(name, pipes)
         if entry and entry not in names:
             verdict(False, f"the solution defines no function {entry}()")
         if not entry and len(names) == 1:
             entry = names[0]
         if entry:
-            namespace["candidate"] = Remote(entry)
+            namespace["candidate"] = Remote(entry, pipes)
         exec(compile(payload["test"], "<test>", "exec"), namespace)  # noqa: S102
         check = namespace.get("check")
         if callable(check):
@@ -350,7 +367,6 @@ def test_main(args):
         verdict(
             False, f"{type(error).__name__}{': ' + _text(error) if _text(error) else ''}{where}"
         )
-    verdict(True)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     choose.add_argument("--limit", type=int, help="at most this many problems (after --subset)")
     run = parser.add_argument_group("running")
     run.add_argument("--concurrency", type=int, default=1, help="problems at once (default 1)")
-    run.add_argument("--seed", type=int, help="sampling seed given to every agent's backend")
+    run.add_argument(
+        "--seed", type=int,
+        help="sampling seeds: the i-th agent's backend gets N+i (distinct samples per member)",
+    )  # fmt: skip
     run.add_argument(
         "--baseline", action="append", choices=("single",), default=[],
         help="single: also ask each member's model alone (plain chat: its system message "
@@ -132,16 +135,18 @@ def _where(folder: Path, chart: bool) -> None:
 
 
 def _team_config(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
-    from ..main import _resolve_config
+    from ..teams import resolve_config
 
     if args.team:
         return None, f"team {args.team}"
-    config, source, note = _resolve_config(args)
+    config, source, note = resolve_config(args)
     if note:
         print(f"massgen: {note}", file=sys.stderr)
     if args.seed is not None:
-        for agent in config.get("agents", []):
-            agent.setdefault("backend", {}).setdefault("seed", args.seed)
+        # One seed per member: the same seed would make members on one model draw the
+        # same random numbers, near-copies of one sample rather than independent ones.
+        for index, agent in enumerate(config.get("agents", [])):
+            agent.setdefault("backend", {}).setdefault("seed", args.seed + index)
     return config, Path(source).stem if args.config else str(source)
 
 
@@ -155,29 +160,83 @@ def _default_out(benchmark: Any, config_source: str, meta: dict[str, Any]) -> Pa
 
 
 def _run(args: argparse.Namespace) -> int:
-    from massgen_proto.config import ConfigError
-
-    from ..main import _configure_logging, _load_dotenv, _missing_keys
-    from .datasets import EvalError, load_benchmark, select
+    from ..environment import load_dotenv
     from .report import print_summary, write_report
-    from .results import differences, read_meta, write_meta
     from .runner import EvalAborted, EvalSpec, run_eval
-    from .sandbox import Limits, SandboxUnavailable, detect
+    from .sandbox import Limits
 
-    _load_dotenv()
+    load_dotenv()
+    wrong = _usage_error(args)
+    if wrong is not None:
+        return _fail(wrong)
+    chosen = _problems(args)
+    if isinstance(chosen, int):
+        return chosen
+    benchmark, problems = chosen
+    team = _team(args)
+    if isinstance(team, int):
+        return team
+    config, config_source = team
+    limits = Limits(wall_seconds=args.timeout, cpu_seconds=max(1, int(args.timeout)))
+    sandbox = _sandbox(problems, limits)
+    if isinstance(sandbox, int):
+        return sandbox
+    meta = {
+        "benchmark": benchmark.name, "data": benchmark.source,
+        "data_sha256": benchmark.sha256, "config_source": config_source, "config": config,
+        "seed": args.seed, "api": args.api, "team": args.team, "sandbox": sandbox,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }  # fmt: skip
+    out = _results_folder(args.out or _default_out(benchmark, config_source, meta), meta)
+    if isinstance(out, int):
+        return out
+    print(f"massgen eval: {benchmark.name}, {len(problems)} problem(s), team {config_source}; "
+          f"results in {out}", file=sys.stderr, flush=True)  # fmt: skip
+    spec = EvalSpec(
+        benchmark=benchmark, problems=problems, out=out, config=config,
+        config_source=config_source, api=args.api,
+        token=args.token or os.environ.get("MASSGEN_API_TOKEN") or None, team=args.team,
+        concurrency=args.concurrency, baselines=tuple(dict.fromkeys(args.baseline)),
+        limits=limits, embedded=args.embedded, debug=args.debug,
+    )  # fmt: skip
+    try:
+        ended, records = asyncio.run(run_eval(spec, _say))
+    except EvalAborted as error:
+        return _fail(str(error), EXIT_FAILED)
+    except RuntimeError as error:  # the stack did not start, the API did not answer
+        return _fail(str(error), EXIT_FAILED)
+    if records:
+        summary = write_report(out, records, meta, chart=not args.no_chart)
+        print_summary(summary, sys.stdout)
+        _where(out, chart=not args.no_chart)
+    if ended == "interrupted":
+        print(f"massgen eval: interrupted; {len(records)} of {len(problems)} problem(s) "
+              "scored. Run the same command again to resume.", file=sys.stderr)  # fmt: skip
+        return EXIT_CANCELLED
+    return EXIT_OK
+
+
+def _usage_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options together, if anything."""
     if args.concurrency < 1:
-        return _fail("--concurrency must be at least 1")
+        return "--concurrency must be at least 1"
     if args.limit is not None and args.limit < 1:
-        return _fail("--limit must be at least 1")
+        return "--limit must be at least 1"
     if args.api and "single" in args.baseline:
-        return _fail("--baseline single calls each member's model from this machine: "
-                     "not with --api")  # fmt: skip
+        return "--baseline single calls each member's model from this machine: not with --api"
     if (args.team or args.token) and not args.api:
-        return _fail("--team and --token go with --api URL")
+        return "--team and --token go with --api URL"
     if args.team and args.seed is not None:
-        return _fail("--seed applies to --config or --model teams, not to --team")
+        return "--seed applies to --config or --model teams, not to --team"
     if args.api and sum(bool(x) for x in (args.config, args.model, args.team)) != 1:
-        return _fail("--api needs one team: --config FILE, --model MODEL or --team NAME")
+        return "--api needs one team: --config FILE, --model MODEL or --team NAME"
+    return None
+
+
+def _problems(args: argparse.Namespace) -> tuple[Any, list[Any]] | int:
+    """(benchmark, the selected problems), or the exit code after saying what is wrong."""
+    from .datasets import EvalError, load_benchmark, select
+
     try:
         benchmark = load_benchmark(args.benchmark, args.data)
         problems = select(benchmark.problems, args.subset, args.limit)
@@ -185,6 +244,15 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(error))
     if not problems:
         return _fail(f"--subset {args.subset!r} selects no problem of {len(benchmark.problems)}")
+    return benchmark, problems
+
+
+def _team(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str] | int:
+    """(config mapping or None, its source name), or the exit code after saying why not."""
+    from massgen_proto.config import ConfigError
+
+    from ..teams import missing_keys
+
     try:
         config, config_source = _team_config(args)
     except ConfigError as error:
@@ -192,27 +260,34 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as error:
         return _fail(str(error))
     if config is not None and not args.api:
-        missing = _missing_keys(config)
+        missing = missing_keys(config)
         if missing:
             return _fail("missing API keys:\n  " + "\n  ".join(missing))
-    limits = Limits(wall_seconds=args.timeout, cpu_seconds=max(1, int(args.timeout)))
-    if any(p.kind == "code" for p in problems):
-        try:
-            isolation = detect(limits)
-        except SandboxUnavailable as error:
-            return _fail(str(error), EXIT_FAILED)
-        if not isolation.strong:
-            print(f"massgen eval: warning: sandbox is {isolation.describe()}", file=sys.stderr)
-        sandbox = isolation.describe()
-    else:
-        sandbox = None
-    meta = {
-        "benchmark": benchmark.name, "data": benchmark.source,
-        "data_sha256": benchmark.sha256, "config_source": config_source, "config": config,
-        "seed": args.seed, "api": args.api, "team": args.team, "sandbox": sandbox,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }  # fmt: skip
-    out = (args.out or _default_out(benchmark, config_source, meta)).resolve()
+    return config, config_source
+
+
+def _sandbox(problems: list[Any], limits: Any) -> str | None | int:
+    """How the code problems are graded (a description; None without code problems),
+    or the exit code when no sandbox is available."""
+    from .sandbox import SandboxUnavailable, detect
+
+    if not any(p.kind == "code" for p in problems):
+        return None
+    try:
+        isolation = detect(limits)
+    except SandboxUnavailable as error:
+        return _fail(str(error), EXIT_FAILED)
+    if not isolation.strong:
+        print(f"massgen eval: warning: sandbox is {isolation.describe()}", file=sys.stderr)
+    return isolation.describe()
+
+
+def _results_folder(out: Path, meta: dict[str, Any]) -> Path | int:
+    """``out`` resolved, with ``meta`` written to it (a resumed eval keeps its creation
+    time), or the exit code when it holds an eval of something else."""
+    from .results import differences, read_meta, write_meta
+
+    out = out.resolve()
     old = read_meta(out)
     if old is not None:
         changed = differences(old, meta)
@@ -223,31 +298,4 @@ def _run(args: argparse.Namespace) -> int:
             )
         meta["created"] = old.get("created", meta["created"])
     write_meta(out, meta)
-    print(f"massgen eval: {benchmark.name}, {len(problems)} problem(s), team {config_source}; "
-          f"results in {out}", file=sys.stderr, flush=True)  # fmt: skip
-    spec = EvalSpec(
-        benchmark=benchmark, problems=problems, out=out, config=config,
-        config_source=config_source, api=args.api,
-        token=args.token or os.environ.get("MASSGEN_API_TOKEN") or None, team=args.team,
-        concurrency=args.concurrency, baselines=tuple(dict.fromkeys(args.baseline)),
-        limits=limits, embedded=args.embedded, debug=args.debug,
-    )  # fmt: skip
-    handle = _configure_logging(args, out)
-    try:
-        ended, records = asyncio.run(run_eval(spec, _say))
-    except EvalAborted as error:
-        return _fail(str(error), EXIT_FAILED)
-    except RuntimeError as error:  # the stack did not start
-        return _fail(str(error), EXIT_FAILED)
-    finally:
-        if handle is not None:
-            handle.close()
-    if records:
-        summary = write_report(out, records, meta, chart=not args.no_chart)
-        print_summary(summary, sys.stdout)
-        _where(out, chart=not args.no_chart)
-    if ended == "interrupted":
-        print(f"massgen eval: interrupted; {len(records)} of {len(problems)} problem(s) "
-              "scored. Run the same command again to resume.", file=sys.stderr)  # fmt: skip
-        return EXIT_CANCELLED
-    return EXIT_OK
+    return out

@@ -57,23 +57,7 @@ def summarise(records: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, 
     systems.append(_system("oracle", "oracle: any member passes", "oracle",
                            [r["oracle"] for r in records]))  # fmt: skip
     by_key = {s["key"]: s for s in systems}
-    cost: dict[str, Any] = {
-        "team": {
-            "mean_wall_seconds": _mean([r.get("wall_seconds") for r in records]),
-            "mean_tokens": _mean([r.get("tokens") for r in records]),
-            "mean_prompt_tokens": _mean([r.get("prompt_tokens") for r in records]),
-            "mean_completion_tokens": _mean([r.get("completion_tokens") for r in records]),
-            "mean_model_calls": _mean([r.get("model_calls") for r in records]),
-        }
-    }
-    for agent in singles:
-        calls = [r["baselines"]["single"][agent] for r in records
-                 if agent in r.get("baselines", {}).get("single", {})]  # fmt: skip
-        cost[f"single:{agent}"] = {
-            "mean_wall_seconds": _mean([c.get("wall_seconds") for c in calls]),
-            "mean_tokens": _mean([c.get("tokens") for c in calls]),
-            "mean_model_calls": 1.0,
-        }
+    cost = _cost(records, singles)
 
     def best(kind: str) -> dict[str, Any] | None:
         scored = [s for s in systems if s["kind"] == kind and s["pass_at_1"] is not None]
@@ -102,6 +86,29 @@ def summarise(records: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, 
         "cost": cost,
         "sandbox": meta.get("sandbox"),
     }
+
+
+def _cost(records: list[dict[str, Any]], singles: list[str]) -> dict[str, Any]:
+    """Mean wall time, tokens and model calls per problem: the team's and each
+    plain-chat baseline's."""
+    cost: dict[str, Any] = {
+        "team": {
+            "mean_wall_seconds": _mean([r.get("wall_seconds") for r in records]),
+            "mean_tokens": _mean([r.get("tokens") for r in records]),
+            "mean_prompt_tokens": _mean([r.get("prompt_tokens") for r in records]),
+            "mean_completion_tokens": _mean([r.get("completion_tokens") for r in records]),
+            "mean_model_calls": _mean([r.get("model_calls") for r in records]),
+        }
+    }
+    for agent in singles:
+        calls = [r["baselines"]["single"][agent] for r in records
+                 if agent in r.get("baselines", {}).get("single", {})]  # fmt: skip
+        cost[f"single:{agent}"] = {
+            "mean_wall_seconds": _mean([c.get("wall_seconds") for c in calls]),
+            "mean_tokens": _mean([c.get("tokens") for c in calls]),
+            "mean_model_calls": 1.0,
+        }
+    return cost
 
 
 def _pct(value: float | None) -> str:

@@ -1,10 +1,10 @@
 """The eval loop: one team run per problem through the normal stack, graded, recorded.
 
-Runs go through the same code as ``massgen "question"``: a warm or private embedded
-stack (``main.Runner``, events from ``client.follow_run``) or a remote API
-(``main.ApiRunner``, events from ``api_client``). Each scored problem is appended to
-``results.jsonl`` at once, so an interrupted eval resumes where it stopped; a run
-cancelled by the interruption is not recorded.
+Runs go through the same code as ``massgen "question"``: a run target (``targets``),
+either a warm or private embedded stack (``StackTarget``, events from
+``client.follow_run``) or a remote API (``ApiTarget``, events from ``api_client``).
+Each scored problem is appended to ``results.jsonl`` at once, so an interrupted eval
+resumes where it stopped; a run cancelled by the interruption is not recorded.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..targets import ApiTarget, RunTarget, StackTarget, opened
 from .datasets import Benchmark, Problem
 from .grading import Grader
 from .results import RESULTS, ResultsFile
@@ -77,7 +78,7 @@ class _Eval:
         self.grader = Grader(spec.benchmark, spec.limits)
         self.grading = asyncio.Semaphore(GRADING_THREADS)
         self.cancel = asyncio.Event()
-        self.runner: Any = None
+        self.target: RunTarget | None = None
         self.agents: list[Any] = []
         """Parsed agent configs (for the plain-chat baseline), pointed at local models."""
         self.done = 0
@@ -85,31 +86,14 @@ class _Eval:
 
     # -- the stack --------------------------------------------------------------------
 
-    async def start(self) -> None:
-        import argparse
-
-        from ..main import ApiRunner, Runner
-
-        spec = self.spec
-        if spec.api:
-            self.runner = ApiRunner(spec.api, spec.token, spec.config, spec.team)
-            return
-        args = argparse.Namespace(embedded=spec.embedded, debug=spec.debug)
-        self.runner = Runner(args, spec.config or {}, spec.out)
-        await self.runner.start()
-        if "single" in spec.baselines:
+    def use(self, target: RunTarget) -> None:
+        """Run on ``target`` (started), and take what the plain-chat baseline needs."""
+        self.target = target
+        if "single" in self.spec.baselines and not self.spec.api:
             from massgen_proto.config import parse_config
 
-            # The runner pointed local agents at their model server: use the same.
-            self.agents = list(parse_config(self.runner.config).agents)
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.stop()
-
-    def _stack_dead(self) -> bool:
-        stack = getattr(self.runner, "_stack", None)
-        return stack is not None and not stack.worker_alive()
+            # The target pointed local agents at their model server: use the same.
+            self.agents = list(parse_config(target.config).agents)
 
     # -- one problem ------------------------------------------------------------------
 
@@ -120,8 +104,6 @@ class _Eval:
 
     async def _team_run(self, problem: Problem) -> RunOutcome | None:
         """One run of the team; None when it was cancelled (not to be recorded)."""
-        from massgen_proto.ids import new_run_id
-
         from ..client import RunRefused
         from ..runlog import RunLog
 
@@ -133,12 +115,11 @@ class _Eval:
             events.append(event)
             runlog.write(event)
 
+        target = self.target
+        assert target is not None, "use() a started target first"
         try:
-            if self.spec.api:
-                run_id = await self.runner.create(problem.question)
-            else:
-                run_id = new_run_id()
-            summary = await self.runner.follow(
+            run_id = await target.create(problem.question)
+            summary = await target.follow(
                 problem.question, on_event, history=None, run_id=run_id, cancel=self.cancel
             )
         except RunRefused as error:
@@ -146,7 +127,7 @@ class _Eval:
         runlog.close(summary)
         if summary.status == "cancelled" or self.cancel.is_set():
             return None
-        if summary.status in ("failed", "timed_out") and self._stack_dead():
+        if summary.status in ("failed", "timed_out") and not target.alive():
             raise EvalAborted(f"the worker process died; see {self.spec.out / 'worker.log'}")
         return fold_run(events)
 
@@ -253,6 +234,34 @@ class _Eval:
         return "  ".join(parts)
 
 
+def _target(spec: EvalSpec) -> RunTarget:
+    if spec.api:
+        return ApiTarget(spec.api, spec.token, spec.config, spec.team)
+    return StackTarget(spec.config or {}, spec.out, embedded=spec.embedded, debug=spec.debug)
+
+
+async def _run_all(job: _Eval, pending: list[Problem], records: dict[str, dict[str, Any]]) -> None:
+    """Every pending problem, ``concurrency`` at a time; all cancelled when one fails."""
+    gate = asyncio.Semaphore(max(1, job.spec.concurrency))
+
+    async def one(problem: Problem) -> None:
+        async with gate:
+            if job.cancel.is_set():
+                return
+            await job.problem(problem, records.get(problem.id))
+
+    tasks = [asyncio.ensure_future(one(p)) for p in pending]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        job.cancel.set()
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 def _pending(spec: EvalSpec, records: dict[str, dict[str, Any]]) -> list[Problem]:
     todo = []
     for problem in spec.problems:
@@ -297,29 +306,12 @@ async def run_eval(spec: EvalSpec, say: Callable[[str], None]) -> tuple[str, lis
         try:
             if not spec.api:
                 say(f"starting the stack for {len(pending)} problem(s)")
-            await job.start()
-            gate = asyncio.Semaphore(max(1, spec.concurrency))
-
-            async def one(problem: Problem) -> None:
-                async with gate:
-                    if job.cancel.is_set():
-                        return
-                    await job.problem(problem, records.get(problem.id))
-
-            tasks = [asyncio.ensure_future(one(p)) for p in pending]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                job.cancel.set()
-                for task in tasks:
-                    task.cancel()
-                with contextlib.suppress(BaseException):
-                    await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+            async with opened(_target(spec), debug=spec.debug, log_folder=spec.out) as target:
+                job.use(target)
+                await _run_all(job, pending, records)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            await job.stop()
         if job.cancel.is_set():
             ended = "interrupted"
     records = job.results.load()

@@ -267,35 +267,11 @@ class Sandbox:
             bind_all: also give the tests every function the solution defines, by name
                 (plain ``assert f(1) == 2`` tests).
         """
-        iso = self.isolation
-        limits = self.limits
         root = Path(tempfile.mkdtemp(prefix="massgen-grade-"))
         procs: list[subprocess.Popen] = []
         fds: list[int] = []
         try:
-            root.chmod(0o711)
-            judge = root / "judge"
-            judge.mkdir(mode=0o755)
-            judge.chmod(0o755)
-            shutil.copyfile(HOST, judge / "_sandbox_host.py")
-            (judge / "solution.py").write_text(solution, encoding="utf-8")
-            for path in judge.iterdir():
-                path.chmod(0o644)
-            work = root / "work"
-            work.mkdir(mode=0o700)
-            if iso.uid >= 0:
-                os.chown(work, iso.uid, iso.gid)
-            tests_dir = root / "tests"
-            tests_dir.mkdir(mode=0o700)
-            env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1"}
-            if iso.kind == "bwrap":
-                command, cwd = self._bwrap(str(judge)), str(root)
-            else:
-                command = self._solution_args(str(judge))
-                if iso.kind == "unshare":
-                    command = ["unshare", "--net", "--pid", "--fork", "--kill-child", *command]
-                cwd = str(work)
-                env.update(HOME=str(work), TMPDIR=str(work))
+            command, cwd, env, tests_dir = self._prepare(root, solution)
             to_solution_r, to_solution_w = os.pipe()
             from_solution_r, from_solution_w = os.pipe()
             fds += [to_solution_r, to_solution_w, from_solution_r, from_solution_w]
@@ -322,40 +298,82 @@ class Sandbox:
             payload = json.dumps({
                 "test": test, "prompt": prompt, "entry_point": entry_point,
                 "bind_all": bind_all,
-                "limits": {"cpu": int(limits.cpu_seconds) + 5, "memory": 2 << 30,
-                           "file_bytes": int(limits.output_bytes)},
+                "limits": {"cpu": int(self.limits.cpu_seconds) + 5, "memory": 2 << 30,
+                           "file_bytes": int(self.limits.output_bytes)},
             }).encode()  # fmt: skip
-            timed_out = False
-            try:
-                stdout, _ = test_proc.communicate(payload, timeout=limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                stdout = b""
-            # Ended by itself (a limit, a crash) or by us now that the tests are done?
-            ended = solution_proc.poll() is not None
-            _kill(solution_proc)
-            _kill(test_proc)
-            output = _head(root / "solution-output.txt")
-            died = _signal_of(solution_proc.returncode, iso.kind) if ended else None
-            if timed_out:
-                return Verdict(False, f"timed out after {limits.wall_seconds:g} s", output)
-            try:
-                result = json.loads(stdout.decode().strip().splitlines()[-1])
-                passed, error = bool(result["passed"]), str(result.get("error") or "")
-            except (ValueError, IndexError, KeyError, UnicodeDecodeError):
-                tail = _head(root / "test-output.txt")[-600:]
-                return Verdict(False, f"the test process gave no verdict: {tail}", output)
-            if passed:
-                return Verdict(True, "passed", output)
-            if died:
-                error = f"{error} (solution process: {died})"
-            return Verdict(False, error or "failed", output)
+            return self._verdict(root, solution_proc, test_proc, payload)
         finally:
             for fd in fds:
                 os.close(fd)
             for proc in procs:
                 _kill(proc)
             shutil.rmtree(root, ignore_errors=True)
+
+    def _prepare(self, root: Path, solution: str) -> tuple[list[str], str, dict[str, str], Path]:
+        """Lay out ``root`` (judge/ with the host script and the solution, work/, tests/)
+        and return the solution's command, its folder, the environment of both processes
+        and the test process's folder."""
+        iso = self.isolation
+        root.chmod(0o711)
+        judge = root / "judge"
+        judge.mkdir(mode=0o755)
+        judge.chmod(0o755)
+        shutil.copyfile(HOST, judge / "_sandbox_host.py")
+        (judge / "solution.py").write_text(solution, encoding="utf-8")
+        for path in judge.iterdir():
+            path.chmod(0o644)
+        work = root / "work"
+        work.mkdir(mode=0o700)
+        if iso.uid >= 0:
+            os.chown(work, iso.uid, iso.gid)
+        tests_dir = root / "tests"
+        tests_dir.mkdir(mode=0o700)
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1"}
+        if iso.kind == "bwrap":
+            command, cwd = self._bwrap(str(judge)), str(root)
+        else:
+            command = self._solution_args(str(judge))
+            if iso.kind == "unshare":
+                command = ["unshare", "--net", "--pid", "--fork", "--kill-child", *command]
+            cwd = str(work)
+            env.update(HOME=str(work), TMPDIR=str(work))
+        return command, cwd, env, tests_dir
+
+    def _verdict(
+        self,
+        root: Path,
+        solution_proc: subprocess.Popen,
+        test_proc: subprocess.Popen,
+        payload: bytes,
+    ) -> Verdict:
+        """Send the tests to the test process, wait (wall limit), end both, and read
+        the verdict the test process wrote."""
+        limits = self.limits
+        timed_out = False
+        try:
+            stdout, _ = test_proc.communicate(payload, timeout=limits.wall_seconds)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            stdout = b""
+        # Ended by itself (a limit, a crash) or by us now that the tests are done?
+        ended = solution_proc.poll() is not None
+        _kill(solution_proc)
+        _kill(test_proc)
+        output = _head(root / "solution-output.txt")
+        died = _signal_of(solution_proc.returncode, self.isolation.kind) if ended else None
+        if timed_out:
+            return Verdict(False, f"timed out after {limits.wall_seconds:g} s", output)
+        try:
+            result = json.loads(stdout.decode().strip().splitlines()[-1])
+            passed, error = bool(result["passed"]), str(result.get("error") or "")
+        except (ValueError, IndexError, KeyError, UnicodeDecodeError):
+            tail = _head(root / "test-output.txt")[-600:]
+            return Verdict(False, f"the test process gave no verdict: {tail}", output)
+        if passed:
+            return Verdict(True, "passed", output)
+        if died:
+            error = f"{error} (solution process: {died})"
+        return Verdict(False, error or "failed", output)
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -1,7 +1,8 @@
 """massgen_worker: executes agent turns through litellm and reports them over NATS.
 
 Only ``llm`` imports litellm (lazily) and only ``service`` touches NATS; ``stream``,
-``coalesce`` and ``turn`` are pure.
+``coalesce`` and ``turn`` (with ``model_calls``, ``publisher``, ``stream_ends`` and
+``tool_messages``) are pure.
 """
 
 from .settings import WorkerSettings

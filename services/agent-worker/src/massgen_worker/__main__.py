@@ -4,9 +4,15 @@ Runs one WorkerService until SIGTERM/SIGINT, then stops it gracefully (running t
 get ``graceful_timeout`` seconds, the rest are handed back to JetStream).
 
 ``--launch-from-stdin`` lets a launcher start the process before it knows where the
-worker will connect: litellm (seconds of imports) loads first, then one JSON line on
-stdin gives ``nats``, ``providers`` and optionally ``log_level``, ``log_file`` and
+worker will connect: the worker's code loads first, then one JSON line on stdin gives
+``nats``, ``providers`` and optionally ``log_level``, ``log_file`` and
 ``memory_streams``. If stdin closes without a line, the process exits quietly.
+
+Nothing waits for ``import litellm`` (seconds): calls of OpenAI-protocol backends go
+straight over HTTP (see ``llm``). When a provider served needs litellm
+(``llm.needs_litellm``: anthropic, gemini, xai, ...), it is imported in a background
+thread once the providers are known, while the worker connects and takes turns; a turn
+that needs it before it is ready waits for it, others do not.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import os
 import sys
 
+from massgen_kit import tracing
 from massgen_kit.health import (
     credentials_from_env,
     nats_url_with_credentials,
@@ -44,7 +51,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--launch-from-stdin",
         action="store_true",
-        help="load litellm first, then read the launch settings as a JSON line on stdin",
+        help="load the worker first, then read the launch settings as a JSON line on stdin",
     )
     parser.add_argument("--concurrency", type=int, default=None, help="turns run at once")
     parser.add_argument("--ack-wait", type=float, default=None, help="JetStream ack wait (s)")
@@ -83,36 +90,62 @@ async def _read_launch(args: argparse.Namespace) -> bool:
         os.dup2(fd, 2)
         os.close(fd)
     configure_logging(args.log_level)
+    tracing.configure("massgen-worker")
     return True
 
 
 async def _serve(args: argparse.Namespace) -> None:
     with loading_code():
         from .llm import apreload
-        from .service import WorkerService
+        from .service import WorkerService  # noqa: F401 - loaded with the GC paused
 
-        # Pay for ``import litellm`` and its first-call imports now, not on turn one.
-        await apreload()
+    # The direct path's imports, TLS context and a warm-up call (~0.2 s, mostly in a
+    # thread) run while the launch line is awaited and the connection is made; the
+    # service starts the same warm-up, so this only gets it going earlier.
+    warming = asyncio.create_task(apreload(), name="direct-warm-up")
+    try:
+        await _launch_and_serve(args)
+    finally:
+        await asyncio.gather(warming, return_exceptions=True)
+
+
+async def _launch_and_serve(args: argparse.Namespace) -> None:
+    from .llm import apreload, needs_litellm
+    from .service import WorkerService
+
     if args.launch_from_stdin and not await _read_launch(args):
         return
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
     settings = WorkerSettings.from_env(
         concurrency=args.concurrency,
         ack_wait=args.ack_wait,
         worker_name=args.name,
         stream_settings=StreamSettings(memory=True) if args.memory_streams else None,
     )
-    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
     user, password = credentials_from_env(args.nats_user, args.nats_password)
     service = WorkerService(
         nats_url_with_credentials(args.nats, user, password), providers, settings
     )
-    await serve_until_signalled(service, args.health_port)
+    # litellm only if a provider needs it, in the background: turn-taking never waits
+    # for it, only a turn that needs it does (``LiteLLMModel``).
+    preloading = (
+        asyncio.create_task(apreload(providers), name="litellm-preload")
+        if needs_litellm(providers)
+        else None
+    )
+    try:
+        await serve_until_signalled(service, args.health_port)
+    finally:
+        if preloading is not None:
+            # A thread cannot be interrupted; wait for it so no task is left unawaited.
+            await asyncio.gather(preloading, return_exceptions=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     args = _parse(argv)
     configure_logging(args.log_level)
+    tracing.configure("massgen-worker")
     asyncio.run(_serve(args))
     # Stopped cleanly: turns finished or handed back, connection drained.
     exit_now(0)

@@ -18,32 +18,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
-from massgen_proto.events import Chunk, TokenUsage
+from massgen_kit import tracing
 from massgen_kit.health import connect_options
-from massgen_kit.metrics import REGISTRY
 from massgen_kit.jetstream import (
     close_connection,
     ensure_events_stream,
     ensure_provider_consumer,
     ensure_turns_stream,
 )
-from massgen_proto.providers import BACKENDS
+from massgen_kit.keepalive import ResponderSilent, request_with_keepalive
+from massgen_proto.events import Chunk, TokenUsage
+from massgen_proto.ids import stream_tag
 from massgen_proto.messages import (
-    ModelRetrying,
     BackendSpec,
     CancelTurn,
     ErrorReply,
+    ModelRetrying,
     OrchestratorReplyAdapter,
     TurnRequest,
     TurnStarted,
     Verdict,
     WorkerReportAdapter,
 )
+from massgen_proto.providers import BACKENDS
 from massgen_proto.subjects import (
     CONTROL_WILDCARD,
     GATEWAY_TOOLS_CALL,
@@ -63,44 +65,17 @@ from pydantic import ValidationError
 
 from .coalesce import Coalescing
 from .llm import LiteLLMModel, Model
+from .metrics import INFLIGHT, MODEL_ERRORS, TURNS, count_usage, error_class
+from .pricing import price_of
+from .rate_limit import RateLimiter
 from .settings import WorkerSettings
 from .stream import ToolCall
+from .timing import TimedModel
 from .turn import RetryPolicy, StreamEnds, TurnOutcome, run_turn
 
 __all__ = ["OrchestratorUnavailable", "WorkerService"]
 
 log = structlog.get_logger("massgen_worker")
-
-
-TURNS = REGISTRY.counter(
-    "massgen_turns_total", "Turns this worker ran to an end, by outcome.",
-    ["provider", "phase", "outcome"],
-)  # fmt: skip
-INFLIGHT = REGISTRY.gauge(
-    "massgen_worker_inflight_turns", "Turns running in this worker now.", ["provider"]
-)
-TOKENS = REGISTRY.counter(
-    "massgen_model_tokens_total", "Model tokens, by direction.",
-    ["provider", "model", "direction"],
-)  # fmt: skip
-MODEL_ERRORS = REGISTRY.counter(
-    "massgen_model_errors_total", "Retryable provider errors, by class.", ["provider", "class"]
-)
-
-
-def error_class(status: int | None) -> str:
-    """The error class of a provider's HTTP status (for metrics and alerts)."""
-    if status is None:
-        return "connection"
-    if status == 429:
-        return "rate_limit"
-    if status in (401, 403):
-        return "auth"
-    if status in (408, 504):
-        return "timeout"
-    if status >= 500:
-        return "server"
-    return "bad_request" if status >= 400 else "other"
 
 
 class OrchestratorUnavailable(RuntimeError):
@@ -128,21 +103,38 @@ class _GatewayTools:
             "token": r.token,
         }
 
+    async def _ask(self, subject: str, payload: bytes, timeout: float) -> bytes:
+        with tracing.span(f"gateway.{subject.rsplit('.', 1)[-1]}", turn=self.request.turn_id):
+            return await request_with_keepalive(
+                self.nc, subject, payload, timeout, self.settings.gateway_silence,
+                headers=tracing.headers(),
+            )  # fmt: skip
+
     async def list_tools(self) -> list[dict[str, Any]]:
         import nats.errors
 
         ask = ToolListRequest(turn_id=self.request.turn_id, **self._caller())
-        try:
-            reply = await self.nc.request(
-                GATEWAY_TOOLS_LIST, ask.model_dump_json().encode(),
-                timeout=self.settings.tool_list_timeout,
-            )  # fmt: skip
-        except nats.errors.NoRespondersError:
-            return []  # no gateway deployed: workflow tools only
-        except nats.errors.TimeoutError:
-            self.log.warning("tool_list_timeout", timeout=self.settings.tool_list_timeout)
-            return []
-        parsed = GatewayReplyAdapter.validate_json(reply.data)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.tool_list_timeout
+        while True:
+            try:
+                data = await self._ask(
+                    GATEWAY_TOOLS_LIST, ask.model_dump_json().encode(),
+                    max(0.1, deadline - loop.time()),
+                )  # fmt: skip
+                break
+            except nats.errors.NoRespondersError:
+                return []  # no gateway deployed: workflow tools only
+            except ResponderSilent as error:
+                # Its replica died mid-request: listing is harmless to repeat.
+                self.log.warning("tool_list_retry", error=str(error))
+                if deadline - loop.time() > 0:
+                    continue
+                return []
+            except TimeoutError:
+                self.log.warning("tool_list_timeout", timeout=self.settings.tool_list_timeout)
+                return []
+        parsed = GatewayReplyAdapter.validate_json(data)
         if not isinstance(parsed, ToolList):
             self.log.warning("tool_list_refused", error=getattr(parsed, "error", parsed.kind))
             return []
@@ -159,32 +151,20 @@ class _GatewayTools:
             arguments=call.arguments, timeout=s.tool_call_timeout, **self._caller(),
         )  # fmt: skip
         try:
-            reply = await self.nc.request(
-                GATEWAY_TOOLS_CALL, ask.model_dump_json().encode(),
-                timeout=s.tool_call_timeout + 5.0,
-            )  # fmt: skip
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as error:
+            data = await self._ask(
+                GATEWAY_TOOLS_CALL, ask.model_dump_json().encode(), s.tool_call_timeout + 5.0
+            )
+        except (nats.errors.NoRespondersError, ResponderSilent, TimeoutError) as error:
+            # Not repeated here: the call may have had effects. The model decides.
             self.log.warning("tool_call_unanswered", tool=call.name, error=repr(error))
-            return f"Error: the tool gateway did not answer the call of {call.name!r}; try again."
-        parsed = GatewayReplyAdapter.validate_json(reply.data)
+            return (
+                f"Error: the tool gateway did not answer the call of {call.name!r} ({error}); "
+                "its effects, if any, are unknown: check, then try again if needed."
+            )
+        parsed = GatewayReplyAdapter.validate_json(data)
         if isinstance(parsed, ToolResult):
             return parsed.content
         return f"Error: {getattr(parsed, 'error', 'the tool call was refused')}"
-
-
-class _RateLimiter:
-    """Spaces turn starts at least ``1 / rate`` seconds apart."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self.next_start = 0.0
-
-    async def wait(self) -> None:
-        now = time.monotonic()
-        start = max(now, self.next_start)
-        self.next_start = start + self.interval
-        if start > now:
-            await asyncio.sleep(start - now)
 
 
 class WorkerService:
@@ -249,10 +229,11 @@ class WorkerService:
             raise RuntimeError("WorkerService.start() called twice")
         s = self.settings
         if self.model_factory is LiteLLMModel:
-            # ``import litellm`` takes seconds: start it now, in a thread, not in turn one.
+            # Warm the model path now, not in turn one: the direct HTTP client, and litellm
+            # (seconds of imports, in a thread) only for providers that need it.
             from .llm import apreload
 
-            self._preload_task = asyncio.create_task(apreload(), name="litellm-preload")
+            self._preload_task = asyncio.create_task(apreload(self.providers), name="model-preload")
         # Without a login (embedded) a one-provider worker still uses its user's prefix.
         user = f"worker-{self.providers[0]}" if len(self.providers) == 1 else "worker"
         self._nc = await nats.connect(
@@ -271,7 +252,7 @@ class WorkerService:
             sub = await self._js.pull_subscribe_bind(durable=durable, stream=TURNS_STREAM)
             self._subs.append(sub)
             rate = s.rate_limits.get(provider)
-            limiter = _RateLimiter(rate) if rate else None
+            limiter = RateLimiter(rate) if rate else None
             self._pull_tasks.append(
                 asyncio.create_task(
                     self._pull_loop(provider, sub, limiter), name=f"pull-{provider}"
@@ -340,7 +321,7 @@ class WorkerService:
 
     # -- pulling --------------------------------------------------------------------
 
-    async def _pull_loop(self, provider: str, sub: Any, limiter: _RateLimiter | None) -> None:
+    async def _pull_loop(self, provider: str, sub: Any, limiter: RateLimiter | None) -> None:
         import nats.errors
 
         while self._running:
@@ -410,10 +391,19 @@ class WorkerService:
             )
             await msg.term()
             return
+        delivery = msg.metadata.num_delivered if msg.metadata else 1
+        with tracing.span(
+            "turn", msg.headers, run_id=request.run_id, agent=request.agent_id,
+            turn=request.turn_id, phase=request.phase, provider=provider, delivery=delivery,
+        ):  # fmt: skip
+            await self._handle_turn(provider, msg, request, delivery)
+
+    async def _handle_turn(
+        self, provider: str, msg: Any, request: TurnRequest, delivery: int
+    ) -> None:
         tlog = self.log.bind(
             run_id=request.run_id, agent=request.agent_id, turn=request.turn_id, provider=provider
         )
-        delivery = msg.metadata.num_delivered if msg.metadata else 1
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         INFLIGHT.add(1, provider=provider)
         try:
@@ -467,8 +457,8 @@ class WorkerService:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
-    async def _run(self, request: TurnRequest, tlog: Any) -> TurnOutcome | None:
-        """Run the turn as its own task; None when a CancelTurn stopped it."""
+    def _turn(self, request: TurnRequest, tlog: Any) -> Coroutine[Any, Any, TurnOutcome]:
+        """The turn, not started yet, with its seams: events out, reports in."""
         s = self.settings
         subject = events_subject(request.run_id, "stream")
         nc = self._nc
@@ -477,13 +467,12 @@ class WorkerService:
         provider = spec.provider if spec else request.backend.type
         model = request.backend.model
 
+        tag = stream_tag(request.token)
+
         async def emit(event: Chunk | TokenUsage) -> None:
+            event = event.model_copy(update={"tag": tag})  # readers drop untagged ones
             if isinstance(event, TokenUsage):
-                TOKENS.inc(event.prompt_tokens, provider=provider, model=model, direction="prompt")
-                TOKENS.inc(
-                    event.completion_tokens, provider=provider, model=model,
-                    direction="completion",
-                )  # fmt: skip
+                count_usage(event, provider, model)
             await nc.publish(subject, event.model_dump_json().encode())
 
         async def submit(report: Any) -> Verdict:
@@ -491,28 +480,30 @@ class WorkerService:
                 MODEL_ERRORS.inc(provider=provider, **{"class": error_class(report.status)})
             return await self._report(report)
 
-        task = asyncio.create_task(
-            run_turn(
-                request,
-                self.model_factory(request.backend),
-                submit,
-                emit,
-                policy=RetryPolicy(
-                    retries=s.provider_retries,
-                    base_delay=s.retry_base_delay,
-                    max_delay=s.retry_max_delay,
-                    max_tool_result_chars=s.max_tool_result_chars,
-                ),
-                tools=(
-                    _GatewayTools(nc, request, s, tlog)
-                    if s.use_gateway and request.uses_tools
-                    else None
-                ),
-                stream_ends=self._stream_ends,
-                coalescing=Coalescing(s.chunk_flush_seconds, s.chunk_flush_chars),
+        return run_turn(
+            request,
+            TimedModel(self.model_factory(request.backend), provider, model),
+            submit,
+            emit,
+            policy=RetryPolicy(
+                retries=s.provider_retries,
+                base_delay=s.retry_base_delay,
+                max_delay=s.retry_max_delay,
+                max_tool_result_chars=s.max_tool_result_chars,
             ),
-            name=f"turn-{request.turn_id}",
+            tools=(
+                _GatewayTools(nc, request, s, tlog)
+                if s.use_gateway and request.uses_tools
+                else None
+            ),
+            stream_ends=self._stream_ends,
+            coalescing=Coalescing(s.chunk_flush_seconds, s.chunk_flush_chars),
+            price=price_of(request.backend),
         )
+
+    async def _run(self, request: TurnRequest, tlog: Any) -> TurnOutcome | None:
+        """Run the turn as its own task; None when a CancelTurn stopped it."""
+        task = asyncio.create_task(self._turn(request, tlog), name=f"turn-{request.turn_id}")
         self._turns[request.turn_id] = task
         try:
             return await task
@@ -547,20 +538,27 @@ class WorkerService:
         # Events published so far reach the server before this request: one connection
         # delivers in order. (No ``flush`` here: a flush cancelled mid-way leaves nats-py
         # a cancelled PONG waiter, and the next PONG kills the connection's read loop.)
-        last: Exception | None = None
+        last: Exception | str | None = None
         for attempt in range(s.request_retries + 1):
             try:
-                reply = await self._nc.request(SUBMIT_REPORT, data, timeout=s.request_timeout)
-                break
+                reply = await self._nc.request(
+                    SUBMIT_REPORT, data, timeout=s.request_timeout, headers=tracing.headers()
+                )
             except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as error:
                 last = error
-                if attempt < s.request_retries:
-                    await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
+            else:
+                parsed = OrchestratorReplyAdapter.validate_json(reply.data)
+                if not (isinstance(parsed, ErrorReply) and parsed.code == "internal"):
+                    break
+                # The orchestrator could not commit it now (contention, a NATS failover):
+                # the same report again is safe, and dropping it would strand the turn.
+                last = parsed.error
+            if attempt < s.request_retries:
+                await asyncio.sleep(min(2.0, 0.2 * 2**attempt) * (0.5 + random.random()))
         else:
             raise OrchestratorUnavailable(
                 f"no reply to {report.kind} after {s.request_retries + 1} tries: {last!r}"
             )
-        parsed = OrchestratorReplyAdapter.validate_json(reply.data)
         if isinstance(parsed, ErrorReply):
             # The orchestrator refuses the report (unknown run or turn): nothing to do.
             self.log.warning("report_refused", kind=report.kind, error=parsed.error)

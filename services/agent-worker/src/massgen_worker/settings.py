@@ -28,9 +28,12 @@ class WorkerSettings(BaseModel):
 
     concurrency: int = Field(default=8, ge=1)
     """Turns run at once by this process (across its providers)."""
-    ack_wait: float = Field(default=10.0, gt=0)
+    ack_wait: float = Field(default=3.0, gt=0)
     """Seconds JetStream waits for an ack before redelivering; running turns report
-    progress every ack_wait/3, so only a dead worker's turns are redelivered."""
+    progress every ack_wait/3, so only a dead (or frozen) worker's turns are redelivered,
+    and they are back in the queue about ``ack_wait`` after it died. Short, because that
+    wait is the whole delay a killed worker adds to a run; a turn delivered twice is
+    harmless (the orchestrator takes one report per turn)."""
     max_deliver: int = Field(default=5, ge=1)
     """Deliveries of one turn request before JetStream gives up on it."""
     provider_retries: int = Field(default=3, ge=0)
@@ -52,16 +55,22 @@ class WorkerSettings(BaseModel):
     """Seconds to wait for the orchestrator's reply to one report. Short on purpose: a
     report sent to a replica that just died is lost, and the retry (idempotent) reaches
     a live one."""
-    request_retries: int = Field(default=3, ge=0)
-    """Retries of a report the orchestrator did not answer in time."""
+    request_retries: int = Field(default=6, ge=0)
+    """Retries of a report the orchestrator did not answer in time, or could not commit
+    ("internal": a conflict storm, a NATS failover); with the backoff about 20 s in all."""
     fetch_timeout: float = Field(default=1.0, gt=0)
     """Long-poll length of one pull; bounds how fast stop() ends the pull loops."""
     use_gateway: bool = True
     """Ask the mcp-gateway for the agent's tools at each turn start (no gateway: none)."""
     tool_list_timeout: float = Field(default=45.0, gt=0)
     """Seconds to wait for the gateway's tool list (it may be starting MCP servers)."""
-    tool_call_timeout: float = Field(default=30.0, gt=0)
-    """Seconds one tool call may take; the gateway answers with a timeout error then."""
+    tool_call_timeout: float = Field(default=120.0, gt=0)
+    """Seconds one tool call may take (a command the agent runs, its tests...); the
+    gateway answers with a timeout error then."""
+    gateway_silence: float = Field(default=7.0, gt=0)
+    """Seconds without a word from the gateway (it sends keep-alives every 2 s while it
+    works) after which a request is taken as lost with its replica: a tool list is asked
+    again, a tool call answered with an error the model can act on."""
     chunk_flush_seconds: float = Field(default=0.05, ge=0)
     """Streamed text is published in batches: a piece waits at most this long for the
     ones after it (the first piece of each response goes at once; 0: every piece is
@@ -82,9 +91,7 @@ class WorkerSettings(BaseModel):
         return value
 
     @classmethod
-    def from_env(
-        cls, env: Mapping[str, str] | None = None, **overrides: Any
-    ) -> WorkerSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> WorkerSettings:
         """Build settings from ``MASSGEN_WORKER_<FIELD>`` variables, then ``overrides``.
 
         ``rate_limits`` is JSON (``{"openai": 2}``); ``stream_settings`` fields are

@@ -410,7 +410,7 @@ class StreamAccumulator:
                 partial.name += fragment.name if partial.name != fragment.name else ""
             if fragment.arguments:
                 partial.arguments.append(fragment.arguments)
-                if (event := self._arguments_event(fragment.index, partial, fragment.arguments)):
+                if event := self._arguments_event(fragment.index, partial, fragment.arguments):
                     events.append(event)
         if delta.usage is not None:
             self._usage = delta.usage

@@ -13,6 +13,13 @@ deadline allow. Agents doing real file work make one tool call per response, so 
 bound is on tool calls, not on model calls. Once the budget is spent the model is
 offered only the workflow tools and told to end the turn.
 
+Answers as text: a ``new_answer`` whose ``content`` is empty, missing or a placeholder
+("see above") submits the text the model wrote before the call (``workflow_calls``).
+Agents may write their answer as plain text and commit it with a short call, as in
+MassGen; the local model's required calls always work this way (text first, then a
+grammar-constrained call without the answer), while hosted models may still put the
+answer in the call.
+
 Streaming: content, reasoning and tool calls are published as the model generates
 them. The answer of a ``new_answer`` call streams decoded on the ``answer`` channel, a
 ``vote`` call is a ``vote`` chunk once complete, other calls stream their arguments on
@@ -21,43 +28,40 @@ response at once.
 
 Cancellation (``asyncio.CancelledError``) always propagates: the caller decides whether
 a cancelled turn is acknowledged (cancel request) or handed back (shutdown).
+
+Where things are: ``model_calls`` (streaming, retries, the deadline, usage),
+``publisher`` (events out, text batched), ``stream_ends`` (usage read in the
+background), ``tool_messages`` (tool texts the model reads); this module holds the
+phases (coordination, presentation, the tool loop) and ``run_turn``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
+import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from massgen_proto.events import ANSWER_TOOL, VOTE_TOOL, Chunk, TokenUsage
+from massgen_proto.events import ANSWER_TOOL
 from massgen_proto.messages import (
-    ModelRetrying,
     PresentationFinished,
     TurnFailed,
     TurnRequest,
-    Verdict,
     WorkflowCall,
     WorkflowSubmission,
 )
 
-from .coalesce import Batch, ChunkBatcher, Coalescing
-from .llm import FatalModelError, Model, ModelError
-from .stream import (
-    ArgumentsDelta,
-    AssistantMessage,
-    ContentDelta,
-    FieldDelta,
-    StreamAccumulator,
-    StreamDelta,
-    StreamEvent,
-    ToolCall,
-    ToolCallDone,
-    Usage,
-)
+from .coalesce import Coalescing
+from .llm import Model
+from .model_calls import ModelCalls, RetryPolicy, Submit, TurnError
+from .pricing import Price
+from .publisher import ChunkPublisher, Emit
+from .stream import AssistantMessage, ToolCall
+from .stream_ends import StreamEnds
+from .tool_messages import budget_spent_message, truncate_tool_result, unavailable_tool_message
 
 __all__ = [
     "ChunkPublisher",
@@ -71,65 +75,47 @@ __all__ = [
     "run_turn",
     "truncate_tool_result",
     "unavailable_tool_message",
+    "workflow_calls",
 ]
 
-Report = WorkflowSubmission | TurnFailed | PresentationFinished | ModelRetrying
-Submit = Callable[[Report], Awaitable[Verdict]]
-Emit = Callable[[Chunk | TokenUsage], Awaitable[None]]
+_PLACEHOLDER_WORDS = frozenset(
+    "see the my your this that answer text reply response solution code content message "
+    "above before previous earlier here is as in same written given complete full final "
+    "submitted submit".split()
+)
+_NOT_WORDS = re.compile(r"[\W_]+")
 
-TIMED_OUT = "turn timed out"
+
+def _placeholder(content: Any) -> bool:
+    """Whether a ``new_answer`` content stands for text written elsewhere: missing,
+    empty, or a few words such as "see above" or "<your complete answer>"."""
+    if content is None:
+        return True
+    if not isinstance(content, str):
+        return False
+    words = _NOT_WORDS.sub(" ", content).casefold().split()
+    return len(words) <= 8 and all(word in _PLACEHOLDER_WORDS for word in words)
 
 
-class StreamEnds:
-    """Ends of finished responses' streams, read in the background; one per worker.
+def workflow_calls(message: AssistantMessage, tool_names: set[str]) -> list[WorkflowCall]:
+    """The workflow calls of a response, as submitted to the orchestrator.
 
-    A tool-call response is acted on as soon as the model finishes it. The stream's
-    last chunk (token usage) comes only after litellm's end-of-stream bookkeeping,
-    ~25 ms of CPU per stream, so it is read ``pause`` seconds later, once the turns the
-    call triggers have started. A presentation waits for its run's pending ends
-    first, so their usage is published before its report can finish the run.
-
-    Args:
-        pause: seconds before a stream's end is read.
+    A ``new_answer`` whose ``content`` is missing, empty or a placeholder gets the
+    response's text as its content, when the response has text: the answer was written
+    as text and the call only commits it. Anything else is submitted as the model wrote
+    it (the orchestrator judges it).
     """
-
-    def __init__(self, pause: float = 0.1) -> None:
-        self.pause = pause
-        self._pending: dict[str, set[asyncio.Task[None]]] = {}
-
-    def read_later(self, run_id: str, reading: Awaitable[None]) -> asyncio.Task[None]:
-        """Run ``reading`` (a stream end of run ``run_id``) in the background."""
-        task = asyncio.ensure_future(reading)
-        pending = self._pending.setdefault(run_id, set())
-        pending.add(task)
-
-        def done(_: asyncio.Task[None]) -> None:
-            pending.discard(task)
-            if not pending and self._pending.get(run_id) is pending:
-                del self._pending[run_id]
-
-        task.add_done_callback(done)
-        return task
-
-    async def settle(self, run_id: str, timeout: float) -> None:
-        """Wait (at most ``timeout`` seconds) for the run's stream ends pending now."""
-        pending = self._pending.get(run_id)
-        if pending and timeout > 0:
-            await asyncio.wait(set(pending), timeout=timeout)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How a turn retries provider errors and answers non-workflow tool calls."""
-
-    retries: int = 3
-    """Retries of a retryable provider error per model call."""
-    base_delay: float = 0.5
-    """First backoff delay (seconds), doubled per retry, full jitter."""
-    max_delay: float = 8.0
-    max_tool_result_chars: int = 20_000
-    """Characters of one tool result the model reads; the rest is cut, with a note
-    (one large file read must not fill the model's context window)."""
+    text = message.text.strip()
+    calls = []
+    for call in message.tool_calls:
+        if call.name not in tool_names:
+            continue
+        arguments = call.arguments
+        if call.name == ANSWER_TOOL and text and isinstance(arguments, dict):
+            if _placeholder(arguments.get("content")):
+                arguments = {**arguments, "content": text}
+        calls.append(WorkflowCall(name=call.name, arguments=arguments))
+    return calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,138 +142,9 @@ class ToolBroker(Protocol):
         ...
 
 
-class _TurnError(Exception):
-    """Ends the turn with a TurnFailed carrying ``str(self)``."""
+class _Turn(ModelCalls):
+    """One turn's phases: coordination (with its attempts), presentation, the tool loop."""
 
-
-def unavailable_tool_message(name: str) -> str:
-    """Tool result for a tool the agent was not offered."""
-    return f"Error: tool {name!r} is not available. Use only the tools you were offered."
-
-
-def budget_spent_message(name: str, budget: int) -> str:
-    """Tool result for a call made after the turn's tool budget was spent (not run)."""
-    return (
-        f"Error: {name!r} was not called: this turn's budget of {budget} tool calls "
-        "is used up."
-    )
-
-
-def truncate_tool_result(text: str, limit: int) -> str:
-    """The first ``limit`` characters of a tool result, plus a note when more were cut.
-
-    The note tells the model how much it did not see and to ask for less, so it can
-    narrow the next call instead of trusting a partial result as whole.
-    """
-    if len(text) <= limit:
-        return text
-    cut = len(text) - limit
-    return (
-        f"{text[:limit]}\n[Tool result truncated: the last {cut} of {len(text)} characters "
-        "were cut. Ask for less, e.g. read a narrower range or a smaller file.]"
-    )
-
-
-class ChunkPublisher:
-    """Publishes one turn's events through ``emit``, in order: streamed text in small
-    batches (see ``coalesce.ChunkBatcher``), anything else at once, after the text that
-    was pending before it.
-
-    A timer on the event loop lets pending text out at the batcher's deadline, so text
-    never waits longer than ``max_delay`` even while the model pauses.
-
-    Args:
-        emit: publishes one event.
-        make_chunk: builds the turn's chunk event of a channel and text.
-        batcher: the batching policy.
-    """
-
-    def __init__(
-        self, emit: Emit, make_chunk: Callable[[str, str], Chunk], batcher: ChunkBatcher
-    ) -> None:
-        self._emit = emit
-        self._make_chunk = make_chunk
-        self.batcher = batcher
-        self._lock = asyncio.Lock()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._flushes: set[asyncio.Task[None]] = set()
-        self._tool_names: dict[str, str] = {}
-        """Call id -> tool name, for ``tool_args`` batches."""
-
-    def start_response(self) -> None:
-        """A model response begins: its first piece of text goes out at once."""
-        self.batcher.start()
-
-    async def text(
-        self, channel: str, text: str, *, key: str | None = None, name: str | None = None
-    ) -> None:
-        """Streamed text of ``channel`` (``key``/``name``: the tool call, for tool_args)."""
-        if key is not None and name is not None:
-            self._tool_names[key] = name
-        loop = asyncio.get_running_loop()
-        async with self._lock:
-            await self._send(self.batcher.add(channel, text, loop.time(), key))
-        self._arm(loop)
-
-    async def event(self, event: Chunk | TokenUsage) -> None:
-        """Any other event: the pending text first, then ``event``."""
-        async with self._lock:
-            await self._send(self.batcher.flush())
-            await self._emit(event)
-        self._disarm()
-
-    async def flush(self) -> None:
-        """Publish whatever text is pending."""
-        async with self._lock:
-            await self._send(self.batcher.flush())
-        self._disarm()
-
-    async def close(self) -> None:
-        """Stop the timer and any flush it started (the turn is over or cancelled)."""
-        self._disarm()
-        flushes, self._flushes = self._flushes, set()
-        for task in flushes:
-            task.cancel()
-        await asyncio.gather(*flushes, return_exceptions=True)
-
-    async def _send(self, batches: list[Batch]) -> None:
-        for batch in batches:
-            text = batch.text
-            if batch.channel == "tool_args":
-                name = self._tool_names.get(batch.key or "", "")
-                text = json.dumps({"id": batch.key, "name": name, "delta": text})
-            await self._emit(self._make_chunk(batch.channel, text))
-
-    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
-        deadline = self.batcher.deadline()
-        if deadline is None:
-            self._disarm()
-            return
-        if self._timer is not None and self._timer_at == deadline:
-            return
-        self._disarm()
-        self._timer_at = deadline
-        self._timer = loop.call_at(deadline, self._on_timer)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._timer_at = None
-
-    def _on_timer(self) -> None:
-        self._timer = self._timer_at = None
-        task = asyncio.ensure_future(self.flush())
-        self._flushes.add(task)
-        task.add_done_callback(self._flush_done)
-
-    def _flush_done(self, task: asyncio.Task[None]) -> None:
-        self._flushes.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: a failed publish surfaces at the next event
-
-
-class _Turn:
     def __init__(
         self,
         request: TurnRequest,
@@ -300,202 +157,17 @@ class _Turn:
         broker: ToolBroker | None = None,
         stream_ends: StreamEnds | None = None,
         coalescing: Coalescing | None = None,
+        price: Price | None = None,
     ) -> None:
-        self.request = request
+        super().__init__(
+            request, model, submit, emit, policy, clock, sleep, stream_ends, coalescing, price
+        )
         self.broker = broker
         self.extra_tools: list[dict[str, Any]] = []
         self.extra_names: set[str] = set()
-        self.model = model
-        self.submit = submit
-        self.emit = emit
-        self.policy = policy
-        self.clock = clock
-        self.sleep = sleep
-        self.stream_ends = stream_ends or StreamEnds()
-        self._tails: set[asyncio.Task[None]] = set()
-        """This turn's streams being read to their end (see ``StreamEnds``)."""
-        self.model_calls = 0
         self.attempts = 0
         self.tool_calls_left = request.max_tool_calls
         """Non-workflow tool calls the model may still make in this turn (all attempts)."""
-        self.tool_names = {
-            name for tool in request.tools if (name := tool.get("function", {}).get("name"))
-        }
-        self.publisher = ChunkPublisher(emit, self._chunk, (coalescing or Coalescing()).batcher())
-        # The answer streams decoded from new_answer's arguments (when it is offered).
-        self._decode = {ANSWER_TOOL: "content"} if ANSWER_TOOL in self.tool_names else {}
-
-    # -- events ---------------------------------------------------------------------
-
-    def _chunk(self, channel: str, text: str) -> Chunk:
-        r = self.request
-        return Chunk(
-            run_id=r.run_id,
-            agent=r.agent_id,
-            label=r.label,
-            turn_id=r.turn_id,
-            channel=channel,  # type: ignore[arg-type]
-            text=text,
-        )
-
-    async def _publish(self, events: list[StreamEvent]) -> None:
-        publisher = self.publisher
-        for event in events:
-            match event:
-                case ContentDelta():
-                    await publisher.text(event.channel, event.text)
-                case FieldDelta():
-                    await publisher.text("answer", event.text)
-                case ArgumentsDelta():
-                    if event.name not in self.tool_names:  # a vote shows once complete
-                        await publisher.text(
-                            "tool_args", event.text, key=event.id, name=event.name
-                        )
-                case ToolCallDone():
-                    call = event.call
-                    arguments = call.arguments
-                    text = json.dumps({"id": call.id, "name": call.name, "arguments": arguments})
-                    await publisher.event(self._chunk("tool_call", text))
-                    if call.name == VOTE_TOOL and call.name in self.tool_names:
-                        vote = _vote_text(arguments)
-                        if vote is not None:
-                            await publisher.event(self._chunk("vote", vote))
-
-    # -- model calls ----------------------------------------------------------------
-
-    def _remaining(self) -> float:
-        return self.request.deadline - self.clock()
-
-    async def _stream_once(
-        self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None,
-        tool_choice: str | None = None,
-    ) -> AssistantMessage:
-        self.model_calls += 1
-        accumulator = StreamAccumulator(self._decode)
-        self.publisher.start_response()
-        if tools and tool_choice is None:
-            tool_choice = "required"
-        deltas = self.model.stream(messages, tools, tool_choice)
-        reading_on = False
-        async for delta in deltas:
-            await self._publish(accumulator.feed(delta))
-            if delta.finish_reason == "tool_calls" and delta.usage is None:
-                # The calls are complete: act on them now, read the usage later (see
-                # StreamEnds). A text response (a presentation) is read to its end.
-                self._tails.add(
-                    self.stream_ends.read_later(self.request.run_id, self._read_usage(deltas))
-                )
-                reading_on = True
-                break
-        events, message = accumulator.finish()
-        await self._publish(events)
-        await self.publisher.flush()
-        if message.usage is not None and not reading_on:
-            await self._emit_usage(message.usage)
-        return message
-
-    async def _read_usage(self, deltas: AsyncIterator[StreamDelta]) -> None:
-        """Read a stream to its end after its message is complete; emit its usage."""
-        usage = None
-        try:
-            await self.sleep(self.stream_ends.pause)
-            async for delta in deltas:
-                usage = delta.usage or usage
-        except ModelError:
-            pass  # the message was complete: only its token count is lost
-        finally:
-            aclose = getattr(deltas, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if usage is not None:
-            await self._emit_usage(usage)
-
-    async def _emit_usage(self, usage: Usage) -> None:
-        r = self.request
-        await self.publisher.event(
-            TokenUsage(
-                run_id=r.run_id,
-                agent=r.agent_id,
-                label=r.label,
-                turn_id=r.turn_id,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-            )
-        )
-
-    async def _settle_tails(self, cancel: bool) -> None:
-        """Let background stream ends finish (within the deadline), or cancel them."""
-        tails, self._tails = self._tails, set()
-        if not tails:
-            return
-        if not cancel:
-            _, pending = await asyncio.wait(tails, timeout=max(0.0, self._remaining()))
-            tails = pending
-        for task in tails:
-            task.cancel()
-        await asyncio.gather(*tails, return_exceptions=True)
-
-    async def _within_deadline(self, awaitable: Awaitable[Any]) -> Any:
-        remaining = self._remaining()
-        if remaining <= 0:
-            if asyncio.iscoroutine(awaitable):
-                awaitable.close()
-            raise _TurnError(TIMED_OUT)
-        try:
-            async with asyncio.timeout(remaining) as scope:
-                return await awaitable
-        except TimeoutError:
-            if scope.expired():
-                raise _TurnError(TIMED_OUT) from None
-            raise
-
-    async def call_model(
-        self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None,
-        tool_choice: str | None = None,
-    ) -> AssistantMessage:
-        """One model response, retrying retryable provider errors with backoff."""
-        failures = 0
-        while True:
-            try:
-                return await self._within_deadline(
-                    self._stream_once(messages, tools, tool_choice)
-                )
-            except FatalModelError as error:
-                raise _TurnError(f"provider error: {error.message}") from error
-            except ModelError as error:
-                failures += 1
-                if failures > self.policy.retries:
-                    raise _TurnError(
-                        f"provider error after {failures} tries: {error.message}"
-                    ) from error
-                cap = min(self.policy.max_delay, self.policy.base_delay * 2 ** (failures - 1))
-                # Half fixed, half jitter: spreads retries of many agents apart.
-                delay = cap / 2 + random.random() * cap / 2
-                if delay >= self._remaining():
-                    raise _TurnError(TIMED_OUT) from error
-                if failures == 1:
-                    # Tell the orchestrator now, not when the turn fails (retries and
-                    # backoff can take a while). Once per model call, not per retry:
-                    # it is informational, its verdict is ignored.
-                    await self._report_retrying(error)
-                await self._within_deadline(self.sleep(delay))
-
-    async def _report_retrying(self, error: ModelError) -> None:
-        r = self.request
-        await self.submit(
-            ModelRetrying(
-                run_id=r.run_id,
-                turn_id=r.turn_id,
-                token=r.token,
-                error=error.message,
-                status=error.status,
-                rate_limited=error.status == 429,
-            )
-        )
 
     # -- phases ---------------------------------------------------------------------
 
@@ -518,8 +190,12 @@ class _Turn:
         await self.stream_ends.settle(r.run_id, self._remaining())
         await self.submit(
             PresentationFinished(
-                run_id=r.run_id, turn_id=r.turn_id, token=r.token, content=message.text
-            )
+                run_id=r.run_id,
+                turn_id=r.turn_id,
+                token=r.token,
+                content=message.text,
+                usage=self._usage(),
+            )  # fmt: skip
         )
         return TurnOutcome("presented", 1, self.model_calls)
 
@@ -615,11 +291,7 @@ class _Turn:
         for attempt in range(1, r.max_attempts + 1):
             self.attempts = attempt
             message = await self.respond(messages)
-            calls = [
-                WorkflowCall(name=c.name, arguments=c.arguments)
-                for c in message.tool_calls
-                if c.name in self.tool_names
-            ]
+            calls = workflow_calls(message, self.tool_names)
             verdict = await self.submit(
                 WorkflowSubmission(
                     run_id=r.run_id,
@@ -627,6 +299,7 @@ class _Turn:
                     token=r.token,
                     attempt=attempt,
                     calls=calls,
+                    usage=self._usage(),
                 )
             )
             if verdict.status == "accepted":
@@ -637,7 +310,7 @@ class _Turn:
             if attempt < r.max_attempts:
                 # No point running the response's other tool calls for a turn that fails.
                 await self._answer(messages, message, rejection)
-        raise _TurnError(f"no workflow call accepted in {r.max_attempts} attempts: {rejection}")
+        raise TurnError(f"no workflow call accepted in {r.max_attempts} attempts: {rejection}")
 
     async def _load_tools(self) -> None:
         if self.broker is None:
@@ -658,6 +331,7 @@ class _Turn:
             raise
         await self._settle_tails(cancel=False)
         await self.publisher.close()
+        await self._report_late_usage()
         return outcome
 
     async def _run(self) -> TurnOutcome:
@@ -666,20 +340,18 @@ class _Turn:
             if self.request.phase == "present":
                 return await self.present()
             return await self.coordinate()
-        except _TurnError as error:
+        except TurnError as error:
             r = self.request
             await self.submit(
-                TurnFailed(run_id=r.run_id, turn_id=r.turn_id, token=r.token, error=str(error))
+                TurnFailed(
+                    run_id=r.run_id,
+                    turn_id=r.turn_id,
+                    token=r.token,
+                    error=str(error),
+                    usage=self._usage(),
+                )  # fmt: skip
             )
             return TurnOutcome("failed", self.attempts, self.model_calls, error=str(error))
-
-
-def _vote_text(arguments: dict[str, Any] | str) -> str | None:
-    """The ``vote`` chunk of a complete vote call (None when it names no label)."""
-    if not isinstance(arguments, dict) or not isinstance(arguments.get("agent_id"), str):
-        return None
-    reason = arguments.get("reason")
-    return json.dumps({"target": arguments["agent_id"], "reason": str(reason or "")})
 
 
 async def run_turn(
@@ -694,6 +366,7 @@ async def run_turn(
     tools: ToolBroker | None = None,
     stream_ends: StreamEnds | None = None,
     coalescing: Coalescing | None = None,
+    price: Price | None = None,
 ) -> TurnOutcome:
     """Run one turn to its end and report it.
 
@@ -711,6 +384,7 @@ async def run_turn(
             (None: one for this turn only).
         coalescing: how streamed text is batched into events (None: the defaults,
             50 ms / 256 characters).
+        price: dollars of a model call's tokens (None: free).
 
     Returns:
         The outcome; ``failed`` turns have already been reported with TurnFailed.
@@ -721,6 +395,7 @@ async def run_turn(
     """
     policy = policy or RetryPolicy()
     turn = _Turn(
-        request, model, submit, emit, policy, clock, sleep, tools, stream_ends, coalescing
-    )
+        request, model, submit, emit, policy, clock, sleep, tools, stream_ends, coalescing,
+        price,
+    )  # fmt: skip
     return await turn.run()

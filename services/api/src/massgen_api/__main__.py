@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from massgen_kit import tracing
 from massgen_kit.logsetup import configure_logging
 
 from .settings import ApiSettings
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         overrides["single_user"] = True
     settings = ApiSettings.from_env(**overrides)
     configure_logging(settings.log_level)
+    tracing.configure("massgen-api")
     try:
         settings.check_auth()
     except ValueError as error:

@@ -82,6 +82,18 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+def _nats_trouble(error: BaseException) -> bool:
+    """True for the errors of a NATS connection or JetStream that is failing over."""
+    import nats.errors
+    from nats.js.errors import APIError, KeyValueError
+
+    if isinstance(error, KeyValueError):
+        return False  # a key's own state (missing, changed): an answer, not an outage
+    if isinstance(error, APIError):
+        return (getattr(error, "code", None) or 0) >= 500
+    return isinstance(error, nats.errors.Error | TimeoutError | ConnectionError)
+
+
 def _static(name: str) -> str:
     return resources.files("massgen_api").joinpath("static", name).read_text(encoding="utf-8")
 
@@ -128,13 +140,32 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.include_router(router)
+    _handle_unexpected(app)
+    _add_operations(app, backend, metrics)
+    return app
+
+
+def _handle_unexpected(app: FastAPI) -> None:
+    """Answer an unexpected error: 503 (retry) when NATS is failing over, else 500."""
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        if _nats_trouble(error):
+            # A NATS node restarting or a stream electing its leader: nothing was lost,
+            # and the same request a moment later succeeds.
+            log.warning("api.nats_unavailable", path=request.url.path, error=repr(error))
+            return error_response(
+                503, f"the message bus is briefly unavailable ({type(error).__name__}); retry",
+                code="nats_unavailable", headers={"Retry-After": "1"},
+            )  # fmt: skip
         log.error(
             "api.unhandled", path=request.url.path, error=type(error).__name__, exc_info=error
         )
         return error_response(500, "internal error", code="internal")
+
+
+def _add_operations(app: FastAPI, backend: Backend, metrics: Metrics) -> None:
+    """The open routes: liveness, readiness, metrics, and the web page."""
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -171,5 +202,3 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @app.get("/static/app.js", include_in_schema=False)
     async def page_script() -> Response:
         return Response(_static("app.js"), media_type="text/javascript; charset=utf-8")
-
-    return app

@@ -23,6 +23,7 @@ __all__ = [
     "SessionView",
     "TeamList",
     "TeamView",
+    "UsageView",
 ]
 
 _CONFIG_EXAMPLE = {
@@ -59,7 +60,12 @@ class CreateRunBody(_Body):
     team: str | None = Field(default=None, min_length=1, max_length=200)
     """Name of a team configured on the server (``GET /v1/teams``)."""
     session_id: str | None = Field(default=None, min_length=1, max_length=64)
-    """Make the run the next turn of this session (it sees the session's history)."""
+    """Make the run the next turn of this session (it sees the session's history and
+    starts from its last completed turn's final workspace)."""
+    previous_run_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Start from this finished run's final workspace: each agent's workspace begins as
+    a copy of the winner's files, the originals stay readable (not writable). Only one
+    of the caller's own runs (403 otherwise); not with ``session_id``."""
 
     @model_validator(mode="after")
     def _one_source(self) -> CreateRunBody:
@@ -111,6 +117,8 @@ class AgentView(BaseModel):
     status: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost_usd: float = 0.0
+    """Dollars of the agent's tokens (litellm's price map; local models cost nothing)."""
 
 
 class Timings(BaseModel):
@@ -143,6 +151,22 @@ class RunView(BaseModel):
     links: RunLinks
     warnings: list[str] = Field(default_factory=list)
     """Config keys accepted but not applied (as in the create response)."""
+    cost_usd: float = 0.0
+    """Dollars of the run's tokens so far, all agents together."""
+
+
+class UsageView(BaseModel):
+    """A tenant's use today (UTC) and its daily limits."""
+
+    tenant: str
+    day: str
+    """``YYYYMMDD`` (UTC)."""
+    tokens: int
+    cost_usd: float
+    token_limit: int | None = None
+    cost_limit_usd: float | None = None
+    counted: bool
+    """False when the server sets no daily limit (then nothing is counted)."""
 
 
 class RunListItem(BaseModel):
@@ -219,6 +243,9 @@ class SessionView(BaseModel):
     team: str | None
     created_at: float
     turns: list[SessionTurnView]
+    cleared_after: int = 0
+    """Turns before this index were cleared: later turns see neither their history nor
+    their files."""
 
 
 class ChatContentPart(BaseModel):

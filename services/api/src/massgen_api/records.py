@@ -6,15 +6,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["RunRecord", "SessionRecord", "SessionTurn"]
+__all__ = ["RunIndexEntry", "SessionRecord", "SessionTurn"]
 
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class RunRecord(_Record):
-    """The API's index entry of a run it created (bucket ``API_RUNS_BUCKET``)."""
+class RunIndexEntry(_Record):
+    """The API's index entry of a run it created (bucket ``API_RUNS_BUCKET``).
+
+    Not the run itself: that is ``massgen_proto.record.RunRecord``, which the
+    orchestrator writes to its own bucket.
+    """
 
     run_id: str
     tenant: str
@@ -22,6 +26,8 @@ class RunRecord(_Record):
     question: str
     team: str | None = None
     session_id: str | None = None
+    previous_run_id: str | None = None
+    """The run whose final workspace this one started from (checked: the same tenant's)."""
     status: str = "running"
     """Last known status; the run's events are the authority (see ``GET /v1/runs/{id}``)."""
     warnings: list[str] = Field(default_factory=list)
@@ -48,3 +54,6 @@ class SessionRecord(_Record):
     config: dict[str, Any] | None = None
     """The config used when no team was named."""
     turns: list[SessionTurn] = Field(default_factory=list)
+    cleared_after: int = 0
+    """``POST .../clear``: the first this many turns are forgotten (neither history nor
+    workspace reaches later turns)."""

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -18,8 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import structlog
-from massgen_proto import subjects
-from massgen_proto.events import TERMINAL_STATUSES, RunEventAdapter, entitled, trusted_event
+from massgen_kit import tracing
 from massgen_kit.health import connect_options
 from massgen_kit.jetstream import (
     close_connection,
@@ -28,6 +28,8 @@ from massgen_kit.jetstream import (
     ensure_runs_bucket,
     ensure_turns_stream,
 )
+from massgen_proto import subjects
+from massgen_proto.events import TERMINAL_STATUSES, RunEventAdapter, RunFinished
 from massgen_proto.messages import (
     CancelRun,
     CreateRun,
@@ -35,8 +37,9 @@ from massgen_proto.messages import (
     OrchestratorReply,
     OrchestratorReplyAdapter,
 )
-from massgen_proto.record import RunRecord as ProtoRunRecord
+from massgen_proto.record import RunRecord
 from massgen_proto.summary import RunSummary, apply_event
+from massgen_proto.trust import StreamGate
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
@@ -44,9 +47,10 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFound
 from pydantic import ValidationError
 
 from .metrics import Metrics
-from .records import RunRecord, SessionRecord
+from .records import RunIndexEntry, SessionRecord
 from .settings import ApiSettings
 from .sse import event_kind
+from .usage import TenantUsage
 
 __all__ = ["Backend", "OrchestratorUnavailable"]
 
@@ -68,6 +72,10 @@ class OrchestratorUnavailable(RuntimeError):
     """No orchestrator answered in time (none running, or overloaded)."""
 
 
+class IdempotencyConflict(RuntimeError):
+    """An idempotency key already names a run of another request."""
+
+
 class Backend:
     """One API process's NATS connection and everything it does with it."""
 
@@ -83,6 +91,9 @@ class Backend:
         self._tasks: set[asyncio.Task] = set()
         self._finished: OrderedDict[str, RunSummary] = OrderedDict()
         """Summaries of finished runs (they never change again)."""
+        self._gate = StreamGate()
+        """Every run's turns, for the events counted in metrics (token usage)."""
+        self.usage = TenantUsage(settings.daily_limits)
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -100,6 +111,8 @@ class Backend:
         self._runs_kv = await ensure_runs_bucket(self._js, stream_settings)
         self._index_kv = await self._bucket(subjects.API_RUNS_BUCKET)
         self._sessions_kv = await self._bucket(subjects.SESSIONS_BUCKET)
+        if self.usage.limits.any:
+            await self.usage.start(self._js, stream_settings)
         for record in await self.all_runs():
             self.metrics.run_status[record.run_id] = record.status
         self._watch = await self._nc.subscribe(subjects.EVENTS_WILDCARD, cb=self._on_event)
@@ -113,6 +126,7 @@ class Backend:
         if self._nc is None:
             return
         nc, self._nc = self._nc, None
+        await self.usage.stop()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
         await close_connection(nc)
@@ -139,24 +153,45 @@ class Backend:
 
     async def _request(self, subject: str, payload: bytes) -> OrchestratorReply:
         try:
-            reply = await self._nc.request(subject, payload, timeout=self.settings.request_timeout)
+            reply = await self._nc.request(
+                subject, payload, timeout=self.settings.request_timeout,
+                headers=tracing.headers(),  # the run's trace starts here (when tracing is on)
+            )  # fmt: skip
         except (TimeoutError, NoRespondersError, NatsTimeout) as error:
             raise OrchestratorUnavailable(
                 f"no orchestrator answered on {subject}: {type(error).__name__}"
             ) from None
         return OrchestratorReplyAdapter.validate_json(reply.data)
 
-    async def create_run(self, request: CreateRun, record: RunRecord) -> OrchestratorReply:
+    async def create_run(
+        self, request: CreateRun, record: RunIndexEntry, *, keyed: bool = False
+    ) -> OrchestratorReply:
         """Index the run for its tenant, then ask the orchestrator to start it.
 
         The index entry is written first so the run's creator can read it as soon as
-        it exists; it is removed again when the orchestrator refuses.
+        it exists; it is removed again when the orchestrator refuses. With ``keyed``
+        (the run id comes from the client's idempotency key) a retry finds the entry of
+        its first attempt and asks the orchestrator again (its create is idempotent),
+        and an attempt whose outcome is unknown keeps the entry for that retry.
+
+        Raises:
+            IdempotencyConflict: the key was used for another request.
         """
-        await self._index_kv.create(record.run_id, record.model_dump_json().encode())
         try:
-            reply = await self._request(subjects.SUBMIT_CREATE, request.model_dump_json().encode())
+            await self._index_kv.create(record.run_id, record.model_dump_json().encode())
+        except KeyWrongLastSequenceError:
+            existing = await self.get_record(record.run_id) if keyed else None
+            if existing is None or (existing.tenant, existing.question) != (
+                record.tenant, record.question,
+            ):  # fmt: skip
+                raise IdempotencyConflict(record.run_id) from None
+        try:
+            with tracing.span("run.create", run_id=record.run_id, tenant=record.tenant):
+                payload = request.model_dump_json().encode()
+                reply = await self._request(subjects.SUBMIT_CREATE, payload)
         except BaseException:
-            await self._index_kv.delete(record.run_id)
+            if not keyed:
+                await self._index_kv.delete(record.run_id)
             raise
         if isinstance(reply, ErrorReply):
             await self._index_kv.delete(record.run_id)
@@ -171,16 +206,16 @@ class Backend:
 
     # -- run index ------------------------------------------------------------------------
 
-    async def get_record(self, run_id: str) -> RunRecord | None:
+    async def get_record(self, run_id: str) -> RunIndexEntry | None:
         try:
             entry = await self._index_kv.get(run_id)
         except (KeyNotFoundError, ValueError):
             return None
         if entry.value is None:
             return None
-        return RunRecord.model_validate_json(entry.value)
+        return RunIndexEntry.model_validate_json(entry.value)
 
-    async def all_runs(self) -> list[RunRecord]:
+    async def all_runs(self) -> list[RunIndexEntry]:
         """Every run in the index (newest first)."""
         try:
             keys = await self._index_kv.keys()
@@ -191,13 +226,19 @@ class Backend:
         found.sort(key=lambda r: r.created_at, reverse=True)
         return found
 
-    async def _set_status(self, run_id: str, status: str) -> None:
+    async def _on_finished(self, event: RunFinished) -> None:
+        """Keep the index entry's status, and count the run against its tenant's day."""
+        run_id, status = event.run_id, event.status
         for _ in range(3):
             try:
                 entry = await self._index_kv.get(run_id)
             except (KeyNotFoundError, ValueError):
-                return
-            record = RunRecord.model_validate_json(entry.value)
+                return  # not a run of this API (e.g. the CLI's own)
+            record = RunIndexEntry.model_validate_json(entry.value)
+            if self.usage.limits.any:
+                await self.usage.record(
+                    record.tenant, run_id, event.tokens, event.cost_usd, event.ts
+                )
             if record.status == status:
                 return
             record.status = status
@@ -216,7 +257,7 @@ class Backend:
         except (KeyNotFoundError, ValueError):
             return None
         try:
-            return ProtoRunRecord.model_validate_json(entry.value or b"").status
+            return RunRecord.model_validate_json(entry.value or b"").status
         except ValidationError:
             return None
 
@@ -226,14 +267,12 @@ class Backend:
         data = msg.data
         if b'"kind":"chunk"' in data:  # the bulk of the traffic; nothing to count
             return
-        event = trusted_event(msg.subject, data)
+        event = self._gate.admit(msg.subject, data)
         if event is None:
-            return  # malformed, or an authoritative kind from a publisher not entitled
+            return  # malformed, a kind its publisher may not send, or a forged token count
         self.metrics.observe(event)
         if event.kind == "run_finished":
-            task = asyncio.get_running_loop().create_task(
-                self._set_status(event.run_id, event.status)
-            )
+            task = asyncio.get_running_loop().create_task(self._on_finished(event))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -267,6 +306,9 @@ class Backend:
             # GET of a running run replays through one; the server caps their number).
             inactive_threshold=5.0,
         )
+        gate = StreamGate()
+        if after:
+            await self._learn_turns(gate, run_id, after)
         sub = await self._js.subscribe(
             subjects.events_filter(run_id),
             stream=subjects.EVENTS_STREAM,
@@ -280,14 +322,42 @@ class Backend:
                 except NatsTimeout:
                     yield None
                     continue
-                if not entitled(subjects.event_source(msg.subject), event_kind(msg.data)):
-                    continue  # e.g. a final_answer a worker forged on its own subject
+                if not gate.allows(msg.subject, msg.data, event_kind(msg.data)):
+                    continue  # e.g. a final_answer or a chunk a worker forged
                 yield msg.metadata.sequence.stream, msg.data
         finally:
             try:
                 await sub.unsubscribe()
             except Exception:  # connection closing
                 pass
+
+    async def _learn_turns(self, gate: StreamGate, run_id: str, after: int) -> None:
+        """Show ``gate`` the run's turns announced up to stream sequence ``after`` (a
+        reader resuming there still needs them to check the chunks that follow)."""
+        from nats.js.api import ConsumerConfig
+
+        if await self.last_sequence(run_id) is None:
+            return
+        sub = await self._js.subscribe(
+            subjects.events_subject(run_id, "run"),
+            stream=subjects.EVENTS_STREAM,
+            ordered_consumer=True,
+            config=ConsumerConfig(inactive_threshold=5.0),
+        )
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=5.0)
+                if msg.metadata.sequence.stream > after:
+                    return
+                if event_kind(msg.data) == "turn_started":
+                    gate.admit(msg.subject, msg.data)
+                if not msg.metadata.num_pending:
+                    return
+        except NatsTimeout:
+            return
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def summary(self, run_id: str) -> RunSummary | None:
         """Fold the run's events so far (cached once the run is over)."""

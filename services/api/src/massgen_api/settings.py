@@ -24,12 +24,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
+from massgen_kit.health import nats_url_with_credentials
+from massgen_kit.jetstream import StreamSettings
 from massgen_proto.catalog import McpCatalog
 from massgen_proto.endpoints import ENV_VAR as ENDPOINTS_VAR
 from massgen_proto.endpoints import EndpointPolicy
-from massgen_kit.health import nats_url_with_credentials
-from massgen_kit.jetstream import StreamSettings
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+from .usage import DailyLimits
 
 __all__ = ["ApiSettings"]
 
@@ -59,6 +61,11 @@ class ApiSettings(BaseModel):
     without their own key; None: no such policy (one-machine use)."""
     """Serve without tokens, every caller being tenant ``public``: for one machine (the
     embedded launcher), never for a shared deployment."""
+    tenant_daily_tokens: int | None = Field(default=None, gt=0)
+    """``MASSGEN_API_TENANT_DAILY_TOKENS``: tokens each tenant's runs may use per UTC day
+    (a new run past it gets 429); None: no limit."""
+    tenant_daily_cost_usd: float | None = Field(default=None, gt=0)
+    """``MASSGEN_API_TENANT_DAILY_COST_USD``: the same in US dollars."""
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     """Request bodies above this size are refused with 413."""
     request_timeout: float = Field(default=10.0, gt=0)
@@ -135,6 +142,11 @@ class ApiSettings(BaseModel):
         password = self.nats_password.get_secret_value() if self.nats_password else None
         return nats_url_with_credentials(self.nats_url, self.nats_user, password)
 
+    @property
+    def daily_limits(self) -> DailyLimits:
+        """What each tenant may use per UTC day."""
+        return DailyLimits(self.tenant_daily_tokens, self.tenant_daily_cost_usd)
+
     def stream_settings(self) -> StreamSettings:
         """The JetStream durability settings these values stand for."""
         return StreamSettings(replicas=self.stream_replicas, memory=self.memory_streams)
@@ -151,7 +163,10 @@ class ApiSettings(BaseModel):
         for key in ("NATS_URL", "NATS_USER", "NATS_PASSWORD"):
             if env.get(key):
                 values[key.lower()] = env[key]
-        for key in ("host", "port", "teams_dir", "max_body_bytes", "stream_replicas", "log_level"):
+        for key in (
+            "host", "port", "teams_dir", "max_body_bytes", "stream_replicas", "log_level",
+            "tenant_daily_tokens", "tenant_daily_cost_usd",
+        ):  # fmt: skip
             name = f"MASSGEN_API_{key.upper()}"
             if env.get(name):
                 values[key] = env[name]

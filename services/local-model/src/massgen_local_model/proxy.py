@@ -1,10 +1,17 @@
 """A thin OpenAI-compatible HTTP proxy in front of llama.cpp's server.
 
 It forwards plain requests unchanged (streams chunk by chunk) and fixes tool calls
-for small models: forced calls are decoded under a JSON-schema grammar, and
-text-JSON calls in free answers are turned into ``tool_calls``. Streamed, both forward
-text and tool-call arguments as llama.cpp generates them: nothing waits for the end of
-the response except text that may still turn out to be a call's head.
+for small models:
+
+- ``tool_choice: "required"``: text first, then a short call decoded under a JSON-schema
+  grammar (``text_first``): the model answers in prose, which small models write far
+  better than JSON strings, and only the call itself is constrained;
+- a named ``tool_choice``: the whole response is the call, under the grammar;
+- ``auto``: text-JSON calls in free answers are turned into ``tool_calls``.
+
+Streamed, all of them forward text and tool-call arguments as llama.cpp generates them:
+nothing waits for the end of the response except text that may still turn out to be a
+call's head.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from .calls import tool_name
+from .text_first import call_request, text_request
 from .toolcalls import (
     CallArguments,
     CallStart,
@@ -60,7 +69,13 @@ def build_app(upstream: str, alias: str) -> web.Application:
     async def session_ctx(app: web.Application) -> AsyncIterator[None]:
         # Generation can take minutes: no total timeout, only a connect timeout.
         timeout = aiohttp.ClientTimeout(total=None, connect=10)
-        async with aiohttp.ClientSession(timeout=timeout, read_bufsize=1 << 20) as session:
+        # A fresh loopback connection per request (costs well under a millisecond): a
+        # pooled one may have been closed by llama.cpp's server after its last response,
+        # and a POST written to it fails ("Can not write request body").
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(
+            timeout=timeout, read_bufsize=1 << 20, connector=connector
+        ) as session:
             app[_SESSION] = session
             yield
 
@@ -168,8 +183,12 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     path = (
         "forced" if forced else ("auto" if tools and body.get("tool_choice") != "none" else "plain")
     )
+    if forced and body.get("tool_choice") == "required":
+        path = "text_first"
     body["model"] = request.app[_ALIAS]
     try:
+        if path == "text_first":
+            return await _text_first(request, body, forced or [])
         if forced:
             return await _forced(request, body, forced)
         if path == "auto":
@@ -372,3 +391,181 @@ def _piece_chunk(template: JsonObj, piece: StreamOut) -> JsonObj:
         args = {"index": piece.index, "function": {"arguments": piece.text}}
         return _chunk_like(template, {"tool_calls": [args]})
     return _chunk_like(template, {"content": piece})
+
+
+# ---------------------------------------------------------------- required calls: text first
+
+
+class _TextThenCall:
+    """One ``tool_choice: "required"`` response: the text step, then the call step.
+
+    ``pieces()`` yields the content text as the model writes it, then the call
+    (``CallStart``, ``CallArguments``); afterwards ``finish``, ``usage`` and
+    ``template`` (id, created, model of the upstream chunks) describe the response.
+    A text step cut at a call the model began itself reports no usage of its own
+    (llama.cpp sends it at the end): its tokens are counted one per streamed chunk.
+    """
+
+    def __init__(
+        self, request: web.Request, body: JsonObj, tools: list[JsonObj], first: Any
+    ) -> None:
+        self.request = request
+        self.body = body
+        self.tools = tools
+        self.first = first
+        """The text step's upstream response (status 200, not read yet)."""
+        self.text = ""
+        self.call_name: str | None = None
+        self.finish = "stop"
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        self.template: JsonObj = {}
+        self.cut_at_call = False
+
+    def _count(self, usage: JsonObj | None, chunks: int) -> None:
+        prompt = int((usage or {}).get("prompt_tokens") or 0)
+        completion = int((usage or {}).get("completion_tokens") or chunks)
+        self.usage["prompt_tokens"] += prompt
+        self.usage["completion_tokens"] += completion
+        self.usage["total_tokens"] += prompt + completion
+
+    async def pieces(self) -> AsyncIterator[StreamOut]:
+        async for piece in self._text_step():
+            yield piece
+        async for piece in self._call_step():
+            yield piece
+
+    async def _text_step(self) -> AsyncIterator[StreamOut]:
+        calls = StreamingTextToolCalls({tool_name(t) for t in self.tools})
+        usage: JsonObj | None = None
+        chunks = 0
+        try:
+            async for chunk in _sse_events(self.first):
+                self.template = self.template or chunk
+                usage = chunk.get("usage") or usage
+                choices = chunk.get("choices") or []
+                if not choices:
+                    continue
+                content = (choices[0].get("delta") or {}).get("content")
+                chunks += bool(content)
+                out = calls.feed(content) if content else []
+                if choices[0].get("finish_reason"):
+                    self.finish = choices[0]["finish_reason"]
+                    out += calls.finish()
+                for piece in out:
+                    if not isinstance(piece, str):
+                        self.cut_at_call = True  # the model began a call: constrain it
+                        break
+                    self.text += piece
+                    yield piece
+                if self.cut_at_call:
+                    break
+        finally:
+            # Closing the connection stops llama.cpp generating (the cut case) and frees
+            # the slot for the call step, which then reuses its cached prefix.
+            self.first.close()
+        self._count(None if self.cut_at_call else usage, chunks)
+
+    async def _call_step(self) -> AsyncIterator[StreamOut]:
+        body, _ = call_request(self.body, self.tools, self.text, tool_call_schema)
+        parser = ForcedCallStream()
+        call_id = new_call_id()
+        usage: JsonObj | None = None
+        finish = None
+        chunks = 0
+        try:
+            async with _post(self.request, body) as up:
+                if up.status != 200:
+                    log.warning("call_step_failed", status=up.status, body=(await up.text())[:300])
+                    return
+                async for chunk in _sse_events(up):
+                    self.template = self.template or chunk
+                    usage = chunk.get("usage") or usage
+                    choices = chunk.get("choices") or []
+                    if not choices:
+                        continue
+                    content = (choices[0].get("delta") or {}).get("content") or ""
+                    chunks += bool(content)
+                    name, args = parser.feed(content)
+                    if name is not None:
+                        self.call_name = name
+                        yield CallStart(0, call_id, name)
+                    if args:
+                        yield CallArguments(0, args)
+                    finish = choices[0].get("finish_reason") or finish
+        except aiohttp.ClientError as error:
+            # The text already went out: end the response without a (whole) call, which
+            # the caller answers with a reminder, rather than break the stream.
+            log.warning("call_step_failed", error=repr(error))
+            self.finish = "length" if parser.name is not None else "stop"
+            return
+        if parser.name is not None and (rest := parser.finish()):
+            yield CallArguments(0, rest)
+        self._count(usage, chunks)
+        if parser.name is not None:
+            self.finish = "length" if finish == "length" else "tool_calls"
+        elif finish == "length":
+            self.finish = "length"
+
+    def final_chunk(self) -> JsonObj:
+        chunk = _chunk_like(self.template, {}, self.finish)
+        chunk["usage"] = dict(self.usage)
+        return chunk
+
+    def log_fields(self) -> JsonObj:
+        return {"text_chars": len(self.text), "call": self.call_name, "cut": self.cut_at_call}
+
+
+async def _text_first(
+    request: web.Request, body: JsonObj, tools: list[JsonObj]
+) -> web.StreamResponse:
+    app = request.app
+    url = app[_UPSTREAM] + "/v1/chat/completions"
+    first = await app[_SESSION].post(url, json=text_request(body))
+    try:
+        if first.status != 200:
+            return await _upstream_error(first)
+        steps = _TextThenCall(request, body, tools, first)
+        if not body.get("stream"):
+            return web.json_response(await _text_first_response(steps))
+        resp = await _start_sse(request)
+        with _client_may_leave():
+            started = False
+            async with contextlib.aclosing(steps.pieces()) as pieces:
+                async for piece in pieces:
+                    if not started:
+                        started = True
+                        role = {"role": "assistant", "content": None}
+                        await _send(resp, _chunk_like(steps.template, role))
+                    await _send(resp, _piece_chunk(steps.template, piece))
+            await _send(resp, steps.final_chunk())
+            await resp.write(b"data: [DONE]\n\n")
+            await resp.write_eof()
+        log.info("text_first", **steps.log_fields())
+        return resp
+    finally:
+        first.close()
+
+
+async def _text_first_response(steps: _TextThenCall) -> JsonObj:
+    call_id, name, args = "", "", []
+    async with contextlib.aclosing(steps.pieces()) as pieces:
+        async for piece in pieces:
+            if isinstance(piece, CallStart):
+                call_id, name = piece.id, piece.name
+            elif isinstance(piece, CallArguments):
+                args.append(piece.text)
+    message: JsonObj = {"role": "assistant", "content": steps.text or None}
+    if name:
+        call = {"id": call_id, "type": "function",
+                "function": {"name": name, "arguments": "".join(args)}}  # fmt: skip
+        message["tool_calls"] = [call]
+    log.info("text_first", **steps.log_fields())
+    t = steps.template
+    return {
+        "id": t.get("id", "chatcmpl-local"),
+        "object": "chat.completion",
+        "created": t.get("created", int(time.time())),
+        "model": t.get("model", ""),
+        "choices": [{"index": 0, "message": message, "finish_reason": steps.finish}],
+        "usage": dict(steps.usage),
+    }

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from .proxy import start_proxy
-from .registry import DEFAULT_MODEL, ProgressCallback, resolve_model
+from .registry import DEFAULT_MODEL, ProgressCallback, ResolvedModel, resolve_model
 
 __all__ = ["LocalModelHandle", "engine_params", "start_local_model", "start_local_model_async"]
 
@@ -180,35 +180,8 @@ def start_local_model(
     resolved = resolve_model(model, cache_dir=cache_dir, on_progress=on_progress)
     nthreads = threads if threads is not None else default_threads()
     params = engine_params(resolved.path, resolved.name, n_parallel, ctx_per_slot, nthreads)
-    engine = xllamacpp.Server(params)
-    upstream = str(engine.listening_address)
-    loop = asyncio.new_event_loop()
-    ready: threading.Event = threading.Event()
-    thread = threading.Thread(
-        target=_run_loop, args=(loop, ready), name="massgen-local-model-proxy", daemon=True
-    )
-    thread.start()
-    ready.wait()
-    try:
-        fut = asyncio.run_coroutine_threadsafe(
-            start_proxy(upstream, resolved.name, host, port), loop
-        )
-        runner, bound = fut.result(timeout=30)
-    except BaseException:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        del engine
-        gc.collect()
-        raise
-    handle = LocalModelHandle(
-        base_url=f"http://{host}:{bound}/v1",
-        model_alias=resolved.name,
-        model_path=resolved.path,
-        engine=engine,
-        loop=loop,
-        thread=thread,
-        runner=runner,
-    )
+    # The engine is handed over, not kept here: on failure _serve frees it, which stops it.
+    handle, bound = _serve(xllamacpp.Server(params), resolved, host, port)
     log.info(
         "local_model_started",
         model=resolved.name,
@@ -244,6 +217,49 @@ async def start_local_model_async(
         port=port,
         cache_dir=cache_dir,
     )
+
+
+def _serve(
+    engine: Any, resolved: ResolvedModel, host: str, port: int
+) -> tuple[LocalModelHandle, int]:
+    """Start the proxy in front of ``engine`` on its own thread and event loop.
+
+    Returns:
+        The handle and the port the proxy bound.
+
+    Raises:
+        BaseException: whatever starting the proxy raised, once the thread is stopped
+            and the engine freed (xllamacpp stops its server when the object is freed).
+    """
+    upstream = str(engine.listening_address)
+    loop = asyncio.new_event_loop()
+    ready: threading.Event = threading.Event()
+    thread = threading.Thread(
+        target=_run_loop, args=(loop, ready), name="massgen-local-model-proxy", daemon=True
+    )
+    thread.start()
+    ready.wait()
+    try:
+        fut = asyncio.run_coroutine_threadsafe(
+            start_proxy(upstream, resolved.name, host, port), loop
+        )
+        runner, bound = fut.result(timeout=30)
+    except BaseException:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        del engine
+        gc.collect()
+        raise
+    handle = LocalModelHandle(
+        base_url=f"http://{host}:{bound}/v1",
+        model_alias=resolved.name,
+        model_path=resolved.path,
+        engine=engine,
+        loop=loop,
+        thread=thread,
+        runner=runner,
+    )
+    return handle, bound
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from massgen_kit import tracing
 from massgen_kit.health import (
     credentials_from_env,
     nats_url_with_credentials,
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
+    tracing.configure("massgen-gateway")
     settings = GatewaySettings.from_env(
         nats_url=args.nats_url, workspace_root=args.workspace_root, final_dir=args.final_dir,
         call_timeout=args.call_timeout, stream_replicas=args.stream_replicas,

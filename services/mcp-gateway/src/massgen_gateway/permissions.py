@@ -8,6 +8,8 @@ Roots an agent may touch, deepest match wins:
 - its **workspace**: read and write;
 - the **reference** folder: read only, and only ``<reference>/<label>/...`` for labels
   that exist in the run (snapshots are stored under labels, never real agent ids);
+- the **previous turn**'s final workspace (a session's earlier run): read only; the
+  agent edits its own copy, in its workspace;
 - each **context path**: read; write only while presenting, only for the winner, only
   when declared ``permission: write``, and never inside a protected path or a
   protected name (``.git``, ``.env``, ``node_modules``, virtualenvs ...). A context
@@ -78,7 +80,7 @@ class Root:
 
     path: str
     """Absolute real path (symlinks resolved, no trailing separator)."""
-    kind: Literal["workspace", "reference", "context"]
+    kind: Literal["workspace", "reference", "previous", "context"]
     writable: bool
     """Writable in the current phase for this agent."""
     declared_write: bool = False
@@ -103,6 +105,8 @@ class Root:
             return f"{self.path} (read/write: your workspace)"
         if self.kind == "reference":
             return f"{self.path}/<label> (read: other agents' latest snapshots)"
+        if self.kind == "previous":
+            return f"{self.path} (read: the previous turn's final files; edit your copy)"
         what = "file" if self.is_file else "folder"
         if self.writable:
             mode = "read/write"
@@ -184,6 +188,8 @@ _REASONS: dict[str, str] = {
     "outside_roots": "the path is outside every folder this agent may use",
     "reference_read_only": "other agents' snapshots are read-only",
     "reference_unknown_label": "the reference folder holds only <label> folders of this run",
+    "previous_turn_read_only": "the previous turn's files are read-only; your workspace "
+    "holds a copy of them to edit",
     "context_read_only_while_coordinating": "context paths are read-only until the final "
     "presentation",
     "context_read_only_not_winner": "only the winning agent may write context paths",
@@ -294,6 +300,8 @@ class AgentScope:
                 if label not in self.labels:
                     return "reference_unknown_label"
             return None if access == "read" else "reference_read_only"
+        if root.kind == "previous":
+            return None if access == "read" else "previous_turn_read_only"
         if access == "read":
             return None
         if root.kind == "context":
@@ -343,6 +351,7 @@ def build_scope(
     labels: Iterable[str],
     context_paths: Iterable[ContextRoot] = (),
     home: str | None = None,
+    previous: str | None = None,
 ) -> AgentScope:
     """Resolve the roots of one agent in one phase.
 
@@ -356,10 +365,13 @@ def build_scope(
         context_paths: the run's context paths; relative ones resolve against the
             process's current folder, as the config's author meant them.
         home: what ``~`` means (the user's home by default).
+        previous: the previous turn's final workspace (a session's earlier run), or None.
     """
     roots: list[Root] = [Root(_real(workspace), "workspace", writable=True)]
     if reference:
         roots.append(Root(_real(reference), "reference", writable=False))
+    if previous:
+        roots.append(Root(_real(previous), "previous", writable=False))
     for entry in context_paths:
         real = _real(os.path.expanduser(entry.path))
         declared = entry.permission == "write"
@@ -378,7 +390,7 @@ def build_scope(
             )
         )
     # Deepest first, so the most specific root decides; on equal paths the earlier
-    # (workspace, then reference, then config order) wins.
+    # (workspace, then reference, previous turn, then config order) wins.
     order = {id(r): i for i, r in enumerate(roots)}
     roots.sort(key=lambda r: (-r.path.count("/"), -len(r.path), order[id(r)]))
     return AgentScope(

@@ -7,7 +7,11 @@
   first time the run is named, so the gateway needs no copy of it in any message.
 - Run events (``massgen.events.*``): ``answer_accepted`` snapshots the agent's
   workspace under its label, ``consensus`` records the winner, ``run_finished`` copies
-  the winner's workspace to the final folder and closes the run's MCP sessions.
+  the winner's workspace to the run's ``final_workspace`` (and the configured final
+  folder) and closes the run's MCP sessions.
+- A run that continues a session (``RunRecord.previous_run_id``) gets the previous
+  run's ``final_workspace`` as its agents' starting files (``workspace.seed_workspace``),
+  waiting for that run's final copy when it is still being made.
 - Every denial is a ``tool_denied`` run event and a structured log line.
 - Every tool list / call request must carry its turn's capability (``capability.py``):
   the run's capabilities are cached per run, kept current by a watch of the runs
@@ -20,18 +24,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 import nats
 import structlog
+from massgen_kit import tracing
+from massgen_kit.health import connect_options
+from massgen_kit.jetstream import close_connection, ensure_events_stream, ensure_runs_bucket
+from massgen_kit.metrics import REGISTRY
 from massgen_proto import subjects
 from massgen_proto.events import ToolDenied, trusted_event
-from massgen_kit.health import connect_options
-from massgen_kit.metrics import REGISTRY
-from massgen_kit.jetstream import close_connection, ensure_events_stream, ensure_runs_bucket
 from massgen_proto.messages import ErrorReply, RunAccepted
 from massgen_proto.record import RunRecord
 from massgen_proto.tools import (
+    KEEPALIVE_HEADER,
+    KEEPALIVE_SECONDS,
+    MAX_KEEPALIVES,
     CloseRunTools,
     ToolCallRequest,
     ToolList,
@@ -41,8 +50,9 @@ from massgen_proto.tools import (
 from pydantic import ValidationError
 
 from . import capability
-from .broker import RunTools, ToolsConfigError
+from .broker import RunTools, ToolsConfigError, close_exec
 from .settings import GatewaySettings
+from .workspace import copy_tree, final_workspace, save_final, snapshot
 
 TOOL_CALLS = REGISTRY.counter(
     "massgen_tool_calls_total", "Tool calls served, by server and outcome.", ["server", "outcome"]
@@ -57,7 +67,6 @@ TOOL_REFUSALS = REGISTRY.counter(
 TOOL_SECONDS = REGISTRY.histogram(
     "massgen_tool_call_seconds", "Time to serve a tool call, by server.", ["server"]
 )
-from .workspace import copy_tree, snapshot
 
 __all__ = ["GatewayService"]
 
@@ -67,6 +76,8 @@ _RUNS_STREAM = f"KV_{subjects.RUNS_BUCKET}"
 _RUNS_KEY = f"$KV.{subjects.RUNS_BUCKET}."
 MAX_CACHED_RUNS = 4096
 """Run capabilities kept in memory (oldest dropped first; a dropped run is re-read)."""
+FINISH_WAIT = 10.0
+"""Seconds a run that continues a session waits for its previous run's final copy."""
 DISTRUST_AFTER_RECONNECT = 30.0
 """Seconds after a NATS reconnect during which every request is checked against a leader
 read: the watch may have missed writes until its consumer is re-created (nats-py does
@@ -85,7 +96,8 @@ class GatewayService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runs: dict[str, RunTools] = {}
         self._loading: dict[str, asyncio.Lock] = {}
-        self._finished: set[str] = set()
+        self._finishing: dict[str, asyncio.Event] = {}
+        """Runs whose final workspace is being saved (set when done)."""
         self._stopped = False
         self.calls = 0
         """Tool calls handled (any outcome)."""
@@ -143,10 +155,9 @@ class GatewayService:
             await asyncio.wait(set(self._tasks), timeout=10)
         runs, self._runs = list(self._runs.values()), {}
         await asyncio.gather(*(r.close() for r in runs), return_exceptions=True)
+        close_exec()
         await close_connection(self._nc)
-        log.info(
-            "gateway_stopped", calls=self.calls, denials=self.denials, refusals=self.refusals
-        )
+        log.info("gateway_stopped", calls=self.calls, denials=self.denials, refusals=self.refusals)
 
     @property
     def connected(self) -> bool:
@@ -162,8 +173,14 @@ class GatewayService:
         return callback
 
     async def _guard(self, handler, msg: Any) -> None:
+        keepalive = (
+            asyncio.create_task(self._keep_alive(msg.reply))
+            if msg.reply and handler != self._on_close
+            else None
+        )
         try:
-            await handler(msg)
+            with tracing.span(f"gateway.serve.{msg.subject.rsplit('.', 1)[-1]}", msg.headers):
+                await handler(msg)
         except Exception as error:
             log.error("gateway_handler_failed", subject=msg.subject, error=repr(error))
             if msg.reply:
@@ -171,6 +188,18 @@ class GatewayService:
                     await self._respond(
                         msg, ErrorReply(error=f"gateway error: {error}", code="internal")
                     )
+        finally:
+            if keepalive is not None:
+                keepalive.cancel()
+
+    async def _keep_alive(self, reply: str) -> None:
+        """Tell the caller this replica is still working on its request (see
+        ``tools.KEEPALIVE_SECONDS``); cancelled before the answer is sent."""
+        headers = {KEEPALIVE_HEADER: "working"}
+        for _ in range(MAX_KEEPALIVES):
+            await asyncio.sleep(KEEPALIVE_SECONDS)
+            with contextlib.suppress(Exception):
+                await self._nc.publish(reply, b"", headers=headers)
 
     # -- runs -------------------------------------------------------------------------
 
@@ -194,9 +223,39 @@ class GatewayService:
                 if latest is None:
                     return None
                 record = latest[0]
-            run = RunTools(run_id, record.config, self.settings, winner_label=record.winner_label)
+            previous = await self._previous_workspace(run_id, record.previous_run_id)
+            run = RunTools(
+                run_id, record.config, self.settings, winner_label=record.winner_label,
+                previous=previous,
+            )  # fmt: skip
             self._runs[run_id] = run
             return run
+
+    async def _previous_workspace(self, run_id: str, previous_run_id: str | None) -> Path | None:
+        """The final workspace of the run ``run_id`` continues, or None (none named, or
+        that run left no final workspace: no winner, or no agent of it used tools)."""
+        if not previous_run_id or previous_run_id == run_id:
+            return None
+        try:
+            subjects.validate_token(previous_run_id, "run id")
+        except ValueError:
+            return None
+        path = final_workspace(Path(self.settings.workspace_root), previous_run_id)
+        busy = previous_run_id in self._runs or previous_run_id in self._finishing
+        if busy and not path.is_dir():
+            # Its run_finished may still be on its way or its final copy being made (the
+            # copy is renamed into place whole, so one that exists is complete).
+            done = self._finishing.setdefault(previous_run_id, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), FINISH_WAIT)
+        if path.is_dir():
+            log.info("previous_workspace", run_id=run_id, previous_run_id=previous_run_id)
+            return path
+        log.warning(
+            "previous_workspace_missing", run_id=run_id, previous_run_id=previous_run_id,
+            path=str(path),
+        )  # fmt: skip
+        return None
 
     # -- capabilities -----------------------------------------------------------------
 
@@ -387,7 +446,10 @@ class GatewayService:
         outcome = await agent.call(request.phase, request.name, request.arguments, request.timeout)
         self.calls += 1
         result = outcome.result
-        server = request.name.split("__")[1] if request.name.count("__") >= 2 else "unknown"
+        if request.name.startswith("custom_tool__"):
+            server = "custom_tool"
+        else:
+            server = request.name.split("__")[1] if request.name.count("__") >= 2 else "unknown"
         state = "denied" if result.denied else ("error" if result.is_error else "ok")
         TOOL_CALLS.inc(server=server, outcome=state)
         TOOL_SECONDS.observe(time.perf_counter() - started, server=server)
@@ -428,6 +490,9 @@ class GatewayService:
         run = self._runs.pop(run_id, None)
         self._loading.pop(run_id, None)
         self._fresh.pop(run_id, None)
+        waiting = self._finishing.pop(run_id, None)
+        if waiting is not None:  # closed without a final copy: stop waiting for one
+            waiting.set()
         if run is not None:
             await run.close()
             log.info("run_tools_closed", run_id=run_id, agents=len(run.agents))
@@ -457,13 +522,21 @@ class GatewayService:
             await self._finish(run, event)
 
     async def _finish(self, run: RunTools, event: Any) -> None:
-        winner = run.labels.get(event.winner) if event.winner else run.winner_label
-        if winner:
-            workspace = run.workspace_of(winner)
+        done = self._finishing.setdefault(run.run_id, asyncio.Event())
+        try:
+            winner = run.labels.get(event.winner) if event.winner else run.winner_label
+            workspace = run.workspace_of(winner) if winner else None
             if workspace is not None and workspace.is_dir():
+                # The run's own copy (a session's next turn starts from it), then the
+                # configured final folder (e.g. the CLI's log folder) when elsewhere.
+                kept = await asyncio.to_thread(save_final, workspace, run.layout)
                 target = self.settings.final_dir_for(run.run_id)
-                await asyncio.to_thread(copy_tree, workspace, target)
+                if target.absolute() != kept:
+                    await asyncio.to_thread(copy_tree, workspace, target)
                 log.info("final_workspace", run_id=run.run_id, label=winner, path=str(target))
+        finally:
+            done.set()
+            self._finishing.pop(run.run_id, None)
         await self._close_run(run.run_id)
 
     async def _respond(self, msg: Any, reply: Any) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from massgen_kit.jetstream import StreamSettings
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["ENV_PREFIX", "GatewaySettings"]
 
@@ -51,6 +51,46 @@ class GatewaySettings(BaseModel):
     """CPU seconds a sandboxed server may use over its life."""
     sandbox_memory_bytes: int = Field(default=2 << 30, gt=0)
     """Address space a sandboxed server may map."""
+    unsandboxed_exec: bool = False
+    """Let ``execute_command`` and custom tools run without bubblewrap when it is not
+    installed (MassGen's ``local`` mode: patterns and limits only). Only for a gateway on
+    the user's own machine; never together with ``sandbox: bwrap``."""
+    exec_timeout: float = Field(default=60.0, gt=0)
+    """Seconds one command or custom tool call may run (its whole process tree is
+    killed then); the call's own timeout and the ``timeout`` argument can only shorten it."""
+    exec_output_bytes: int = Field(default=16_000, ge=1_000)
+    """Bytes of a command's stdout and stderr (each) the model reads: head and tail kept."""
+    exec_cpu_seconds: int = Field(default=60, gt=0)
+    """CPU seconds each process of a command may use (RLIMIT_CPU)."""
+    exec_memory_bytes: int = Field(default=2 << 30, gt=0)
+    """Address space each process of a command may map (RLIMIT_AS)."""
+    exec_file_bytes: int = Field(default=256 << 20, gt=0)
+    """Largest file a command may write (RLIMIT_FSIZE)."""
+    exec_max_processes: int = Field(default=128, ge=8)
+    """Processes (and threads) of one command: a pids cgroup when the gateway may create
+    one, else RLIMIT_NPROC (which the kernel does not apply to a gateway running as root)."""
+    exec_tmp_bytes: int = Field(default=64 << 20, gt=0)
+    """Size of a command's private ``/tmp`` (a tmpfs)."""
+    exec_ro_paths: list[str] = Field(default_factory=list)
+    """Extra host folders commands may read (e.g. ``/opt/conda``) besides ``/usr`` and
+    the granted roots."""
+
+    @field_validator("exec_ro_paths", mode="before")
+    @classmethod
+    def _paths_from_text(cls, value: Any) -> Any:
+        # From the environment: MASSGEN_GATEWAY_EXEC_RO_PATHS=/opt/conda:/opt/node
+        if isinstance(value, str):
+            return [p for p in value.split(os.pathsep) if p]
+        return value
+
+    @model_validator(mode="after")
+    def _unsandboxed_only_locally(self) -> GatewaySettings:
+        if self.unsandboxed_exec and self.sandbox == "bwrap":
+            raise ValueError(
+                "unsandboxed_exec is for a gateway on the user's own machine; a gateway "
+                "with sandbox 'bwrap' never runs commands outside the sandbox"
+            )
+        return self
 
     def stream_settings(self) -> StreamSettings:
         return StreamSettings(replicas=self.stream_replicas, memory=self.memory_streams)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from massgen_kit import tracing
 from massgen_kit.health import (
     credentials_from_env,
     nats_url_with_credentials,
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
+    tracing.configure("massgen-orchestrator")
     values = {"stream_replicas": args.stream_replicas}
     if args.nats_url:
         values["nats_url"] = args.nats_url

@@ -1,11 +1,13 @@
-"""Judging workflow calls: pure checks of one model response's new_answer / vote calls.
+"""Judging workflow calls and presentations: pure checks of model output.
 
 Rejection texts are written for the model: they say what was wrong and what it may do,
-and they name agents by label only.
+and they name agents by label only. ``presentation_problem`` checks a final
+presentation against the winning answer it was made from.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ __all__ = [
     "VoteCall",
     "judge",
     "normalise",
+    "presentation_problem",
     "similarity",
 ]
 
@@ -130,16 +133,27 @@ def judge(
     call = calls[0]
     if call.name not in offered:
         return Rejection(call.name, _not_offered(call.name, offered, answer_cap))
-    args = call.arguments
     if call.name == prompts.NEW_ANSWER:
-        content = args.get("content") if isinstance(args, dict) else None
-        if not isinstance(content, str) or not content.strip():
-            return Rejection(
-                call.name,
-                'new_answer expects a JSON object {"content": "<your complete answer>"} '
-                "with non-empty text.",
-            )
-        return _judge_answer(content, latest, novelty)
+        return _judge_new_answer(call, latest, novelty)
+    return _judge_vote(call, latest)
+
+
+def _judge_new_answer(
+    call: msg.WorkflowCall, latest: Mapping[str, str], novelty: str
+) -> Rejection | AnswerCall | SameAnswer:
+    args = call.arguments
+    content = args.get("content") if isinstance(args, dict) else None
+    if not isinstance(content, str) or not content.strip():
+        return Rejection(
+            call.name,
+            "new_answer got no answer: write your complete answer as text before the call, "
+            'or give it as {"content": "<your complete answer>"}.',
+        )
+    return _judge_answer(content, latest, novelty)
+
+
+def _judge_vote(call: msg.WorkflowCall, latest: Mapping[str, str]) -> Rejection | VoteCall:
+    args = call.arguments
     labels = list(latest)
     target = args.get("agent_id") if isinstance(args, dict) else None
     if not isinstance(target, str) or not target.strip():
@@ -198,3 +212,64 @@ def _judge_answer(content: str, latest: Mapping[str, str], novelty: str) -> Answ
         if best is None or score > best.score:
             best = SameAnswer(label, content, False, score)
     return best or AnswerCall(content)
+
+
+# -- the final presentation ----------------------------------------------------------
+
+SHORTEST_SHARE = 0.4
+"""A presentation shorter than this share of the winning answer lost its detail..."""
+SHORT_FLOOR = 80
+"""...when the winning answer has at least this many characters."""
+
+_FENCED = re.compile(r"```[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_TOP_DEF = re.compile(r"^(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
+
+
+def _code_blocks(text: str) -> list[str]:
+    """Fenced blocks, or the whole text when it has none but defines a function."""
+    blocks = [m.group(1) for m in _FENCED.finditer(text)]
+    if not blocks and _TOP_DEF.search(text):
+        blocks = [text]
+    return blocks
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)  # parse only: nothing runs
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def presentation_problem(content: str, answer: str) -> str | None:
+    """Why a final presentation may not replace the winning answer, or None if it may.
+
+    The presentation is the winner rewriting its answer for the user; a small model can
+    lose what made the answer win. It is refused when it is empty, far shorter than the
+    answer (under ``SHORTEST_SHARE`` of it, for answers of ``SHORT_FLOOR`` characters or
+    more), or, when the answer is Python code, no longer defines the answer's top-level
+    functions, or no longer parses where the answer's code did.
+
+    Args:
+        content: the presentation's text.
+        answer: the winning answer it was made from.
+    """
+    text, base = content.strip(), answer.strip()
+    if not text:
+        return "empty presentation"
+    if len(base) >= SHORT_FLOOR and len(text) < SHORTEST_SHARE * len(base):
+        return f"presentation far shorter than the answer ({len(text)} of {len(base)} characters)"
+    answer_blocks = _code_blocks(base)
+    names = list(dict.fromkeys(n for b in answer_blocks for n in _TOP_DEF.findall(b)))
+    if not names:
+        return None
+    blocks = _code_blocks(text)
+    defined = {n for b in blocks for n in _TOP_DEF.findall(b)}
+    lost = [n for n in names if n not in defined]
+    if lost:
+        return f"presentation no longer defines {', '.join(lost)}"
+    if any(_parses(b) for b in answer_blocks if _TOP_DEF.search(b)):
+        defining = [b for b in blocks if _TOP_DEF.search(b)]
+        if not any(_parses(b) for b in defining):
+            return "presentation code no longer parses as Python"
+    return None

@@ -16,12 +16,21 @@ __all__ = [
     "VOTE",
     "answers_block",
     "coordination_messages",
+    "planning_instruction",
     "presentation_messages",
     "workflow_tools",
 ]
 
 NEW_ANSWER = "new_answer"
 VOTE = "vote"
+
+WRITE_THEN_CALL = (
+    "write your complete answer as normal text (code in a fenced block), then call "
+    "new_answer to submit it; its content may stay empty, your text is the answer."
+)
+"""How an answer is given: as text, committed by the call (MassGen's convention; the
+worker turns an empty ``content`` into the response's text). Small local models write
+far better prose than JSON strings; hosted models may still put the answer in the call."""
 
 _SENSITIVITY: dict[str, str] = {
     "lenient": "Vote for an answer if it is correct and reasonably complete.",
@@ -33,6 +42,28 @@ _SENSITIVITY: dict[str, str] = {
         "worth adding; otherwise write a better one."
     ),
 }
+
+
+PLANNING_MODE = (
+    "Planning mode: while answers are compared, take no action that changes anything "
+    "outside your own workspace (no messages sent, no posts, no external writes). Say "
+    "which steps and tool calls you would make and what they should achieve; the agent "
+    "whose answer is chosen carries them out when it presents."
+)
+"""The coordination instruction of ``orchestrator.coordination.enable_planning_mode``
+when the config gives no ``planning_mode_instruction``."""
+
+
+def planning_instruction(enabled: bool, custom: str | None = None) -> str | None:
+    """The planning-mode line of a coordination prompt, or None when planning mode is off.
+
+    Args:
+        enabled: ``orchestrator.coordination.enable_planning_mode``.
+        custom: ``orchestrator.coordination.planning_mode_instruction``, if given.
+    """
+    if not enabled:
+        return None
+    return (custom or "").strip() or PLANNING_MODE
 
 
 MIN_SHARE = 500
@@ -55,8 +86,8 @@ def answers_block(
         return "CURRENT ANSWERS:\n(none yet)"
     share = None
     if budget is not None:
-        kept = len(answers[keep].strip()) if keep in answers else 0
-        others = len(answers) - (1 if keep in answers else 0)
+        kept = len(answers[keep].strip()) if keep is not None and keep in answers else 0
+        others = len(answers) - (1 if keep is not None and keep in answers else 0)
         share = max(MIN_SHARE, (budget - kept) // max(1, others))
     parts = []
     for label, text in answers.items():
@@ -89,6 +120,8 @@ def coordination_messages(
     can_answer: bool = True,
     remaining_seconds: float | None = None,
     answers_budget: int | None = None,
+    planning: str | None = None,
+    can_run_code: bool = False,
 ) -> list[ChatMessage]:
     """Build the messages of a coordination turn.
 
@@ -101,24 +134,32 @@ def coordination_messages(
         can_answer: False when the agent is at its answer cap (vote only).
         remaining_seconds: time left in the run, shown rounded.
         answers_budget: characters the answers block may take (see ``answers_block``).
+        planning: the planning-mode instruction (``planning_instruction``), or None.
+        can_run_code: the agent has a tool that runs code (command line, code
+            execution): it is asked to run the answers' code before voting.
 
     Returns:
         system message, the history, then the user message with the task and answers.
     """
     lines = ["You are one of several agents answering the same task together."]
+    check = "check each current answer against the task" + (
+        " (run its code with your tools)" if can_run_code else ""
+    )
     if not answers:
-        lines.append("No answers exist yet: write a complete answer and submit it with new_answer.")
+        lines.append(f"No answers exist yet: {WRITE_THEN_CALL}")
     elif not can_answer:
         lines.append(
-            "You have used all your answers: vote with the vote tool for the best current answer."
+            f"You have used all your answers: {check}, then vote for the best one with vote."
         )
     else:
         lines.append(
-            "If a current answer is correct and complete, vote for the best one with vote; "
-            "otherwise submit a better, complete answer with new_answer."
+            f"First {check}. If one is correct and complete, vote for the best one with vote, "
+            f"saying what you checked; otherwise {WRITE_THEN_CALL}"
         )
         lines.append(_SENSITIVITY.get(voting_sensitivity, _SENSITIVITY["lenient"]))
     lines.append("You may use other tools first, then end with exactly one workflow tool call.")
+    if planning:
+        lines.append(planning)
     if remaining_seconds is not None:
         lines.append(f"Time left: about {max(0, round(remaining_seconds))} seconds.")
     user = f"TASK:\n{task.strip()}\n\n{answers_block(answers, answers_budget)}"
@@ -138,8 +179,14 @@ def presentation_messages(
     system_message: str | None = None,
     history: Sequence[ChatMessage] = (),
     answers_budget: int | None = None,
+    votes: Mapping[str, int] | None = None,
+    dissent: Sequence[tuple[str, str]] = (),
 ) -> list[ChatMessage]:
     """Build the messages of the winner's final presentation turn.
+
+    The winner keeps its answer's full detail and fixes what the other answers and the
+    dissenting votes show to be wrong; the final answer never mentions agents, labels,
+    votes or the process (the user sees only the answer).
 
     Args:
         task: the user's question.
@@ -150,21 +197,31 @@ def presentation_messages(
         history: earlier turns of a multi-turn session.
         answers_budget: characters the answers block may take; the winner's own answer
             is always shown whole, the others share the rest.
+        votes: label -> votes received on the current answers (None: not shown).
+        dissent: ``(label voted for, reason)`` of the votes for other answers.
     """
     instruction = (
         f"You are {winner_label}; your answer was chosen. Write the final answer to the task "
-        "for the user: complete and self-contained, improved with anything useful from the "
-        "other answers. Reply with the answer text only."
+        "for the user. Keep all of your answer's detail (code stays complete); fix only what "
+        "the other answers or the objections show to be wrong. Do not mention agents, "
+        "answers, votes or this process. Reply with the final answer only."
     )
     reasons = "\n".join(f"- {r.strip()}" for r in vote_reasons if r.strip()) or "- (none given)"
-    user = (
-        f"TASK:\n{task.strip()}\n\n{answers_block(answers, answers_budget, winner_label)}\n\n"
-        f"WHY {winner_label.upper()} WAS CHOSEN:\n{reasons}"
-    )
+    parts = [
+        f"TASK:\n{task.strip()}",
+        answers_block(answers, answers_budget, winner_label),
+    ]
+    if votes:
+        counts = ", ".join(f"{label} {n}" for label, n in votes.items())
+        parts.append(f"VOTES: {counts}")
+    parts.append(f"WHY {winner_label.upper()} WAS CHOSEN:\n{reasons}")
+    objections = [f"- for {label}: {r.strip()}" for label, r in dissent if r.strip()]
+    if objections:
+        parts.append("OBJECTIONS (votes for other answers):\n" + "\n".join(objections))
     return [
         _system(system_message, instruction),
         *_history(history),
-        ChatMessage(role="user", content=user),
+        ChatMessage(role="user", content="\n\n".join(parts)),
     ]
 
 
@@ -182,7 +239,14 @@ def workflow_tools(valid_labels: Sequence[str], can_answer: bool) -> list[dict[s
             _function(
                 NEW_ANSWER,
                 "Submit your complete answer to the task (new, or better than the current ones).",
-                {"content": {"type": "string", "description": "The full answer text."}},
+                {
+                    "content": {
+                        "type": "string",
+                        "description": "The full answer text; leave it empty to submit the "
+                        "answer you wrote as text before this call.",
+                    }
+                },
+                required=(),
             )
         )
     if valid_labels:
@@ -203,7 +267,13 @@ def workflow_tools(valid_labels: Sequence[str], can_answer: bool) -> list[dict[s
     return tools
 
 
-def _function(name: str, description: str, properties: dict[str, Any]) -> dict[str, Any]:
+def _function(
+    name: str,
+    description: str,
+    properties: dict[str, Any],
+    required: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """An OpenAI function tool; every property is required unless ``required`` says."""
     return {
         "type": "function",
         "function": {
@@ -212,7 +282,7 @@ def _function(name: str, description: str, properties: dict[str, Any]) -> dict[s
             "parameters": {
                 "type": "object",
                 "properties": properties,
-                "required": list(properties),
+                "required": list(properties) if required is None else list(required),
             },
         },
     }

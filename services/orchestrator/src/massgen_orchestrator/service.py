@@ -23,6 +23,9 @@ message of any run:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import random
 import secrets
 import time
 from collections.abc import Callable
@@ -31,27 +34,31 @@ from typing import Any
 
 import nats
 import structlog
-from massgen_proto import subjects
-from massgen_proto.config import ConfigError, parse_config
+from massgen_kit import tracing
 from massgen_kit.health import connect_options
-from massgen_kit.metrics import REGISTRY
-from massgen_proto.ids import new_run_id
 from massgen_kit.jetstream import (
     close_connection,
     ensure_events_stream,
     ensure_runs_bucket,
     ensure_turns_stream,
 )
+from massgen_kit.metrics import REGISTRY
+from massgen_proto import subjects
+from massgen_proto.config import ConfigError, parse_config
+from massgen_proto.ids import new_run_id
 from massgen_proto.messages import (
     CancelRun,
     CreateRun,
     ErrorReply,
     RunAccepted,
+    TurnFailed,
+    TurnRequest,
     Verdict,
     WorkerReportAdapter,
 )
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from . import coordination
@@ -153,6 +160,11 @@ class OrchestratorService:
             self._subs.append(
                 await self._nc.subscribe(subject, queue=queue, cb=self._concurrently(handler))
             )
+        self._subs.append(
+            await self._nc.subscribe(
+                subjects.TURN_UNDELIVERED, queue=queue, cb=self._concurrently(self._on_undelivered)
+            )
+        )
         # Every replica hears which outboxes were executed (no queue group).
         self._subs.append(
             await self._nc.subscribe(subjects.ORCHESTRATOR_EXECUTED, cb=self._on_executed)
@@ -218,8 +230,17 @@ class OrchestratorService:
         run_id = request.run_id or new_run_id()
         now = self._clock()
         state, commands = coordination.new_run(
-            run_id, request.question, config, list(request.history), now, secrets.token_hex(16)
+            run_id,
+            request.question,
+            config,
+            list(request.history),
+            now,
+            secrets.token_hex(16),
+            previous_run_id=request.previous_run_id,
         )
+        with tracing.span("orchestrator.create", msg.headers, run_id=run_id):
+            # The run's trace context: every turn request of the run carries it.
+            state.traceparent = tracing.traceparent()
         state = self._with_outbox(state, commands, now)
         assert self._store is not None
         try:
@@ -248,7 +269,9 @@ class OrchestratorService:
             stored = None
         if stored is None:
             # No such run: the write itself failed (e.g. a stream leader election).
-            reply = ErrorReply(error=f"cannot create run {run_id} now ({error}); retry", code="internal")
+            reply = ErrorReply(
+                error=f"cannot create run {run_id} now ({error}); retry", code="internal"
+            )
             await self._respond(msg, reply)
             return
         if stored.state.question != request.question:
@@ -268,7 +291,9 @@ class OrchestratorService:
         except ValidationError as error:
             await self._respond(msg, ErrorReply(error=f"bad worker report: {error}"))
             return
-        await self._transition(report.run_id, report, msg)
+        with tracing.span("orchestrator.report", msg.headers, run_id=report.run_id,
+                          turn=report.turn_id, report=report.kind):  # fmt: skip
+            await self._transition(report.run_id, report, msg)
         self.cpu_seconds += time.process_time() - started
 
     async def _on_cancel(self, msg: Msg) -> None:
@@ -283,6 +308,35 @@ class OrchestratorService:
             )
             return
         await self._respond(msg, RunAccepted(run_id=request.run_id))
+
+    async def _on_undelivered(self, msg: Msg) -> None:
+        """JetStream gave up on a turn request: every worker that took it died or stalled
+        (e.g. a request that kills its worker). Fail the turn now, as a provider error
+        would, instead of leaving the run to wait for the turn's timeout."""
+        try:
+            advisory = json.loads(msg.data)
+            seq = int(advisory["stream_seq"])
+        except (ValueError, KeyError, TypeError):
+            return
+        try:
+            stored = await self._js.get_msg(subjects.TURNS_STREAM, seq)
+        except NotFoundError:
+            return  # acked after all, or already handled
+        try:
+            request = TurnRequest.model_validate_json(stored.data or b"")
+        except ValidationError:
+            request = None
+        if request is not None:
+            deliveries = advisory.get("deliveries", "several")
+            log.warning("turn.undelivered", run_id=request.run_id, turn=request.turn_id)
+            failed = TurnFailed(
+                run_id=request.run_id, turn_id=request.turn_id, token=request.token,
+                error=f"the turn was handed to workers {deliveries} times and none "
+                "finished it (each worker died or stalled)",
+            )  # fmt: skip
+            await self._transition(request.run_id, failed, None)
+        with contextlib.suppress(Exception):
+            await self._js.delete_msg(subjects.TURNS_STREAM, seq)
 
     async def _on_executed(self, msg: Msg) -> None:
         run_id, _, seq = msg.data.decode(errors="replace").partition(" ")
@@ -370,7 +424,7 @@ class OrchestratorService:
                 "report_refused", run_id=run.state.run_id, turn=message.turn_id,
                 report=message.kind, reason="the turn's token does not match",
             )  # fmt: skip
-        for _ in range(self.settings.persist_retries):
+        for attempt in range(self.settings.persist_retries):
             await self._run_outbox(run)
             base, base_revision = run.state, run.revision
             now = self._clock()
@@ -388,7 +442,10 @@ class OrchestratorService:
                 state = self._with_outbox(state, commands, now, base.seq)
                 revision = await self._store.update(state, base_revision)
             except Conflict:
+                # Another replica wrote the run: load its state, then try again a random
+                # moment later, so replicas racing on one run do not collide every round.
                 await self._refresh(run)
+                await asyncio.sleep(random.uniform(0.0, 0.005 * (attempt + 1)))
                 continue
             self._adopt(run, state, revision)
             await self._run_outbox(run)
@@ -511,16 +568,18 @@ class OrchestratorService:
             run.executed = state.seq
             return
         for index, command in enumerate(state.outbox):
-            await self._perform(state.run_id, command, f"{state.run_id}:{state.seq}:{index}")
+            headers = {"Nats-Msg-Id": f"{state.run_id}:{state.seq}:{index}"}
+            if state.traceparent:
+                headers[tracing.TRACEPARENT] = state.traceparent
+            await self._perform(state.run_id, command, headers)
         run.executed = max(run.executed, state.seq)
         assert self._nc is not None
         await self._nc.publish(
             subjects.ORCHESTRATOR_EXECUTED, f"{state.run_id} {state.seq}".encode()
         )
 
-    async def _perform(self, run_id: str, command: Command, msg_id: str) -> None:
+    async def _perform(self, run_id: str, command: Command, headers: dict[str, str]) -> None:
         assert self._nc is not None
-        headers = {"Nats-Msg-Id": msg_id}
         match command:
             case PublishTurn():
                 await self._js.publish(

@@ -22,8 +22,10 @@ class OrchestratorSettings(BaseModel):
     stream_replicas: int = Field(default=1, ge=1, le=5)
     memory_streams: bool = False
     """Keep streams in memory (tests, benchmarks); file storage otherwise."""
-    persist_retries: int = Field(default=5, ge=1)
-    """Attempts at a compare-and-set write of a run before giving up on a message."""
+    persist_retries: int = Field(default=12, ge=1)
+    """Attempts at a compare-and-set write of a run before giving up on a message (the
+    sender is told to retry: ``internal``). Replicas racing on one run back off a few
+    random milliseconds between attempts, so one of them wins each round."""
     takeover_grace_seconds: float = Field(default=1.0, gt=0)
     """How long after a run's due time (or an unexecuted outbox) the replicas that did
     not write its state step in for the one that did."""

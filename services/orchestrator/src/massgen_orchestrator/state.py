@@ -13,7 +13,7 @@ from typing import Literal
 from massgen_proto.config import AgentConfig, RunConfig
 from massgen_proto.events import TERMINAL_STATUSES, RunStatus
 from massgen_proto.ids import label_index
-from massgen_proto.messages import ChatMessage, Verdict
+from massgen_proto.messages import ChatMessage, Usage, Verdict
 from pydantic import BaseModel, ConfigDict, Field
 
 from .commands import Command
@@ -118,6 +118,10 @@ class AgentState(BaseModel):
     trouble: str | None = None
     """The provider error the agent's model keeps hitting (a failed turn, or a retry
     that is not a rate limit); cleared by its next accepted workflow call."""
+    tokens: int = 0
+    """Prompt and completion tokens the agent's turns reported using."""
+    cost_usd: float = 0.0
+    """Dollars the agent's turns reported using."""
 
 
 class RunState(BaseModel):
@@ -128,6 +132,8 @@ class RunState(BaseModel):
     run_id: str
     question: str
     history: list[ChatMessage] = Field(default_factory=list)
+    previous_run_id: str | None = None
+    """The session's previous turn, whose final workspace the gateway gives the agents."""
     config: RunConfig
     status: RunStatus = "running"
     created_at: float
@@ -144,6 +150,9 @@ class RunState(BaseModel):
     """Why the run ended, when it did not complete."""
     waiting_since: float | None = None
     """When every agent but the troubled ones had voted on the current answers."""
+    turn_usage: dict[str, Usage] = Field(default_factory=dict)
+    """Turn id -> its usage as last reported (reports carry a turn's running total, so
+    only what grew since is added to its agent's ``tokens`` and ``cost_usd``)."""
     secret: str = Field(default="", repr=False)
     """Key of the run's turn capabilities (see ``coordination.turn_token``)."""
 
@@ -157,6 +166,8 @@ class RunState(BaseModel):
     """The replica that committed this state (runs its timers first)."""
     committed_at: float = 0.0
     """Epoch seconds of that commit."""
+    traceparent: str = ""
+    """The run's trace context (W3C), carried by its turn requests; "" untraced."""
 
     @property
     def answer_set_version(self) -> int:

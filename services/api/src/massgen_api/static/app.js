@@ -203,6 +203,7 @@ function render(ev) {
       break;
     }
     case "deadline_reached": setStatus(`time is up with ${ev.answers} answer(s)`); break;
+    case "budget_reached": setStatus(`budget reached (${ev.limit}) with ${ev.answers} answer(s)`); break;
     case "presentation_started": setState(panelFor(ev), "presenting"); break;
     case "final_answer": {
       const p = panelFor(ev);
@@ -216,7 +217,8 @@ function render(ev) {
     case "run_finished":
       $("#result").className = "card show";
       $("#run-status").textContent = `— ${ev.status}${ev.message ? ": " + ev.message : ""}`;
-      setStatus(`run ${ev.run_id} ${ev.status}`);
+      setStatus(`run ${ev.run_id} ${ev.status}` + (ev.tokens ? ` — ${ev.tokens} tokens` : "")
+        + (ev.cost_usd ? `, $${ev.cost_usd.toFixed(4)}` : ""));
       document.body.dataset.runStatus = ev.status;
       loadRuns();
       break;

@@ -1,0 +1,233 @@
+"""``massgen [options] ["question"]``: ask a team, on a warm or embedded stack or ``--api``.
+
+With a question: one run (``--session ID``: one more turn of that session). Without:
+an interactive session (:mod:`.interactive`). With ``--api URL``: the run goes to a
+remote deployment over HTTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..exits import EXIT_OK, fail
+from ..targets import ApiTarget, StackTarget
+from .turn import run_on, run_session_turn, run_turn
+
+__all__ = ["main"]
+
+
+def main(args: argparse.Namespace) -> int:
+    """The question command, its options parsed."""
+    if args.list_examples:
+        return _list_examples()
+    from ..environment import load_dotenv
+
+    load_dotenv()
+    if args.api:
+        return _api_main(args)
+    if args.team or args.token:
+        return fail("--team and --token go with --api URL")
+    from .. import early_worker, warm
+
+    # Start-up is mostly imports: no cyclic GC until the stack is reached (StackTarget.start).
+    gc.disable()
+    # In a terminal, a command that runs on a stack of its own also starts the warm
+    # stack in the background, for the next commands (StackTarget does it).
+    args.background = warm.background_allowed(no_daemon=args.no_daemon, embedded=args.embedded)
+    if args.embedded or (warm.find_warm_stack(_say) is None and warm.starting_stack() is None):
+        # A stack of our own is likely: start its worker (seconds of imports) now.
+        early_worker.start()
+    try:
+        return _question_main(args)
+    finally:
+        early_worker.discard()
+        gc.enable()  # when the command ended before reaching a stack
+
+
+def _say(text: str) -> None:
+    print(f"massgen: {text}", file=sys.stderr, flush=True)
+
+
+def _list_examples() -> int:
+    from ..bundled import examples
+
+    for name, (_path, description) in examples().items():
+        print(f"{name:<28} {description}")
+    print('\nuse one with: massgen --config NAME "question"')
+    return EXIT_OK
+
+
+def _team(args: argparse.Namespace) -> tuple[dict[str, Any], str | None] | int:
+    """(config mapping, note for the user), or the exit code after saying what is wrong."""
+    from massgen_proto.config import ConfigError
+
+    from ..teams import resolve_config
+
+    try:
+        config, _source, note = resolve_config(args)
+    except ConfigError as error:
+        return fail(f"config error:\n{error}")
+    except ValueError as error:
+        return fail(str(error))
+    if (config.get("ui") or {}).get("logging_enabled") is False:
+        args.no_logs = True  # the config's own "no log folder", as --no-logs
+    return config, note
+
+
+def _question_main(args: argparse.Namespace) -> int:
+    """A question or an interactive session, on a warm or embedded stack."""
+    session = _open_session(args) if args.session else None
+    if isinstance(session, int):
+        return session
+    team = _team(args)
+    if isinstance(team, int):
+        return team
+    config, note = team
+    from ..teams import missing_keys
+
+    missing = missing_keys(config)
+    if missing:
+        return fail("missing API keys:\n  " + "\n  ".join(missing))
+    if note:
+        print(f"massgen: {note}", file=sys.stderr)
+    from ..notices import config_warnings, print_warnings
+
+    print_warnings(config_warnings(config))  # keys accepted but not applied
+    if args.question is None:
+        if args.output == "json":
+            return fail("--output json needs a question")
+        from .interactive import interactive
+
+        if session is None:
+            session = _new_session(args)
+        return asyncio.run(interactive(args, config, session))
+    if session is not None:
+        return asyncio.run(_session_turn(args, config, session, args.question))
+    return asyncio.run(_single(args, config, args.question))
+
+
+def _open_session(args: argparse.Namespace) -> Any:
+    """The ``--session`` to resume (its team options fill in those not given), or the
+    exit code after saying it was not found."""
+    from ..session import Session, SessionNotFound, default_session_root
+
+    try:
+        session = Session.open(default_session_root(), args.session)
+    except SessionNotFound as error:
+        return fail(str(error))
+    source = session.meta.get("source") or {}
+    if not args.config and not args.model:
+        for key in ("config", "model", "backend", "base_url", "system_message"):
+            if source.get(key) and not getattr(args, key):
+                setattr(args, key, source[key])
+    return session
+
+
+def _new_session(args: argparse.Namespace) -> Any:
+    from ..session import Session, default_session_root
+
+    source = {
+        "config": str(Path(args.config).resolve())
+        if args.config and Path(args.config).exists()
+        else args.config,
+        "model": args.model, "backend": args.backend,
+        "base_url": args.base_url, "system_message": args.system_message,
+    }  # fmt: skip
+    return Session.create(default_session_root(), source)
+
+
+async def _single(args: argparse.Namespace, config: dict[str, Any], question: str) -> int:
+    """``massgen "question"``: one run; the stack's own logs go with it (one folder)."""
+    from massgen_proto.ids import new_run_id
+
+    from ..runlog import default_log_root, run_log_dir
+
+    run_id = new_run_id()
+    folder = None if args.no_logs else run_log_dir(args.log_dir or default_log_root(), run_id)
+    target = StackTarget(
+        config, folder, embedded=args.embedded, debug=args.debug, background=args.background
+    )
+
+    async def body() -> int:
+        code, _summary, _log_dir = await run_turn(
+            target, args, question, run_id=run_id, folder=folder
+        )
+        return code
+
+    return await run_on(target, args, folder, body)
+
+
+async def _session_turn(
+    args: argparse.Namespace, config: dict[str, Any], session: Any, question: str
+) -> int:
+    """``massgen --session ID "question"``: one more turn of a saved session."""
+    target = StackTarget(
+        config, session.directory, embedded=args.embedded, debug=args.debug,
+        background=args.background,
+    )  # fmt: skip
+
+    async def body() -> int:
+        code, _summary, _log_dir = await run_session_turn(
+            target, args, session, question, interactive=False
+        )
+        return code
+
+    return await run_on(target, args, session.directory, body)
+
+
+# -- a remote deployment (--api) -------------------------------------------------------
+
+
+def _api_main(args: argparse.Namespace) -> int:
+    """``massgen --api URL "question"``: the same run, display and log folder, over HTTP."""
+    if args.question is None:
+        return fail("--api needs a question (interactive sessions run on a local stack)")
+    if args.session or args.embedded or args.no_daemon:
+        return fail("--session, --embedded and --no-daemon do not go with --api")
+    given = [f"--{name}" for name in ("config", "model", "team") if getattr(args, name)]
+    if len(given) > 1:
+        return fail(f"{' and '.join(given)} are exclusive: give one")
+    if not given:
+        return fail(
+            "--api needs a team: --config FILE, --model MODEL, or --team NAME "
+            "(a team configured on the server, GET /v1/teams)"
+        )
+    config = None
+    if not args.team:
+        team = _team(args)
+        if isinstance(team, int):
+            return team
+        config, _note = team
+    token = args.token or os.environ.get("MASSGEN_API_TOKEN") or None
+    return asyncio.run(_api_single(args, config, token, args.question))
+
+
+async def _api_single(
+    args: argparse.Namespace, config: dict[str, Any] | None, token: str | None, question: str
+) -> int:
+    target = ApiTarget(args.api, token, config, args.team)
+    # No log folder: nothing of ours logs, and stdout stays clean.
+    return await run_on(target, args, None, lambda: _api_run(target, args, question))
+
+
+async def _api_run(target: ApiTarget, args: argparse.Namespace, question: str) -> int:
+    from ..api_client import ApiError
+    from ..notices import print_warnings
+    from ..runlog import default_log_root, run_log_dir
+
+    try:
+        run_id = await target.create(question)
+    except ApiError as error:
+        return fail(f"the API refused the run: {error}")
+    print(f"massgen: run {run_id} on {target.api.url}", file=sys.stderr, flush=True)
+    print_warnings(target.warnings)  # the API's view of the config
+    # The log folder is named after the server's run id (massgen runs show ID).
+    folder = None if args.no_logs else run_log_dir(args.log_dir or default_log_root(), run_id)
+    code, _summary, _log_dir = await run_turn(target, args, question, run_id=run_id, folder=folder)
+    return code
