@@ -42,7 +42,8 @@ class FakeLlama:
     """Answers each chat request with the next scripted text; records what it got.
 
     A script entry is a text, or ``(text, finish_reason)``; with ``usage`` a streamed
-    answer ends with a usage chunk (``prompt_tokens`` 10 + the request's number).
+    answer ends with a usage chunk (``prompt_tokens`` 10 + the request's number, 9 of
+    them cached from the second request on).
     """
 
     def __init__(
@@ -92,7 +93,11 @@ class FakeLlama:
         }
         await resp.write(f"data: {json.dumps(last)}\n\n".encode())
         if self.usage:
-            count = {"prompt_tokens": 10 + len(self.requests), "completion_tokens": len(deltas) - 1}
+            count = {
+                "prompt_tokens": 10 + len(self.requests),
+                "completion_tokens": len(deltas) - 1,
+                "prompt_tokens_details": {"cached_tokens": 9 if len(self.requests) > 1 else 0},
+            }
             usage = {**base, "object": "chat.completion.chunk", "choices": [], "usage": count}
             await resp.write(f"data: {json.dumps(usage)}\n\n".encode())
         await resp.write(b"data: [DONE]\n\n")
@@ -233,8 +238,8 @@ async def test_required_call_is_text_then_a_short_constrained_call(run: Any) -> 
     assert call["function"]["name"] == "new_answer" and call["id"].startswith("call_")
     assert json.loads(call["function"]["arguments"]) == {}
     assert choice["finish_reason"] == "tool_calls"
-    # Both steps are counted.
-    assert body["usage"]["prompt_tokens"] == 11 + 12
+    # The conversation counts once: the call step adds only what was not cached.
+    assert body["usage"]["prompt_tokens"] == 11 + (12 - 9)
     assert body["usage"]["completion_tokens"] > 2
 
 

@@ -138,8 +138,8 @@ def test_messages_without_tools_and_without_a_note_keep_the_system_message() -> 
 
 
 def test_a_call_after_text_keeps_only_required_arguments_and_short_strings() -> None:
-    optional = {"type": "function", "function": {**NEW_ANSWER["function"], "parameters": {
-        "type": "object", "properties": {"content": {"type": "string"}}, "required": []}}}  # fmt: skip
+    params = {"type": "object", "properties": {"content": {"type": "string"}}, "required": []}
+    optional = {"type": "function", "function": {**NEW_ANSWER["function"], "parameters": params}}
     answer, vote = short_call_tools([optional, VOTE])
 
     assert answer["function"]["parameters"]["properties"] == {}
@@ -154,6 +154,19 @@ def test_a_call_after_text_keeps_only_required_arguments_and_short_strings() -> 
     note = tools_note([answer, vote], forced=True, head="Now end your reply with one call")
     assert note.startswith("Now end your reply with one call, written as JSON")
     assert "- new_answer(): Submit a new answer." in note
+
+
+def test_before_a_call_with_only_required_arguments_the_text_is_a_short_preamble() -> None:
+    body = {"messages": [{"role": "user", "content": "Q"}], "max_completion_tokens": 384}
+    # A vote-only turn: nothing the text could stand for, so it is only the check.
+    assert text_request(body, [VOTE])["max_tokens"] == 192
+    assert "max_completion_tokens" not in text_request(body, [VOTE])
+    assert text_request({"messages": [], "max_tokens": 100}, [VOTE])["max_tokens"] == 100
+    assert text_request({"messages": []}, [VOTE])["max_tokens"] == 192
+    optional = {"type": "function", "function": {"name": "new_answer", "parameters": {
+        "type": "object", "properties": {"content": {"type": "string"}}}}}  # fmt: skip
+    assert text_request(body, [optional, VOTE])["max_completion_tokens"] == 384
+    assert "max_tokens" not in text_request(body, [optional, VOTE])
 
 
 def test_the_text_step_sends_no_tools_and_streams() -> None:

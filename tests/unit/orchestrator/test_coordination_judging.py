@@ -214,6 +214,8 @@ def test_workflow_call_during_presentation_is_rejected():
 # -- presentation checks (judging.presentation_problem) ----------------------------------
 
 FUNC = "def add(a, b):\n    return a + b\n"
+CODE_LONG = f"```python\n{FUNC}```\n" + "y" * 100
+"""A code answer long enough to be measured."""
 
 
 @pytest.mark.parametrize(
@@ -223,8 +225,12 @@ FUNC = "def add(a, b):\n    return a + b\n"
         (" \n", "4", "empty presentation"),
         ("The answer is 4.", "4", None),  # longer is fine
         ("4", "It is 4: two plus two.", None),  # short answers are not measured
-        ("x" * 39, "y" * 100, "presentation far shorter than the answer (39 of 100 characters)"),
-        ("x" * 40, "y" * 100, None),
+        ("x" * 39, "y" * 100, None),  # prose may be said shorter
+        (
+            "x" * 39,
+            CODE_LONG,
+            f"presentation far shorter than the answer (39 of {len(CODE_LONG)} characters)",
+        ),
         (f"```python\n{FUNC}```", f"Adds.\n```python\n{FUNC}```", None),
         (f"```py\n{FUNC}```", FUNC, None),  # an unfenced answer's code counts too
         (

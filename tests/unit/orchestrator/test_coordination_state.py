@@ -151,7 +151,8 @@ def test_coordination_prompt_contents():
         coder[0].content
     )
     vote_only = prompts.coordination_messages(task="T", answers={"agent2": "B"}, can_answer=False)
-    assert "check each current answer against the task, then vote" in vote_only[0].content
+    brief = "check each current answer against the task in a few sentences (write no new answer)"
+    assert f"{brief}, then vote" in vote_only[0].content
 
 
 def test_presentation_prompt_contents():

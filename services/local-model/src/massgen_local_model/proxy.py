@@ -402,8 +402,11 @@ class _TextThenCall:
     ``pieces()`` yields the content text as the model writes it, then the call
     (``CallStart``, ``CallArguments``); afterwards ``finish``, ``usage`` and
     ``template`` (id, created, model of the upstream chunks) describe the response.
-    A text step cut at a call the model began itself reports no usage of its own
-    (llama.cpp sends it at the end): its tokens are counted one per streamed chunk.
+    ``usage`` counts the conversation once, as for one response: the text step's
+    prompt, then of the call step's prompt only what it adds (the text and the tools
+    note; the rest is llama.cpp's cached prefix). A text step cut at a call the model
+    began itself reports no usage (llama.cpp sends it at the end): its tokens are
+    counted one per streamed chunk, and the call step's whole prompt is counted.
     """
 
     def __init__(
@@ -421,9 +424,13 @@ class _TextThenCall:
         self.template: JsonObj = {}
         self.cut_at_call = False
 
-    def _count(self, usage: JsonObj | None, chunks: int) -> None:
-        prompt = int((usage or {}).get("prompt_tokens") or 0)
-        completion = int((usage or {}).get("completion_tokens") or chunks)
+    def _count(self, usage: JsonObj | None, chunks: int, *, prefix_counted: bool) -> None:
+        usage = usage or {}
+        prompt = int(usage.get("prompt_tokens") or 0)
+        if prefix_counted:
+            cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+            prompt = max(0, prompt - int(cached))
+        completion = int(usage.get("completion_tokens") or chunks)
         self.usage["prompt_tokens"] += prompt
         self.usage["completion_tokens"] += completion
         self.usage["total_tokens"] += prompt + completion
@@ -459,11 +466,14 @@ class _TextThenCall:
                     yield piece
                 if self.cut_at_call:
                     break
+        except aiohttp.ClientError as error:
+            # The text so far went out; the call step still ends the response.
+            log.warning("text_step_failed", error=repr(error))
         finally:
             # Closing the connection stops llama.cpp generating (the cut case) and frees
             # the slot for the call step, which then reuses its cached prefix.
             self.first.close()
-        self._count(None if self.cut_at_call else usage, chunks)
+        self._count(None if self.cut_at_call else usage, chunks, prefix_counted=False)
 
     async def _call_step(self) -> AsyncIterator[StreamOut]:
         body, _ = call_request(self.body, self.tools, self.text, tool_call_schema)
@@ -500,7 +510,7 @@ class _TextThenCall:
             return
         if parser.name is not None and (rest := parser.finish()):
             yield CallArguments(0, rest)
-        self._count(usage, chunks)
+        self._count(usage, chunks, prefix_counted=self.usage["prompt_tokens"] > 0)
         if parser.name is not None:
             self.finish = "length" if finish == "length" else "tool_calls"
         elif finish == "length":
@@ -520,7 +530,7 @@ async def _text_first(
 ) -> web.StreamResponse:
     app = request.app
     url = app[_UPSTREAM] + "/v1/chat/completions"
-    first = await app[_SESSION].post(url, json=text_request(body))
+    first = await app[_SESSION].post(url, json=text_request(body, tools))
     try:
         if first.status != 200:
             return await _upstream_error(first)

@@ -8,7 +8,10 @@ required call is made in two steps:
 1. **text**: the conversation with its tool turns as text and no tool list, no grammar;
    the reply streams out as content. The step ends when the model stops, or as soon as
    it starts writing a call of an offered tool itself (``{"name": "<tool>", "arguments":
-   {``, bare or fenced): that text is cut there and generation stops.
+   {``, bare or fenced): that text is cut there and generation stops. When no offered
+   tool has an optional argument the text could stand for, the text is only a preamble
+   (a vote's check of the answers) and gets at most ``PREAMBLE_MAX_TOKENS``: small
+   models otherwise rewrite a whole answer they cannot submit.
 2. **call**: the same conversation, the text as the assistant's reply, and a user note
    listing the tools; the call is decoded under a JSON-schema grammar. After text the
    call is short: only each tool's **required** arguments, strings of at most
@@ -32,6 +35,7 @@ from .tool_prompt import messages_without_tools, tools_note
 __all__ = [
     "CALL_MAX_TOKENS",
     "CALL_STRING_CHARS",
+    "PREAMBLE_MAX_TOKENS",
     "call_request",
     "short_call_tools",
     "text_request",
@@ -41,17 +45,34 @@ CALL_MAX_TOKENS = 256
 """Tokens the call step may generate (a vote's reason fits; a copied answer does not)."""
 CALL_STRING_CHARS = 400
 """Characters a string argument of a call after text may have."""
+PREAMBLE_MAX_TOKENS = 192
+"""Tokens of text before a call when every offered tool's arguments are required."""
 _STRIPPED = ("tools", "tool_choice", "parallel_tool_calls", "response_format", "stream_options")
 _AFTER_TEXT = "Now end your reply with exactly one tool call"
 
 
-def text_request(body: JsonObj) -> JsonObj:
-    """The upstream request of the text step (streamed, so it can be cut at a call)."""
+def text_request(body: JsonObj, tools: list[JsonObj] | None = None) -> JsonObj:
+    """The upstream request of the text step (streamed, so it can be cut at a call).
+
+    Args:
+        body: the client's request.
+        tools: the tools the call will choose among; when none has an optional
+            argument, the text is a preamble of at most ``PREAMBLE_MAX_TOKENS``.
+    """
     out = {k: v for k, v in body.items() if k not in _STRIPPED}
     out["messages"] = messages_without_tools(body["messages"], None)
     out["stream"] = True
     out["stream_options"] = {"include_usage": True}
+    if tools and not any(_optional(tool) for tool in tools):
+        limit = out.pop("max_completion_tokens", None) or out.get("max_tokens")
+        out["max_tokens"] = min(_as_int(limit or PREAMBLE_MAX_TOKENS), PREAMBLE_MAX_TOKENS)
     return out
+
+
+def _optional(tool: JsonObj) -> bool:
+    """Whether a tool has an argument the model may leave out."""
+    params = parameters(tool)
+    return bool(set(params.get("properties") or {}) - set(params.get("required") or []))
 
 
 def short_call_tools(tools: list[JsonObj]) -> list[JsonObj]:

@@ -245,10 +245,11 @@ def presentation_problem(content: str, answer: str) -> str | None:
     """Why a final presentation may not replace the winning answer, or None if it may.
 
     The presentation is the winner rewriting its answer for the user; a small model can
-    lose what made the answer win. It is refused when it is empty, far shorter than the
-    answer (under ``SHORTEST_SHARE`` of it, for answers of ``SHORT_FLOOR`` characters or
-    more), or, when the answer is Python code, no longer defines the answer's top-level
-    functions, or no longer parses where the answer's code did.
+    lose what made the answer win. It is refused when it is empty, or, when the answer is
+    Python code: far shorter than the answer (under ``SHORTEST_SHARE`` of it, for answers
+    of ``SHORT_FLOOR`` characters or more), no longer defining the answer's top-level
+    functions, or no longer parsing where the answer's code did. A prose answer may be
+    said shorter.
 
     Args:
         content: the presentation's text.
@@ -257,12 +258,12 @@ def presentation_problem(content: str, answer: str) -> str | None:
     text, base = content.strip(), answer.strip()
     if not text:
         return "empty presentation"
-    if len(base) >= SHORT_FLOOR and len(text) < SHORTEST_SHARE * len(base):
-        return f"presentation far shorter than the answer ({len(text)} of {len(base)} characters)"
     answer_blocks = _code_blocks(base)
     names = list(dict.fromkeys(n for b in answer_blocks for n in _TOP_DEF.findall(b)))
     if not names:
-        return None
+        return None  # prose: a presenter may well say it shorter
+    if len(base) >= SHORT_FLOOR and len(text) < SHORTEST_SHARE * len(base):
+        return f"presentation far shorter than the answer ({len(text)} of {len(base)} characters)"
     blocks = _code_blocks(text)
     defined = {n for b in blocks for n in _TOP_DEF.findall(b)}
     lost = [n for n in names if n not in defined]

@@ -149,7 +149,8 @@ def coordination_messages(
         lines.append(f"No answers exist yet: {WRITE_THEN_CALL}")
     elif not can_answer:
         lines.append(
-            f"You have used all your answers: {check}, then vote for the best one with vote."
+            f"You have used all your answers: {check} in a few sentences (write no new "
+            "answer), then vote for the best one with vote."
         )
     else:
         lines.append(
