@@ -3,8 +3,8 @@
 The ``make cluster-up`` topology as processes on loopback (scripts/cluster.py): 3 NATS
 nodes (JetStream R3) behind a TCP balancer, 3 orchestrators, 2 workers per provider
 (``chatcompletion`` and ``vllm``, both pointed at the scripted fake model, which runs
-as a process of its own: tests/fakes/serve.py), the mcp-gateway and 2 API replicas
-(bearer-token auth on). A 3-agent team (tests/distributed/cluster_helpers.py
+as a process of its own: tests/support/fakes/serve.py), the mcp-gateway and 2 API replicas
+(bearer-token auth on). A 3-agent team (tests/support/cluster_helpers.py
 ``team3_config``: default timeouts, so a dropped turn costs 600 s) answers.
 
 1. Baseline: ``--baseline-runs`` runs submitted ``--rate`` per second, no kills.
@@ -51,10 +51,13 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests"), str(ROOT / "tests" / "distributed")]
+if not __package__:  # run as a file: become the module bench.<name> (see _as_module)
+    from _as_module import run_as_module
 
-from cluster import Cluster  # noqa: E402
-from cluster_helpers import (  # noqa: E402
+    run_as_module(__file__)
+
+from scripts.cluster import Cluster  # noqa: E402
+from tests.support.cluster_helpers import (  # noqa: E402
     PROVIDERS,
     ApiDriver,
     RunOutcome,
@@ -94,9 +97,10 @@ def chaos_cluster(
 def fake_model(token_delay: float = 0.002, tokens: int = 8) -> Iterator[str]:
     """The fake model (study agents m1..m3) as a process of its own; yields its base URL."""
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fakes" / "serve.py"), "--team", "3",
+        [sys.executable, "-m", "tests.support.fakes.serve", "--team", "3",
          "--token-delay", str(token_delay), "--tokens", str(tokens), "--exit-on-eof"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=ROOT,
     )  # fmt: skip
     try:
         line = proc.stdout.readline()
@@ -124,6 +128,8 @@ class Kill:
     ready_after: float | None = None
     """Seconds from the kill until the restarted process was ready again."""
     error: str | None = None
+    wall: float = field(default_factory=time.time)
+    """When it was killed (epoch seconds), to tell which runs it slowed."""
 
 
 class Monkey:
@@ -307,9 +313,10 @@ async def explain_wrong(cluster: Cluster, outcomes: list[RunOutcome]) -> None:
     wrong = [o for o in outcomes if o.status == "completed" and o.problems and o.run_id]
     if not wrong:
         return
-    from cluster_helpers import connect_as
     from massgen_proto import subjects
     from nats.js.api import ConsumerConfig
+
+    from tests.support.cluster_helpers import connect_as
 
     nc = await connect_as(cluster, "api")
     try:
@@ -345,6 +352,38 @@ def _s(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f} s"
 
 
+def _near(outcome: RunOutcome, kills: list[Kill], kind: str, before: float = 10.0) -> bool:
+    """A kill of ``kind`` in the ``before`` seconds before the run began, or during it."""
+    end = outcome.finished_at or outcome.submitted_at
+    return any(k.kind == kind and outcome.submitted_at - before <= k.wall <= end for k in kills)
+
+
+def _p99_by_kind(chaos: Phase, baseline: Phase) -> list[str]:
+    """Where the tail comes from: p99 of the runs near a kill of each kind, and of the
+    runs near none (near: the kill came at most 10 s before the run began, or during
+    it)."""
+    base = percentile(baseline.durations, 0.99) or 0.0
+    rows = [
+        "Where the tail comes from (near: a kill at most 10 s before the run began, or "
+        "during it; a run may be near several):\n",
+        "| runs | count | p99 | p99 extra |",
+        "|---|---|---|---|",
+    ]
+    runs = chaos.completed
+    groups = [(f"near a kill: {kind}", [o for o in runs if _near(o, chaos.kills, kind)])
+              for kind in CHAOS_KINDS]  # fmt: skip
+    calm = [o for o in runs if not any(_near(o, chaos.kills, k) for k in CHAOS_KINDS)]
+    groups.append(("near no kill", calm))
+    groups.append(
+        ("near no NATS node kill", [o for o in runs if not _near(o, chaos.kills, "nats")])
+    )
+    for name, group in groups:
+        p99 = percentile([o.duration for o in group if o.duration is not None], 0.99)
+        extra = None if p99 is None else p99 - base
+        rows.append(f"| {name} | {len(group)} | {_s(p99)} | {_s(extra)} |")
+    return [*rows, ""]
+
+
 def report(args: argparse.Namespace, baseline: Phase, chaos: Phase, up_seconds: float) -> str:
     lines = ["## Chaos: random SIGKILLs under steady load (local cluster stand-in)\n"]
     lines.append(
@@ -375,6 +414,7 @@ def report(args: argparse.Namespace, baseline: Phase, chaos: Phase, up_seconds: 
         f"\nTargets: 0 lost of {len(chaos.outcomes)} — {len(chaos.lost)} lost ({lost_ok}); "
         f"p99 extra time ≤ 5 s — {_s(extra)} ({extra_ok}). Wrong results: {len(chaos.wrong)}.\n"
     )
+    lines += _p99_by_kind(chaos, baseline)
     if chaos.lost:
         lines.append("| why lost | runs |\n|---|---|")
         lines += [f"| {cause} | {n} |" for cause, n in chaos.causes().most_common()]
@@ -392,7 +432,8 @@ def report(args: argparse.Namespace, baseline: Phase, chaos: Phase, up_seconds: 
             f"| {kind} | {len(kills)} | {_s(mean)} / {_s(max(back) if back else None)} | "
             f"{sum(1 for k in kills if k.error)} |"
         )
-    slow = sorted(chaos.completed, key=lambda o: -(o.duration or 0))[:5]
+    by_duration = sorted(chaos.completed, key=lambda o: -(o.duration or 0))
+    slow, slowest = by_duration[:5], by_duration[: max(5, len(chaos.outcomes) // 100)]
     lines.append(
         "\nClient side during chaos: "
         + (", ".join(f"{k} {v}" for k, v in sorted(chaos.client.items())) or "no errors")
@@ -406,6 +447,19 @@ def report(args: argparse.Namespace, baseline: Phase, chaos: Phase, up_seconds: 
         + ", ".join(f"{o.duration:.1f} s" for o in slow if o.duration is not None)
         + "."
     )
+    lines.append(
+        "\nThe slowest 1 % of chaos runs and the kills during each (kind @ seconds "
+        "after its first create attempt):\n\n```"
+    )
+    for outcome in slowest:
+        end = outcome.finished_at or outcome.submitted_at
+        during = [f"{k.kind}@{k.wall - outcome.submitted_at:+.1f}" for k in chaos.kills
+                  if outcome.submitted_at - 6 <= k.wall <= end]  # fmt: skip
+        lines.append(
+            f"{outcome.run_id} {outcome.duration:.1f} s "
+            f"(create attempts {outcome.attempts}): {' '.join(during) or 'none'}"
+        )
+    lines.append("```")
     if chaos.lost or chaos.wrong:
         lines.append("\nLost / wrong runs (last known status):\n\n```")
         lines.append(chaos.failures(limit=15))

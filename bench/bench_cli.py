@@ -15,7 +15,7 @@
 - NATS messages per 200-token answer, one event per token (batching off) and batched
   (the worker's defaults), at 100 tokens/s and from a fast provider.
 
-The fake model runs in this process (tests/fakes); every massgen runs in its own pty.
+The fake model runs in this process (tests/support/fakes); every massgen runs in its own pty.
 """
 
 from __future__ import annotations
@@ -36,11 +36,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+if not __package__:  # run as a file: become the module bench.<name> (see _as_module)
+    from _as_module import run_as_module
+
+    run_as_module(__file__)
 
 import yaml  # noqa: E402
-from fakes.agents import study_agent  # noqa: E402
-from fakes.openai_server import FakeOpenAIServer  # noqa: E402
+
+from tests.support.fakes.agents import study_agent  # noqa: E402
+from tests.support.fakes.openai_server import FakeOpenAIServer  # noqa: E402
 
 MASSGEN = str(Path(sys.executable).with_name("massgen"))
 ANSWERS = [
@@ -203,12 +207,13 @@ async def _count_messages(nats_url: str, server: FakeOpenAIServer, chunk_flush: 
                           delay: float, tokens: int = 200) -> int:  # fmt: skip
     """Messages on a run's event subjects while one worker streams one answer."""
     import nats
-    from fakes.openai_server import answer
-    from fakes.turns import make_turn_request
     from massgen_kit.jetstream import StreamSettings
     from massgen_proto.messages import Verdict
     from massgen_proto.subjects import SUBMIT_REPORT, events_filter, turn_subject
     from massgen_worker import WorkerService, WorkerSettings
+
+    from tests.support.fakes.openai_server import answer
+    from tests.support.fakes.turns import make_turn_request
 
     nc = await nats.connect(nats_url)
 

@@ -3,7 +3,7 @@ through three.
 
 A nats-server (JetStream on disk), the orchestrator process(es) (``python -m
 massgen_orchestrator``), two worker processes (``--concurrency 64`` each) and the fake
-model in a process of its own (``tests/fakes/serve.py``: 5 words per response, no
+model in a process of its own (``tests/support/fakes/serve.py``: 5 words per response, no
 delay). One NATS connection submits every run at once (``follow_run`` under
 ``asyncio.gather``) and follows each to its ``run_finished`` event.
 
@@ -153,8 +153,8 @@ async def bench(runs: int, workers: int, concurrency: int, orchestrators: int = 
     ).start()
     try:
         fake = procs.start(
-            "fake", str(ROOT / "tests" / "fakes" / "serve.py"), "--tokens", "5", "--team", "3",
-            "--exit-on-eof", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            "fake", "-m", "tests.support.fakes.serve", "--tokens", "5", "--team", "3",
+            "--exit-on-eof", stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
         )  # fmt: skip
         base_url = json.loads(fake.stdout.readline())["base_url"]
         replicas = [

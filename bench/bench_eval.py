@@ -68,7 +68,9 @@ def main() -> None:
           "3-agent team (solver, checker, explainer) on qwen2.5-coder-0.5b, "
           "`max_tokens` 384, temperatures 0.2/0.5/0.8, seeds 0/1/2 (`--seed N` gives the "
           "i-th member N+i), one answer each, then votes. Members write their answers as "
-          "text and commit them with a short grammar-constrained call.\n")  # fmt: skip
+          "text and commit them with a short grammar-constrained call; the most voted answer "
+          "wins, ties going to the answer the others agree with most, and code that does not "
+          "parse never wins over code that does.\n")  # fmt: skip
     if chosen < total:
         print(f"**A subset: {summary['problems']} of HumanEval's {total} problems** "
               f"(`--subset {SUBSET}`); the whole benchmark is `{FULL}` "
@@ -81,8 +83,10 @@ def main() -> None:
               f"{system['passed']}/{system['total']} |")  # fmt: skip
     headline = summary["headline"]
     lines = []
-    for name in ("best_member", "best_single"):
-        if name in headline:
+    for name in ("best_member", "best_single", "oracle"):
+        if name == "oracle" and "final_minus_oracle" in headline:
+            lines.append(f"vs the oracle: {100 * headline['final_minus_oracle']:+.1f} points")
+        elif name in headline:
             delta = 100 * headline[f"final_minus_{name}"]
             lines.append(f"team final vs {name.replace('_', ' ')} "
                          f"(`{headline[name]['key']}`): {delta:+.1f} points")  # fmt: skip
@@ -97,7 +101,10 @@ def main() -> None:
         tokens = sum(s["mean_tokens"] for s in singles) / len(singles)
         print(f"One member alone: {wall:.1f} s, {tokens:,.0f} tokens, 1 call.", end=" ")
     statuses = ", ".join(f"{n} {s}" for s, n in summary["statuses"].items())
-    print(f"Runs: {statuses}; {summary['fallback_finals']} final answer(s) were fallbacks.")
+    print(f"Runs: {statuses}; {summary['fallback_finals']} final answer(s) were fallbacks "
+          "(the presentation refused, the winner's answer used); the final answer failed "
+          f"where the winner's own answer passed on {summary.get('final_worse_than_winner', 0)}"
+          f" of {summary['problems']} problems.")  # fmt: skip
     busy = (f"; load average during the bench {sum(loads) / len(loads):.1f} on "
             f"{os.cpu_count()} cores" if loads else "")  # fmt: skip
     print(f"\nThis command: {took / 60:.0f} min (problems already in the results folder are "

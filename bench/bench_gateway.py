@@ -2,7 +2,7 @@
 through the gateway adds.
 
 Prints a Markdown section (see bench/run_all.py). The overhead compares the same tool
-(``echo`` of tests/fakes/mcp_tool_server.py over stdio) called directly with an MCP
+(``echo`` of tests/support/fakes/mcp_tool_server.py over stdio) called directly with an MCP
 client session and through the gateway (NATS request/reply, argument checks, the
 gateway's own session to the same kind of server, the capability check on the turn's
 token). The capability check (``capability.check``) is timed alone too, against the
@@ -19,7 +19,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+if not __package__:  # run as a file: become the module bench.<name> (see _as_module)
+    from _as_module import run_as_module
+
+    run_as_module(__file__)
 
 from massgen_gateway.permissions import AccessLedger, ContextRoot, build_scope  # noqa: E402
 
@@ -27,7 +30,7 @@ CALLS = 400
 CHECKS = 20000
 TOKEN_BATCHES = 400
 TOKEN_BATCH = 500
-TOOL_SERVER = ROOT / "tests" / "fakes" / "mcp_tool_server.py"
+TOOL_SERVER = ROOT / "tests" / "support" / "fakes" / "mcp_tool_server.py"
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -131,7 +134,8 @@ async def bench_gateway(base: Path) -> list[float]:
     from massgen_proto.config import parse_config
     from massgen_proto.ids import turn_token
     from massgen_proto.tools import ToolCallRequest, ToolListRequest
-    from nats_fixture import start_nats_server
+
+    from tests.support.nats_fixture import start_nats_server
 
     server = start_nats_server(base / "nats")
     service = GatewayService(

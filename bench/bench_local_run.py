@@ -14,9 +14,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a file: become the module bench.<name> (see _as_module)
+    from _as_module import run_as_module
+
+    run_as_module(__file__)
 from massgen_proto.providers import BACKENDS  # noqa: E402
-from proctree import run_measured  # noqa: E402
+
+from bench.proctree import run_measured  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = re.search(r"^Q \?= (.+)$", (ROOT / "Makefile").read_text(), re.M).group(1)

@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+if not __package__:  # run as a file: become the module bench.<name> (see _as_module)
+    from _as_module import run_as_module
+
+    run_as_module(__file__)
 
 import nats  # noqa: E402
-from fakes.agents import first_votable, offered_tools, study_agent  # noqa: E402
-from fakes.openai_server import FakeOpenAIServer, answer, error, text, tool_call, vote  # noqa: E402
 from massgen_cli.client import follow_run  # noqa: E402
 from massgen_gateway.service import GatewayService  # noqa: E402
 from massgen_gateway.settings import GatewaySettings  # noqa: E402
@@ -41,7 +42,10 @@ from massgen_orchestrator.service import OrchestratorService  # noqa: E402
 from massgen_orchestrator.settings import OrchestratorSettings  # noqa: E402
 from massgen_worker.service import WorkerService  # noqa: E402
 from massgen_worker.settings import WorkerSettings  # noqa: E402
-from nats_fixture import start_nats_server  # noqa: E402
+
+from tests.support.fakes.agents import first_votable, offered_tools, study_agent  # noqa: E402
+from tests.support.fakes.openai_server import FakeOpenAIServer, answer, error, text, tool_call, vote  # noqa: E402
+from tests.support.nats_fixture import start_nats_server  # noqa: E402
 
 TOKENS, DELAY = 200, 0.01
 CRITICAL_PATH = 3 * TOKENS * DELAY

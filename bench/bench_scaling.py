@@ -21,14 +21,18 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
+if not __package__:  # run as a file: become the module bench.<name> (see _as_module)
+    from _as_module import run_as_module
+
+    run_as_module(__file__)
 
 import nats  # noqa: E402
-from cluster import Cluster  # noqa: E402
-from fakes.openai_server import FakeOpenAIServer  # noqa: E402
-from fakes.serve import start_team  # noqa: E402
 from massgen_proto import subjects  # noqa: E402
 from massgen_proto.messages import CreateRun  # noqa: E402
+
+from scripts.cluster import Cluster  # noqa: E402
+from tests.support.fakes.openai_server import FakeOpenAIServer  # noqa: E402
+from tests.support.fakes.serve import start_team  # noqa: E402
 
 PIECE_DELAY = 0.05
 PIECES = 16  # 0.8 s per model response, whatever its kind (a tool call's pieces count)

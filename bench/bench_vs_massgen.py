@@ -59,17 +59,19 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if not __package__:  # run as a file: become the module bench.<name> (see _as_module)
+    from _as_module import run_as_module
 
-from fakes.agents import offered_tools, study_agent, user_text  # noqa: E402
-from fakes.openai_server import FakeOpenAIServer, Step, answer, text, vote  # noqa: E402
-from massgen_peer import (  # noqa: E402
+    run_as_module(__file__)
+
+from bench.massgen_peer import (  # noqa: E402
     DEFAULT_VENV,
     MASSGEN_VERSION,
     PeerUnavailable,
     ensure_massgen,
 )
+from tests.support.fakes.agents import offered_tools, study_agent, user_text  # noqa: E402
+from tests.support.fakes.openai_server import FakeOpenAIServer, Step, answer, text, vote  # noqa: E402
 
 QUESTION = "What is the capital of Australia?"
 TOKENS = 200

@@ -7,7 +7,7 @@ installed with ``--no-deps`` and its dependencies from the pinned list beside th
 file (``massgen_peer_requirements.txt``). A venv that already holds the right version
 is reused as it is.
 
-    from massgen_peer import ensure_massgen
+    from bench.massgen_peer import ensure_massgen
     peer = ensure_massgen()          # MassGenPeer(executable=..., version=...)
                                      # or raises PeerUnavailable(reason)
 """

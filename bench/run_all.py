@@ -38,7 +38,11 @@ def main(names: list[str]) -> int:
         print(f"== {name}", file=sys.stderr, flush=True)
         started = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=ROOT
+            [sys.executable, "-m", f"bench.{script.stem}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
         )
         took = time.monotonic() - started
         if proc.returncode != 0:

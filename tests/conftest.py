@@ -16,9 +16,10 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from fakes.openai_server import FakeOpenAIServer
 from massgen_proto.providers import BACKENDS
-from nats_fixture import NatsServerHandle, start_nats_server
+
+from tests.support.fakes.openai_server import FakeOpenAIServer
+from tests.support.nats_fixture import NatsServerHandle, start_nats_server
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from cluster_helpers import PROVIDERS, Cluster
-from fakes.openai_server import FakeOpenAIServer
-from fakes.serve import start_team
+
+from tests.support.cluster_helpers import PROVIDERS, Cluster
+from tests.support.fakes.openai_server import FakeOpenAIServer
+from tests.support.fakes.serve import start_team
 
 
 @pytest.fixture(scope="module")

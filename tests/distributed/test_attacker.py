@@ -12,13 +12,10 @@ right winner, and nothing the attacker sent may show in anything the API serves.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from cluster_helpers import check_result, connect_as, team3_config, team3_expected, violations
 from massgen_proto import events as ev
 from massgen_proto import subjects
 from massgen_proto.messages import (
@@ -29,9 +26,14 @@ from massgen_proto.messages import (
 )
 from massgen_proto.tools import GatewayReplyAdapter, ToolCallRequest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from bench_chaos import Cluster, fake_model  # noqa: E402
+from bench.bench_chaos import Cluster, fake_model
+from tests.support.cluster_helpers import (
+    check_result,
+    connect_as,
+    team3_config,
+    team3_expected,
+    violations,
+)
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(300)]
 

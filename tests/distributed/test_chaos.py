@@ -11,16 +11,12 @@ could have produced, within 120 s of its submission (a dropped turn costs 600 s)
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from bench_chaos import Cluster, chaos_cluster, fake_model, run_phase  # noqa: E402
+from bench.bench_chaos import Cluster, chaos_cluster, fake_model, run_phase
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(420)]
 

@@ -18,7 +18,8 @@ import statistics
 from collections.abc import Iterator
 
 import pytest
-from cluster_helpers import (
+
+from tests.support.cluster_helpers import (
     PROVIDERS,
     ApiDriver,
     Cluster,
@@ -27,8 +28,8 @@ from cluster_helpers import (
     drive_runs,
     team3_config,
 )
-from fakes.openai_server import FakeOpenAIServer
-from fakes.serve import start_team
+from tests.support.fakes.openai_server import FakeOpenAIServer
+from tests.support.fakes.serve import start_team
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(240)]
 

@@ -20,7 +20,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -29,11 +28,9 @@ from pathlib import Path
 
 import nats
 import pytest
-from cluster_helpers import Cluster, connect_as
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-
-import cluster as stand_in  # noqa: E402  (scripts/cluster.py: TLS files, node configs)
+from scripts import cluster as stand_in  # noqa: E402  (scripts/cluster.py: TLS files, node configs)
+from tests.support.cluster_helpers import Cluster, connect_as
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(180)]
 

@@ -18,9 +18,17 @@ import uuid
 
 import nats
 import pytest
-from cluster_helpers import PROVIDERS, connect_as, create_run, team_config, violations, wait_all
 from massgen_proto import subjects
 from massgen_proto.messages import CreateRun
+
+from tests.support.cluster_helpers import (
+    PROVIDERS,
+    connect_as,
+    create_run,
+    team_config,
+    violations,
+    wait_all,
+)
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(300)]
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 from e2e_support import kill_tree, read_events, team_config, wait_for
-from fakes.agents import study_agent
-from fakes.openai_server import FakeOpenAIServer, error, hang
 from massgen_proto.events import RunEventAdapter
+
+from tests.support.fakes.agents import study_agent
+from tests.support.fakes.openai_server import FakeOpenAIServer, error, hang
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -11,19 +11,16 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 from e2e_support import kill_tree, read_events, team_config, wait_for
-from fakes.agents import study_agent
-from fakes.openai_server import hang
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "api"))
-from api_stack import start_api_stack  # noqa: E402
+from tests.support.api_stack import start_api_stack
+from tests.support.fakes.agents import study_agent
+from tests.support.fakes.openai_server import hang
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -27,8 +27,9 @@ from typing import Any
 
 import pytest
 from e2e_support import Cli, Tmux, descendants, team_config, wait_for
-from fakes.agents import study_agent
 from massgen_cli.warm import pid_alive
+
+from tests.support.fakes.agents import study_agent
 
 pytestmark = [
     pytest.mark.timeout(240),

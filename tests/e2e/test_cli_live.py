@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 from e2e_support import Cli, Tmux, kill_tree, team_config, wait_for
-from fakes.agents import study_agent
-from fakes.openai_server import text
+
+from tests.support.fakes.agents import study_agent
+from tests.support.fakes.openai_server import text
 
 pytestmark = [
     pytest.mark.timeout(240),

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 from e2e_support import Cli, team_config
-from fakes.openai_server import answer, text, tool_call, vote
 from massgen_cli.session import Session
+
+from tests.support.fakes.openai_server import answer, text, tool_call, vote
 
 pytestmark = pytest.mark.timeout(300)
 

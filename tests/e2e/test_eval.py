@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from e2e_support import kill_tree, team_config, wait_for
-from fakes.agents import offered_tools, user_text
-from fakes.openai_server import FakeOpenAIServer, Step, answer, text, vote
 from massgen_cli.evals.datasets import humaneval_path, load_humaneval
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "api"))
-from api_stack import start_api_stack  # noqa: E402
+from tests.support.api_stack import start_api_stack
+from tests.support.fakes.agents import offered_tools, user_text
+from tests.support.fakes.openai_server import FakeOpenAIServer, Step, answer, text, vote
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -15,11 +15,12 @@ from pathlib import Path
 import nats
 import pytest
 from e2e_support import team_config
-from fakes.agents import study_agent
-from fakes.openai_server import answer
 from massgen_cli.client import follow_run
 from massgen_orchestrator.service import OrchestratorService
 from massgen_orchestrator.settings import OrchestratorSettings
+
+from tests.support.fakes.agents import study_agent
+from tests.support.fakes.openai_server import answer
 
 pytestmark = pytest.mark.timeout(240)
 

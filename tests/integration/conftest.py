@@ -9,7 +9,6 @@ from typing import Any
 
 import nats
 import pytest
-from fakes.openai_server import FakeOpenAIServer
 from massgen_cli.client import follow_run
 from massgen_orchestrator.service import OrchestratorService
 from massgen_orchestrator.settings import OrchestratorSettings
@@ -18,6 +17,8 @@ from massgen_proto.summary import RunSummary
 from massgen_worker.service import WorkerService
 from massgen_worker.settings import WorkerSettings
 from nats.aio.client import Client
+
+from tests.support.fakes.openai_server import FakeOpenAIServer
 
 
 @dataclass

@@ -13,7 +13,6 @@ import urllib.request
 
 import nats
 import pytest
-from fakes.openai_server import answer, error, text, tool_call, vote
 from massgen_cli.client import follow_run
 from massgen_gateway.service import GatewayService
 from massgen_gateway.settings import GatewaySettings
@@ -22,6 +21,8 @@ from massgen_orchestrator.service import OrchestratorService
 from massgen_orchestrator.settings import OrchestratorSettings
 from massgen_worker.service import WorkerService
 from massgen_worker.settings import WorkerSettings
+
+from tests.support.fakes.openai_server import answer, error, text, tool_call, vote
 
 pytestmark = pytest.mark.timeout(120)
 

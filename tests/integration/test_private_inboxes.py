@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import sys
 from pathlib import Path
 
 import nats
+import permissions  # deploy/k8s: on the path by the pytest ``pythonpath`` of pyproject.toml
 import pytest
-from fakes.openai_server import answer, hang, text, tool_call, vote
 from massgen_api.metrics import Metrics
 from massgen_api.service import Backend
 from massgen_api.settings import ApiSettings
@@ -39,10 +38,9 @@ from massgen_proto.messages import (
 from massgen_proto.tools import GatewayReplyAdapter, ToolCallRequest
 from massgen_worker.service import WorkerService
 from massgen_worker.settings import WorkerSettings
-from nats_fixture import NatsServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy" / "k8s"))
-import permissions  # noqa: E402
+from tests.support.fakes.openai_server import answer, hang, text, tool_call, vote
+from tests.support.nats_fixture import NatsServer
 
 PROVIDERS = ["chatcompletion", "vllm"]
 WORKER = permissions.worker_user("chatcompletion")

@@ -14,14 +14,15 @@ from contextlib import asynccontextmanager
 
 import nats
 import pytest
-from fakes.agents import first_votable, study_agent
-from fakes.openai_server import FakeOpenAIServer, error
 from massgen_cli.client import follow_run
 from massgen_orchestrator.commands import PublishTurn
 from massgen_orchestrator.service import OrchestratorService
 from massgen_orchestrator.settings import OrchestratorSettings
 from massgen_worker.service import WorkerService
 from massgen_worker.settings import WorkerSettings
+
+from tests.support.fakes.agents import first_votable, study_agent
+from tests.support.fakes.openai_server import FakeOpenAIServer, error
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -121,7 +122,7 @@ async def test_crash_between_commit_and_publish_loses_no_run(nats_url, fake_mode
     fake_model.behave("m2", study_agent(OTHER, "agent1"))
     doomed, survivor = await _replicas(nats_url, 2)
     crashed = asyncio.Event()
-    real_perform = doomed._perform
+    real_perform = doomed._outbox._perform
 
     async def die_before_publishing(run_id, command, headers):
         if isinstance(command, PublishTurn) and command.request.number > 1:
@@ -131,7 +132,7 @@ async def test_crash_between_commit_and_publish_loses_no_run(nats_url, fake_mode
             raise ConnectionError("replica crashed")
         await real_perform(run_id, command, headers)
 
-    doomed._perform = die_before_publishing
+    doomed._outbox._perform = die_before_publishing  # type: ignore[method-assign]
     worker = WorkerService(nats_url, ["chatcompletion"], fast_worker_settings())
     await worker.start()
     nc = await nats.connect(nats_url)

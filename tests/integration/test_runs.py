@@ -7,8 +7,9 @@ hold however the turns interleave; they assert on the run's events and result.
 from __future__ import annotations
 
 import pytest
-from fakes.agents import offered_tools, study_agent
-from fakes.openai_server import answer, error, hang, text, vote
+
+from tests.support.fakes.agents import offered_tools, study_agent
+from tests.support.fakes.openai_server import answer, error, hang, text, vote
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -54,12 +55,13 @@ async def test_votes_split_two_one(stack):
     assert consensus.votes == {"agent1": 1, "agent2": 0, "agent3": 2}
 
 
-async def test_three_way_tie_goes_to_first_in_config_order(stack):
-    stack.fake.behave("m1", study_agent(A1, "agent2", presentation="one wins"))
-    stack.fake.behave("m2", study_agent(A2, "agent3"))
+async def test_three_way_tie_goes_to_the_answer_the_others_agree_with_most(stack):
+    # A2 shares the most words with A1 and A3 (docs/coordination.md, "The winner").
+    stack.fake.behave("m1", study_agent(A1, "agent2"))
+    stack.fake.behave("m2", study_agent(A2, "agent3", presentation="two wins"))
     stack.fake.behave("m3", study_agent(A3, "agent1"))
     summary = await stack.run("capital?", stack.team(["m1", "m2", "m3"]))
-    assert (summary.winner, summary.final_answer) == ("a1", "one wins")
+    assert (summary.winner, summary.final_answer) == ("a2", "two wins")
     assert stack.kinds("consensus")[-1].votes == {"agent1": 1, "agent2": 1, "agent3": 1}
 
 

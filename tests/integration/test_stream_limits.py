@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import nats
 import pytest
-from fakes.agents import study_agent
-from fakes.openai_server import FakeOpenAIServer
 from massgen_cli.client import follow_run
 from massgen_orchestrator.service import OrchestratorService
 from massgen_orchestrator.settings import OrchestratorSettings
 from massgen_proto import subjects
 from massgen_worker.service import WorkerService
 from massgen_worker.settings import WorkerSettings
+
+from tests.support.fakes.agents import study_agent
+from tests.support.fakes.openai_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -24,16 +24,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
+import seccomp  # deploy/k8s: on the path by the pytest ``pythonpath`` of pyproject.toml
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
-sys.path.insert(0, str(K8S))
-
-import seccomp  # noqa: E402
 
 sandbox = pytest.importorskip("massgen_gateway.sandbox")
 

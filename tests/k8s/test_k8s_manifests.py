@@ -40,20 +40,19 @@ import time
 import urllib.request
 from pathlib import Path
 
+# deploy/k8s's modules: on the path by the pytest ``pythonpath`` of pyproject.toml
+import generate
+import permissions
 import pytest
+import seccomp
 import yaml
 from massgen_proto import subjects
 from massgen_proto.config import TimeoutSettings
 
+from scripts.cluster import Cluster
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-sys.path.insert(0, str(K8S))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import generate  # noqa: E402
-import permissions  # noqa: E402
-import seccomp  # noqa: E402
-from cluster import Cluster  # noqa: E402
 
 KUBECTL = Path(sys.executable).with_name("kubectl")
 NATS_SERVER = Path(sys.executable).with_name("nats-server")
@@ -1493,5 +1492,6 @@ def test_dashboard_panels_have_a_datasource_and_real_queries(varz_metric_names):
         "massgen_turn_seconds_bucket", "massgen_model_tokens_total", "massgen_cost_usd_total",
         "massgen_model_errors_total", "massgen_tool_calls_total", "massgen_tool_denials_total",
         "massgen_pending_turns", "nats_varz_jetstream_stats_storage", "nats_stream_total_bytes",
+        "massgen_model_first_token_seconds_bucket", "massgen_model_request_seconds_bucket",
     ):  # fmt: skip
         assert wanted in used, f"the dashboard shows no {wanted}"

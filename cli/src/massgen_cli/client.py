@@ -7,9 +7,11 @@ only speaks the subjects and messages of ``massgen_proto``.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from massgen_kit.runtime import mark
 from massgen_proto import subjects
 from massgen_proto.events import RunEvent, RunFinished
 from massgen_proto.ids import new_run_id
@@ -37,6 +39,48 @@ class RunRefused(RuntimeError):
 async def _request(nc: Client, subject: str, payload: bytes, timeout: float) -> Any:
     reply = await nc.request(subject, payload, timeout=timeout)
     return OrchestratorReplyAdapter.validate_json(reply.data)
+
+
+async def _create_run(nc: Client, request: CreateRun, timeout: float) -> None:
+    """Send ``request``; raise :class:`RunRefused` when the orchestrator says no."""
+    mark("cli: create run sent")
+    reply = await _request(nc, subjects.SUBMIT_CREATE, request.model_dump_json().encode(), timeout)
+    mark("cli: run created")
+    if isinstance(reply, ErrorReply):
+        raise RunRefused(reply.error)
+
+
+async def _cancel_run(nc: Client, run_id: str, timeout: float) -> None:
+    request = CancelRun(run_id=run_id).model_dump_json().encode()
+    await nc.request(subjects.SUBMIT_CANCEL, request, timeout=timeout)
+
+
+async def _next_event(
+    queue: asyncio.Queue[RunEvent],
+    cancel: asyncio.Event | None,
+    send_cancel: Callable[[], Awaitable[None]],
+) -> tuple[RunEvent | None, bool]:
+    """The next event off ``queue`` (None if none came), and whether ``cancel`` was set
+    meanwhile (then ``send_cancel`` has been awaited)."""
+    get = asyncio.ensure_future(queue.get())
+    waiters: set[asyncio.Future[Any]] = {get}
+    cancel_wait = None
+    if cancel is not None:
+        cancel_wait = asyncio.ensure_future(cancel.wait())
+        waiters.add(cancel_wait)
+    done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    cancelled = cancel_wait is not None and cancel_wait in done
+    if cancel_wait is not None and not cancelled:
+        cancel_wait.cancel()
+    if cancelled:
+        await send_cancel()
+    # Not ``get not in done``: while the cancel request awaited its reply, ``get`` may
+    # have taken an event (often run_finished) off the queue; dropping it would leave
+    # the caller waiting forever.
+    if not get.done():
+        get.cancel()
+        return None, cancelled
+    return get.result(), cancelled
 
 
 async def follow_run(
@@ -79,37 +123,16 @@ async def follow_run(
             run_id=run_id, question=question, config=config, history=history or [],
             previous_run_id=previous_run_id,
         )  # fmt: skip
-        reply = await _request(
-            nc, subjects.SUBMIT_CREATE, request.model_dump_json().encode(), request_timeout
-        )
-        if isinstance(reply, ErrorReply):
-            raise RunRefused(reply.error)
+        await _create_run(nc, request, request_timeout)
         summary = RunSummary(run_id=run_id)
-        cancel_sent = False
+        send_cancel = functools.partial(_cancel_run, nc, run_id, request_timeout)
+        watch = cancel
         while True:
-            get = asyncio.ensure_future(queue.get())
-            waiters = {get}
-            cancel_wait = None
-            if cancel is not None and not cancel_sent:
-                cancel_wait = asyncio.ensure_future(cancel.wait())
-                waiters.add(cancel_wait)
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            if cancel_wait is not None and cancel_wait not in done:
-                cancel_wait.cancel()
-            if cancel_wait is not None and cancel_wait in done and not cancel_sent:
-                cancel_sent = True
-                await nc.request(
-                    subjects.SUBMIT_CANCEL,
-                    CancelRun(run_id=run_id).model_dump_json().encode(),
-                    timeout=request_timeout,
-                )
-            # Not ``get not in done``: while the cancel request awaited its reply, ``get``
-            # may have taken an event (often run_finished) off the queue; dropping it
-            # would leave this loop waiting forever.
-            if not get.done():
-                get.cancel()
+            event, cancelled = await _next_event(queue, watch, send_cancel)
+            if cancelled:
+                watch = None  # the cancel request goes once
+            if event is None:
                 continue
-            event = get.result()
             apply_event(summary, event)
             result = on_event(event)
             if asyncio.iscoroutine(result):

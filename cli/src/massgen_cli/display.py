@@ -163,16 +163,9 @@ class SimpleDisplay:
         self._view.apply(event)
         match event:
             case ev.RunCreated():
-                self._names = {a.label: a.id for a in event.agents}
-                team = ", ".join(f"{a.label}={a.id} ({a.provider}/{a.model})" for a in event.agents)
-                self._print(f"run {event.run_id}: {len(event.agents)} agent(s): {team}")
+                self._run_created(event)
             case ev.TurnStarted():
-                note = f", redelivery {event.delivery}" if event.delivery > 1 else ""
-                what = "presenting" if event.phase == "present" else f"turn {event.number}"
-                self._flush_agent(event.label)
-                self._block.pop(event.label, None)
-                self._voted.discard(event.label)
-                self._print(f"{self._tag(event.label)} … {what}{note}")
+                self._turn_started(event)
             case ev.Chunk():
                 self._chunk(event)
             case ev.TokenUsage():
@@ -183,33 +176,18 @@ class SimpleDisplay:
                 self._line(event.label, f"✗ {event.tool or 'no tool call'}: {event.error}")
                 self._voted.discard(event.label)
             case ev.VoteAccepted():
-                if event.label in self._voted:  # its reason is on the "voting for" line
-                    self._line(event.label, f"✓ voted for {event.target}")
-                else:
-                    self._line(event.label, f"✓ voted for {event.target}: {event.reason}")
-                self._voted.discard(event.label)
+                self._vote_accepted(event)
             case ev.VoteDiscarded():
-                self._flush_agent(event.label)
-                self._print(
-                    f"{self._tag(event.label)} ↺ vote for {event.target} discarded: {event.reason}"
-                )
+                self._note(event.label, f"↺ vote for {event.target} discarded: {event.reason}")
             case ev.Restart():
-                self._flush_agent(event.label)
-                self._print(f"{self._tag(event.label)} ↻ restart: {event.reason}")
+                self._note(event.label, f"↻ restart: {event.reason}")
             case ev.AgentError():
-                self._flush_agent(event.label)
                 retry = f", retry in {event.retry_in:.1f}s" if event.retry_in is not None else ""
-                self._print(
-                    f"{self._tag(event.label)} ! error ({event.failures}){retry}: {event.error}"
-                )
+                self._note(event.label, f"! error ({event.failures}){retry}: {event.error}")
             case ev.AgentFailed():
-                self._flush_agent(event.label)
-                self._print(f"{self._tag(event.label)} ✗ failed: {event.error}")
+                self._note(event.label, f"✗ failed: {event.error}")
             case ev.AgentExcluded():
-                self._flush_agent(event.label)
-                self._print(
-                    f"{self._tag(event.label)} ✗ left out (provider failing): {event.error}"
-                )
+                self._note(event.label, f"✗ left out (provider failing): {event.error}")
             case ev.Consensus():
                 tally = ", ".join(f"{label}: {n}" for label, n in event.votes.items()) or "no votes"
                 self._print(
@@ -225,25 +203,47 @@ class SimpleDisplay:
             case ev.PresentationStarted():
                 self._print(f"{self._tag(event.label)} presents the final answer")
             case ev.FinalAnswer():
-                for label in list(self._pending):
-                    self._flush_agent(label)
-                note = (
-                    " (stored answer: the presentation was empty or failed)"
-                    if event.fallback
-                    else ""
-                )
-                self._print(f"\n=== final answer from {event.label} ({event.agent}){note} ===")
-                self._print(event.content.strip())
+                self._final_answer(event)
             case ev.ToolDenied():
-                self._flush_agent(event.label)
-                self._print(
-                    f"{self._tag(event.label)} ⛔ {event.tool} denied {event.path} ({event.rule})"
-                )
+                self._note(event.label, f"⛔ {event.tool} denied {event.path} ({event.rule})")
             case ev.RunFinished():
                 message = f": {event.message}" if event.message else ""
                 self._print(f"\nrun {event.run_id} {event.status}{message}")
             case _:
                 assert_never(event)
+
+    def _note(self, label: str, text: str) -> None:
+        """A tagged line about ``label`` (an error, a restart) after its buffered output;
+        unlike :meth:`_line`, the block it was streaming goes on afterwards."""
+        self._flush_agent(label)
+        self._print(f"{self._tag(label)} {text}")
+
+    def _run_created(self, event: ev.RunCreated) -> None:
+        self._names = {a.label: a.id for a in event.agents}
+        team = ", ".join(f"{a.label}={a.id} ({a.provider}/{a.model})" for a in event.agents)
+        self._print(f"run {event.run_id}: {len(event.agents)} agent(s): {team}")
+
+    def _turn_started(self, event: ev.TurnStarted) -> None:
+        note = f", redelivery {event.delivery}" if event.delivery > 1 else ""
+        what = "presenting" if event.phase == "present" else f"turn {event.number}"
+        self._flush_agent(event.label)
+        self._block.pop(event.label, None)
+        self._voted.discard(event.label)
+        self._print(f"{self._tag(event.label)} … {what}{note}")
+
+    def _vote_accepted(self, event: ev.VoteAccepted) -> None:
+        if event.label in self._voted:  # its reason is on the "voting for" line
+            self._line(event.label, f"✓ voted for {event.target}")
+        else:
+            self._line(event.label, f"✓ voted for {event.target}: {event.reason}")
+        self._voted.discard(event.label)
+
+    def _final_answer(self, event: ev.FinalAnswer) -> None:
+        for label in list(self._pending):
+            self._flush_agent(label)
+        note = " (stored answer: the presentation was empty or failed)" if event.fallback else ""
+        self._print(f"\n=== final answer from {event.label} ({event.agent}){note} ===")
+        self._print(event.content.strip())
 
 
 class FinalOnlyDisplay:

@@ -1,11 +1,12 @@
-"""Start the worker process first, before the command knows what the run needs.
+"""Start the worker process and nats-server first, before the command knows what the
+run needs.
 
-The worker's imports take about two seconds (litellm); the command's own start-up
-(config, the in-process orchestrator, nats-server) takes a few hundred ms more. The
-worker is started as soon as the command knows it will run a question on a stack of
-its own, told the NATS URL and providers later (one JSON line on its stdin), and
-killed if the command ends without needing it. Standard library only: this module is
-imported before anything else.
+The worker's imports take a few hundred ms, as do the command's own (config, the
+in-process orchestrator); nats-server takes tens of ms to get ready. Both processes are
+started as soon as the command knows it will run a question on a stack of its own;
+the worker is told the NATS URL and providers later (one JSON line on its stdin). Both
+are killed if the command ends without needing them, and die with it (``kill -9``
+included). Standard library only: this module is imported before anything else.
 """
 
 from __future__ import annotations
@@ -16,21 +17,49 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-__all__ = ["die_with_parent", "discard", "launch", "start", "take"]
+__all__ = [
+    "die_with_parent",
+    "discard",
+    "launch",
+    "resolve_prctl",
+    "start",
+    "started",
+    "take",
+    "take_nats",
+]
 
 _early: subprocess.Popen | None = None
+_early_nats: Any = None
+
+
+_prctl: Any = None
+
+
+def resolve_prctl() -> Any:
+    """libc's ``prctl`` (None where there is none), looked up once in this process.
+
+    Call it before starting a child with :func:`die_with_parent`: the child, between
+    fork and exec (which its parent waits for), then only calls it.
+    """
+    global _prctl
+    if _prctl is None:
+        try:
+            import ctypes
+
+            _prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+        except OSError:  # not Linux / no glibc: the stack still stops on a normal exit
+            _prctl = False
+    return _prctl or None
 
 
 def die_with_parent() -> None:
     """``preexec_fn``: the child gets SIGTERM when this process dies (Linux), so a killed
     ``massgen`` leaves no worker or model server behind."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:  # not Linux / no glibc: the stack still stops on a normal exit
-        pass
+    prctl = resolve_prctl()
+    if prctl is not None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def spawn_worker(args: list[str], *, own_session: bool = True, **popen: object) -> subprocess.Popen:
@@ -41,6 +70,7 @@ def spawn_worker(args: list[str], *, own_session: bool = True, **popen: object) 
             stop the worker ourselves); False keeps it in our process group (the
             background stack, whose group is killed as one).
     """
+    resolve_prctl()  # here, not in the forked child
     return subprocess.Popen(
         [sys.executable, "-m", "massgen_worker", *args],
         env=dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True"),
@@ -51,8 +81,9 @@ def spawn_worker(args: list[str], *, own_session: bool = True, **popen: object) 
 
 
 def start() -> None:
-    """Start the worker now; it loads litellm and then waits for ``launch``."""
-    global _early
+    """Start the worker (it loads its code, then waits for ``launch``) and nats-server
+    (for a stack of this command's own: ``take_nats``) now."""
+    global _early, _early_nats
     if _early is None:
         _early = spawn_worker(
             ["--launch-from-stdin"],
@@ -60,6 +91,27 @@ def start() -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+    if _early_nats is None:
+        from .nats_server import NatsServer, NatsServerError
+
+        try:
+            _early_nats = NatsServer(own_session=True, die_with_parent=True).spawn()
+        except (OSError, NatsServerError):  # not installed: the stack says so when it starts
+            _early_nats = None
+
+
+def started() -> bool:
+    """True while processes started by :func:`start` wait to be taken: the command
+    found no warm stack a moment ago and runs on a stack of its own."""
+    return _early is not None or _early_nats is not None
+
+
+def take_nats() -> Any:
+    """The early nats-server (a :class:`~massgen_cli.nats_server.NatsServer`, spawned, in a
+    session of its own, dying with this process), once; None if none was started."""
+    global _early_nats
+    server, _early_nats = _early_nats, None
+    return server
 
 
 def take() -> subprocess.Popen | None:
@@ -95,8 +147,12 @@ def launch(
 
 
 def discard() -> None:
-    """Stop the early worker if nothing took it (the command did not need it)."""
+    """Stop the early worker and nats-server if nothing took them (the command did not
+    need them)."""
     proc = take()
     if proc is not None:
         proc.kill()
         proc.wait()
+    server = take_nats()
+    if server is not None:
+        server.stop()

@@ -1,9 +1,12 @@
 """Everything on one machine: nats-server, the orchestrator, workers, the local model.
 
 Start order is chosen for start-up time: nats-server first (tens of ms), then the
-worker process at once, because its ``import litellm`` takes seconds and overlaps
-with everything else; the orchestrator runs inside this process. Stop order is the
-reverse. Every step is safe to repeat.
+worker process at once, because its imports take as long as this process's own and
+overlap with them; the orchestrator runs inside this process. A command's stack
+(``start(wait_for_workers=False)``) does not wait for the worker either: its run is
+created at once and waits in the turns stream for the worker's first pull, while
+:meth:`EmbeddedStack.guarded` watches the worker. Stop order is the reverse. Every step
+is safe to repeat.
 """
 
 from __future__ import annotations
@@ -14,20 +17,22 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from massgen_kit.health import inbox_prefix_for
-from massgen_proto.config import RunConfig
+from massgen_kit.runtime import mark
 from massgen_proto.subjects import TURNS_STREAM, provider_consumer
 
 from . import early_worker
-from .early_worker import die_with_parent
+from .early_worker import die_with_parent, resolve_prctl
 from .nats_server import NatsServer
 
 if TYPE_CHECKING:
     from massgen_gateway.service import GatewayService
     from massgen_orchestrator.service import OrchestratorService
+    from massgen_proto.config import RunConfig
     from nats.aio.client import Client
 
 __all__ = [
@@ -37,6 +42,12 @@ __all__ = [
     "local_models_of",
     "providers_of",
 ]
+
+
+T = TypeVar("T")
+
+WORKER_CHECK_SECONDS = 0.25
+"""How often :meth:`EmbeddedStack.guarded` checks that the worker process still runs."""
 
 
 class WorkerStartError(RuntimeError):
@@ -75,6 +86,10 @@ class EmbeddedStack:
             process's group (the background stack, whose group is killed as one).
         monitor: nats-server also serves its monitoring endpoints (``/connz``), which
             the background stack reads to know whether anyone is connected.
+        tools: run the tool gateway (in-process). Without it a turn gets the workflow
+            tools only, so a command whose team uses no tools (no MCP servers,
+            workspace, commands, custom tools or context paths) goes without: its
+            imports are a third of the command's start-up.
     """
 
     def __init__(
@@ -87,6 +102,7 @@ class EmbeddedStack:
         *,
         own_sessions: bool = True,
         monitor: bool = False,
+        tools: bool = True,
     ) -> None:
         self.providers = providers
         self.log_dir = log_dir
@@ -95,11 +111,13 @@ class EmbeddedStack:
         self._on_progress = on_progress
         self._own_sessions = own_sessions
         self._monitor = monitor
+        self._tools = tools
         self.nats: NatsServer | None = None
         self.orchestrator: OrchestratorService | None = None
         self.gateway: GatewayService | None = None
         self.client: Client | None = None
         self._worker: subprocess.Popen | None = None
+        self._workers_ready: asyncio.Future[None] | None = None
         self._worker_log = None
         self._local_procs: list[asyncio.subprocess.Process] = []
         self._local_endpoints: dict[str, tuple[str, str]] = {}
@@ -109,26 +127,81 @@ class EmbeddedStack:
         """Local model name -> (base_url, served model name)."""
         return dict(self._local_endpoints)
 
-    async def start(self) -> EmbeddedStack:
-        """Start everything; returns once a run can be created."""
-        # nats-server dies with us too (a ``kill -9`` leaves no server behind).
-        self.nats = NatsServer(
-            monitor=self._monitor, own_session=self._own_sessions, die_with_parent=True
-        ).start()
+    async def start(self, *, wait_for_workers: bool = True) -> EmbeddedStack:
+        """Start everything; returns once a run can be created.
+
+        Args:
+            wait_for_workers: return only once the worker pulls turns. False: return as
+                soon as runs can be created (their turns wait for the worker in the
+                stream); await the runs through :meth:`guarded`, which fails if the
+                worker dies or does not start.
+        """
+        # nats-server dies with us too (a ``kill -9`` leaves no server behind). The
+        # command may have started it already (``early_worker``).
+        early = None if self._monitor or not self._own_sessions else early_worker.take_nats()
+        self.nats = (
+            early
+            or NatsServer(
+                monitor=self._monitor, own_session=self._own_sessions, die_with_parent=True
+            ).spawn()
+        )
+        self.nats.wait_ready()
+        mark("cli: nats-server ready")
         self._start_worker()
         local = asyncio.ensure_future(self._start_local_models())
         # Imported only now: these imports overlap with the worker's own start-up.
         import nats
-        from massgen_gateway.service import GatewayService
-        from massgen_gateway.settings import GatewaySettings
         from massgen_orchestrator.service import OrchestratorService
         from massgen_orchestrator.settings import OrchestratorSettings
 
         self.orchestrator = OrchestratorService(
             OrchestratorSettings(nats_url=self.nats.url, memory_streams=True, replica="embedded")
         )
+        mark("cli: service code imported")
         await self.orchestrator.start()
-        # The tool gateway, in-process: cheap until an agent asks for tools.
+        mark("cli: orchestrator started")
+        if self._tools:
+            await self._start_gateway()
+        self.client = await nats.connect(
+            self.nats.url, name="massgen-cli", inbox_prefix=inbox_prefix_for(self.nats.url, "cli")
+        )
+        await local
+        if wait_for_workers:
+            await self._wait_for_workers()
+        else:
+            self._workers_ready = asyncio.ensure_future(self._wait_for_workers())
+        return self
+
+    async def guarded(self, work: Awaitable[T]) -> T:
+        """Await ``work`` (following a run) while watching the worker process.
+
+        Raises:
+            WorkerStartError: the worker exited, or did not start pulling turns in time;
+                ``work`` is cancelled (the run has no worker left to take its turns).
+        """
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=WORKER_CHECK_SECONDS)
+                if done:
+                    return task.result()
+                ready = self._workers_ready
+                if ready is not None and ready.done() and not ready.cancelled():
+                    if (error := ready.exception()) is not None:
+                        raise error
+                if not self.worker_alive():
+                    raise WorkerStartError(self._worker_failure())
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def _start_gateway(self) -> None:
+        """The tool gateway, in-process: cheap until an agent asks for tools."""
+        from massgen_gateway.service import GatewayService
+        from massgen_gateway.settings import GatewaySettings
+
+        assert self.nats is not None
         self.gateway = GatewayService(
             GatewaySettings(
                 nats_url=self.nats.url, memory_streams=True, replica="embedded",
@@ -139,18 +212,16 @@ class EmbeddedStack:
             )
         )  # fmt: skip
         await self.gateway.start()
-        self.client = await nats.connect(
-            self.nats.url, name="massgen-cli", inbox_prefix=inbox_prefix_for(self.nats.url, "cli")
-        )
-        await local
-        await self._wait_for_workers()
-        return self
+        mark("cli: gateway started")
 
     async def _wait_for_workers(self, timeout: float = 120.0) -> None:
         """Return once the worker pulls every provider's turns.
 
-        The run's deadline starts when it is created, so it is created only when a
-        worker can take its turns (the worker's ``import litellm`` takes seconds).
+        A stack that serves others (``massgen up``, ``serve api``) says it is ready only
+        then; a command's own stack runs this beside its first run (:meth:`guarded`).
+
+        Raises:
+            WorkerStartError: the worker exited, or pulled nothing within ``timeout``.
         """
         js = self.client.jetstream()
         loop = asyncio.get_running_loop()
@@ -170,11 +241,12 @@ class EmbeddedStack:
                 raise WorkerStartError(f"the worker did not start within {timeout:.0f}s")
             if waiting:
                 await asyncio.sleep(0.05)
+        mark("cli: worker pulling")
 
     def _worker_failure(self) -> str:
         where = f"; see {self.log_dir / 'worker.log'}" if self.log_dir is not None else ""
         code = self._worker.returncode if self._worker is not None else None
-        return f"the worker process exited at start (exit code {code}){where}"
+        return f"the worker process exited (exit code {code}){where}"
 
     def _start_worker(self) -> None:
         level = "debug" if self.debug else "info"
@@ -212,6 +284,7 @@ class EmbeddedStack:
             )
             if self._on_progress is not None:
                 self._on_progress(f"starting local model {name} ({agents} slot(s))")
+            resolve_prctl()
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "massgen_local_model",
                 "--model", name, "--parallel", str(max(agents, 1)),
@@ -257,6 +330,10 @@ class EmbeddedStack:
 
     async def stop(self) -> None:
         """Stop in reverse start order. Safe to call twice."""
+        ready, self._workers_ready = self._workers_ready, None
+        if ready is not None:
+            ready.cancel()
+            await asyncio.gather(ready, return_exceptions=True)
         if self.client is not None:
             client, self.client = self.client, None
             try:

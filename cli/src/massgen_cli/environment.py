@@ -11,12 +11,15 @@ __all__ = ["configure_logging", "load_dotenv"]
 
 def load_dotenv() -> None:
     """Read ``./.env`` then ``~/.env`` into the environment (set variables win)."""
+    files = [path for path in (Path.cwd() / ".env", Path.home() / ".env") if path.is_file()]
+    if not files:
+        return  # python-dotenv not even imported (it imports logging: ~20 ms)
     try:
         from dotenv import load_dotenv as load
     except ImportError:  # optional convenience
         return
-    load(Path.cwd() / ".env", override=False)
-    load(Path.home() / ".env", override=False)
+    for path in files:
+        load(path, override=False)
 
 
 def configure_logging(debug: bool, folder: Path | None) -> IO[str] | None:
@@ -30,6 +33,9 @@ def configure_logging(debug: bool, folder: Path | None) -> IO[str] | None:
         The open log file, for the caller to close when the command ends (None without
         a folder).
     """
+    from massgen_kit.runtime import import_lean
+
+    import_lean("structlog")  # without rich (the services' logs are JSON lines)
     from massgen_kit.logsetup import configure_logging as configure
 
     handle = None

@@ -35,6 +35,7 @@ CLI_ONLY_VARIABLES = frozenset(
         "MASSGEN_RUNTIME_DIR",
         "MASSGEN_API_TOKEN",
         "MASSGEN_CODE_FINGERPRINT",
+        "MASSGEN_STARTUP_TRACE",  # where start-up steps are noted (benchmarks)
         # Always set by whoever starts the services (not the user's choice).
         "LITELLM_LOCAL_MODEL_COST_MAP",
     }

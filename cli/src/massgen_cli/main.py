@@ -144,9 +144,15 @@ def _subcommand_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``massgen`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    from massgen_kit.runtime import no_pydantic_plugins
+
+    no_pydantic_plugins()  # here and in every process the command starts
     if argv and argv[0] in SUBCOMMANDS:
         return _subcommand(argv)
     args = _parser().parse_args(argv)
+    from massgen_kit.runtime import mark
+
+    mark("cli: arguments parsed")
     from .commands import ask
 
     return ask.main(args)

@@ -15,7 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .early_worker import die_with_parent
+from .early_worker import die_with_parent, resolve_prctl
 
 __all__ = ["NatsServer", "NatsServerError", "find_binary"]
 
@@ -79,6 +79,7 @@ class NatsServer:
         """The HTTP monitoring port (with ``monitor=True``, once started)."""
         self.output: list[str] = []
         """Everything the server wrote so far (it logs to stderr)."""
+        self._ready = threading.Event()
 
     @property
     def url(self) -> str:
@@ -92,6 +93,10 @@ class NatsServer:
 
     def start(self, timeout: float = 10.0) -> NatsServer:
         """Start the process and wait for "Server is ready" (JetStream included)."""
+        return self.spawn().wait_ready(timeout)
+
+    def spawn(self) -> NatsServer:
+        """Start the process and return at once (:meth:`wait_ready` waits for it)."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         command = [
             find_binary(), "-a", "127.0.0.1", "-p", str(self.port or -1),
@@ -99,6 +104,8 @@ class NatsServer:
         ]  # fmt: skip
         if self._monitor:
             command += ["-m", "-1"]  # -1: a free port, read back from the log
+        if self._die_with_parent:
+            resolve_prctl()
         self._proc = proc = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,
@@ -109,7 +116,7 @@ class NatsServer:
             start_new_session=self._own_session,
             preexec_fn=die_with_parent if self._die_with_parent else None,
         )
-        ready = threading.Event()
+        ready = self._ready
 
         def drain() -> None:
             # Keeps reading after start-up so a chatty server never blocks on a full pipe.
@@ -126,7 +133,21 @@ class NatsServer:
             ready.set()  # EOF: the process is gone; reported below.
 
         threading.Thread(target=drain, name="nats-server-log", daemon=True).start()
-        if not ready.wait(timeout) or proc.poll() is not None or not self.port:
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> NatsServer:
+        """Wait for the spawned server's "Server is ready" (JetStream included).
+
+        Raises:
+            NatsServerError: it exited or did not get ready in ``timeout`` (it is stopped).
+        """
+        proc = self._proc
+        if (
+            proc is None
+            or not self._ready.wait(timeout)
+            or proc.poll() is not None
+            or not (self.port)
+        ):
             tail = "\n".join(self.output[-40:])
             self.stop()
             raise NatsServerError(f"nats-server did not start; its output:\n{tail}")

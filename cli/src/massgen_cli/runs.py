@@ -190,18 +190,36 @@ def show_run(run: StoredRun, out: TextIO, table: bool = False, cost: bool = True
         out.write(f"{run.path}: no events recorded\n")
         return 1
     if table:
-        data = coordination_rows(events)
-        if out.isatty():
-            from rich.console import Console
-
-            Console(file=out).print(render_rich(data, title=f"run {run.run_id}"))
-        else:
-            out.write(render_plain(data))
+        _show_table(run, events, out)
         return 0
     summary: RunSummary = summarize(run.run_id, events)
     created = next((e for e in events if isinstance(e, ev.RunCreated)), None)
     models = {a.id: f"{a.provider}/{a.model}" for a in created.agents} if created else {}
     labels = {a.id: a.label for a in created.agents} if created else dict(summary.labels)
+    _write_header(run, summary, out)
+    _write_agents(summary, models, labels, out, cost=cost)
+    _write_answers_and_votes(summary, events, out)
+    out.write("\nfinal answer")
+    if summary.winner:
+        out.write(f" (from {labels.get(summary.winner, summary.winner)} {summary.winner})")
+    out.write(":\n")
+    out.write((summary.final_answer or "(none)").strip() + "\n")
+    return 0
+
+
+def _show_table(run: StoredRun, events: list[ev.RunEvent], out: TextIO) -> None:
+    """``--table``: the coordination table, drawn with rich on a terminal."""
+    data = coordination_rows(events)
+    if out.isatty():
+        from rich.console import Console
+
+        Console(file=out).print(render_rich(data, title=f"run {run.run_id}"))
+    else:
+        out.write(render_plain(data))
+
+
+def _write_header(run: StoredRun, summary: RunSummary, out: TextIO) -> None:
+    """Status, folder, question, start time and timing."""
     w = out.write
     w(f"run {run.run_id} — {summary.status}" + (f": {summary.message}" if summary.message else ""))
     w(f"\nfolder: {run.path}\n")
@@ -219,6 +237,18 @@ def show_run(run: StoredRun, out: TextIO, table: bool = False, cost: bool = True
         else None
     )
     w(f"timing: total {_fmt_duration(duration)}, first turn after {_fmt_duration(first)}\n")
+
+
+def _write_agents(
+    summary: RunSummary,
+    models: dict[str, str],
+    labels: dict[str, str],
+    out: TextIO,
+    *,
+    cost: bool,
+) -> None:
+    """One line per agent: model, last status, tokens and cost; then the total cost."""
+    w = out.write
     w("\nagents:\n")
     # Runs record their cost as they go (worker-side prices); older logs get an estimate.
     unpriced = {a: t for a, t in summary.tokens.items() if a not in summary.costs}
@@ -241,6 +271,11 @@ def show_run(run: StoredRun, out: TextIO, table: bool = False, cost: bool = True
         )
     if known:
         w(f"  total cost: ${total_cost:.4f} (litellm prices)\n")
+
+
+def _write_answers_and_votes(summary: RunSummary, events: list[ev.RunEvent], out: TextIO) -> None:
+    """Every accepted answer (one line each), every accepted vote, the last tally."""
+    w = out.write
     w(f"\nanswers ({len(summary.answers)}):\n")
     for answer in summary.answers:
         text = " ".join(answer.content.split())
@@ -253,12 +288,6 @@ def show_run(run: StoredRun, out: TextIO, table: bool = False, cost: bool = True
     if consensus:
         tally = ", ".join(f"{k} {v}" for k, v in consensus[-1].votes.items())
         w(f"  tally: {tally} → winner {consensus[-1].winner_label}\n")
-    w("\nfinal answer")
-    if summary.winner:
-        w(f" (from {labels.get(summary.winner, summary.winner)} {summary.winner})")
-    w(":\n")
-    w((summary.final_answer or "(none)").strip() + "\n")
-    return 0
 
 
 async def replay(

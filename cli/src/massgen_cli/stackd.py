@@ -33,7 +33,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .embedded import EmbeddedStack
 
 __all__ = ["IdleClock", "count_clients", "main"]
 
@@ -167,9 +170,37 @@ class _Daemon:
             self.lock_fd = None
 
     async def serve(self) -> int:
-        from massgen_kit.logsetup import configure_logging
+        """Start the stack, publish it, keep it until stopped; the process exit code."""
+        from .embedded import EmbeddedStack
 
-        from .embedded import EmbeddedStack, LocalModelStartError
+        self._listen_and_log()
+        self.publish(progress="starting nats-server, orchestrator and workers")
+        providers, local = _pools(self.args)
+        stack = EmbeddedStack(
+            providers, log_dir=self.log_dir, debug=self.args.debug, local_models=local,
+            on_progress=lambda note: self.publish(progress=note),
+            own_sessions=False, monitor=True,
+        )  # fmt: skip
+        code = await self._start(stack)
+        if code is not None:
+            return code
+        self._publish_ready(stack, providers, local)
+        watcher = asyncio.ensure_future(self._watch(stack))
+        try:
+            await self.stop.wait()
+        finally:
+            # Commands must not connect to a stack that is going away.
+            self.publish(ready=False, stopping=True)
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await stack.stop()
+            _forget(self.path)
+        return 0
+
+    def _listen_and_log(self) -> None:
+        """Signal handlers, then the services' log file."""
+        from massgen_kit.logsetup import configure_logging
 
         # Handlers first: a command may retire this stack as soon as it reads the state.
         loop = asyncio.get_running_loop()
@@ -181,13 +212,11 @@ class _Daemon:
             "debug" if self.args.debug else "info",
             (self.log_dir / "services.log").open("a", encoding="utf-8"),
         )
-        self.publish(progress="starting nats-server, orchestrator and workers")
-        providers, local = _pools(self.args)
-        stack = EmbeddedStack(
-            providers, log_dir=self.log_dir, debug=self.args.debug, local_models=local,
-            on_progress=lambda note: self.publish(progress=note),
-            own_sessions=False, monitor=True,
-        )  # fmt: skip
+
+    async def _start(self, stack: EmbeddedStack) -> int | None:
+        """Start ``stack`` unless stopped first: None once it runs, else the exit code."""
+        from .embedded import LocalModelStartError
+
         starting = asyncio.ensure_future(stack.start())
         stopping = asyncio.ensure_future(self.stop.wait())
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -205,13 +234,21 @@ class _Daemon:
             await stack.stop()
             self.publish(error=str(error), failed_at=time.time())
             return 3
+        return None
+
+    def _publish_ready(
+        self, stack: EmbeddedStack, providers: list[str], local: Counter[str]
+    ) -> None:
+        """What commands need to use the running stack: its URL, pools and processes."""
+        nats = stack.nats
+        assert nats is not None  # a started stack has its server
         self.state.pop("progress", None)
         self.clock.observe(False, time.time())
         self.publish(
             ready=True,
-            nats_url=stack.nats.url,
-            nats_store=str(stack.nats.store_dir),
-            nats_monitor=stack.nats.monitor_url,
+            nats_url=nats.url,
+            nats_store=str(nats.store_dir),
+            nats_monitor=nats.monitor_url,
             providers=providers,
             local={name: slots for name, slots in local.items()},
             local_endpoints={k: list(v) for k, v in stack.local_endpoints.items()},
@@ -220,18 +257,6 @@ class _Daemon:
             idle_since=self.clock.idle_since,
             clients=0,
         )
-        watcher = asyncio.ensure_future(self._watch(stack))
-        try:
-            await self.stop.wait()
-        finally:
-            # Commands must not connect to a stack that is going away.
-            self.publish(ready=False, stopping=True)
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            await stack.stop()
-            _forget(self.path)
-        return 0
 
     async def _watch(self, stack: Any) -> None:
         """Every few seconds: is the stack whole, is anyone using it, has it idled out?"""

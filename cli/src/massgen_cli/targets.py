@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections import Counter
+
     from massgen_proto.events import RunEvent
     from massgen_proto.summary import RunSummary
 
@@ -120,6 +122,8 @@ class StackTarget:
         background: when this command runs on a stack of its own, also start the warm
             stack in the background for the next commands
             (:func:`~massgen_cli.warm.background_allowed` says when).
+        team: what is known of ``config`` already (:func:`~massgen_cli.teams.resolve_team`,
+            possibly remembered): spares validating it again.
     """
 
     def __init__(
@@ -130,11 +134,18 @@ class StackTarget:
         embedded: bool = False,
         debug: bool = False,
         background: bool = False,
+        team: Any = None,
     ) -> None:
-        from .notices import config_warnings
+        if team is None:
+            from .teams import describe
 
+            try:
+                team = describe(config)
+            except ValueError:  # invalid: the orchestrator refuses the run, saying why
+                team = None
         self.config = config
-        self.warnings = config_warnings(config)
+        self._team = team
+        self.warnings: list[str] = list(team.warnings) if team is not None else []
         self.log_dir = log_dir
         self.embedded = embedded
         self.debug = debug
@@ -144,6 +155,7 @@ class StackTarget:
         self.warm: Any = None
         self._planned: Any = None
         self._spawn_timer: asyncio.TimerHandle | None = None
+        self._log_handle: Any = None
 
     @property
     def kind(self) -> str:
@@ -161,17 +173,23 @@ class StackTarget:
             loaded()  # start-up's imports are done: collect as usual from here on
 
     async def _start(self) -> None:
-        from massgen_proto.config import parse_config
+        from collections import Counter
 
+        from . import early_worker
         from . import warm as background
+        from .teams import describe
 
-        run_config = parse_config(self.config)
-        providers = list(dict.fromkeys(a.backend.provider for a in run_config.agents))
-        local = [a.backend.model for a in run_config.agents if a.backend.type == "local"]
-        uses_files = any(run_config.uses_tools(agent) for agent in run_config.agents)
+        team = self._team if self._team is not None else describe(self.config)  # ConfigError
+        providers = list(team.providers)
+        local_models = Counter(team.local)
+        local = list(local_models)
+        uses_files = team.uses_files
         replaced = None
-        warm = None if self.embedded else background.find_warm_stack(_say)
-        if warm is None and not self.embedded and (starting := background.starting_stack()):
+        # The command started its own worker and nats-server after finding no warm stack
+        # (``ask``): not looked for again.
+        own = self.embedded or early_worker.started()
+        warm = None if own else background.find_warm_stack(_say)
+        if warm is None and not own and (starting := background.starting_stack()):
             warm = await self._wait_for(starting)
         if warm is not None:
             why_not = warm.unfit(providers, local, uses_files=uses_files)
@@ -184,9 +202,9 @@ class StackTarget:
                 replaced = warm.state
             else:
                 _say(f"not using the warm stack: {why_not}")
-        await self._start_embedded(providers, run_config)
+        await self._start_embedded(providers, local_models, tools=uses_files)
         if self.background:
-            self._plan_background(run_config, replaced or background.last_replaced())
+            self._plan_background(local_models, replaced or background.last_replaced())
 
     async def _wait_for(self, starting: dict[str, Any]) -> Any:
         """The warm stack that is starting, once ready; None if it is not soon."""
@@ -204,7 +222,7 @@ class StackTarget:
         _say("the warm stack is still starting; using a stack of this command's own")
         return None
 
-    def _plan_background(self, run_config: Any, replaced: dict[str, Any] | None) -> None:
+    def _plan_background(self, local_models: Counter[str], replaced: dict[str, Any] | None) -> None:
         """Start the warm stack for the next commands: :data:`SPAWN_DELAY` from now, or
         once this command is done when it runs a local model (loading a second copy
         meanwhile would slow this command's run on the same cores).
@@ -215,11 +233,10 @@ class StackTarget:
         from massgen_proto.providers import BACKENDS
 
         from . import warm as background
-        from .embedded import local_models_of
 
         # Every cloud provider: the next command may use another team.
         providers = list(dict.fromkeys(b.provider for b in BACKENDS.values()))
-        local: dict[str, int] = dict(local_models_of(run_config))
+        local: dict[str, int] = dict(local_models)
         auto, idle = True, None
         if replaced is not None:  # keep what the replaced stack served, and how it lived
             providers += [p for p in replaced.get("providers") or [] if p not in providers]
@@ -277,18 +294,25 @@ class StackTarget:
             _say(f"warm stack at {warm.url} unreachable ({error}); starting one")
             return False
 
-    async def _start_embedded(self, providers: list[str], run_config: Any) -> None:
-        from .embedded import EmbeddedStack, local_models_of
+    async def _start_embedded(
+        self, providers: list[str], local_models: Counter[str], *, tools: bool
+    ) -> None:
+        from .embedded import EmbeddedStack
+        from .environment import configure_logging
         from .progress import Progress
         from .teams import point_local_agents
 
+        # The in-process services log to ``services.log`` in the log folder.
+        self._log_handle = configure_logging(self.debug, self.log_dir)
         async with Progress("starting the local stack (nats-server, orchestrator, worker)") as bar:
             self._stack = EmbeddedStack(
                 providers, log_dir=self.log_dir, debug=self.debug,
-                local_models=local_models_of(run_config), on_progress=bar.note,
+                local_models=local_models, on_progress=bar.note,
+                tools=tools,
             )  # fmt: skip
             try:
-                await self._stack.start()
+                # The run is created at once; its turns wait for the worker (``follow``).
+                await self._stack.start(wait_for_workers=False)
             except BaseException:
                 await self._stack.stop()
                 self._stack = None
@@ -312,13 +336,25 @@ class StackTarget:
         cancel: asyncio.Event,
         previous_run_id: str | None = None,
     ) -> RunSummary:
-        """Create the run over NATS and follow it; returns its summary."""
+        """Create the run over NATS and follow it; returns its summary.
+
+        Raises:
+            TargetUnavailable: this command's own worker died or did not start.
+        """
         from .client import follow_run
 
-        return await follow_run(
+        run = follow_run(
             self.nc, question, self.config, on_event,
             history=history, run_id=run_id, cancel=cancel, previous_run_id=previous_run_id,
         )  # fmt: skip
+        if self._stack is None:
+            return await run
+        from .embedded import WorkerStartError
+
+        try:
+            return await self._stack.guarded(run)
+        except WorkerStartError as error:
+            raise TargetUnavailable(str(error)) from error
 
     def alive(self) -> bool:
         return self._stack is None or self._stack.worker_alive()
@@ -332,6 +368,9 @@ class StackTarget:
             nc, self.nc = self.nc, None
             with contextlib.suppress(Exception):
                 await nc.drain()
+        handle, self._log_handle = self._log_handle, None
+        if handle is not None:
+            handle.close()
 
 
 class ApiTarget:
@@ -411,7 +450,10 @@ async def opened(
     """
     from .environment import configure_logging
 
-    handle = configure_logging(debug, log_folder)
+    # A stack target sets up logging only for a stack of its own (services in this
+    # process); a command on a warm stack runs none.
+    own = isinstance(target, StackTarget)
+    handle = None if own else configure_logging(debug, log_folder)
     try:
         await target.start()
         yield target

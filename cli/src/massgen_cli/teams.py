@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from massgen_proto.providers import BACKENDS, backend_for_model
@@ -15,11 +17,13 @@ if TYPE_CHECKING:
 __all__ = [
     "API_TEAM_MODELS",
     "DEFAULT_LOCAL_MODEL",
+    "Team",
     "default_team",
     "missing_keys",
     "point_local_agents",
     "quick_config",
     "resolve_config",
+    "resolve_team",
 ]
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
@@ -159,3 +163,107 @@ def missing_keys(config: dict[str, Any]) -> list[str]:
             need = " or ".join(names)
             missing.append(f"agent {agent['id']!r} ({backend['type']}) needs {need} to be set")
     return missing
+
+
+@dataclass
+class Team:
+    """A resolved team config and what the command needs to know of it before a run."""
+
+    config: dict[str, Any]
+    """The run config mapping (validated, normalised: what a run is created with)."""
+    source: str | None
+    note: str | None
+    """For the user (which default team), or None."""
+    warnings: list[str]
+    """Keys accepted but not applied (``RunConfig.warnings``)."""
+    providers: list[str]
+    """Worker pools the team needs, in first-use order."""
+    local: dict[str, int]
+    """Local model -> number of agents on it."""
+    uses_files: bool
+    """An agent has tools beyond the workflow ones (``RunConfig.uses_tools``)."""
+
+
+def describe(config: Mapping[str, Any], source: str | None = None, note: str | None = None) -> Team:
+    """The :class:`Team` of a config mapping (validates it: ``ConfigError``)."""
+    from massgen_proto.config import parse_config
+
+    run = parse_config(dict(config))
+    local: dict[str, int] = {}
+    for agent in run.agents:
+        if agent.backend.type == "local":
+            local[agent.backend.model] = local.get(agent.backend.model, 0) + 1
+    return Team(
+        config=dict(config), source=source, note=note, warnings=run.warnings(),
+        providers=list(dict.fromkeys(a.backend.provider for a in run.agents)), local=local,
+        uses_files=any(run.uses_tools(agent) for agent in run.agents),
+    )  # fmt: skip
+
+
+CACHE_LIMIT = 64
+"""Resolved configs kept (the least recently written go first)."""
+
+
+def resolve_team(args: argparse.Namespace) -> Team:
+    """:func:`resolve_config` and :func:`describe`, remembered for a ``--config`` file.
+
+    Validating a config imports the config models (pydantic: about a tenth of a
+    second, most of a warm command's start-up). A file's result is kept in
+    ``<state dir>/configs/``, keyed by the file's path, size and modification time and
+    by the installed code (:func:`~massgen_cli.fingerprint.code_fingerprint`); a file
+    that names environment variables (``$``) is read afresh every time.
+
+    Raises:
+        ConfigError, ValueError: as :func:`resolve_config`.
+    """
+    path = _cache_path(args)
+    if path is not None:
+        try:
+            import json
+
+            return Team(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            pass
+    config, source, note = resolve_config(args)
+    team = describe(config, source, note)
+    if path is not None:
+        _remember(path, team)
+    return team
+
+
+def _cache_path(args: argparse.Namespace) -> Path | None:
+    if not args.config or args.model:
+        return None
+    from .bundled import resolve_config_path
+
+    file = Path(resolve_config_path(args.config))
+    try:
+        stat = file.stat()
+        if b"$" in file.read_bytes():
+            return None
+    except OSError:
+        return None
+    import hashlib
+
+    from .fingerprint import code_fingerprint
+    from .warm import state_dir
+
+    parts = (file.resolve(), args.config, os.getcwd(), stat.st_size, stat.st_mtime_ns)
+    key = "\0".join(map(str, (*parts, code_fingerprint())))
+    return state_dir() / "configs" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+
+
+def _remember(path: Path, team: Team) -> None:
+    """Write ``team`` to ``path`` (atomically); keep at most :data:`CACHE_LIMIT` files."""
+    import json
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(asdict(team)), encoding="utf-8")
+        temporary.replace(path)
+        kept = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[CACHE_LIMIT:]:
+            old.unlink(missing_ok=True)
+    except OSError:  # a read-only home: no cache, same result
+        pass

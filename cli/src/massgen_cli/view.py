@@ -159,6 +159,12 @@ class AgentView:
         self.activity = self.writing = ""
         self.streamed_answer = self.shown_vote = False
 
+    def end_turn(self, state: str, status: str) -> None:
+        """The current turn ended (answered, voted, failed): nothing runs until the next."""
+        self.turn_started = None
+        self.state, self.status = state, status
+        self.activity = ""
+
 
 @dataclass(slots=True)
 class RunView:
@@ -215,25 +221,9 @@ class RunView:
         self.last_event_at = event.ts
         match event:
             case ev.RunCreated():
-                self.run_id = event.run_id
-                self.question = event.question
-                self.started_at = event.ts
-                self.phase = "coordinating"
-                for info in event.agents:
-                    self.agents[info.label] = AgentView(
-                        agent=info.id, label=info.label, provider=info.provider, model=info.model
-                    )
+                self._run_created(event)
             case ev.TurnStarted():
-                agent = self._agent(event)
-                agent.turn = event.number
-                agent.turn_started = event.ts
-                agent.last_output = None
-                presenting = event.phase == "present"
-                agent.state = "presenting" if presenting else "working"
-                agent.status = "presenting" if presenting else f"working (turn {event.number})"
-                marker = "final presentation" if presenting else f"turn {event.number}"
-                agent.new_turn()
-                agent.add_text(f"\n── {marker} ──\n" if agent.text else f"── {marker} ──\n")
+                self._turn_started(self._agent(event), event)
             case ev.Chunk():
                 self._chunk(self._agent(event), event)
             case ev.TokenUsage():
@@ -241,60 +231,31 @@ class RunView:
                 agent.prompt_tokens += event.prompt_tokens
                 agent.completion_tokens += event.completion_tokens
             case ev.AnswerAccepted():
-                agent = self._agent(event)
-                agent.answers += 1
-                agent.state, agent.status = "answered", f"answered {event.version}"
-                agent.turn_started = None
-                agent.activity = ""
-                if not agent.streamed_answer:  # a model that did not stream it (or an old log)
-                    agent.add_line("✎ answer:")
-                    agent.add_text(event.content.strip() + "\n")
-                agent.add_line(f"✓ answer {event.version} accepted")
-                self.answers.append(event.version)
-                self.votes.clear()
+                self._answer_accepted(self._agent(event), event)
             case ev.WorkflowRejected():
                 agent = self._agent(event)
                 agent.activity = ""
                 agent.add_line(f"✗ {event.tool or 'no tool call'} rejected: {event.error}")
                 agent.streamed_answer = agent.shown_vote = False  # the agent tries again
             case ev.VoteAccepted():
-                agent = self._agent(event)
-                agent.state, agent.status = "voted", f"voted for {event.target}"
-                agent.turn_started = None
-                agent.activity = ""
-                if not agent.shown_vote:
-                    same = " (same answer)" if event.same_answer else ""
-                    agent.add_line(f"☑ voted for {event.target}{same}: {event.reason}")
-                    agent.shown_vote = True
-                self.votes[event.label] = event.target
-                self.vote_count += 1
+                self._vote_accepted(self._agent(event), event)
             case ev.VoteDiscarded():
-                agent = self._agent(event)
-                agent.add_line(f"↺ vote for {event.target} discarded: {event.reason}")
+                self._agent(event).add_line(f"↺ vote for {event.target} discarded: {event.reason}")
             case ev.Restart():
                 agent = self._agent(event)
                 agent.state, agent.status = "restarting", "restarting"
                 agent.turn_started = None
                 self.restarts += 1
             case ev.AgentError():
-                agent = self._agent(event)
-                agent.turn_started = None
                 retry = f", retry in {event.retry_in:.0f}s" if event.retry_in is not None else ""
-                agent.state, agent.status = "error", f"error {event.failures}{retry}"
-                agent.activity = ""
-                agent.add_line(f"! {event.error}")
+                self._agent_stopped(
+                    event, "error", f"error {event.failures}{retry}", f"! {event.error}"
+                )
             case ev.AgentFailed():
-                agent = self._agent(event)
-                agent.turn_started = None
-                agent.state, agent.status = "failed", "failed"
-                agent.activity = ""
-                agent.add_line(f"✗ failed: {event.error}")
+                self._agent_stopped(event, "failed", "failed", f"✗ failed: {event.error}")
             case ev.AgentExcluded():
-                agent = self._agent(event)
-                agent.turn_started = None
-                agent.state, agent.status = "failed", "left out"
-                agent.activity = ""
-                agent.add_line(f"✗ left out (provider failing): {event.error}")
+                line = f"✗ left out (provider failing): {event.error}"
+                self._agent_stopped(event, "failed", "left out", line)
             case ev.Consensus():
                 self.winner_label = event.winner_label
             case ev.DeadlineReached():
@@ -302,34 +263,88 @@ class RunView:
             case ev.BudgetReached():
                 self.message = f"budget reached ({event.limit}) with {event.answers} answer(s)"
             case ev.PresentationStarted():
-                self.phase = "presenting"
-                self.winner_label = event.label
-                for agent in self.agents.values():
-                    if agent.label != event.label and agent.state not in ("failed",):
-                        agent.turn_started = None
-                        if agent.busy():
-                            agent.state, agent.status = "done", "stopped"
+                self._presentation_started(event)
             case ev.FinalAnswer():
-                agent = self._agent(event)
-                agent.turn_started = None
-                agent.state, agent.status = "winner", "winner: final answer"
-                self.winner_label = event.label
-                self.final_answer = event.content
-                self.final_fallback = event.fallback
+                self._final_answer(self._agent(event), event)
             case ev.ToolDenied():
-                agent = self._agent(event)
-                agent.add_line(f"⛔ {event.tool} denied {event.path} ({event.rule})")
+                self._agent(event).add_line(f"⛔ {event.tool} denied {event.path} ({event.rule})")
             case ev.RunFinished():
-                self.phase = "finished"
-                self.status = event.status
-                self.message = event.message or self.message
-                for agent in self.agents.values():
-                    agent.turn_started = None
-                    agent.activity = ""
-                    if agent.busy():
-                        agent.state, agent.status = "done", event.status
+                self._run_finished(event)
             case _:
                 assert_never(event)
+
+    def _agent_stopped(self, event: ev.RunEvent, state: str, status: str, line: str) -> None:
+        """An agent's turn ended without an answer or a vote (an error, a failure)."""
+        agent = self._agent(event)
+        agent.end_turn(state, status)
+        agent.add_line(line)
+
+    def _run_created(self, event: ev.RunCreated) -> None:
+        self.run_id = event.run_id
+        self.question = event.question
+        self.started_at = event.ts
+        self.phase = "coordinating"
+        for info in event.agents:
+            self.agents[info.label] = AgentView(
+                agent=info.id, label=info.label, provider=info.provider, model=info.model
+            )
+
+    @staticmethod
+    def _turn_started(agent: AgentView, event: ev.TurnStarted) -> None:
+        agent.turn = event.number
+        agent.turn_started = event.ts
+        agent.last_output = None
+        presenting = event.phase == "present"
+        agent.state = "presenting" if presenting else "working"
+        agent.status = "presenting" if presenting else f"working (turn {event.number})"
+        marker = "final presentation" if presenting else f"turn {event.number}"
+        agent.new_turn()
+        agent.add_text(f"\n── {marker} ──\n" if agent.text else f"── {marker} ──\n")
+
+    def _answer_accepted(self, agent: AgentView, event: ev.AnswerAccepted) -> None:
+        agent.answers += 1
+        agent.end_turn("answered", f"answered {event.version}")
+        if not agent.streamed_answer:  # a model that did not stream it (or an old log)
+            agent.add_line("✎ answer:")
+            agent.add_text(event.content.strip() + "\n")
+        agent.add_line(f"✓ answer {event.version} accepted")
+        self.answers.append(event.version)
+        self.votes.clear()  # votes were for the answers before this one
+
+    def _vote_accepted(self, agent: AgentView, event: ev.VoteAccepted) -> None:
+        agent.end_turn("voted", f"voted for {event.target}")
+        if not agent.shown_vote:
+            same = " (same answer)" if event.same_answer else ""
+            agent.add_line(f"☑ voted for {event.target}{same}: {event.reason}")
+            agent.shown_vote = True
+        self.votes[event.label] = event.target
+        self.vote_count += 1
+
+    def _presentation_started(self, event: ev.PresentationStarted) -> None:
+        self.phase = "presenting"
+        self.winner_label = event.label
+        for agent in self.agents.values():
+            if agent.label != event.label and agent.state not in ("failed",):
+                agent.turn_started = None
+                if agent.busy():
+                    agent.state, agent.status = "done", "stopped"
+
+    def _final_answer(self, agent: AgentView, event: ev.FinalAnswer) -> None:
+        agent.turn_started = None
+        agent.state, agent.status = "winner", "winner: final answer"
+        self.winner_label = event.label
+        self.final_answer = event.content
+        self.final_fallback = event.fallback
+
+    def _run_finished(self, event: ev.RunFinished) -> None:
+        self.phase = "finished"
+        self.status = event.status
+        self.message = event.message or self.message
+        for agent in self.agents.values():
+            agent.turn_started = None
+            agent.activity = ""
+            if agent.busy():
+                agent.state, agent.status = "done", event.status
 
     def _chunk(self, agent: AgentView, event: ev.Chunk) -> None:
         """Streamed output into the agent's panel (see the module doc)."""

@@ -141,7 +141,12 @@ def connect_options(url: str, default_user: str) -> dict:
     CA bundle (clusters whose NATS speaks TLS with a private CA), a TLS context that
     trusts it, so the system trust store used for provider calls stays untouched.
     """
-    options: dict = {"inbox_prefix": inbox_prefix_for(url, default_user)}
+    # A lost node is retried every half second, not nats-py's default 2 s: behind a
+    # balancer, a retry that lands on the restarting node would otherwise stall turns.
+    options: dict = {
+        "inbox_prefix": inbox_prefix_for(url, default_user),
+        "reconnect_time_wait": 0.5,
+    }
     ca_file = os.environ.get("NATS_CA_FILE")
     if ca_file:
         import ssl
@@ -220,6 +225,9 @@ async def serve_until_signalled(service: Service, health_port: int | None = None
     try:
         await service.start()
         started.set()
+        from .runtime import mark
+
+        mark(f"{type(service).__name__}: started")
         await stop.wait()
     finally:
         if health is not None:

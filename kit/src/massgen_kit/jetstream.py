@@ -6,9 +6,11 @@ and a fresh cluster needs no setup job. Imports nats-py lazily (only services ne
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from massgen_proto.subjects import (
     EVENTS_STREAM,
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from nats.js.kv import KeyValue
 
 __all__ = [
+    "NO_MESSAGE",
+    "OrderedFollower",
     "StreamSettings",
     "close_connection",
     "ensure_bucket",
@@ -32,6 +36,7 @@ __all__ = [
     "ensure_provider_consumer",
     "ensure_runs_bucket",
     "ensure_turns_stream",
+    "bucket_keys",
 ]
 
 
@@ -169,6 +174,24 @@ async def ensure_bucket(
         return await js.key_value(name)
 
 
+NO_MESSAGE = 10037
+"""JetStream's error code for "no message found". A 404 with another code (e.g. 10059,
+"stream not found", from a node still joining the cluster) says nothing about the
+key: whoever reads a run must retry it, not conclude the run does not exist."""
+
+
+async def bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:
+    """Every key the bucket holds a message for, deleted ones included (their marker
+    stays until purged; a ``get`` tells them apart).
+
+    Read from the stream's own subject index in one request: nats-py's ``KeyValue.keys``
+    walks a watch and, under load, can end before the last key arrives.
+    """
+    prefix = f"$KV.{bucket}."
+    info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
+    return [subject[len(prefix) :] for subject in info.state.subjects or {}]
+
+
 async def ensure_provider_consumer(
     js: JetStreamContext, provider: str, ack_wait: float, max_deliver: int = 5
 ) -> str:
@@ -210,3 +233,107 @@ async def close_connection(nc, timeout: float = 5.0) -> None:
             pass
     if not nc.is_closed:
         await nc.close()
+
+
+class OrderedFollower:
+    """Read a stream's messages in order through an ordered consumer that cannot go
+    silent.
+
+    An ordered consumer lives in memory on one NATS node. When that node dies, nats-py
+    re-creates it only after two missed heartbeats, and gives up if that one attempt
+    fails: the reader then waits forever while messages pile up. Here, whenever no
+    message came within a read's timeout, the consumer is checked; if it is gone, or
+    holds messages it does not deliver, a new one starts right after the last message
+    read.
+
+    Args:
+        js: the JetStream context.
+        stream: the stream's name.
+        subject: the filter subject.
+        start: where to begin (a ``nats.js.api.ConsumerConfig``: deliver policy, start
+            sequence, inactive threshold); resumes use ``BY_START_SEQUENCE``.
+    """
+
+    def __init__(self, js: JetStreamContext, stream: str, subject: str, start: Any) -> None:
+        self._js, self._stream, self._subject, self._config = js, stream, subject, start
+        self._sub: Any = None
+        # Messages come through a callback (nats-py answers the consumer's flow control
+        # as it delivers to one; read with next_msg, it answers up to 250 ms late).
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.last = 0
+        """Stream sequence of the last message read (0: none yet)."""
+        self._checked_at_last = -1
+        self.resumes = 0
+
+    async def start(self) -> OrderedFollower:
+        self._sub = await self._js.subscribe(
+            self._subject, stream=self._stream, ordered_consumer=True, config=self._config,
+            cb=self._queue.put,
+        )  # fmt: skip
+        return self
+
+    async def next(self, timeout: float) -> Any | None:
+        """The next message, or None when none came within ``timeout`` seconds."""
+        while True:
+            try:
+                msg = await asyncio.wait_for(self._queue.get(), timeout)
+            except TimeoutError:
+                await self._check()
+                return None
+            seq = msg.metadata.sequence.stream
+            if seq > self.last:  # not one a replaced consumer delivered too
+                self.last = seq
+                return msg
+
+    async def _check(self) -> None:
+        try:
+            info = await self._sub.consumer_info()
+        except Exception:  # noqa: BLE001 - gone, or its node unreachable: resume
+            stalled = True
+        else:
+            # Pending messages and nothing read through a whole timeout, twice running.
+            stalled = info.num_pending > 0 and self._checked_at_last == self.last
+        self._checked_at_last = self.last
+        if stalled:
+            await self._resume()
+
+    async def _resume(self) -> None:
+        from dataclasses import replace
+
+        from nats.js.api import DeliverPolicy
+
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._sub.unsubscribe(), 2.0)
+        if self.last:
+            self._config = replace(
+                self._config, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=self.last + 1, deliver_subject=None,
+            )  # fmt: skip
+        else:
+            self._config = replace(self._config, deliver_subject=None)
+        self.resumes += 1
+        import structlog
+
+        structlog.get_logger("jetstream").warning(
+            "consumer.resumed", stream=self._stream, subject=self._subject, after=self.last
+        )
+        try:
+            await self.start()
+        except Exception:  # noqa: BLE001 - NATS still failing: the next read retries
+            self._sub = _Broken()
+        self._checked_at_last = -1
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._sub.unsubscribe(), 2.0)
+
+
+class _Broken:
+    """Stands in for a subscription that could not be made: checks fail (so the next
+    idle read tries again)."""
+
+    async def consumer_info(self) -> Any:
+        raise ConnectionError("no subscription")
+
+    async def unsubscribe(self) -> None:
+        return None

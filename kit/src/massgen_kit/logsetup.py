@@ -7,6 +7,8 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
+from . import tracing
+
 __all__ = ["configure_logging"]
 
 
@@ -38,9 +40,7 @@ def _trace_ids(
     logger: Any, method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """Add the current span's ``trace_id`` / ``span_id`` (when tracing is on)."""
-    from .tracing import current_ids
-
-    ids = current_ids()
+    ids = tracing.current_ids()  # None at once with tracing off
     if ids is not None:
         event["trace_id"], event["span_id"] = ids
     return event

@@ -1,12 +1,13 @@
-"""Fixtures of the HTTP API tests (helpers live in api_stack.py)."""
+"""Fixtures of the HTTP API tests (helpers live in tests/support/api_stack.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from api_stack import ApiStack, start_api_stack
-from fakes.openai_server import FakeOpenAIServer
+
+from tests.support.api_stack import ApiStack, start_api_stack
+from tests.support.fakes.openai_server import FakeOpenAIServer
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from api_stack import ALICE, BOB, read_sse, start_api_stack
-from fakes.agents import study_agent
-from fakes.openai_server import answer, hang
+
+from tests.support.api_stack import ALICE, BOB, read_sse, start_api_stack
+from tests.support.fakes.agents import study_agent
+from tests.support.fakes.openai_server import answer, hang
 
 pytestmark = pytest.mark.timeout(120)
 

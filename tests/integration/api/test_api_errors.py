@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fakes.agents import study_agent
+
+from tests.support.fakes.agents import study_agent
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -107,7 +108,7 @@ def test_operations_routes_are_open(api):
 
 def test_a_keyed_provider_pointed_at_a_foreign_host_is_refused(tmp_path, nats_url, fake_model):
     """The organisation's key never reaches a host the tenant chose: 422 before the run."""
-    from api_stack import start_api_stack
+    from tests.support.api_stack import start_api_stack
 
     stack, stop = start_api_stack(
         tmp_path, nats_url, fake_model, provider_endpoints="openai=api.openai.com"
@@ -141,7 +142,7 @@ def test_a_keyed_provider_pointed_at_a_foreign_host_is_refused(tmp_path, nats_ur
 
 def test_stdio_servers_outside_the_catalog_are_refused(tmp_path, nats_url, fake_model):
     """Over the API a run may not start a command of its own choosing on the gateway."""
-    from api_stack import start_api_stack
+    from tests.support.api_stack import start_api_stack
 
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text("servers:\n  filesystem:\n    command: npx\n    args: [server-fs]\n")

@@ -8,10 +8,11 @@ import time
 
 import nats
 import pytest
-from api_stack import ALICE, BOB, read_sse
-from fakes.agents import study_agent
 from massgen_api.records import RunIndexEntry
 from massgen_proto import subjects
+
+from tests.support.api_stack import ALICE, BOB, read_sse
+from tests.support.fakes.agents import study_agent
 
 pytestmark = pytest.mark.timeout(120)
 

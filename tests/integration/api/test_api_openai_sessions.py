@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import openai
 import pytest
-from api_stack import ALICE, BOB
-from fakes.agents import study_agent
+
+from tests.support.api_stack import ALICE, BOB
+from tests.support.fakes.agents import study_agent
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from api_stack import ALICE, BOB, read_sse
-from fakes.agents import study_agent
-from fakes.openai_server import hang
+
+from tests.support.api_stack import ALICE, BOB, read_sse
+from tests.support.fakes.agents import study_agent
+from tests.support.fakes.openai_server import hang
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -11,9 +11,10 @@ from collections import Counter
 
 import pytest
 import schemathesis
-from api_stack import ALICE, start_api_stack
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
+
+from tests.support.api_stack import ALICE, start_api_stack
 
 pytestmark = pytest.mark.timeout(600)
 

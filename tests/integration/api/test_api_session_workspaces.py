@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_stack import ALICE, BOB, ApiStack, LoopThread, start_api_stack
-from fakes.openai_server import answer, text, tool_call, vote
 from massgen_gateway.service import GatewayService
 from massgen_gateway.settings import GatewaySettings
+
+from tests.support.api_stack import ALICE, BOB, ApiStack, LoopThread, start_api_stack
+from tests.support.fakes.openai_server import answer, text, tool_call, vote
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from api_stack import LoopThread, read_sse, start_api_stack
-from fakes.openai_server import answer, text, tool_call, vote
 from massgen_gateway.service import GatewayService
 from massgen_gateway.settings import GatewaySettings
 from massgen_kit import tracing
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests.support.api_stack import LoopThread, read_sse, start_api_stack
+from tests.support.fakes.openai_server import answer, text, tool_call, vote
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes.agents import study_agent
+
+from tests.support.fakes.agents import study_agent
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -168,3 +169,51 @@ def test_the_page_shows_an_answer_being_written_and_the_votes(api, browser):
     wait_for(lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-run-status"),
              what="the run to finish")  # fmt: skip
     assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-run-status") == "completed"
+
+
+def test_each_agent_panel_shows_its_tokens_and_cost(api, browser):
+    """A priced model's agent shows its dollars (the sum of its calls' token_usage
+    events, the same as the run view's), a model without a price shows $0."""
+    from selenium.webdriver.common.by import By
+
+    priced = "gpt-4o-mini"  # in litellm's price map
+    api.fake.behave(priced, study_agent("Canberra.", "agent1", presentation="Canberra."))
+    api.fake.behave("m2", study_agent("It is Canberra.", "agent1"))
+    with api.client() as client:
+        created = client.post(
+            "/v1/runs",
+            json={"question": "Capital of Australia?", "config": api.config([priced, "m2"])},
+            headers={"Authorization": "Bearer alice-token"},
+        )
+        assert created.status_code == 201, created.text
+        run_id = created.json()["id"]
+        run = wait_for(
+            lambda: (r := client.get(f"/v1/runs/{run_id}").json())["status"] == "completed" and r,
+            what="the run to finish",
+        )
+    agents = {a["label"]: a for a in run["agents"]}
+    assert agents["agent1"]["cost_usd"] > 0 and agents["agent2"]["cost_usd"] == 0
+
+    browser.get(api.url + "/")
+    token = browser.find_element(By.ID, "token")
+    token.send_keys("alice-token")
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", token)
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, f"#runs li[data-run='{run_id}']"),
+             what="the run in the list")[0].click()  # fmt: skip
+    wait_for(lambda: browser.find_element(By.TAG_NAME, "body").get_attribute("data-run-status"),
+             what="the run's events")  # fmt: skip
+
+    panels = browser.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('.agent-panel')].map(p =>"
+        " [p.dataset.label, {cost: p.dataset.costUsd, tokens: p.dataset.tokens,"
+        " text: p.querySelector('.usage').textContent}]))"
+    )
+    one, two = panels["agent1"], panels["agent2"]
+    # The run view rounds to micro-dollars.
+    assert float(one["cost"]) == pytest.approx(agents["agent1"]["cost_usd"], abs=5e-7)
+    assert one["text"] == f"{one['tokens']} tok · ${float(one['cost']):.4f}"
+    assert int(two["tokens"]) > 0 and two["text"] == f"{two['tokens']} tok · $0"
+    assert (
+        int(one["tokens"])
+        == agents["agent1"]["prompt_tokens"] + agents["agent1"]["completion_tokens"]
+    )

@@ -55,7 +55,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def http_tools() -> Iterator[str]:
-    """tests/fakes/mcp_tool_server.py over streamable-http; yields its URL."""
+    """tests/support/fakes/mcp_tool_server.py over streamable-http; yields its URL."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, str(TOOL_SERVER), "http", str(port)],

@@ -21,7 +21,7 @@ from massgen_proto.tools import (
 
 TESTS = Path(__file__).resolve().parents[2]
 FS_SERVER = TESTS / "node_modules" / ".bin" / "mcp-server-filesystem"
-TOOL_SERVER = TESTS / "fakes" / "mcp_tool_server.py"
+TOOL_SERVER = TESTS / "support" / "fakes" / "mcp_tool_server.py"
 
 
 def fs_server(*allowed: Path | str) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def fs_server(*allowed: Path | str) -> dict[str, Any]:
 
 
 def stdio_tools(name: str = "tools", **extra: Any) -> dict[str, Any]:
-    """Config entry of tests/fakes/mcp_tool_server.py over stdio."""
+    """Config entry of tests/support/fakes/mcp_tool_server.py over stdio."""
     return {"name": name, "type": "stdio", "command": sys.executable,
             "args": [str(TOOL_SERVER), "stdio"], **extra}  # fmt: skip
 

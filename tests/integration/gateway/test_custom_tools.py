@@ -213,3 +213,25 @@ async def test_custom_tool_problems_are_reported_by_key(client, tmp_path, tool_f
     assert "agents[0].backend.custom_tools[0]" in text
     assert "no such file" in text and "agents[0].backend.custom_tools[1]" in text
     assert not any(t["function"]["name"].startswith("custom_tool__") for t in listing.tools)
+
+
+async def test_massgen_library_tools_without_a_path(client):
+    # MassGen's examples name its sample tool by function alone or by MassGen's path;
+    # a function the library lacks is left out with a problem (MassGen logs and skips).
+    await client.put_run("c4", {"agents": [agent("a1", cwd="ws", custom_tools=[
+        {"name": ["two_num_tool"], "function": ["two_num_tool"]},
+        {"name": "sum", "function": "two_num_tool", "path": "massgen/tool/_basic/_two_num_tool.py"},
+        {"name": "wrong", "function": "wrong_two_num_tool"},
+    ])]})  # fmt: skip
+    listing = await client.list("c4")
+    names = {t["function"]["name"] for t in listing.tools}
+    assert {"custom_tool__two_num_tool", "custom_tool__sum"} <= names
+    assert "custom_tool__wrong" not in names
+    assert len(listing.errors) == 1, listing.errors
+    assert "'wrong_two_num_tool' is not in the built-in tool library" in listing.errors[0]
+    assert "agents[0].backend.custom_tools[2]" in listing.errors[0]
+    for name in ("custom_tool__two_num_tool", "custom_tool__sum"):
+        result = await client.call("c4", name, {"x": 123, "y": 456})
+        assert not result.is_error and result.content == "The sum of 123 and 456 is 579"
+    wrong = await client.call("c4", "custom_tool__wrong", {"x": 1, "y": 2})
+    assert wrong.is_error and "not in the built-in tool library" in wrong.content

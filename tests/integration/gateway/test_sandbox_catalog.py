@@ -1,7 +1,7 @@
 """Shared deployments: stdio MCP servers only from the operator's catalog, each run in a
 bubblewrap sandbox that sees neither the gateway's credentials nor other runs' files.
 
-A real gateway service on a real nats-server starts tests/fakes/mcp_tool_server.py as a
+A real gateway service on a real nats-server starts tests/support/fakes/mcp_tool_server.py as a
 catalog entry; its ``probe`` tool reports what a hostile server could reach.
 """
 

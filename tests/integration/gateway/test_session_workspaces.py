@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.agents import offered_tools, user_text
-from fakes.openai_server import Step, answer, text, tool_call, vote
 from massgen_cli.commands.turn import run_session_turn
 from massgen_cli.session import Session
 from massgen_cli.targets import StackTarget
 from massgen_gateway.sandbox import sandbox_available
+
+from tests.support.fakes.agents import offered_tools, user_text
+from tests.support.fakes.openai_server import Step, answer, text, tool_call, vote
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -133,7 +133,8 @@ async def test_after_a_reconnect_every_decision_is_confirmed(client, gateway):
     run = "cap4"
     await client.put_run(run, team())
     turn1, token1 = client.turn_id(run, "a1"), client.token(run, "a1")
-    await gateway._watch.unsubscribe()  # the watch misses what follows
+    gateway._watch_task.cancel()  # the watch misses what follows
+    await gateway._watch.close()
     await gateway._on_reconnected()
     assert gateway._caps == {}
     first = await client.call(run, READ, {"path": "none.txt"})

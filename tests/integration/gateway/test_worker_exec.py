@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakes.openai_server import answer, text, tool_call, vote
 from massgen_gateway.sandbox import sandbox_available
+
+from tests.support.fakes.openai_server import answer, text, tool_call, vote
 
 pytestmark = pytest.mark.skipif(not sandbox_available(), reason="bubblewrap is not installed")
 
@@ -54,3 +55,30 @@ async def test_a_turn_runs_its_code_and_a_custom_tool(stack, gateway, tmp_path):
     assert "Exit code 0" in results["mcp__workspace__execute_command"]
     assert "calc ok" in results["mcp__workspace__execute_command"]
     assert results["custom_tool__shout"] == "DONE"
+
+
+async def test_a_turn_calls_massgen_sample_tool_named_without_a_path(stack, gateway):
+    # As MassGen's *_custom_tool_example_no_path and *_wrong_custom_tool_* examples do:
+    # the function by name alone (served from the built-in library), and one that no
+    # library has (left out; the run goes on without it).
+    stack.fake.script(
+        "m1",
+        [
+            tool_call("custom_tool__two_num_tool", {"x": 123, "y": 456}),
+            answer("The sum is 579."),
+            vote("agent1", "computed"),
+            text("Final: 579."),
+        ],
+    )
+    config = stack.team(["m1"])
+    config["agents"][0]["backend"]["custom_tools"] = [
+        {"name": ["two_num_tool"], "function": ["two_num_tool"]},
+        {"name": "broken", "function": "wrong_two_num_tool"},
+    ]
+    summary = await stack.run("whats the sum of 123 and 456?", config)
+    assert summary.status == "completed", summary
+    assert summary.final_answer == "Final: 579."
+    offered = {t["function"]["name"] for t in stack.fake.requests_for("m1")[0].tools}
+    assert "custom_tool__two_num_tool" in offered and "custom_tool__broken" not in offered
+    results = [json.loads(c.text) for c in stack.kinds("chunk") if c.channel == "tool_result"]
+    assert results[0]["content"] == "The sum of 123 and 456 is 579"

@@ -14,14 +14,15 @@ import time
 from typing import Any
 
 import nats
-from fakes.openai_server import answer, text, tool_call, vote
-from fakes.turns import make_turn_request
 from massgen_kit.jetstream import StreamSettings
 from massgen_proto import subjects
 from massgen_proto.messages import Verdict, WorkerReportAdapter
 from massgen_proto.tools import GatewayRequestAdapter
 from massgen_worker.service import WorkerService
 from massgen_worker.settings import WorkerSettings
+
+from tests.support.fakes.openai_server import answer, text, tool_call, vote
+from tests.support.fakes.turns import make_turn_request
 
 FILES = 25
 WRITE = "mcp__workspace__write_file"

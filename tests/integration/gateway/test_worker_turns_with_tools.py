@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 
-from fakes.openai_server import answer, text, tool_call, vote
 from gateway_helpers import fs_server
+
+from tests.support.fakes.openai_server import answer, text, tool_call, vote
 
 
 async def test_a_turn_uses_mcp_tools_through_the_gateway(stack, gateway, http_tools, tmp_path):

@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator
 import httpx
 import openai
 import pytest
-from fakes.turns import workflow_tools
 from massgen_local_model import LocalModelHandle
 from massgen_orchestrator import prompts
+
+from tests.support.fakes.turns import workflow_tools
 
 WORKFLOW_TOOLS = workflow_tools(["agent1", "agent2"])  # as the orchestrator offers them
 MESSAGES = [

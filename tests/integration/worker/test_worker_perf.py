@@ -6,13 +6,14 @@ import asyncio
 import time
 
 import nats
-from fakes import answer
-from fakes.turns import make_turn_request
 from massgen_kit.jetstream import StreamSettings, ensure_events_stream
 from massgen_proto.events import Chunk
 from massgen_proto.messages import Verdict, WorkerReportAdapter
 from massgen_proto.subjects import SUBMIT_REPORT, events_filter, events_subject, turn_subject
 from massgen_worker import WorkerService, WorkerSettings
+
+from tests.support.fakes import answer
+from tests.support.fakes.turns import make_turn_request
 
 
 async def test_chunk_publish_overhead(nats_url):

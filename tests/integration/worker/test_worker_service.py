@@ -12,8 +12,6 @@ import time
 
 import nats
 import pytest
-from fakes import answer, hang, text
-from fakes.turns import make_turn_request
 from massgen_kit.jetstream import StreamSettings
 from massgen_proto.events import RunEventAdapter
 from massgen_proto.messages import (
@@ -32,6 +30,9 @@ from massgen_proto.subjects import (
     turn_subject,
 )
 from massgen_worker import WorkerService, WorkerSettings
+
+from tests.support.fakes import answer, hang, text
+from tests.support.fakes.turns import make_turn_request
 
 PROVIDER = "fakeprov"
 
@@ -417,7 +418,7 @@ async def test_sigterm_stops_the_process_and_hands_back_its_turn(nc, nats_url, w
 
 
 async def test_claude_web_search_turn_submits_the_answer_with_its_sources(nc, worker):
-    from fakes.provider_servers import FakeAnthropicServer, anthropic
+    from tests.support.fakes.provider_servers import FakeAnthropicServer, anthropic
 
     source = ("Paris - Encyclopedia", "https://example.org/paris")
     with FakeAnthropicServer() as claude:

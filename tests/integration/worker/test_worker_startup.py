@@ -16,11 +16,12 @@ import time
 
 import nats
 import pytest
-from fakes import answer
-from fakes.turns import make_turn_request
 from massgen_kit.jetstream import StreamSettings, ensure_events_stream, ensure_turns_stream
 from massgen_proto.messages import Verdict, WorkerReportAdapter
 from massgen_proto.subjects import SUBMIT_REPORT, turn_subject
+
+from tests.support.fakes import answer
+from tests.support.fakes.turns import make_turn_request
 
 
 class Reports:

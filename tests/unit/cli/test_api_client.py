@@ -7,10 +7,11 @@ import json
 
 import httpx
 import pytest
-from fakes.run_events import restarts_and_tie
 from massgen_cli import main as cli
 from massgen_cli.api_client import ApiClient, ApiError, parse_sse
 from massgen_cli.commands.stack import providers
+
+from tests.support.fakes.run_events import restarts_and_tie
 
 EVENTS = restarts_and_tie()
 RUN = EVENTS[0].run_id

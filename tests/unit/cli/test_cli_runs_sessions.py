@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 import pytest
-from fakes.run_events import failed_agent_events, restarts_and_tie
 from massgen_cli import main as cli
 from massgen_cli import runs
 from massgen_cli.bundled import examples, resolve_config_path
@@ -15,6 +14,8 @@ from massgen_cli.runlog import RunLog
 from massgen_cli.session import Session
 from massgen_proto.config import load_config
 from massgen_proto.summary import summarize
+
+from tests.support.fakes.run_events import failed_agent_events, restarts_and_tie
 
 
 def _record(root, name, events):
@@ -133,7 +134,7 @@ def test_subcommand_names_only_route_as_first_exact_argument(monkeypatch):
     seen = []
     monkeypatch.setattr(cli, "_subcommand", lambda argv: seen.append(argv) or 0)
     monkeypatch.setattr(ask, "_single", lambda *a: seen.append(("single", a[2])) or _done())
-    monkeypatch.setattr(ask.asyncio, "run", lambda coro: coro)
+    monkeypatch.setattr(ask, "_run", lambda coro: coro)
     cli.main(["status"])
     cli.main(["--", "up"])
     cli.main(["--model", "gpt-4o-mini", "runs"])
@@ -146,8 +147,10 @@ def _done() -> int:
     return 0
 
 
-def test_a_config_with_logging_disabled_writes_no_log_folder(tmp_path):
+def test_a_config_with_logging_disabled_writes_no_log_folder(tmp_path, monkeypatch):
     from massgen_cli.main import _parser
+
+    monkeypatch.setenv("MASSGEN_RUNTIME_DIR", str(tmp_path / "runtime"))  # remembered configs
 
     path = tmp_path / "team.yaml"
     path.write_text(
@@ -156,5 +159,5 @@ def test_a_config_with_logging_disabled_writes_no_log_folder(tmp_path):
     )
     args = _parser().parse_args(["--config", str(path), "Q?"])
     assert not args.no_logs
-    config, _note = ask._team(args)
-    assert args.no_logs and config["ui"]["logging_enabled"] is False
+    team = ask._team(args)
+    assert args.no_logs and team.config["ui"]["logging_enabled"] is False

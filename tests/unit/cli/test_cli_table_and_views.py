@@ -6,7 +6,6 @@ import io
 import json
 
 import pytest
-from fakes.run_events import T0, failed_agent_events, restarts_and_tie
 from massgen_cli.display import (
     FinalOnlyDisplay,
     SimpleDisplay,
@@ -17,6 +16,8 @@ from massgen_cli.live import RichDisplay, TerminalDisplay
 from massgen_cli.table import RUN_COLUMN, coordination_rows, coordination_table
 from massgen_cli.view import RunView
 from massgen_proto import events as ev
+
+from tests.support.fakes.run_events import T0, failed_agent_events, restarts_and_tie
 
 TABLE_SNAPSHOT = """\
   t (s) | agent1 (a1)            | agent2 (a2)            | agent3 (a3)            | run

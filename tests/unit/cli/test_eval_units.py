@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -257,8 +258,22 @@ def test_summary_figures_and_chart(tmp_path):
         "single:x": (1, 3), "single:y": (1, 3), "oracle": (2, 3),
     }  # fmt: skip
     assert summary["headline"]["final_minus_best_member"] == pytest.approx(1 / 3, abs=1e-3)
+    assert summary["headline"]["final_minus_oracle"] == 0
+    assert summary["final_worse_than_winner"] == 0
     assert summary["cost"]["team"]["mean_tokens"] == 200
     assert summary["cost"]["single:x"]["mean_tokens"] == 50
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     chart = (tmp_path / "chart.png").read_bytes()
     assert chart.startswith(b"\x89PNG") and len(chart) > 10_000
+
+
+def test_summary_counts_finals_worse_than_the_winners_answer(tmp_path):
+    worse = _record("p1", 0, False, {"x": True})
+    worse["winner"] = {"passed": True}
+    records = [worse, _record("p2", 1, True, {"x": True})]
+    summary = report.summarise(records, {"benchmark": "b", "config_source": "t"})
+    assert summary["final_worse_than_winner"] == 1
+    assert summary["headline"]["final_minus_oracle"] == pytest.approx(-0.5)
+    out = io.StringIO()
+    report.print_summary(summary, out)
+    assert "failed where the winner's own answer passed: 1 of 2" in out.getvalue()

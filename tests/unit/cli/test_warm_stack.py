@@ -230,7 +230,7 @@ def test_a_stack_running_other_code_is_retired_not_used(runtime, daemon, monkeyp
 def test_a_failed_start_is_not_retried_at_once(runtime, monkeypatch):
     _write_state(runtime, ready=False, error="nats-server did not start", failed_at=time.time())
     spawned: list[Any] = []
-    monkeypatch.setattr(warm, "_spawn", lambda *args: spawned.append(args))
+    monkeypatch.setattr(warm.process, "spawn", lambda *args: spawned.append(args))
     assert warm.find_warm_stack() is None
     assert not warm.spawn_background(["openai"], {})
     assert not spawned and (runtime / "stack.json").exists()
@@ -243,7 +243,7 @@ def test_a_failed_start_is_not_retried_at_once(runtime, monkeypatch):
 
 def test_nothing_is_spawned_while_a_daemon_holds_the_lock(runtime, daemon, monkeypatch):
     _write_state(runtime, pid=daemon.pid, ready=False, progress="starting")
-    monkeypatch.setattr(warm, "_spawn", lambda *args: pytest.fail("spawned a second stack"))
+    monkeypatch.setattr(warm.process, "spawn", lambda *args: pytest.fail("spawned a second stack"))
     assert not warm.spawn_background(["openai"], {})
     assert warm.starting_stack()["pid"] == daemon.pid
     assert warm.find_warm_stack() is None
@@ -251,7 +251,7 @@ def test_nothing_is_spawned_while_a_daemon_holds_the_lock(runtime, daemon, monke
 
 def test_the_spawned_daemon_is_told_what_to_serve_and_how_long_to_idle(runtime, monkeypatch):
     spawned: list[list[str]] = []
-    monkeypatch.setattr(warm, "_spawn", lambda args, folder: spawned.append(args))
+    monkeypatch.setattr(warm.process, "spawn", lambda args, folder: spawned.append(args))
     monkeypatch.setenv("MASSGEN_DAEMON_IDLE", "42")
     said: list[str] = []
     assert warm.spawn_background(["openai", "claude"], {"qwen": 3}, said.append)
@@ -297,6 +297,7 @@ def test_the_background_stack_serves_every_cloud_provider_and_a_used_local_model
     runtime, monkeypatch
 ):
     from massgen_cli import targets
+    from massgen_cli.embedded import local_models_of
     from massgen_cli.targets import StackTarget
     from massgen_proto.config import parse_config
 
@@ -306,7 +307,7 @@ def test_the_background_stack_serves_every_cloud_provider_and_a_used_local_model
 
     async def plan(config: dict[str, Any], replaced: dict[str, Any] | None = None) -> Any:
         target = StackTarget(config, None, background=True)
-        target._plan_background(parse_config(config), replaced)
+        target._plan_background(local_models_of(parse_config(config)), replaced)
         planned = target._planned
         await asyncio.sleep(0.05)
         return target, planned
@@ -334,3 +335,54 @@ def test_the_background_stack_serves_every_cloud_provider_and_a_used_local_model
         assert "a-custom-pool" in providers and not auto and idle == 0
 
     asyncio.run(scenario())
+
+
+# -- what a command remembers between runs ---------------------------------------------------
+
+
+def _args(config: str) -> Any:
+    import argparse
+
+    return argparse.Namespace(
+        config=config, model=None, backend=None, base_url=None, system_message=None
+    )
+
+
+def test_a_config_file_is_validated_once_until_it_or_the_code_changes(
+    runtime, tmp_path, monkeypatch
+):
+    from massgen_cli import teams
+
+    file = tmp_path / "team.yaml"
+    file.write_text("agents:\n  - id: a\n    backend: {type: openai, model: gpt-4o-mini}\n")
+    validated: list[str] = []
+    real = teams.resolve_config
+    monkeypatch.setattr(teams, "resolve_config", lambda a: validated.append(a.config) or real(a))
+
+    first = teams.resolve_team(_args(str(file)))
+    assert first.providers == ["openai"] and not first.uses_files and first.local == {}
+    assert teams.resolve_team(_args(str(file))) == first and len(validated) == 1
+    monkeypatch.setenv("MASSGEN_CODE_FINGERPRINT", "code-2")  # another installation
+    teams.resolve_team(_args(str(file)))
+    assert len(validated) == 2
+    file.write_text(file.read_text().replace("gpt-4o-mini", "gpt-4o"))
+    os.utime(file, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert teams.resolve_team(_args(str(file))).config["agents"][0]["backend"]["model"] == "gpt-4o"
+    assert len(validated) == 3
+
+
+def test_a_config_naming_variables_or_an_invalid_one_is_never_remembered(runtime, tmp_path):
+    from massgen_cli import teams
+    from massgen_proto.config import ConfigError
+
+    file = tmp_path / "team.yaml"
+    file.write_text(
+        "agents:\n  - id: a\n    backend:\n      type: openai\n      model: gpt-4o-mini\n"
+        "      mcp_servers: [{name: s, type: stdio, command: x, env: {K: '${HOME}'}}]\n"
+    )
+    assert teams._cache_path(_args(str(file))) is None
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("agents:\n  - id: a\n    backend: {type: no-such-backend, model: x}\n")
+    with pytest.raises(ConfigError):
+        teams.resolve_team(_args(str(bad)))
+    assert not list((runtime / "configs").glob("*.json"))

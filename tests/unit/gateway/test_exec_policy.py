@@ -10,10 +10,12 @@ from typing import Literal
 import pytest
 from massgen_gateway._tool_host import as_text, describe, parse_docstring
 from massgen_gateway.commands import CommandPolicy, execution_mode, format_outcome
+from massgen_gateway.custom_tools import LIBRARY, in_library, specs
 from massgen_gateway.execution import Capture, ExecOutcome
 from massgen_gateway.sandbox import Mount, confined
 from massgen_gateway.settings import GatewaySettings
 from massgen_proto.config import ConfigError, parse_config
+from massgen_proto.config.tool_library import SHIPPED_FUNCTIONS
 
 
 def test_filters_match_from_the_start_like_massgen():
@@ -196,7 +198,12 @@ def test_config_keys_are_typed_not_sent_to_the_provider():
         ({"command_line_blocked_commands": ["("]}, "command_line_blocked_commands",
          "not a regular expression"),
         ({"command_line_execution_mode": "ssh"}, "command_line_execution_mode", "local"),
-        ({"custom_tools": [{"function": "f"}]}, "custom_tools[0]", "needs 'path'"),
+        ({"custom_tools": [{"path": "massgen/tool/_multimodal_tools/understand_image.py",
+                            "function": "understand_image"}]}, "custom_tools[0]", "issue 18"),
+        ({"custom_tools": [{"path": "./massgen/tool/_computer_use/computer_use_tool.py",
+                            "function": "computer_use"}]}, "custom_tools[0]", "desktop"),
+        ({"custom_tools": [{"path": "massgen/tool/_new/x.py", "function": "x"}]},
+         "custom_tools[0]", "built-in library has: two_num_tool"),
         ({"custom_tools": [{"path": "p", "function": ["f", "g"], "name": ["a"]}]},
          "custom_tools[0]", "one per function"),
         ({"custom_tools": [{"path": "p", "function": "f"}, {"path": "q", "function": "f"}]},
@@ -208,3 +215,45 @@ def test_bad_command_and_custom_tool_keys_are_named(backend, where, words):
     with pytest.raises(ConfigError) as excinfo:
         parse_config({"agent": {"id": "a", "backend": {**BACKEND, **backend}}})
     assert where in str(excinfo.value) and words in str(excinfo.value)
+
+
+def test_sudo_credentials_and_packages_are_refused_only_when_on():
+    config = parse_config({"agent": {"id": "a", "backend": {
+        **BACKEND, "command_line_docker_enable_sudo": False,
+        "command_line_docker_credentials": None, "command_line_docker_packages": {},
+    }}})  # fmt: skip
+    assert config.warnings() == [
+        f"agents[0].backend.{key}: ignored (off or empty)"
+        for key in ("command_line_docker_enable_sudo", "command_line_docker_credentials",
+                    "command_line_docker_packages")
+    ]  # fmt: skip
+
+
+def test_massgen_library_tools_are_served_from_the_built_in_library(tmp_path):
+    for function, relative in SHIPPED_FUNCTIONS.items():
+        assert function in (LIBRARY / relative).read_text()
+    config = parse_config({"agent": {"id": "a", "backend": {**BACKEND, "custom_tools": [
+        {"name": ["two_num_tool"], "function": ["two_num_tool"]},
+        {"name": "sum", "function": "two_num_tool", "path": "massgen/tool/_basic/_two_num_tool.py"},
+        {"function": "wrong_two_num_tool"},
+        {"name": "bad", "function": "wrong_two_num_tool",
+         "path": "massgen/tool/_basic/_two_num_tool.py"},
+        {"function": "mine", "path": "tools/mine.py", "default_params": {"k": 1}},
+    ]}}})  # fmt: skip
+    assert config.warnings() == [
+        "agents[0].backend.custom_tools[2].function: 'wrong_two_num_tool' is not in the built-in "
+        "tool library (two_num_tool): the agent runs without it, as MassGen does when it "
+        "cannot load a custom tool",
+        "agents[0].backend.custom_tools[3].function: 'wrong_two_num_tool' is not in the built-in "
+        "tool library (two_num_tool): the agent runs without it, as MassGen does when it "
+        "cannot load a custom tool",
+        "agents[0].backend.custom_tools[4].default_params: ignored (MassGen does not read it "
+        "either)",
+    ]
+    tools = specs(config.agents[0].backend.custom_tools, 0, str(tmp_path))
+    library = str(LIBRARY / "_basic" / "_two_num_tool.py")
+    assert [(t.name, t.path) for t in tools] == [
+        ("two_num_tool", library), ("sum", library), ("wrong_two_num_tool", ""),
+        ("bad", library), ("mine", str(tmp_path / "tools" / "mine.py")),
+    ]  # fmt: skip
+    assert [in_library(t) for t in tools] == [True, True, False, True, False]

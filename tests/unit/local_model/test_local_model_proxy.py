@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from massgen_local_model.proxy import build_app
+from massgen_local_model.text_first import CALL_STRING_CHARS
 
 TOOLS = [
     {
@@ -231,7 +232,7 @@ async def test_required_call_is_text_then_a_short_constrained_call(run: Any) -> 
     answer_args, vote_args = (a["properties"]["arguments"] for a in schema["anyOf"])
     assert answer_args["properties"] == {}  # the optional content is left to the text
     assert vote_args["required"] == ["agent_id", "reason"]
-    assert vote_args["properties"]["reason"]["maxLength"] == 400
+    assert vote_args["properties"]["reason"]["maxLength"] == CALL_STRING_CHARS
     choice = body["choices"][0]
     assert choice["message"]["content"] == answer
     (call,) = choice["message"]["tool_calls"]

@@ -7,6 +7,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from massgen_local_model.text_first import CALL_STRING_CHARS, PREAMBLE_MAX_TOKENS
 from massgen_local_model.toolcalls import (
     CallArguments,
     CallStart,
@@ -148,7 +149,7 @@ def test_a_call_after_text_keeps_only_required_arguments_and_short_strings() -> 
     assert vote_params["required"] == ["agent_id", "reason"]
     assert vote_params["properties"]["agent_id"]["enum"] == ["agent1", "agent2"]
     assert "maxLength" not in vote_params["properties"]["agent_id"]
-    assert vote_params["properties"]["reason"] == {"type": "string", "maxLength": 400}
+    assert vote_params["properties"]["reason"] == {"type": "string", "maxLength": CALL_STRING_CHARS}
     assert vote_params["additionalProperties"] is False
     assert "maxLength" not in VOTE["function"]["parameters"]["properties"]["reason"]  # a copy
     note = tools_note([answer, vote], forced=True, head="Now end your reply with one call")
@@ -159,10 +160,10 @@ def test_a_call_after_text_keeps_only_required_arguments_and_short_strings() -> 
 def test_before_a_call_with_only_required_arguments_the_text_is_a_short_preamble() -> None:
     body = {"messages": [{"role": "user", "content": "Q"}], "max_completion_tokens": 384}
     # A vote-only turn: nothing the text could stand for, so it is only the check.
-    assert text_request(body, [VOTE])["max_tokens"] == 192
+    assert text_request(body, [VOTE])["max_tokens"] == PREAMBLE_MAX_TOKENS
     assert "max_completion_tokens" not in text_request(body, [VOTE])
-    assert text_request({"messages": [], "max_tokens": 100}, [VOTE])["max_tokens"] == 100
-    assert text_request({"messages": []}, [VOTE])["max_tokens"] == 192
+    assert text_request({"messages": [], "max_tokens": 50}, [VOTE])["max_tokens"] == 50
+    assert text_request({"messages": []}, [VOTE])["max_tokens"] == PREAMBLE_MAX_TOKENS
     optional = {"type": "function", "function": {"name": "new_answer", "parameters": {
         "type": "object", "properties": {"content": {"type": "string"}}}}}  # fmt: skip
     assert text_request(body, [optional, VOTE])["max_completion_tokens"] == 384

@@ -273,6 +273,38 @@ def test_three_way_tie_goes_to_first_in_config_order():
     assert consensus.votes == {"agent1": 1, "agent2": 1, "agent3": 1}
 
 
+CODE_TASK = "Complete:\n```python\ndef inc(x):\n    pass\n```"
+INC = "```python\ndef inc(x):\n    return x + 1\n```"
+INC_TOO = "Here:\n```python\ndef inc(x):\n    'Add one.'\n    return x + 1\n```"
+INC_ODD = "```python\ndef inc(x):\n    y = [x]\n    while len(y) < 2:\n        y.append(1)\n    return sum(y)\n```"
+
+
+def test_tie_goes_to_the_answer_the_others_agree_with():
+    d = Driver(question=CODE_TASK)
+    d.play(
+        [("agent1", "answer", INC_ODD), ("agent2", "answer", INC), ("agent3", "answer", INC_TOO)]
+    )
+    d.play(
+        [("agent1", "vote", "agent1"), ("agent2", "vote", "agent2"), ("agent3", "vote", "agent3")]
+    )
+    consensus = events(d.last)[1]
+    assert consensus.winner_label == "agent2"  # agent3's code is the same; agent1 stands alone
+    assert consensus.votes == {"agent1": 1, "agent2": 1, "agent3": 1}
+
+
+def test_code_that_cannot_be_right_does_not_win_over_sound_code():
+    d = Driver(question=CODE_TASK)
+    broken = "```python\ndef inc(x):\n    return (x +\n```"
+    other = "```python\ndef dec(x):\n    return x - 1\n```"
+    d.play([("agent1", "answer", broken), ("agent2", "answer", other), ("agent3", "answer", INC)])
+    d.play(
+        [("agent1", "vote", "agent1"), ("agent2", "vote", "agent1"), ("agent3", "vote", "agent3")]
+    )
+    consensus = events(d.last)[1]
+    assert consensus.winner_label == "agent3"
+    assert consensus.votes == {"agent1": 2, "agent2": 0, "agent3": 1}
+
+
 def test_single_agent_answers_votes_for_itself_and_presents():
     d = Driver(make_config(1))
     assert kinds(d.last) == ["run_created", "publish agent1"]

@@ -11,7 +11,7 @@ from massgen_orchestrator.coordination import (
     normalise,
     similarity,
 )
-from massgen_orchestrator.judging import presentation_problem
+from massgen_orchestrator.judging import agreement, presentation_problem, unsound
 from massgen_proto.messages import WorkflowCall
 from orchestrator_driver import Driver, answer, events, kinds, make_config, verdict_of, vote
 
@@ -260,7 +260,62 @@ CODE_LONG = f"```python\n{FUNC}```\n" + "y" * 100
             "```python\ndef add(a, b):\n    def inner():\n        pass\n    return a + b\n```",
             None,
         ),
+        # The presentation dropped an import its code still needs.
+        (
+            "```python\ndef total(xs: List[int]) -> int:\n    return sum(xs)\n```",
+            "```python\nfrom typing import List\n\n\n"
+            "def total(xs: List[int]) -> int:\n    return sum(xs)\n```",
+            "presentation uses List but no longer imports it",
+        ),
+        # An import the presentation no longer needs may go; one it binds itself stays.
+        (
+            "```python\ndef total(xs: list) -> int:\n    return sum(xs)\n```",
+            "```python\nfrom typing import List\n\ndef total(xs: List) -> int:\n"
+            "    return sum(xs)\n```",
+            None,
+        ),
+        (
+            "```python\nimport math as m\n\ndef root(x):\n    return m.sqrt(x)\n```",
+            "```python\nimport math as m\n\ndef root(x):\n    return m.sqrt(x)\n```",
+            None,
+        ),
     ],
 )
 def test_presentation_problem(presentation, answer, problem):
     assert presentation_problem(presentation, answer) == problem
+
+
+# -- standing of answers when votes tie (judging.unsound, judging.agreement) -------------
+
+TASK = 'Complete the function.\n```python\ndef add(a, b):\n    """Sum."""\n```'
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ("It is 4.", None),  # prose is never judged
+        (f"```python\n{FUNC}```", None),
+        ("```python\ndef add(a, b):\n    return (a +\n```", "its code does not parse as Python"),
+        (
+            "```python\ndef plus(a, b):\n    return a + b\n```",
+            "its code defines none of the task's functions (add)",
+        ),
+        # Helpers besides the task's function are fine.
+        ("```python\ndef _h(x):\n    return x\n\ndef add(a, b):\n    return a + b\n```", None),
+    ],
+)
+def test_unsound(answer, problem):
+    assert unsound(answer, TASK) == problem
+
+
+def test_agreement_compares_definitions_not_docstrings_or_examples():
+    loop = "def add(a, b):\n    t = a\n    t += b\n    return t\n"
+    a = f"```python\n{FUNC}```"
+    b = (
+        "Here it is:\n```python\ndef add(a, b):\n    'Adds.'\n    return a + b\n\n"
+        "print(add(1, 2))\n```"
+    )
+    c = f"```python\n{loop}```"
+    assert agreement(a, [b]) == 1.0
+    assert agreement(a, [b, c]) > agreement(c, [a, b])
+    assert agreement(a, []) == 0.0

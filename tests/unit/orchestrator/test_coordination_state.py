@@ -137,7 +137,11 @@ def test_coordination_prompt_contents():
     system, user = messages[0].content, messages[-1].content
     assert system.startswith("Be brief.\n\n")
     assert "Be demanding" in system and "about 42 seconds" in system
-    assert user == "TASK:\nTask?\n\nCURRENT ANSWERS:\n<agent2>\nB\n</agent2>"
+    assert user.startswith("TASK:\nTask?\n\nCURRENT ANSWERS:\n<agent2>\nB\n</agent2>\n\n")
+    # The question is asked again last, where a small model looks.
+    assert user.endswith("Check each one, then vote for the best, or write a better answer.")
+    capped = prompts.coordination_messages(task="T", answers={"agent2": "B"}, can_answer=False)
+    assert capped[-1].content.endswith("in a few sentences, then vote for the best.")
     empty = prompts.coordination_messages(task="Task?", answers={})
     assert empty[-1].content.endswith("CURRENT ANSWERS:\n(none yet)")
     assert "No answers exist yet: write your complete answer as normal text" in empty[0].content
@@ -199,3 +203,16 @@ def test_answers_share_a_bounded_prompt_and_the_presenter_keeps_its_own():
     many = answers_block({f"agent{i}": "y" * 2000 for i in range(1, 101)}, budget=8000)
     assert many.count("y" * MIN_SHARE) == 100  # a floor per answer, however many
     assert answers_block(answers) == answers_block(answers, None)
+
+
+def test_a_viewer_reads_the_other_answers_first_and_its_own_last():
+    answers = {"agent1": "A", "agent2": "B", "agent3": "C"}
+
+    def order(viewer):
+        user = prompts.coordination_messages(task="T", answers=answers, viewer=viewer)[-1]
+        return sorted(answers, key=lambda label: user.content.index(f"<{label}>"))
+
+    assert order(None) == ["agent1", "agent2", "agent3"]
+    assert order("agent1") == ["agent2", "agent3", "agent1"]
+    assert order("agent2") == ["agent3", "agent1", "agent2"]
+    assert order("agent4") == ["agent1", "agent2", "agent3"]  # no answer of its own yet

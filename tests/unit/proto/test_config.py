@@ -191,6 +191,14 @@ def test_yaml_error_names_file_and_line(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize("agents", ["3", "a string", "{id: a}"])
+def test_agents_that_are_not_a_list_are_a_config_error(tmp_path, agents):
+    path = tmp_path / "team.yaml"
+    path.write_text(f"agents: {agents}\n")
+    with pytest.raises(ConfigError, match=r"team\.yaml: agents"):
+        load_config(path)
+
+
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "nope.yaml")

@@ -63,7 +63,7 @@ def test_connect_options_trust_the_nats_ca_file_only_when_given(monkeypatch):
 
     monkeypatch.delenv("NATS_CA_FILE", raising=False)
     plain = connect_options("nats://orchestrator:pw@nats:4222", "x")
-    assert plain == {"inbox_prefix": "_INBOX_orchestrator"}
+    assert plain == {"inbox_prefix": "_INBOX_orchestrator", "reconnect_time_wait": 0.5}
     monkeypatch.setenv("NATS_CA_FILE", certifi.where())
     secured = connect_options("tls://nats:4222", "api")
     assert secured["inbox_prefix"] == "_INBOX_api"

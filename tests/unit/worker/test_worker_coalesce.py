@@ -7,11 +7,12 @@ import json
 import time
 
 import pytest
-from fakes.turns import Orchestrator, make_turn_request, workflow_tools
 from massgen_worker.coalesce import ChunkBatcher, Coalescing
 from massgen_worker.stream import StreamDelta, ToolCallDelta, Usage
 from massgen_worker.turn import RetryPolicy, run_turn
 from worker_helpers import READ_TOOL, Tools
+
+from tests.support.fakes.turns import Orchestrator, make_turn_request, workflow_tools
 
 FAST = RetryPolicy(retries=0, base_delay=0.001, max_delay=0.002)
 

@@ -8,11 +8,13 @@ import sys
 import textwrap
 
 import pytest
-from fakes import text
 from massgen_proto.messages import BackendSpec
 from massgen_proto.providers import BACKENDS
 from massgen_worker.direct import DIRECT_TYPES, litellm_reason, wire_request
-from massgen_worker.llm import _OPENAI_PARAMS, LiteLLMModel, needs_litellm, plan_call
+from massgen_worker.llm import LiteLLMModel, needs_litellm, plan_call
+from massgen_worker.provider_params import OPENAI_PARAMS
+
+from tests.support.fakes import text
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 TOOLS = [{"type": "function", "function": {"name": "new_answer",
@@ -157,7 +159,7 @@ def test_openai_parameter_names_are_litellms():
     litellm = preload()
     spec_keys = set().union(*(spec.params for spec in BACKENDS.values()))
     spec_keys |= {"reasoning_effort", "verbosity"}  # what ``reasoning`` and ``text`` become
-    assert spec_keys & set(litellm.OPENAI_CHAT_COMPLETION_PARAMS) == _OPENAI_PARAMS
+    assert spec_keys & set(litellm.OPENAI_CHAT_COMPLETION_PARAMS) == OPENAI_PARAMS
 
 
 @pytest.mark.parametrize("backend_type", sorted(DIRECT_TYPES))
@@ -168,7 +170,7 @@ def test_litellm_lists_none_of_a_direct_types_own_parameters(backend_type):
 
     litellm = preload()
     spec = BACKENDS[backend_type]
-    own = spec.params - _OPENAI_PARAMS
+    own = spec.params - OPENAI_PARAMS
     for model in ("m", "gpt-4o-mini", "org/model-4b", "qwen-plus", "glm-4.5"):
         listed = litellm.get_supported_openai_params(
             model=model, custom_llm_provider=spec.litellm_prefix.rstrip("/")

@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakes import answer, both, error, text
-from fakes.openai_server import tool_call
 from massgen_proto.messages import BackendSpec
 from massgen_worker.llm import FatalModelError, LiteLLMModel, ModelError, RetryableModelError
 from massgen_worker.stream import AssistantMessage, StreamAccumulator, StreamDelta, ToolCallDelta
@@ -29,6 +27,9 @@ from raw_http_server import (
     sse_response,
     usage_chunk,
 )
+
+from tests.support.fakes import answer, both, error, text
+from tests.support.fakes.openai_server import tool_call
 
 MESSAGES = [
     {"role": "system", "content": "You are agent1."},

@@ -11,10 +11,11 @@ from __future__ import annotations
 import copy
 
 import pytest
-from fakes import text
 from massgen_proto.messages import BackendSpec
 from massgen_worker.direct import DIRECT_TYPES
 from massgen_worker.llm import LiteLLMModel
+
+from tests.support.fakes import text
 
 MESSAGES = [
     {"role": "system", "content": "You are agent1.", "name": None},

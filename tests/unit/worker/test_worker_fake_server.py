@@ -6,7 +6,8 @@ import json
 import urllib.request
 
 import pytest
-from fakes import FakeOpenAIServer, answer, error, text, vote_first
+
+from tests.support.fakes import FakeOpenAIServer, answer, error, text, vote_first
 
 
 def post(server, body):
@@ -87,4 +88,25 @@ def test_streaming_format_and_callable_step():
         )
         assert json.loads(arguments) == {"agent_id": "agent2", "reason": "fine"}
         assert server.requests[0].tools == tools
+        server.assert_complete()
+
+
+def test_a_request_abandoned_before_its_body_is_no_model_call():
+    """A call cancelled between its headers and its body (a restarted turn) is a client
+    that went away, not a request for model None."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    with FakeOpenAIServer() as server:
+        url = urlsplit(server.base_url)
+        with socket.create_connection((url.hostname, url.port), timeout=5) as client:
+            client.sendall(
+                f"POST {url.path}/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode()
+            )
+        time.sleep(0.2)
+        assert server.requests == [] and server.errors == []
+        server.script("a", [text("one")])
+        assert post(server, {"model": "a", "messages": []})[0] == 200
         server.assert_complete()

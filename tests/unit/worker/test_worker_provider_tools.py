@@ -11,15 +11,6 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from fakes import FakeOpenAIServer, text
-from fakes.provider_servers import (
-    FakeAnthropicServer,
-    FakeGeminiServer,
-    FakeResponsesServer,
-    anthropic,
-    gemini,
-    responses,
-)
 from massgen_proto.messages import BackendSpec
 from massgen_worker.llm import FatalModelError, LiteLLMModel
 from massgen_worker.provider_tools import (
@@ -28,6 +19,16 @@ from massgen_worker.provider_tools import (
     text_tool_messages,
 )
 from massgen_worker.stream import AssistantMessage, StreamAccumulator, StreamDelta
+
+from tests.support.fakes import FakeOpenAIServer, text
+from tests.support.fakes.provider_servers import (
+    FakeAnthropicServer,
+    FakeGeminiServer,
+    FakeResponsesServer,
+    anthropic,
+    gemini,
+    responses,
+)
 
 MESSAGES = [
     {"role": "system", "content": "You are agent1."},

@@ -7,7 +7,6 @@ import json
 import time
 
 import pytest
-from fakes.turns import Orchestrator, make_turn_request, workflow_tools
 from massgen_proto.events import Chunk, TokenUsage
 from massgen_proto.messages import (
     ModelRetrying,
@@ -29,6 +28,8 @@ from massgen_worker.turn import (
     workflow_calls,
 )
 from worker_helpers import READ_TOOL, Tools
+
+from tests.support.fakes.turns import Orchestrator, make_turn_request, workflow_tools
 
 FAST = RetryPolicy(retries=2, base_delay=0.001, max_delay=0.002)
 

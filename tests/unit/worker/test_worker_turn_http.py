@@ -7,9 +7,6 @@ import json
 import time
 
 import pytest
-from fakes import answer, both, error, hang, malformed, text, vote_first
-from fakes.openai_server import tool_call
-from fakes.turns import Orchestrator, make_turn_request, workflow_tools
 from massgen_proto.messages import (
     ModelRetrying,
     PresentationFinished,
@@ -21,6 +18,10 @@ from massgen_proto.messages import (
 from massgen_worker.llm import LiteLLMModel
 from massgen_worker.turn import RetryPolicy, budget_spent_message, run_turn
 from worker_helpers import READ_TOOL, Tools
+
+from tests.support.fakes import answer, both, error, hang, malformed, text, vote_first
+from tests.support.fakes.openai_server import tool_call
+from tests.support.fakes.turns import Orchestrator, make_turn_request, workflow_tools
 
 FAST = RetryPolicy(retries=2, base_delay=0.01, max_delay=0.02)
 

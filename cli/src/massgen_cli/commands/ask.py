@@ -7,19 +7,24 @@ remote deployment over HTTP.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import gc
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exits import EXIT_OK, fail
-from ..targets import ApiTarget, StackTarget
-from .turn import run_on, run_session_turn, run_turn
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ..targets import ApiTarget
+    from ..teams import Team
 
 __all__ = ["main"]
+
+# asyncio, the targets and the run flow are imported once the worker and nats-server
+# of a stack of this command's own are started (``main``): they start meanwhile.
 
 
 def main(args: argparse.Namespace) -> int:
@@ -33,6 +38,8 @@ def main(args: argparse.Namespace) -> int:
         return _api_main(args)
     if args.team or args.token:
         return fail("--team and --token go with --api URL")
+    from massgen_kit.runtime import import_lean, mark
+
     from .. import early_worker, warm
 
     # Start-up is mostly imports: no cyclic GC until the stack is reached (StackTarget.start).
@@ -41,9 +48,13 @@ def main(args: argparse.Namespace) -> int:
     # stack in the background, for the next commands (StackTarget does it).
     args.background = warm.background_allowed(no_daemon=args.no_daemon, embedded=args.embedded)
     if args.embedded or (warm.find_warm_stack(_say) is None and warm.starting_stack() is None):
-        # A stack of our own is likely: start its worker (seconds of imports) now.
+        # A stack of our own is likely: start its worker (whose imports take as long as
+        # this command's) and nats-server now; both die with this process.
         early_worker.start()
+        mark("cli: worker and nats-server spawned")
     try:
+        # Every run on a stack needs nats-py: without its unused websocket transport.
+        import_lean("nats", "nats.js")
         return _question_main(args)
     finally:
         early_worker.discard()
@@ -63,21 +74,22 @@ def _list_examples() -> int:
     return EXIT_OK
 
 
-def _team(args: argparse.Namespace) -> tuple[dict[str, Any], str | None] | int:
-    """(config mapping, note for the user), or the exit code after saying what is wrong."""
-    from massgen_proto.config import ConfigError
-
-    from ..teams import resolve_config
+def _team(args: argparse.Namespace) -> Team | int:
+    """The resolved team, or the exit code after saying what is wrong."""
+    from ..teams import resolve_team
 
     try:
-        config, _source, note = resolve_config(args)
-    except ConfigError as error:
-        return fail(f"config error:\n{error}")
+        team = resolve_team(args)
     except ValueError as error:
+        # Imported only now: a remembered config needs no config models at all.
+        from massgen_proto.config import ConfigError
+
+        if isinstance(error, ConfigError):
+            return fail(f"config error:\n{error}")
         return fail(str(error))
-    if (config.get("ui") or {}).get("logging_enabled") is False:
+    if (team.config.get("ui") or {}).get("logging_enabled") is False:
         args.no_logs = True  # the config's own "no log folder", as --no-logs
-    return config, note
+    return team
 
 
 def _question_main(args: argparse.Namespace) -> int:
@@ -88,17 +100,20 @@ def _question_main(args: argparse.Namespace) -> int:
     team = _team(args)
     if isinstance(team, int):
         return team
-    config, note = team
+    config = team.config
+    from massgen_kit.runtime import mark
+
+    mark("cli: config resolved")
     from ..teams import missing_keys
 
     missing = missing_keys(config)
     if missing:
         return fail("missing API keys:\n  " + "\n  ".join(missing))
-    if note:
-        print(f"massgen: {note}", file=sys.stderr)
-    from ..notices import config_warnings, print_warnings
+    if team.note:
+        print(f"massgen: {team.note}", file=sys.stderr)
+    from ..notices import print_warnings
 
-    print_warnings(config_warnings(config))  # keys accepted but not applied
+    print_warnings(team.warnings)  # keys accepted but not applied
     if args.question is None:
         if args.output == "json":
             return fail("--output json needs a question")
@@ -106,10 +121,16 @@ def _question_main(args: argparse.Namespace) -> int:
 
         if session is None:
             session = _new_session(args)
-        return asyncio.run(interactive(args, config, session))
+        return _run(interactive(args, config, session))
     if session is not None:
-        return asyncio.run(_session_turn(args, config, session, args.question))
-    return asyncio.run(_single(args, config, args.question))
+        return _run(_session_turn(args, team, session, args.question))
+    return _run(_single(args, team, args.question))
+
+
+def _run(main: Any) -> int:
+    import asyncio
+
+    return asyncio.run(main)
 
 
 def _open_session(args: argparse.Namespace) -> Any:
@@ -142,17 +163,20 @@ def _new_session(args: argparse.Namespace) -> Any:
     return Session.create(default_session_root(), source)
 
 
-async def _single(args: argparse.Namespace, config: dict[str, Any], question: str) -> int:
+async def _single(args: argparse.Namespace, team: Team, question: str) -> int:
     """``massgen "question"``: one run; the stack's own logs go with it (one folder)."""
     from massgen_proto.ids import new_run_id
 
     from ..runlog import default_log_root, run_log_dir
+    from ..targets import StackTarget
+    from .turn import run_on, run_turn
 
     run_id = new_run_id()
     folder = None if args.no_logs else run_log_dir(args.log_dir or default_log_root(), run_id)
     target = StackTarget(
-        config, folder, embedded=args.embedded, debug=args.debug, background=args.background
-    )
+        team.config, folder, embedded=args.embedded, debug=args.debug,
+        background=args.background, team=team,
+    )  # fmt: skip
 
     async def body() -> int:
         code, _summary, _log_dir = await run_turn(
@@ -163,13 +187,14 @@ async def _single(args: argparse.Namespace, config: dict[str, Any], question: st
     return await run_on(target, args, folder, body)
 
 
-async def _session_turn(
-    args: argparse.Namespace, config: dict[str, Any], session: Any, question: str
-) -> int:
+async def _session_turn(args: argparse.Namespace, team: Team, session: Any, question: str) -> int:
     """``massgen --session ID "question"``: one more turn of a saved session."""
+    from ..targets import StackTarget
+    from .turn import run_on, run_session_turn
+
     target = StackTarget(
-        config, session.directory, embedded=args.embedded, debug=args.debug,
-        background=args.background,
+        team.config, session.directory, embedded=args.embedded, debug=args.debug,
+        background=args.background, team=team,
     )  # fmt: skip
 
     async def body() -> int:
@@ -203,14 +228,17 @@ def _api_main(args: argparse.Namespace) -> int:
         team = _team(args)
         if isinstance(team, int):
             return team
-        config, _note = team
+        config = team.config
     token = args.token or os.environ.get("MASSGEN_API_TOKEN") or None
-    return asyncio.run(_api_single(args, config, token, args.question))
+    return _run(_api_single(args, config, token, args.question))
 
 
 async def _api_single(
     args: argparse.Namespace, config: dict[str, Any] | None, token: str | None, question: str
 ) -> int:
+    from ..targets import ApiTarget
+    from .turn import run_on
+
     target = ApiTarget(args.api, token, config, args.team)
     # No log folder: nothing of ours logs, and stdout stays clean.
     return await run_on(target, args, None, lambda: _api_run(target, args, question))
@@ -220,6 +248,7 @@ async def _api_run(target: ApiTarget, args: argparse.Namespace, question: str) -
     from ..api_client import ApiError
     from ..notices import print_warnings
     from ..runlog import default_log_root, run_log_dir
+    from .turn import run_turn
 
     try:
         run_id = await target.create(question)

@@ -70,6 +70,9 @@ def summarise(records: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, 
         if top is not None and final is not None:
             headline[name] = {"key": top["key"], "pass_at_1": top["pass_at_1"]}
             headline[f"final_minus_{name}"] = round(final - top["pass_at_1"], 4)
+    oracle = by_key["oracle"]["pass_at_1"]
+    if final is not None and oracle is not None:
+        headline["final_minus_oracle"] = round(final - oracle, 4)
     statuses: dict[str, int] = {}
     for record in records:
         statuses[record.get("status", "?")] = statuses.get(record.get("status", "?"), 0) + 1
@@ -81,6 +84,10 @@ def summarise(records: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, 
         "problem_ids": [r["id"] for r in records],
         "statuses": statuses,
         "fallback_finals": sum(1 for r in records if r["final"].get("fallback")),
+        # The presentation made it worse: the winner's own answer passed, the final failed.
+        "final_worse_than_winner": sum(
+            1 for r in records if r["winner"].get("passed") and not r["final"].get("passed")
+        ),
         "systems": systems,
         "headline": headline,
         "cost": cost,
@@ -153,6 +160,14 @@ def print_summary(summary: dict[str, Any], stream: TextIO) -> None:
                 f"team final vs {name.replace('_', ' ')} ({headline[name]['key']}): "
                 f"{'+' if delta >= 0 else ''}{100 * delta:.1f} points"
             )
+    if "final_minus_oracle" in headline:
+        delta = headline["final_minus_oracle"]
+        console.print(f"team final vs oracle: {'+' if delta >= 0 else ''}{100 * delta:.1f} points")
+    if "final_worse_than_winner" in summary:
+        console.print(
+            f"final answer failed where the winner's own answer passed: "
+            f"{summary['final_worse_than_winner']} of {summary['problems']}"
+        )
     if summary["statuses"].keys() - {"completed"}:
         console.print(f"run statuses: {summary['statuses']}")
     if summary.get("sandbox"):

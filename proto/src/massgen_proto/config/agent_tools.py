@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .base import ConfigModel
+from .tool_library import SHIPPED_FUNCTIONS, library_file, shipped_file, unshipped_reason
 
 __all__ = ["CustomToolConfig", "McpServerConfig"]
 
@@ -51,25 +52,32 @@ class CustomToolConfig(ConfigModel):
     """Python functions offered as ``custom_tool__<name>`` (MassGen's ``custom_tools``
     entry). The gateway imports and calls them in its sandbox. ``function``, ``name``,
     ``description`` and ``preset_args`` take one value (shared) or a list (one per
-    function)."""
+    function).
+
+    Without ``path`` a function is looked up by name in the built-in tool library (as
+    MassGen looks it up in its own package); a path into MassGen's library
+    (``massgen/tool/...``) is served from the built-in copy when there is one and is
+    refused with the reason otherwise (``tool_library``). A function the library does
+    not have is left out with a warning, as MassGen leaves it out with an error log."""
 
     function: str | list[str]
     path: str | None = None
-    """The Python file (relative: to the folder the gateway runs in)."""
+    """The Python file (relative: to the folder the gateway runs in); none: a function
+    of the built-in tool library."""
     name: str | list[str] | None = None
     description: str | list[str] | None = None
     preset_args: dict[str, Any] | list[dict[str, Any]] | None = None
     """Arguments passed on every call and hidden from the model."""
     category: str | None = None
     """MassGen's grouping; kept for compatibility, not interpreted."""
+    default_params: dict[str, Any] | None = None
+    """In some of MassGen's examples; MassGen itself never reads it (a warning)."""
 
     @model_validator(mode="after")
     def _one_entry_per_function(self) -> CustomToolConfig:
-        if not self.path:
-            raise ValueError(
-                "a custom tool needs 'path' (the Python file that defines the function): "
-                "MassGen's own tool library is not part of this project"
-            )
+        reason = unshipped_reason(self.path)
+        if reason:
+            raise ValueError(f"custom tool file {self.path!r} is not supported: {reason}")
         count = len(self.function) if isinstance(self.function, list) else 1
         if count == 0:
             raise ValueError("'function' is an empty list")
@@ -84,6 +92,36 @@ class CustomToolConfig(ConfigModel):
             if not _SERVER_NAME.match(name):
                 raise ValueError(f"custom tool name {name!r} must match ^[A-Za-z0-9_-]+$")
         return self
+
+    def library_file(self, function: str) -> str | None:
+        """The built-in tool library's file serving ``function`` of this entry (relative
+        to the library's folder); None: the entry's own ``path`` is used."""
+        return library_file(self.path, function)
+
+    def missing_functions(self) -> list[str]:
+        """Functions this entry names that the built-in library was asked for and does
+        not have (they are left out of the agent's tools)."""
+        functions = self.function if isinstance(self.function, list) else [self.function]
+        if self.path is None:
+            return [f for f in functions if f not in SHIPPED_FUNCTIONS]
+        shipped = shipped_file(self.path)
+        if shipped is None:
+            return []  # the user's own file: the gateway reports what it lacks
+        return [f for f in functions if SHIPPED_FUNCTIONS.get(f) != shipped]
+
+    def warnings(self) -> list[tuple[str, str]]:
+        """``(key, why)`` for what this entry names that has no effect."""
+        found: list[tuple[str, str]] = []
+        for function in self.missing_functions():
+            found.append((
+                "function",
+                f"{function!r} is not in the built-in tool library "
+                f"({', '.join(sorted(SHIPPED_FUNCTIONS))}): the agent runs without it, as "
+                "MassGen does when it cannot load a custom tool",
+            ))  # fmt: skip
+        if self.default_params:
+            found.append(("default_params", "ignored (MassGen does not read it either)"))
+        return found
 
     def entries(self) -> list[tuple[str, str, str | None, dict[str, Any]]]:
         """``(tool name, function, description, preset_args)`` per function."""

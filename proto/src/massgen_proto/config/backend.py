@@ -21,9 +21,9 @@ __all__ = ["BackendConfig"]
 
 # Backend keys MassGen uses that are not litellm parameters. Value: None = accepted and
 # ignored with a warning (the reason in _IGNORED_WHY, else a generic one); a string =
-# rejected with that reason. Backend keys in neither list nor typed are sent only when
-# they are parameters of the backend type's provider (providers.param_problem), and
-# otherwise warned about.
+# rejected with that reason when the key is on (false, null or empty: ignored, warned).
+# Backend keys in neither list nor typed are sent only when they are parameters of the
+# backend type's provider (providers.param_problem), and otherwise warned about.
 _BACKEND_NON_PARAMS: dict[str, str | None] = {
     "permission_mode": None,
     "upload_files": "file upload to provider vector stores is not supported",
@@ -193,9 +193,9 @@ class BackendConfig(BaseModel):
 
     @model_validator(mode="after")
     def _rejected_and_required(self) -> BackendConfig:
-        for key in self.model_extra or {}:
+        for key, value in (self.model_extra or {}).items():
             reason = _BACKEND_NON_PARAMS.get(key)
-            if reason:
+            if reason and value not in (False, None, "", [], {}):
                 raise ValueError(f"key {key!r} is not supported: {reason}")
         spec = BACKENDS[self.type]
         if spec.needs_base_url and not self.base_url:
@@ -236,6 +236,8 @@ class BackendConfig(BaseModel):
         for key, value in (self.model_extra or {}).items():
             if key in _BACKEND_NON_PARAMS:
                 why = _IGNORED_WHY.get(key, "a MassGen setting this project does not apply")
+                if _BACKEND_NON_PARAMS[key]:
+                    why = "off or empty"  # refused when on (see _rejected_and_required)
                 ignored.append((key, f"ignored ({why})"))
             elif problem := param_problem(self.type, key):
                 ignored.append((key, problem))

@@ -96,7 +96,8 @@ def load_config(path: str | Path) -> RunConfig:
         problem = getattr(error, "problem", None) or str(error)
         raise ConfigError([("", f"not valid YAML{where}: {problem}")], source) from None
     if isinstance(data, dict):
-        for agent in data.get("agents") or ([data["agent"]] if "agent" in data else []):
+        agents = data.get("agents") or ([data["agent"]] if "agent" in data else [])
+        for agent in agents if isinstance(agents, list) else []:  # else: validation says
             backend = agent.get("backend") if isinstance(agent, dict) else None
             if isinstance(backend, dict) and "mcp_servers" in backend:
                 backend["mcp_servers"] = _substitute_env(backend["mcp_servers"])

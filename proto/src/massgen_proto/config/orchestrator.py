@@ -113,8 +113,8 @@ class OrchestratorConfig(ConfigModel):
     def _no_debug_answer(cls, value: str | None) -> str | None:
         if value:
             raise ValueError(
-                "MassGen's debug override of the final answer only feeds post-evaluation "
-                "restarts, which this project does not perform; remove it"
+                "MassGen's debug override of the final answer is not supported: it only "
+                "feeds post-evaluation restarts, which this project does not perform; remove it"
             )
         return value
 

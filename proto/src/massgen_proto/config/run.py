@@ -114,6 +114,9 @@ class RunConfig(ConfigModel):
         for index, agent in enumerate(self.agents):
             for key, why in agent.backend.ignored_keys():
                 notes.append(f"agents[{index}].backend.{key}: {why}")
+            for number, entry in enumerate(agent.backend.custom_tools):
+                for key, why in entry.warnings():
+                    notes.append(f"agents[{index}].backend.custom_tools[{number}].{key}: {why}")
         for key, why in self.orchestrator.coordination.warnings():
             notes.append(f"orchestrator.coordination.{key}: {why}")
         return notes

@@ -13,6 +13,11 @@ straight over HTTP (see ``llm``). When a provider served needs litellm
 (``llm.needs_litellm``: anthropic, gemini, xai, ...), it is imported in a background
 thread once the providers are known, while the worker connects and takes turns; a turn
 that needs it before it is ready waits for it, others do not.
+
+Start-up order: every module a turn needs (nats-py, httpx, the service) is imported
+first, with the cyclic GC paused and without optional packages the worker never uses
+(``massgen_kit.runtime.import_lean``); a launcher's worker does this while its launcher
+is still starting nats-server, so only connecting remains once the launch line comes.
 """
 
 from __future__ import annotations
@@ -23,19 +28,19 @@ import json
 import os
 import sys
 
-from massgen_kit import tracing
-from massgen_kit.health import (
-    credentials_from_env,
-    nats_url_with_credentials,
-    serve_until_signalled,
-)
-from massgen_kit.jetstream import StreamSettings
-from massgen_kit.logsetup import configure_logging
-from massgen_kit.runtime import exit_now, loading_code
-
-from .settings import WorkerSettings
+from massgen_kit.runtime import exit_now, import_lean, loading_code, mark
 
 __all__ = ["main"]
+
+_LIBRARIES = ("structlog", "nats", "nats.js", "httpx", "httpcore", "anyio._backends._asyncio")
+"""What a turn needs beyond the worker's own modules (the direct model path's included)."""
+
+
+def _load_code() -> None:
+    """Import everything a turn needs, with the GC paused (see ``loading_code``)."""
+    with loading_code():
+        import_lean(*_LIBRARIES)
+        from . import llm, openai_http, service  # noqa: F401
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -89,15 +94,20 @@ async def _read_launch(args: argparse.Namespace) -> bool:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
-    configure_logging(args.log_level)
-    tracing.configure("massgen-worker")
+    _configure(args.log_level)
     return True
 
 
+def _configure(log_level: str) -> None:
+    from massgen_kit import tracing
+    from massgen_kit.logsetup import configure_logging
+
+    configure_logging(log_level)
+    tracing.configure("massgen-worker")
+
+
 async def _serve(args: argparse.Namespace) -> None:
-    with loading_code():
-        from .llm import apreload
-        from .service import WorkerService  # noqa: F401 - loaded with the GC paused
+    from .llm import apreload
 
     # The direct path's imports, TLS context and a warm-up call (~0.2 s, mostly in a
     # thread) run while the launch line is awaited and the connection is made; the
@@ -110,11 +120,20 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 async def _launch_and_serve(args: argparse.Namespace) -> None:
+    from massgen_kit.health import (
+        credentials_from_env,
+        nats_url_with_credentials,
+        serve_until_signalled,
+    )
+    from massgen_kit.jetstream import StreamSettings
+
     from .llm import apreload, needs_litellm
     from .service import WorkerService
+    from .settings import WorkerSettings
 
     if args.launch_from_stdin and not await _read_launch(args):
         return
+    mark("worker: launch line read")
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
     settings = WorkerSettings.from_env(
         concurrency=args.concurrency,
@@ -143,9 +162,11 @@ async def _launch_and_serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
+    mark("worker: main")
     args = _parse(argv)
-    configure_logging(args.log_level)
-    tracing.configure("massgen-worker")
+    _load_code()
+    mark("worker: code loaded")
+    _configure(args.log_level)
     asyncio.run(_serve(args))
     # Stopped cleanly: turns finished or handed back, connection drained.
     exit_now(0)

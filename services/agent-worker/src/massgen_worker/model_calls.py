@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 import structlog
 from massgen_kit import tracing
@@ -44,11 +45,19 @@ from .stream import (
 )
 from .stream_ends import StreamEnds
 
-__all__ = ["TIMED_OUT", "ModelCalls", "Report", "RetryPolicy", "Submit", "TurnError"]
+__all__ = [
+    "TIMED_OUT",
+    "ModelCalls",
+    "Report",
+    "RetryPolicy",
+    "Submit",
+    "TurnDeps",
+    "TurnError",
+]
 
 log = structlog.get_logger("massgen_worker.turn")
 
-Report = WorkflowSubmission | TurnFailed | PresentationFinished | ModelRetrying
+Report: TypeAlias = WorkflowSubmission | TurnFailed | PresentationFinished | ModelRetrying
 Submit = Callable[[Report], Awaitable[Verdict]]
 
 TIMED_OUT = "turn timed out"
@@ -72,43 +81,48 @@ class TurnError(Exception):
     """Ends the turn with a TurnFailed carrying ``str(self)``."""
 
 
+@dataclass(frozen=True, slots=True)
+class TurnDeps:
+    """What a turn uses besides its request (see ``turn.run_turn`` for each one)."""
+
+    model: Model
+    submit: Submit
+    emit: Emit
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    stream_ends: StreamEnds | None = None
+    coalescing: Coalescing | None = None
+    price: Price | None = None
+
+
 class ModelCalls:
     """The model calls of one turn, and what they share."""
 
-    def __init__(
-        self,
-        request: TurnRequest,
-        model: Model,
-        submit: Submit,
-        emit: Emit,
-        policy: RetryPolicy,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-        stream_ends: StreamEnds | None = None,
-        coalescing: Coalescing | None = None,
-        price: Price | None = None,
-    ) -> None:
+    def __init__(self, request: TurnRequest, deps: TurnDeps) -> None:
         self.request = request
-        self.price = price
+        self.price = deps.price
         self.usage = UsageSoFar()
         """Tokens and dollars of this turn's model calls so far (sent with each report:
         the orchestrator keeps the run's budget)."""
         self._reported = UsageSoFar()
         """The usage the last report carried."""
-        self.model = model
-        self.submit = submit
-        self.emit = emit
-        self.policy = policy
-        self.clock = clock
-        self.sleep = sleep
-        self.stream_ends = stream_ends or StreamEnds()
+        self.model = deps.model
+        self.submit = deps.submit
+        self.emit = deps.emit
+        self.policy = deps.policy
+        self.clock = deps.clock
+        self.sleep = deps.sleep
+        self.stream_ends = deps.stream_ends or StreamEnds()
         self._tails: set[asyncio.Task[None]] = set()
         """This turn's streams being read to their end (see ``StreamEnds``)."""
         self.model_calls = 0
         self.tool_names = {
             name for tool in request.tools if (name := tool.get("function", {}).get("name"))
         }
-        self.publisher = ChunkPublisher(emit, self._chunk, (coalescing or Coalescing()).batcher())
+        self.publisher = ChunkPublisher(
+            deps.emit, self._chunk, (deps.coalescing or Coalescing()).batcher()
+        )
         # The answer streams decoded from new_answer's arguments (when it is offered).
         self._decode = {ANSWER_TOOL: "content"} if ANSWER_TOOL in self.tool_names else {}
 

@@ -7,7 +7,7 @@ as two (the finish first, so a turn acting on a finished tool call still reads t
 after it), and a stream that ends with ``data: [DONE]`` but never said why ends with a
 ``stop``.
 
-Failures come out as the worker's model errors, classified like ``llm.classify_error``
+Failures come out as the worker's model errors, classified like ``model_errors.classify_error``
 classifies litellm's: HTTP 408/409/425/429 and 5xx, timeouts and connection failures
 (refused, reset) are ``RetryableModelError``, other 4xx ``FatalModelError``, with the
 provider's own message (``error.message`` of its JSON body) and the HTTP status (None
@@ -33,13 +33,13 @@ import json
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
 
 from .direct import WireRequest
-from .llm import ModelError, RetryableModelError, error_for_status
+from .model_errors import ModelError, RetryableModelError, error_for_status
 
 __all__ = ["aclose", "prepare", "stream_chunks"]
 
@@ -100,7 +100,7 @@ async def aclose() -> None:
         await client.aclose()
 
 
-async def stream_chunks(request: WireRequest) -> AsyncIterator[dict[str, Any]]:
+async def stream_chunks(request: WireRequest) -> AsyncGenerator[dict[str, Any], None]:
     """POST ``request`` and yield its stream chunks (see the module docstring).
 
     Raises:
@@ -185,12 +185,12 @@ def _chunk(payload: str) -> dict[str, Any]:
         raise RetryableModelError(f"malformed stream event: {payload[:200]!r}") from error
     if not isinstance(chunk, dict):
         raise RetryableModelError(f"malformed stream event: {payload[:200]!r}")
-    error = chunk.get("error")
-    if error:
+    failure = chunk.get("error")
+    if failure:
         # vLLM and SGLang report a failure after the 200 as an event. litellm turns it
         # into a mid-stream connection error (status 500, retried), whatever its code.
-        message = error.get("message") if isinstance(error, dict) else None
-        raise RetryableModelError(str(message or error), 500)
+        message = failure.get("message") if isinstance(failure, dict) else None
+        raise RetryableModelError(str(message or failure), 500)
     return chunk
 
 

@@ -32,7 +32,7 @@ def _dollars(model: str, prompt: int, completion: int) -> float:
 def _rates(model: str) -> tuple[float, float] | None:
     """Dollars per prompt token and per completion token, or None when unknown."""
     from . import price_map
-    from .llm import preload
+    from .litellm_loader import preload
 
     # litellm's own price map, read without importing litellm when the answer is sure
     # (see price_map): a worker whose calls all go direct never imports it.

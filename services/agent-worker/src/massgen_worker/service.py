@@ -20,7 +20,8 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable, Coroutine
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from massgen_kit import tracing
@@ -66,12 +67,19 @@ from pydantic import ValidationError
 from .coalesce import Coalescing
 from .llm import LiteLLMModel, Model
 from .metrics import INFLIGHT, MODEL_ERRORS, TURNS, count_usage, error_class
+from .model_calls import Report
 from .pricing import price_of
 from .rate_limit import RateLimiter
 from .settings import WorkerSettings
 from .stream import ToolCall
 from .timing import TimedModel
 from .turn import RetryPolicy, StreamEnds, TurnOutcome, run_turn
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+    from nats.js import JetStreamContext
 
 __all__ = ["OrchestratorUnavailable", "WorkerService"]
 
@@ -85,7 +93,9 @@ class OrchestratorUnavailable(RuntimeError):
 class _GatewayTools:
     """The turn's MCP tools through the mcp-gateway (request/reply over NATS)."""
 
-    def __init__(self, nc: Any, request: TurnRequest, settings: WorkerSettings, tlog: Any) -> None:
+    def __init__(
+        self, nc: Client, request: TurnRequest, settings: WorkerSettings, tlog: Any
+    ) -> None:
         self.nc = nc
         self.request = request
         self.settings = settings
@@ -192,10 +202,10 @@ class WorkerService:
         self.settings = settings or WorkerSettings()
         self.model_factory = model_factory
         self.log = log.bind(worker=self.settings.worker_name)
-        self._nc: Any = None
-        self._js: Any = None
-        self._subs: list[Any] = []
-        self._control_sub: Any = None
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._subs: list[JetStreamContext.PullSubscription] = []
+        self._control_sub: Subscription | None = None
         self._pull_tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self._turns: dict[str, asyncio.Task[TurnOutcome]] = {}
@@ -203,7 +213,7 @@ class WorkerService:
         self._semaphore = asyncio.Semaphore(self.settings.concurrency)
         self._running = False
         self._stop_task: asyncio.Task[None] | None = None
-        self._preload_task: asyncio.Task[Any] | None = None
+        self._preload_task: asyncio.Task[ModuleType | None] | None = None
         self._stream_ends = StreamEnds()
         """Usage chunks read after the fact, shared by this worker's turns."""
         self.turns_done = 0
@@ -236,20 +246,20 @@ class WorkerService:
             self._preload_task = asyncio.create_task(apreload(self.providers), name="model-preload")
         # Without a login (embedded) a one-provider worker still uses its user's prefix.
         user = f"worker-{self.providers[0]}" if len(self.providers) == 1 else "worker"
-        self._nc = await nats.connect(
+        self._nc = nc = await nats.connect(
             self.nats_url, name=f"massgen-worker {s.worker_name}", max_reconnect_attempts=-1,
             **connect_options(self.nats_url, user),
         )  # fmt: skip
-        self._js = self._nc.jetstream()
-        await ensure_turns_stream(self._js, s.stream_settings)
-        await ensure_events_stream(self._js, s.stream_settings)
-        self._control_sub = await self._nc.subscribe(CONTROL_WILDCARD, cb=self._on_control)
+        self._js = js = nc.jetstream()
+        await ensure_turns_stream(js, s.stream_settings)
+        await ensure_events_stream(js, s.stream_settings)
+        self._control_sub = await nc.subscribe(CONTROL_WILDCARD, cb=self._on_control)
         self._running = True
         for provider in self.providers:
             durable = await ensure_provider_consumer(
-                self._js, provider, ack_wait=s.ack_wait, max_deliver=s.max_deliver
+                js, provider, ack_wait=s.ack_wait, max_deliver=s.max_deliver
             )
-            sub = await self._js.pull_subscribe_bind(durable=durable, stream=TURNS_STREAM)
+            sub = await js.pull_subscribe_bind(durable=durable, stream=TURNS_STREAM)
             self._subs.append(sub)
             rate = s.rate_limits.get(provider)
             limiter = RateLimiter(rate) if rate else None
@@ -321,7 +331,9 @@ class WorkerService:
 
     # -- pulling --------------------------------------------------------------------
 
-    async def _pull_loop(self, provider: str, sub: Any, limiter: RateLimiter | None) -> None:
+    async def _pull_loop(
+        self, provider: str, sub: JetStreamContext.PullSubscription, limiter: RateLimiter | None
+    ) -> None:
         import nats.errors
 
         while self._running:
@@ -360,7 +372,7 @@ class WorkerService:
 
     # -- control --------------------------------------------------------------------
 
-    async def _on_control(self, msg: Any) -> None:
+    async def _on_control(self, msg: Msg) -> None:
         try:
             cancel = CancelTurn.model_validate_json(msg.data)
         except ValidationError:
@@ -379,7 +391,7 @@ class WorkerService:
 
     # -- one message ----------------------------------------------------------------
 
-    async def _handle(self, provider: str, msg: Any) -> None:
+    async def _handle(self, provider: str, msg: Msg) -> None:
         try:
             request = TurnRequest.model_validate_json(msg.data)
         except ValidationError as error:
@@ -392,14 +404,15 @@ class WorkerService:
             await msg.term()
             return
         delivery = msg.metadata.num_delivered if msg.metadata else 1
-        with tracing.span(
+        with tracing.span(  # a redelivery says so; a first delivery carries no attribute
             "turn", msg.headers, run_id=request.run_id, agent=request.agent_id,
-            turn=request.turn_id, phase=request.phase, provider=provider, delivery=delivery,
+            turn=request.turn_id, phase=request.phase, provider=provider,
+            delivery=delivery if delivery > 1 else None,
         ):  # fmt: skip
             await self._handle_turn(provider, msg, request, delivery)
 
     async def _handle_turn(
-        self, provider: str, msg: Any, request: TurnRequest, delivery: int
+        self, provider: str, msg: Msg, request: TurnRequest, delivery: int
     ) -> None:
         tlog = self.log.bind(
             run_id=request.run_id, agent=request.agent_id, turn=request.turn_id, provider=provider
@@ -462,6 +475,8 @@ class WorkerService:
         s = self.settings
         subject = events_subject(request.run_id, "stream")
         nc = self._nc
+        if nc is None:
+            raise RuntimeError("the worker is not started")
 
         spec = BACKENDS.get(request.backend.type)
         provider = spec.provider if spec else request.backend.type
@@ -475,7 +490,7 @@ class WorkerService:
                 count_usage(event, provider, model)
             await nc.publish(subject, event.model_dump_json().encode())
 
-        async def submit(report: Any) -> Verdict:
+        async def submit(report: Report) -> Verdict:
             if isinstance(report, ModelRetrying):
                 MODEL_ERRORS.inc(provider=provider, **{"class": error_class(report.status)})
             return await self._report(report)
@@ -522,14 +537,14 @@ class WorkerService:
             self._turns.pop(request.turn_id, None)
             self._cancel_requested.discard(request.turn_id)
 
-    async def _heartbeat(self, msg: Any) -> None:
+    async def _heartbeat(self, msg: Msg) -> None:
         interval = self.settings.ack_wait / 3
         while True:
             await asyncio.sleep(interval)
             with contextlib.suppress(Exception):
                 await msg.in_progress()
 
-    async def _report(self, report: Any) -> Verdict:
+    async def _report(self, report: Report) -> Verdict:
         """Send a report to the orchestrator and return its verdict (retrying timeouts)."""
         import nats.errors
 
@@ -541,6 +556,8 @@ class WorkerService:
         last: Exception | str | None = None
         for attempt in range(s.request_retries + 1):
             try:
+                if self._nc is None:
+                    raise OrchestratorUnavailable("not connected")
                 reply = await self._nc.request(
                     SUBMIT_REPORT, data, timeout=s.request_timeout, headers=tracing.headers()
                 )

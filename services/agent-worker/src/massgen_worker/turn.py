@@ -56,7 +56,7 @@ from massgen_proto.messages import (
 
 from .coalesce import Coalescing
 from .llm import Model
-from .model_calls import ModelCalls, RetryPolicy, Submit, TurnError
+from .model_calls import ModelCalls, RetryPolicy, Submit, TurnDeps, TurnError
 from .pricing import Price
 from .publisher import ChunkPublisher, Emit
 from .stream import AssistantMessage, ToolCall
@@ -145,23 +145,8 @@ class ToolBroker(Protocol):
 class _Turn(ModelCalls):
     """One turn's phases: coordination (with its attempts), presentation, the tool loop."""
 
-    def __init__(
-        self,
-        request: TurnRequest,
-        model: Model,
-        submit: Submit,
-        emit: Emit,
-        policy: RetryPolicy,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[None]],
-        broker: ToolBroker | None = None,
-        stream_ends: StreamEnds | None = None,
-        coalescing: Coalescing | None = None,
-        price: Price | None = None,
-    ) -> None:
-        super().__init__(
-            request, model, submit, emit, policy, clock, sleep, stream_ends, coalescing, price
-        )
+    def __init__(self, request: TurnRequest, deps: TurnDeps, broker: ToolBroker | None) -> None:
+        super().__init__(request, deps)
         self.broker = broker
         self.extra_tools: list[dict[str, Any]] = []
         self.extra_names: set[str] = set()
@@ -393,9 +378,7 @@ async def run_turn(
         asyncio.CancelledError: the turn was cancelled (never swallowed).
         Exception: whatever ``submit`` or ``emit`` raise (orchestrator unreachable).
     """
-    policy = policy or RetryPolicy()
-    turn = _Turn(
-        request, model, submit, emit, policy, clock, sleep, tools, stream_ends, coalescing,
-        price,
-    )  # fmt: skip
-    return await turn.run()
+    deps = TurnDeps(
+        model, submit, emit, policy or RetryPolicy(), clock, sleep, stream_ends, coalescing, price
+    )
+    return await _Turn(request, deps, tools).run()

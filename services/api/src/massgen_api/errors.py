@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -46,7 +45,7 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def json_path(loc: Iterable[Any]) -> str:
+def json_path(loc: Iterable[int | str]) -> str:
     """Render a location tuple as ``body.config.agents[1].backend.type``."""
     out = ""
     for part in loc:

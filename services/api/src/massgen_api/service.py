@@ -22,6 +22,8 @@ import structlog
 from massgen_kit import tracing
 from massgen_kit.health import connect_options
 from massgen_kit.jetstream import (
+    OrderedFollower,
+    bucket_keys,
     close_connection,
     ensure_bucket,
     ensure_events_stream,
@@ -217,10 +219,7 @@ class Backend:
 
     async def all_runs(self) -> list[RunIndexEntry]:
         """Every run in the index (newest first)."""
-        try:
-            keys = await self._index_kv.keys()
-        except Exception:  # NoKeysError: empty bucket
-            return []
+        keys = await bucket_keys(self._js, subjects.API_RUNS_BUCKET)
         records = await asyncio.gather(*(self.get_record(key) for key in keys))
         found = [r for r in records if r is not None]
         found.sort(key=lambda r: r.created_at, reverse=True)
@@ -309,27 +308,29 @@ class Backend:
         gate = StreamGate()
         if after:
             await self._learn_turns(gate, run_id, after)
-        sub = await self._js.subscribe(
-            subjects.events_filter(run_id),
-            stream=subjects.EVENTS_STREAM,
-            ordered_consumer=True,
-            config=config,
+        # Checked every few seconds while idle: a consumer lost with its NATS node is
+        # replaced (resuming after the last event sent) instead of hanging the stream.
+        follower = OrderedFollower(
+            self._js, subjects.EVENTS_STREAM, subjects.events_filter(run_id), config
         )
+        await follower.start()
+        wait = min(heartbeat or 3600.0, 3.0)
+        idle = 0.0
         try:
             while True:
-                try:
-                    msg = await sub.next_msg(timeout=heartbeat or 3600.0)
-                except NatsTimeout:
-                    yield None
+                msg = await follower.next(timeout=wait)
+                if msg is None:
+                    idle += wait
+                    if heartbeat and idle >= heartbeat:
+                        idle = 0.0
+                        yield None
                     continue
+                idle = 0.0
                 if not gate.allows(msg.subject, msg.data, event_kind(msg.data)):
                     continue  # e.g. a final_answer or a chunk a worker forged
                 yield msg.metadata.sequence.stream, msg.data
         finally:
-            try:
-                await sub.unsubscribe()
-            except Exception:  # connection closing
-                pass
+            await follower.close()
 
     async def _learn_turns(self, gate: StreamGate, run_id: str, after: int) -> None:
         """Show ``gate`` the run's turns announced up to stream sequence ``after`` (a

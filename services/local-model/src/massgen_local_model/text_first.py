@@ -43,9 +43,9 @@ __all__ = [
 
 CALL_MAX_TOKENS = 256
 """Tokens the call step may generate (a vote's reason fits; a copied answer does not)."""
-CALL_STRING_CHARS = 400
+CALL_STRING_CHARS = 240
 """Characters a string argument of a call after text may have."""
-PREAMBLE_MAX_TOKENS = 192
+PREAMBLE_MAX_TOKENS = 96
 """Tokens of text before a call when every offered tool's arguments are required."""
 _STRIPPED = ("tools", "tool_choice", "parallel_tool_calls", "response_format", "stream_options")
 _AFTER_TEXT = "Now end your reply with exactly one tool call"

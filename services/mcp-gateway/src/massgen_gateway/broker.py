@@ -75,7 +75,8 @@ class AgentTools:
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     _starting: dict[str, asyncio.Lock] = field(default_factory=dict)
     custom_listing: tuple[list[dict[str, Any]], list[str]] | None = None
-    """The custom tools offered and the problems, once a listing had no problem."""
+    """The custom tools offered and the problems, once a listing had no problem a retry
+    could fix (a function missing from the built-in library stays missing)."""
     _prepared: bool = False
     _preparing: asyncio.Lock = field(default_factory=asyncio.Lock)
     previous_note: str = ""

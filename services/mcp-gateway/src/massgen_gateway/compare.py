@@ -9,7 +9,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from .fdwalk import DIR_FLAGS, MAX_READ_BYTES, ToolError, open_dir, open_file, open_parent, read_fd
+from .fdwalk import DIR_FLAGS, MAX_READ_BYTES, ToolError, open_dir, read_checked, read_fd
 from .permissions import AccessLedger, Decision
 
 __all__ = ["compare_directories", "compare_files"]
@@ -23,19 +23,7 @@ MAX_COMPARED_BYTES = 200_000_000
 
 
 def _read_checked(decision: Decision) -> bytes:
-    parent, name = open_parent(decision)
-    try:
-        if name is None:
-            raise ToolError(f"{decision.raw}: is a folder")
-        fd = open_file(decision, os.O_RDONLY, parent, name)
-    finally:
-        os.close(parent)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ToolError(f"{decision.raw}: not a regular file")
-        data = read_fd(fd, MAX_READ_BYTES + 1)
-    finally:
-        os.close(fd)
+    data = read_checked(decision, regular_only=True)
     if len(data) > MAX_READ_BYTES:
         raise ToolError(f"{decision.raw}: larger than {MAX_READ_BYTES} bytes; compare parts")
     return data

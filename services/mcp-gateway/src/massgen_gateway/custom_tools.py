@@ -24,10 +24,22 @@ from massgen_proto.config import CustomToolConfig
 
 from .execution import Confinement
 
-__all__ = ["CUSTOM_PREFIX", "CustomTool", "CustomToolError", "call_tool", "describe_tools", "specs"]
+__all__ = [
+    "CUSTOM_PREFIX",
+    "LIBRARY",
+    "CustomTool",
+    "CustomToolError",
+    "call_tool",
+    "describe_tools",
+    "in_library",
+    "specs",
+]
 
 CUSTOM_PREFIX = "custom_tool__"
 HOST = Path(__file__).with_name("_tool_host.py")
+LIBRARY = Path(__file__).with_name("tool_library")
+"""The built-in tool library: MassGen's own tools that run in the sandbox (see
+``massgen_proto.config.tool_library``)."""
 REPLY_BYTES = 4_000_000
 """Bytes of the host's reply read back (the result text itself is capped before)."""
 
@@ -56,14 +68,31 @@ class CustomTool:
 
 
 def specs(entries: list[CustomToolConfig], agent_index: int, base: str) -> list[CustomTool]:
-    """The tools of an agent's ``custom_tools`` (relative paths resolve against ``base``)."""
+    """The tools of an agent's ``custom_tools`` (relative paths resolve against ``base``).
+
+    A function given without a path, or by a path into MassGen's library
+    (``massgen/tool/...``), is served from the built-in tool library (``LIBRARY``); a
+    function without a path that the library lacks gets ``path=""`` and is reported as
+    missing when the tools are listed (the agent runs without it, as in MassGen)."""
     tools = []
     for index, entry in enumerate(entries):
-        path = os.path.abspath(os.path.join(base, os.path.expanduser(entry.path or "")))
         where = f"agents[{agent_index}].backend.custom_tools[{index}]"
         for name, function, description, preset in entry.entries():
+            shipped = entry.library_file(function)
+            if shipped is not None:
+                path = str(LIBRARY / shipped)
+            elif entry.path is None:
+                path = ""
+            else:
+                path = os.path.abspath(os.path.join(base, os.path.expanduser(entry.path)))
             tools.append(CustomTool(name, function, path, description, dict(preset), where))
     return tools
+
+
+def in_library(tool: CustomTool) -> bool:
+    """Whether ``tool`` is served from the built-in tool library (the operator's code,
+    readable by every agent)."""
+    return bool(tool.path) and Path(tool.path).is_relative_to(LIBRARY)
 
 
 def host_argv() -> list[str]:
@@ -117,6 +146,13 @@ async def describe_tools(
     problems: list[str] = []
     for path, group in by_file.items():
         where = group[0].where
+        if not path:
+            problems += [
+                f"custom tool {t.tool_name} ({where}): {t.function!r} is not in the built-in "
+                "tool library and no 'path' was given; the agent runs without it"
+                for t in group
+            ]
+            continue
         if not _is_file(path):
             problems.append(f"custom tool file {path} ({where}): no such file")
             continue

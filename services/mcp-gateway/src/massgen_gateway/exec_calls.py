@@ -15,7 +15,7 @@ from massgen_proto.messages import Phase
 from massgen_proto.tools import ToolResult
 
 from .commands import CommandPolicy, command_env, execution_mode, format_outcome, shell_line
-from .custom_tools import CustomTool, call_tool, describe_tools
+from .custom_tools import CustomTool, call_tool, describe_tools, in_library
 from .execution import Confinement, ExecLimits, PidsCgroups, sandbox_problem
 from .outcome import CallOutcome, denied_result, tool_error
 from .sandbox import Mount, python_roots, sandbox_available
@@ -137,13 +137,25 @@ def _custom_readable(
     tools: AgentTools, phase: Phase
 ) -> tuple[list[str], list[str], list[CustomTool]]:
     """(folders to show, problems, usable tools): in a shared deployment (one with an
-    MCP catalog) a tool's file must lie where the agent may read."""
+    MCP catalog) a tool's file must lie where the agent may read, unless it is in the
+    built-in tool library. A function named without a path that the library lacks is
+    left out (a problem), as MassGen leaves out a tool it cannot load."""
     folders: list[str] = list(python_roots())
     problems: list[str] = []
     usable: list[CustomTool] = []
     scope = tools.scope(phase) if tools.run.settings.mcp_catalog else None
     for tool in tools.custom_tools:
-        if scope is not None and not scope.check(tool.path, "read").allowed:
+        if not tool.path:
+            problems.append(
+                f"custom tool {tool.tool_name} ({tool.where}): {tool.function!r} is not in "
+                "the built-in tool library and no 'path' was given; the agent runs without it"
+            )
+            continue
+        if (
+            scope is not None
+            and not in_library(tool)
+            and not scope.check(tool.path, "read").allowed
+        ):
             problems.append(
                 f"custom tool {tool.tool_name} ({tool.where}): in this deployment a "
                 "custom tool's file must be in the agent's workspace or a context path"
@@ -158,6 +170,12 @@ async def list_custom(tools: AgentTools, phase: Phase) -> tuple[list[dict[str, A
     if tools.custom_listing is not None:
         return tools.custom_listing
     folders, problems, usable = _custom_readable(tools, phase)
+    # Functions missing from the built-in library stay missing: not worth a retry.
+    lasting = sum(1 for tool in tools.custom_tools if not tool.path)
+    if not usable:
+        if len(problems) == lasting:
+            tools.custom_listing = ([], problems)
+        return [], problems
     confinement = await _confinement(tools, phase, folders)
     if isinstance(confinement, str):
         where = f"agents[{tools.index}].backend.custom_tools"
@@ -172,7 +190,7 @@ async def list_custom(tools: AgentTools, phase: Phase) -> tuple[list[dict[str, A
     visible = {t.tool_name for t in usable if tools.custom_visible(t)}
     offered = [t for t in offered if t["function"]["name"] in visible]
     listing = (offered, problems + more)
-    if not listing[1]:
+    if not more and len(problems) == lasting:
         tools.custom_listing = listing  # a failure is retried at the next listing
     return listing
 
@@ -187,7 +205,8 @@ async def call_custom(
 ) -> CallOutcome:
     folders, problems, usable = _custom_readable(tools, phase)
     if tool not in usable:
-        return tool_error(name, f"Error: {problems[0] if problems else 'not available'}")
+        problem = next((p for p in problems if tool.tool_name in p), "not available")
+        return tool_error(name, f"Error: {problem}")
     confinement = await _confinement(tools, phase, folders)
     if isinstance(confinement, str):
         return tool_error(name, f"Error: {name} is unavailable: {confinement}")

@@ -23,6 +23,7 @@ __all__ = [
     "open_dir",
     "open_file",
     "open_parent",
+    "read_checked",
     "read_fd",
     "write_fd",
 ]
@@ -137,6 +138,32 @@ def read_fd(fd: int, limit: int = MAX_READ_BYTES) -> bytes:
         chunks.append(data)
         size += len(data)
     return b"".join(chunks)
+
+
+def read_checked(decision: Decision, *, regular_only: bool = False) -> bytes:
+    """The file at a checked path, up to ``MAX_READ_BYTES + 1`` bytes: one byte more than
+    a tool returns, so the caller can tell a larger file.
+
+    Raises:
+        ToolError: the path is a folder, does not exist, or with ``regular_only`` is no
+            regular file (a device, a pipe).
+    """
+    parent, name = open_parent(decision)
+    try:
+        if name is None:
+            raise ToolError(f"{decision.raw}: is a folder")
+        fd = open_file(decision, os.O_RDONLY, parent, name)
+    finally:
+        os.close(parent)
+    try:
+        mode = os.fstat(fd).st_mode
+        if regular_only and not stat.S_ISREG(mode):
+            raise ToolError(f"{decision.raw}: not a regular file")
+        if stat.S_ISDIR(mode):
+            raise ToolError(f"{decision.raw}: is a folder")
+        return read_fd(fd, MAX_READ_BYTES + 1)
+    finally:
+        os.close(fd)
 
 
 def write_fd(fd: int, data: bytes) -> None:

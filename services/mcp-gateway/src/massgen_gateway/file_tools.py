@@ -20,6 +20,7 @@ from .fdwalk import (
     open_dir,
     open_file,
     open_parent,
+    read_checked,
     read_fd,
     write_fd,
 )
@@ -42,19 +43,7 @@ MAX_MATCHES = 100
 
 def read_file(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> str:
     decision = d["path"]
-    parent, name = open_parent(decision)
-    try:
-        if name is None:
-            raise ToolError(f"{decision.raw}: is a folder")
-        fd = open_file(decision, os.O_RDONLY, parent, name)
-    finally:
-        os.close(parent)
-    try:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            raise ToolError(f"{decision.raw}: is a folder")
-        data = read_fd(fd, MAX_READ_BYTES + 1)
-    finally:
-        os.close(fd)
+    data = read_checked(decision)
     ledger.record_read(decision.path)
     text = data[:MAX_READ_BYTES].decode("utf-8", errors="replace")
     if len(data) > MAX_READ_BYTES:
@@ -183,25 +172,22 @@ def _copy_fd_tree(src_fd: int, dst_fd: int) -> int:
         elif entry.is_file(follow_symlinks=False):
             s = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
             try:
-                t = os.open(
-                    entry.name,
-                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                    0o644,
-                    dir_fd=dst_fd,
-                )
-                try:
-                    _copy_data(s, t)
-                finally:
-                    os.close(t)
+                _copy_file_to(s, dst_fd, entry.name)
             finally:
                 os.close(s)
             copied += 1
     return copied
 
 
-def _copy_data(src: int, dst: int) -> None:
-    while data := os.read(src, 1 << 20):
-        write_fd(dst, data)
+def _copy_file_to(src: int, dir_fd: int, name: str) -> None:
+    """The data of the open file ``src`` into a new file ``name`` of ``dir_fd`` (never into
+    one that exists, nor through a symlink)."""
+    dst = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+    try:
+        while data := os.read(src, 1 << 20):
+            write_fd(dst, data)
+    finally:
+        os.close(dst)
 
 
 def copy(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> str:
@@ -228,16 +214,7 @@ def copy(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> 
                         os.close(dst_fd)
                     what = f"{count} file(s)"
                 else:
-                    dst_fd = os.open(
-                        tname,
-                        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                        0o644,
-                        dir_fd=tparent,
-                    )
-                    try:
-                        _copy_data(src_fd, dst_fd)
-                    finally:
-                        os.close(dst_fd)
+                    _copy_file_to(src_fd, tparent, tname)
                     what = "1 file"
             finally:
                 os.close(src_fd)

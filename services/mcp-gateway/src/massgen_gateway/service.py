@@ -24,17 +24,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import nats
 import structlog
 from massgen_kit import tracing
 from massgen_kit.health import connect_options
-from massgen_kit.jetstream import close_connection, ensure_events_stream, ensure_runs_bucket
+from massgen_kit.jetstream import (
+    NO_MESSAGE,
+    OrderedFollower,
+    close_connection,
+    ensure_events_stream,
+    ensure_runs_bucket,
+)
 from massgen_kit.metrics import REGISTRY
 from massgen_proto import subjects
-from massgen_proto.events import ToolDenied, trusted_event
+from massgen_proto.events import (
+    AnswerAccepted,
+    Consensus,
+    RunFinished,
+    ToolDenied,
+    trusted_event,
+)
 from massgen_proto.messages import ErrorReply, RunAccepted
 from massgen_proto.record import RunRecord
 from massgen_proto.tools import (
@@ -47,7 +60,12 @@ from massgen_proto.tools import (
     ToolListRequest,
     ToolResult,
 )
-from pydantic import ValidationError
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+from pydantic import BaseModel, ValidationError
 
 from . import capability
 from .broker import RunTools, ToolsConfigError, close_exec
@@ -72,6 +90,10 @@ __all__ = ["GatewayService"]
 
 log = structlog.get_logger("massgen_gateway")
 
+Handler = Callable[[Msg], Awaitable[None]]
+"""What serves one request or event on a subject."""
+_Request = TypeVar("_Request", ToolListRequest, ToolCallRequest)
+
 _RUNS_STREAM = f"KV_{subjects.RUNS_BUCKET}"
 _RUNS_KEY = f"$KV.{subjects.RUNS_BUCKET}."
 MAX_CACHED_RUNS = 4096
@@ -89,11 +111,11 @@ class GatewayService:
 
     def __init__(self, settings: GatewaySettings | None = None) -> None:
         self.settings = settings or GatewaySettings()
-        self._nc: Any = None
-        self._js: Any = None
-        self._kv: Any = None
-        self._subs: list[Any] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._kv: KeyValue | None = None
+        self._subs: list[Subscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self._runs: dict[str, RunTools] = {}
         self._loading: dict[str, asyncio.Lock] = {}
         self._finishing: dict[str, asyncio.Event] = {}
@@ -110,7 +132,8 @@ class GatewayService:
         """Run states just read for a capability check, for ``_run`` to take its config."""
         self._reading: dict[str, int] = {}
         """Runs with a leader read in flight (their writes are cached meanwhile)."""
-        self._watch: Any = None
+        self._watch: OrderedFollower | None = None
+        self._watch_task: asyncio.Task[None] | None = None
         self._distrust_until = 0.0
         """Until then (monotonic) the cache may lag the bucket: confirm every decision."""
 
@@ -119,27 +142,26 @@ class GatewayService:
     async def start(self) -> None:
         """Connect, make sure the events stream and runs bucket exist, subscribe."""
         s = self.settings
-        self._nc = await nats.connect(
+        self._nc = nc = await nats.connect(
             s.nats_url, name=f"mcp-gateway-{s.replica}", max_reconnect_attempts=-1,
             **connect_options(s.nats_url, "mcp-gateway"),
             reconnected_cb=self._on_reconnected,
         )  # fmt: skip
-        self._js = self._nc.jetstream()
-        await ensure_events_stream(self._js, s.stream_settings())
-        self._kv = await ensure_runs_bucket(self._js, s.stream_settings())
+        self._js = js = nc.jetstream()
+        await ensure_events_stream(js, s.stream_settings())
+        self._kv = await ensure_runs_bucket(js, s.stream_settings())
         await self._watch_runs()
-        for subject, handler in (
+        handlers: tuple[tuple[str, Handler], ...] = (
             (subjects.GATEWAY_TOOLS_LIST, self._on_list),
             (subjects.GATEWAY_TOOLS_CALL, self._on_call),
             (subjects.GATEWAY_CLOSE, self._on_close),
-        ):
+        )
+        for subject, handler in handlers:
             self._subs.append(
-                await self._nc.subscribe(
-                    subject, queue=subjects.GATEWAY_QUEUE, cb=self._spawn(handler)
-                )
+                await nc.subscribe(subject, queue=subjects.GATEWAY_QUEUE, cb=self._spawn(handler))
             )
         self._subs.append(
-            await self._nc.subscribe(subjects.EVENTS_WILDCARD, cb=self._spawn(self._on_event))
+            await nc.subscribe(subjects.EVENTS_WILDCARD, cb=self._spawn(self._on_event))
         )
         log.info("gateway_started", replica=s.replica, workspace_root=s.workspace_root)
 
@@ -148,9 +170,13 @@ class GatewayService:
         if self._stopped or self._nc is None:
             return
         self._stopped = True
-        for sub in [*self._subs, self._watch]:
+        for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+        if self._watch is not None:
+            await self._watch.close()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
         runs, self._runs = list(self._runs.values()), {}
@@ -164,15 +190,21 @@ class GatewayService:
         """True while the NATS connection is up (readiness)."""
         return self._nc is not None and self._nc.is_connected
 
-    def _spawn(self, handler):
-        async def callback(msg: Any) -> None:
+    @property
+    def _jetstream(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("the gateway is not started")
+        return self._js
+
+    def _spawn(self, handler: Handler) -> Handler:
+        async def callback(msg: Msg) -> None:
             task = asyncio.create_task(self._guard(handler, msg))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         return callback
 
-    async def _guard(self, handler, msg: Any) -> None:
+    async def _guard(self, handler: Handler, msg: Msg) -> None:
         keepalive = (
             asyncio.create_task(self._keep_alive(msg.reply))
             if msg.reply and handler != self._on_close
@@ -196,10 +228,13 @@ class GatewayService:
         """Tell the caller this replica is still working on its request (see
         ``tools.KEEPALIVE_SECONDS``); cancelled before the answer is sent."""
         headers = {KEEPALIVE_HEADER: "working"}
+        nc = self._nc
+        if nc is None:
+            return
         for _ in range(MAX_KEEPALIVES):
             await asyncio.sleep(KEEPALIVE_SECONDS)
             with contextlib.suppress(Exception):
-                await self._nc.publish(reply, b"", headers=headers)
+                await nc.publish(reply, b"", headers=headers)
 
     # -- runs -------------------------------------------------------------------------
 
@@ -260,16 +295,31 @@ class GatewayService:
     # -- capabilities -----------------------------------------------------------------
 
     async def _watch_runs(self) -> None:
-        """Follow every later write to the runs bucket (an ordered consumer delivering
-        to this connection's inbox): cached capabilities follow their run's turns."""
-        from nats.js.api import DeliverPolicy
+        """Follow every later write to the runs bucket: cached capabilities follow their
+        run's turns. A watch that had to be replaced (its NATS node died) may have
+        missed writes, so the cache is dropped then, as after a reconnect."""
+        from nats.js.api import ConsumerConfig, DeliverPolicy
 
-        self._watch = await self._js.subscribe(
-            _RUNS_KEY + ">", stream=_RUNS_STREAM, ordered_consumer=True,
-            deliver_policy=DeliverPolicy.NEW, cb=self._on_run_write,
-        )  # fmt: skip
+        start = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+        self._watch = await OrderedFollower(
+            self._jetstream, _RUNS_STREAM, _RUNS_KEY + ">", start
+        ).start()
+        self._watch_task = asyncio.get_running_loop().create_task(self._follow_runs(self._watch))
 
-    async def _on_run_write(self, msg: Any) -> None:
+    async def _follow_runs(self, watch: OrderedFollower) -> None:
+        resumes = 0
+        while True:
+            msg = await watch.next(timeout=2.0)
+            if watch.resumes != resumes:
+                resumes = watch.resumes
+                await self._on_reconnected()
+            if msg is not None:
+                try:
+                    await self._on_run_write(msg)
+                except Exception as error:  # noqa: BLE001 - the watch must go on
+                    log.warning("runs_watch.entry_failed", error=repr(error))
+
+    async def _on_run_write(self, msg: Msg) -> None:
         run_id = msg.subject[len(_RUNS_KEY) :]
         if run_id not in self._caps and run_id not in self._reading:
             return  # a run this replica has not served: not worth parsing
@@ -314,9 +364,11 @@ class GatewayService:
         # cache behind it.
         self._reading[run_id] = self._reading.get(run_id, 0) + 1
         try:
-            raw = await self._js.get_last_msg(_RUNS_STREAM, _RUNS_KEY + run_id)
-        except NotFoundError:
-            return None
+            raw = await self._jetstream.get_last_msg(_RUNS_STREAM, _RUNS_KEY + run_id)
+        except NotFoundError as error:
+            if error.err_code == NO_MESSAGE:
+                return None
+            raise  # not "no such run": the stream is not there yet (a node joining)
         finally:
             if self._reading[run_id] == 1:
                 del self._reading[run_id]
@@ -331,7 +383,7 @@ class GatewayService:
         except ValidationError as error:
             log.warning("run_state_unreadable", run_id=run_id, errors=error.error_count())
             return None
-        if record.run_id != run_id:
+        if record.run_id != run_id or raw.seq is None:
             return None
         return record, raw.seq
 
@@ -358,7 +410,9 @@ class GatewayService:
             self._fresh[request.run_id] = record  # ``_run`` takes the config from here
         return reason
 
-    async def _refuse(self, msg: Any, request: ToolListRequest | ToolCallRequest, reason: str):
+    async def _refuse(
+        self, msg: Msg, request: ToolListRequest | ToolCallRequest, reason: str
+    ) -> None:
         self.refusals += 1
         TOOL_REFUSALS.inc(reason=reason)
         tool = getattr(request, "name", None)
@@ -377,7 +431,7 @@ class GatewayService:
 
     # -- handlers ---------------------------------------------------------------------
 
-    async def _run_or_reply(self, msg: Any, run_id: str) -> RunTools | None:
+    async def _run_or_reply(self, msg: Msg, run_id: str) -> RunTools | None:
         """The run's tools, or None after replying why there are none."""
         try:
             run = await self._run(run_id)
@@ -388,19 +442,30 @@ class GatewayService:
             await self._respond(msg, ErrorReply(error=f"no run {run_id!r}", code="not_found"))
         return run
 
-    async def _on_list(self, msg: Any) -> None:
+    async def _admit(
+        self, msg: Msg, kind: type[_Request], what: str
+    ) -> tuple[_Request, RunTools] | None:
+        """A tool request and its run's tools, or None after replying why it is not served
+        (malformed, refused for want of its turn's capability, no such run)."""
         try:
-            request = ToolListRequest.model_validate_json(msg.data)
+            request = kind.model_validate_json(msg.data)
         except ValidationError as error:
-            await self._respond(msg, ErrorReply(error=f"bad tool_list_request: {error}"))
-            return
+            await self._respond(msg, ErrorReply(error=f"bad {what}: {error}"))
+            return None
         reason = await self._refusal(request)
         if reason is not None:
             await self._refuse(msg, request, reason)
-            return
+            return None
         run = await self._run_or_reply(msg, request.run_id)
         if run is None:
+            return None
+        return request, run
+
+    async def _on_list(self, msg: Msg) -> None:
+        admitted = await self._admit(msg, ToolListRequest, "tool_list_request")
+        if admitted is None:
             return
+        request, run = admitted
         if request.agent_id not in run.labels:
             await self._respond(
                 msg, ErrorReply(error=f"no agent {request.agent_id!r} in run", code="not_found")
@@ -424,19 +489,11 @@ class GatewayService:
             )
         await self._respond(msg, listing)
 
-    async def _on_call(self, msg: Any) -> None:
-        try:
-            request = ToolCallRequest.model_validate_json(msg.data)
-        except ValidationError as error:
-            await self._respond(msg, ErrorReply(error=f"bad tool_call_request: {error}"))
+    async def _on_call(self, msg: Msg) -> None:
+        admitted = await self._admit(msg, ToolCallRequest, "tool_call_request")
+        if admitted is None:
             return
-        reason = await self._refusal(request)
-        if reason is not None:
-            await self._refuse(msg, request, reason)
-            return
-        run = await self._run_or_reply(msg, request.run_id)
-        if run is None:
-            return
+        request, run = admitted
         try:
             agent = run.agent(request.agent_id, request.label)
         except KeyError as error:
@@ -467,7 +524,7 @@ class GatewayService:
                 turn_id=request.turn_id, tool=request.name, path=d.raw, resolved=d.path,
                 rule=d.rule, phase=request.phase,
             )  # fmt: skip
-            await self._js.publish(
+            await self._jetstream.publish(
                 subjects.events_subject(request.run_id, "tools"), event.model_dump_json().encode()
             )
         log.info(
@@ -477,7 +534,7 @@ class GatewayService:
         )  # fmt: skip
         await self._respond(msg, result)
 
-    async def _on_close(self, msg: Any) -> None:
+    async def _on_close(self, msg: Msg) -> None:
         try:
             request = CloseRunTools.model_validate_json(msg.data)
         except ValidationError as error:
@@ -497,31 +554,32 @@ class GatewayService:
             await run.close()
             log.info("run_tools_closed", run_id=run_id, agents=len(run.agents))
 
-    async def _on_event(self, msg: Any) -> None:
+    async def _on_event(self, msg: Msg) -> None:
         # Only the orchestrator's own subject can accept an answer or end a run: a
         # worker's forged run_finished must not close another run's sessions.
         event = trusted_event(msg.subject, msg.data)
         if event is None:
             return  # unknown, malformed, or from a publisher not entitled to it
-        kind = event.kind
-        if kind not in ("answer_accepted", "consensus", "run_finished"):
+        if not isinstance(event, AnswerAccepted | Consensus | RunFinished):
             return
         run = self._runs.get(event.run_id)
         if run is None:
             return  # no agent of this run has used tools through this replica
-        if kind == "answer_accepted":
-            workspace = run.workspace_of(event.label)
-            if workspace is not None and workspace.is_dir():
-                target = await asyncio.to_thread(snapshot, workspace, run.layout, event.label)
-                log.info(
-                    "workspace_snapshot", run_id=event.run_id, label=event.label, path=str(target)
-                )
-        elif kind == "consensus":
-            run.winner_label = event.winner_label
-        else:
-            await self._finish(run, event)
+        match event:
+            case AnswerAccepted():
+                workspace = run.workspace_of(event.label)
+                if workspace is not None and workspace.is_dir():
+                    target = await asyncio.to_thread(snapshot, workspace, run.layout, event.label)
+                    log.info(
+                        "workspace_snapshot", run_id=event.run_id, label=event.label,
+                        path=str(target),
+                    )  # fmt: skip
+            case Consensus():
+                run.winner_label = event.winner_label
+            case RunFinished():
+                await self._finish(run, event)
 
-    async def _finish(self, run: RunTools, event: Any) -> None:
+    async def _finish(self, run: RunTools, event: RunFinished) -> None:
         done = self._finishing.setdefault(run.run_id, asyncio.Event())
         try:
             winner = run.labels.get(event.winner) if event.winner else run.winner_label
@@ -539,6 +597,6 @@ class GatewayService:
             self._finishing.pop(run.run_id, None)
         await self._close_run(run.run_id)
 
-    async def _respond(self, msg: Any, reply: Any) -> None:
+    async def _respond(self, msg: Msg, reply: BaseModel) -> None:
         if msg.reply:
             await msg.respond(reply.model_dump_json().encode())

@@ -13,10 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from massgen_proto.config import McpServerConfig
+
+if TYPE_CHECKING:  # the SDK is imported when a session starts (see ``McpSession._run``)
+    from mcp import ClientSession
+    from mcp.types import CallToolResult
 
 __all__ = ["CircuitBreaker", "McpSession", "SessionError", "ToolInfo", "result_text"]
 
@@ -81,7 +85,7 @@ class CircuitBreaker:
             self.opened_at = self.clock()
 
 
-def result_text(result: Any) -> tuple[str, bool]:
+def result_text(result: CallToolResult) -> tuple[str, bool]:
     """(text for the model, is_error) of an MCP ``CallToolResult``."""
     parts: list[str] = []
     for block in getattr(result, "content", None) or []:
@@ -120,7 +124,7 @@ class McpSession:
         self.cwd = cwd
         self.errlog = errlog
         self.connect_timeout = connect_timeout
-        self._session: Any = None
+        self._session: ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._closing = asyncio.Event()
@@ -225,7 +229,9 @@ class McpSession:
             self._tools = tools
         return self._tools
 
-    async def call_tool(self, name: str, arguments: dict[str, Any], seconds: float) -> Any:
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], seconds: float
+    ) -> CallToolResult:
         """Call a tool; raises TimeoutError after ``seconds``, SessionError on failure."""
         session = self._live()
         try:
@@ -238,7 +244,7 @@ class McpSession:
                 self.broken = True
             raise SessionError(_describe(error)) from None
 
-    def _live(self) -> Any:
+    def _live(self) -> ClientSession:
         if self._session is None or self.broken:
             self.broken = True
             raise SessionError("the server connection is closed")

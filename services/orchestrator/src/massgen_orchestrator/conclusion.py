@@ -9,7 +9,7 @@ from massgen_proto import messages as msg
 from massgen_proto.messages import Verdict
 
 from .commands import Command
-from .judging import presentation_problem
+from .judging import agreement, presentation_problem, unsound
 from .reports import current, stale
 from .restarts import release_waiting
 from .run_events import emit, event_ids
@@ -28,9 +28,13 @@ __all__ = [
 
 
 def winner_of(state: RunState) -> tuple[str, dict[str, int]]:
-    """Pick the winner: most current votes, ties to the earliest in config order.
+    """Pick the winner: most current votes; ties go to the answer the other answers agree
+    with most (``judging.agreement``), then to the earliest in config order.
 
-    With no votes at all, the earliest agent in config order that has an answer wins.
+    An answer whose code cannot be right (``judging.unsound``: code that does not parse,
+    or that defines none of the task's functions) never wins while a sound answer
+    exists, as a failed agent never wins while a live agent has an answer. With no votes
+    at all, agreement and then config order decide.
 
     Returns:
         ``(winner_label, votes)`` with votes received per label that has an answer.
@@ -49,8 +53,18 @@ def winner_of(state: RunState) -> tuple[str, dict[str, int]]:
         if not agent.failed and vote and vote.answer_set_version == state.answer_set_version:
             if vote.target in counts:
                 counts[vote.target] += 1
-    best = max(counts.values())
-    return next(label for label, n in counts.items() if n == best), counts
+    texts = {label: latest[label].content for label in counts}
+    sound = {label: unsound(text, state.question) is None for label, text in texts.items()}
+    pool = [label for label in counts if sound[label]] or list(counts)
+    best = max(counts[label] for label in pool)
+    tied = [label for label in pool if counts[label] == best]
+    if len(tied) > 1:
+        score = {
+            label: agreement(texts[label], [texts[o] for o in pool if o != label]) for label in tied
+        }
+        top = max(score.values())
+        tied = [label for label in tied if score[label] == top]
+    return tied[0], counts
 
 
 def agent_named(state: RunState, label: str) -> AgentState:

@@ -22,10 +22,12 @@ __all__ = [
     "Rejection",
     "SameAnswer",
     "VoteCall",
+    "agreement",
     "judge",
     "normalise",
     "presentation_problem",
     "similarity",
+    "unsound",
 ]
 
 NOVELTY_LIMITS: dict[str, float | None] = {"lenient": None, "balanced": 0.70, "strict": 0.50}
@@ -273,4 +275,138 @@ def presentation_problem(content: str, answer: str) -> str | None:
         defining = [b for b in blocks if _TOP_DEF.search(b)]
         if not any(_parses(b) for b in defining):
             return "presentation code no longer parses as Python"
+    dropped = _dropped_imports(answer_blocks, blocks)
+    if dropped:
+        return f"presentation uses {', '.join(dropped)} but no longer imports it"
     return None
+
+
+def _trees(blocks: Sequence[str]) -> list[ast.Module]:
+    trees = []
+    for block in blocks:
+        try:
+            trees.append(ast.parse(block))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+    return trees
+
+
+def _bound_at_top(tree: ast.Module) -> set[str]:
+    """Names a module binds at its top level (imports, definitions, assignments)."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                names.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        else:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    names.add(sub.id)
+    return names
+
+
+def _dropped_imports(answer_blocks: Sequence[str], blocks: Sequence[str]) -> list[str]:
+    """Names the answer's code imports that the presentation's code uses without binding
+    them (``from typing import List`` left out: the code then fails with a NameError)."""
+    imported: set[str] = set()
+    for tree in _trees(answer_blocks):
+        for node in tree.body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                imported |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    if not imported:
+        return []
+    trees = _trees(blocks)
+    bound = set().union(*(_bound_at_top(t) for t in trees)) if trees else set()
+    used = {n.id for t in trees for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return sorted(n for n in imported if n in used and n not in bound and n != "*")
+
+
+# -- standing of an answer when votes tie ----------------------------------------------
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def _defining_blocks(text: str) -> list[str]:
+    """The code blocks of a text that define a top-level function."""
+    return [b for b in _code_blocks(text) if _TOP_DEF.search(b)]
+
+
+def unsound(answer: str, task: str) -> str | None:
+    """Why an answer's code cannot be right, judged without running it; None if it may be.
+
+    Only answers that give code defining functions are judged: such an answer is unsound
+    when none of its defining code blocks parses as Python, or when the task's own code
+    declares functions and the answer's code defines none of them (it answered something
+    else). Prose answers are never unsound.
+
+    Args:
+        answer: the answer's text.
+        task: the task (the user's question), whose code blocks may declare functions.
+    """
+    blocks = _defining_blocks(answer)
+    if not blocks:
+        return None
+    if not any(_parses(b) for b in blocks):
+        return "its code does not parse as Python"
+    wanted = {n for b in _defining_blocks(task) for n in _TOP_DEF.findall(b)}
+    defined = {n for b in blocks for n in _TOP_DEF.findall(b)}
+    if wanted and not wanted & defined:
+        return f"its code defines none of the task's functions ({', '.join(sorted(wanted))})"
+    return None
+
+
+def _strip_docstrings(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                body[:] = body[1:] or [ast.Pass()]
+
+
+def _substance(text: str) -> str:
+    """What two answers are compared on: their definitions, without docstrings, comments
+    or example calls when the answer is parseable code; else the text itself."""
+    kept = []
+    for block in _defining_blocks(text):
+        try:
+            tree = ast.parse(block)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            kept.append(block)
+            continue
+        tree.body = [
+            n
+            for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        ]
+        _strip_docstrings(tree)
+        kept.append(ast.unparse(tree))
+    return "\n".join(kept) if kept else text
+
+
+def _shingles(text: str) -> set[tuple[str, str]]:
+    tokens = _TOKEN.findall(text.casefold())
+    return set(zip(tokens, tokens[1:], strict=False)) if len(tokens) > 1 else {(text, "")}
+
+
+def agreement(answer: str, others: Sequence[str]) -> float:
+    """How much an answer agrees with the other answers: the mean Jaccard similarity of
+    token pairs (for code: of the definitions without docstrings, comments and example
+    calls), 0.0 with no other answer. Independent answers that agree are more often
+    right than one that stands alone, so a tie between equally voted answers goes to
+    the one the others agree with most."""
+    if not others:
+        return 0.0
+    mine = _shingles(_substance(answer))
+    total = 0.0
+    for other in others:
+        theirs = _shingles(_substance(other))
+        union = mine | theirs
+        total += len(mine & theirs) / len(union) if union else 1.0
+    return total / len(others)

@@ -44,6 +44,17 @@ _SENSITIVITY: dict[str, str] = {
 }
 
 
+_CLOSING = (
+    "Which answer above is correct for the task? Check each one, then vote for the best, "
+    "or write a better answer."
+)
+_CLOSING_VOTE = (
+    "Which answer above is correct for the task? Check each one in a few sentences, then "
+    "vote for the best."
+)
+"""The last line of a coordination turn's user message when answers exist."""
+
+
 PLANNING_MODE = (
     "Planning mode: while answers are compared, take no action that changes anything "
     "outside your own workspace (no messages sent, no posts, no external writes). Say "
@@ -99,6 +110,17 @@ def answers_block(
     return "CURRENT ANSWERS:\n" + "\n".join(parts)
 
 
+def _others_first(answers: Mapping[str, str], viewer: str | None) -> Mapping[str, str]:
+    """The answers in config order rotated to start after ``viewer``'s own (which comes
+    last); unchanged when the viewer has no answer. Small models favour the first answer
+    they read: each agent then reads a different one first, and its own last."""
+    labels = list(answers)
+    if viewer is None or viewer not in answers or len(labels) < 2:
+        return answers
+    at = labels.index(viewer) + 1
+    return {label: answers[label] for label in labels[at:] + labels[:at]}
+
+
 def _history(history: Sequence[ChatMessage]) -> list[ChatMessage]:
     # Earlier turns of a session are context; their system messages would compete
     # with ours, so only the user/assistant exchange is kept.
@@ -122,6 +144,7 @@ def coordination_messages(
     answers_budget: int | None = None,
     planning: str | None = None,
     can_run_code: bool = False,
+    viewer: str | None = None,
 ) -> list[ChatMessage]:
     """Build the messages of a coordination turn.
 
@@ -137,6 +160,9 @@ def coordination_messages(
         planning: the planning-mode instruction (``planning_instruction``), or None.
         can_run_code: the agent has a tool that runs code (command line, code
             execution): it is asked to run the answers' code before voting.
+        viewer: the label of the agent the turn is for; its answers are then shown
+            starting after its own (``_others_first``), so agents that favour the first
+            answer shown do not all favour the same one. None: config order.
 
     Returns:
         system message, the history, then the user message with the task and answers.
@@ -163,7 +189,12 @@ def coordination_messages(
         lines.append(planning)
     if remaining_seconds is not None:
         lines.append(f"Time left: about {max(0, round(remaining_seconds))} seconds.")
-    user = f"TASK:\n{task.strip()}\n\n{answers_block(answers, answers_budget)}"
+    shown = _others_first(answers, viewer)
+    user = f"TASK:\n{task.strip()}\n\n{answers_block(shown, answers_budget)}"
+    if answers:
+        # Said again last, where a small model looks: otherwise it tends to continue the
+        # answers block with one more answer instead of judging the ones shown.
+        user += "\n\n" + (_CLOSING_VOTE if not can_answer else _CLOSING)
     return [
         _system(system_message, " ".join(lines)),
         *_history(history),

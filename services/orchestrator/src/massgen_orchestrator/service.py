@@ -10,7 +10,7 @@ message of any run:
   verdict, a redelivered report) checks the latest revision before it replies.
 - **Commands are durable with their state.** The commands of a transition are stored
   in the state it produced (``RunState.outbox``) in the same write, then executed with
-  JetStream message ids (``<run>:<seq>:<i>``), so executing an outbox twice publishes
+  JetStream message ids (``<run>:<revision>:<i>``), so executing an outbox twice publishes
   each turn and event once. A replica that loads a state whose outbox it has not seen
   executed runs it before anything else; a replica that executed one says so on
   ``massgen.orchestrator.executed`` so the others need not.
@@ -29,7 +29,6 @@ import random
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import nats
@@ -62,7 +61,8 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from . import coordination
-from .commands import CancelTurnCommand, Command, EmitEvent, PublishTurn, ReplyVerdict, Tick
+from .commands import Command, EmitEvent, ReplyVerdict, Tick
+from .outbox import REPLAY_WINDOW_SECONDS, CachedRun, Outbox
 from .settings import OrchestratorSettings
 from .state import RunState, next_wakeup
 from .store import Conflict, RunStore
@@ -70,6 +70,17 @@ from .store import Conflict, RunStore
 __all__ = ["OrchestratorService"]
 
 log = structlog.get_logger("orchestrator")
+
+WRITER_WAIT_SECONDS = 0.25
+"""How long a replica waits for a state's writer to announce its outbox executed before
+executing it itself (see ``_writer_finishing``)."""
+
+_UNTRACED_REPORTS = frozenset({"turn_started", "turn_usage", "model_retrying"})
+"""Bookkeeping reports: a span each would be half a run's spans and say little (the
+worker's turn span covers them)."""
+
+_BUSY = ErrorReply(error="busy; retry", code="internal")
+"""The reply when a message could not be handled now: the sender sends it again."""
 
 _STALE_UNKNOWN = Verdict(status="stale", message="this run is unknown or over")
 
@@ -91,23 +102,6 @@ PENDING = REGISTRY.gauge(
     "Turn requests waiting for a worker, by provider (the autoscaling signal).", ["provider"],
 )  # fmt: skip
 
-REPLAY_WINDOW_SECONDS = 90.0
-"""An outbox older than this is taken as executed: JetStream's duplicate window (2 min
-by default) would no longer catch a second publish, and a live replica executes an
-outbox within milliseconds, a takeover within ``takeover_grace_seconds``."""
-
-
-@dataclass(slots=True)
-class _Run:
-    """A run this replica knows: its latest known state and revision, lock and timer."""
-
-    state: RunState
-    revision: int
-    lock: asyncio.Lock
-    timer: asyncio.TimerHandle | None = None
-    executed: int = -1
-    """Highest ``state.seq`` whose outbox is known to be executed."""
-
 
 class OrchestratorService:
     """One orchestrator replica. Several may run against the same NATS cluster."""
@@ -122,7 +116,8 @@ class OrchestratorService:
         self._nc: Client | None = None
         self._js: Any = None
         self._store: RunStore | None = None
-        self._runs: dict[str, _Run] = {}
+        self._outbox_: Outbox | None = None
+        self._runs: dict[str, CachedRun] = {}
         self._subs: list[Any] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = False
@@ -131,6 +126,11 @@ class OrchestratorService:
         """Process CPU time spent handling messages (measured by the benchmark)."""
         self.refusals = 0
         """Worker reports refused for not carrying their turn's token."""
+
+    @property
+    def _outbox(self) -> Outbox:
+        assert self._outbox_ is not None, "not started"
+        return self._outbox_
 
     @property
     def replica(self) -> str:
@@ -150,6 +150,7 @@ class OrchestratorService:
         await ensure_events_stream(self._js, stream_settings)
         kv = await ensure_runs_bucket(self._js, stream_settings)
         self._store = RunStore(self._js, kv)
+        self._outbox_ = Outbox(self._nc, self._js, self.replica, self._clock)
         await self._store.watch(self._on_watch)
         queue = subjects.ORCHESTRATOR_QUEUE
         for subject, handler in (
@@ -250,7 +251,7 @@ class OrchestratorService:
             return
         run = self._cache(state, revision)
         async with run.lock:
-            await self._run_outbox(run)
+            await self._outbox.try_execute(run)
         self._schedule(run)
         await self._respond(msg, RunAccepted(run_id=run_id))
         self.cpu_seconds += time.process_time() - started
@@ -280,7 +281,7 @@ class OrchestratorService:
             return
         run = self._cache(stored.state, stored.revision)
         async with run.lock:
-            await self._run_outbox(run)
+            await self._outbox.try_execute(run)
         self._schedule(run)
         await self._respond(msg, RunAccepted(run_id=run_id))
 
@@ -291,9 +292,12 @@ class OrchestratorService:
         except ValidationError as error:
             await self._respond(msg, ErrorReply(error=f"bad worker report: {error}"))
             return
-        with tracing.span("orchestrator.report", msg.headers, run_id=report.run_id,
-                          turn=report.turn_id, report=report.kind):  # fmt: skip
+        if report.kind in _UNTRACED_REPORTS:
             await self._transition(report.run_id, report, msg)
+        else:
+            with tracing.span("orchestrator.report", msg.headers, run_id=report.run_id,
+                              turn=report.turn_id, report=report.kind):  # fmt: skip
+                await self._transition(report.run_id, report, msg)
         self.cpu_seconds += time.process_time() - started
 
     async def _on_cancel(self, msg: Msg) -> None:
@@ -339,13 +343,17 @@ class OrchestratorService:
             await self._js.delete_msg(subjects.TURNS_STREAM, seq)
 
     async def _on_executed(self, msg: Msg) -> None:
-        run_id, _, seq = msg.data.decode(errors="replace").partition(" ")
+        # "<run> r<revision>"; the "r" keeps a replica of an older version (which sent
+        # and read "<run> <seq>") from taking a revision for a sequence number.
+        run_id, _, revision = msg.data.decode(errors="replace").partition(" r")
         run = self._runs.get(run_id)
-        if run is None or not seq.isdigit():
+        if run is None or not revision.isdigit():
             return
-        was_pending = self._outbox_pending(run)
-        run.executed = max(run.executed, int(seq))
-        if was_pending and not self._outbox_pending(run):
+        was_pending = run.outbox_pending
+        run.executed = max(run.executed, int(revision))
+        if run.announced is not None:
+            run.announced.set()
+        if was_pending and not run.outbox_pending:
             if run.state.over:
                 self._forget(run_id)
             else:
@@ -370,6 +378,9 @@ class OrchestratorService:
         # An ended run whose last commands may not have gone out (its writer may have
         # died) stays until they are known executed: its run_finished must be published.
         run = self._cache(state, revision)
+        if state.over and not run.outbox_pending:  # its writer said so already
+            self._forget(run_id)
+            return
         self._schedule(run)
 
     def _spawn(self, coroutine: Any) -> None:
@@ -401,21 +412,35 @@ class OrchestratorService:
 
     async def _transition(self, run_id: str, message: Any, reply_to: Msg | None) -> bool:
         """Apply one input to a run, persist, execute. Returns False if the run is unknown."""
-        run = await self._load(run_id)
+        try:
+            run = await self._load(run_id)
+        except Exception as error:  # noqa: BLE001 - NATS cannot say now: the sender retries
+            log.warning("run.load_failed", run_id=run_id, error=repr(error))
+            if reply_to is not None:
+                with contextlib.suppress(Exception):
+                    await self._respond(reply_to, _BUSY)
+            return True
         if run is None:
             if reply_to is not None:
+                log.debug("verdict.stale", run_id=run_id, reason="unknown run")
                 await self._respond(reply_to, _STALE_UNKNOWN)
             return False
         try:
             async with run.lock:
                 await self._apply(run, message, reply_to)
+        except Exception as error:  # noqa: BLE001 - NATS failing: the timer retries
+            log.warning("run.transition_failed", run_id=run_id, input=getattr(message, "kind", "?"),
+                        error=repr(error))  # fmt: skip
+            if reply_to is not None:  # the sender retries now instead of timing out
+                with contextlib.suppress(Exception):
+                    await self._respond(reply_to, _BUSY)
         finally:
             self._schedule(run)
-            if run.state.over and not self._outbox_pending(run):
+            if run.state.over and not run.outbox_pending:
                 self._forget(run_id)
         return True
 
-    async def _apply(self, run: _Run, message: Any, reply_to: Msg | None) -> None:
+    async def _apply(self, run: CachedRun, message: Any, reply_to: Msg | None) -> None:
         assert self._store is not None
         if reply_to is not None and not coordination.holds(run.state, message):
             self.refusals += 1
@@ -425,7 +450,8 @@ class OrchestratorService:
                 report=message.kind, reason="the turn's token does not match",
             )  # fmt: skip
         for attempt in range(self.settings.persist_retries):
-            await self._run_outbox(run)
+            await self._writer_finishing(run)
+            await self._outbox.execute(run)
             base, base_revision = run.state, run.revision
             now = self._clock()
             state, commands = coordination.apply(base, message, now)
@@ -436,7 +462,7 @@ class OrchestratorService:
                         latest = await self._store.latest_revision(base.run_id)
                         if latest is not None and latest != base_revision:
                             raise Conflict(base.run_id)
-                    await self._reply(commands, reply_to)
+                    await self._reply(commands, reply_to, message, base_revision)
                     self._count(base, base, commands, message)
                     return
                 state = self._with_outbox(state, commands, now, base.seq)
@@ -448,13 +474,39 @@ class OrchestratorService:
                 await asyncio.sleep(random.uniform(0.0, 0.005 * (attempt + 1)))
                 continue
             self._adopt(run, state, revision)
-            await self._run_outbox(run)
-            await self._reply(commands, reply_to)
+            await self._outbox.execute(run)
+            await self._reply(commands, reply_to, message, revision)
             self._count(base, state, commands, message)
             return
         log.error("run.persist_failed", run_id=run.state.run_id)
         if reply_to is not None:
-            await self._respond(reply_to, ErrorReply(error="busy; retry", code="internal"))
+            await self._respond(reply_to, _BUSY)
+
+    async def _writer_finishing(self, run: CachedRun) -> None:
+        """Another replica committed this state a moment ago and is executing its outbox:
+        wait (briefly) for it to say so instead of publishing every message again.
+
+        A report for a turn usually reaches another replica while the writer is still
+        publishing the rest of its outbox; executing it there too is harmless (JetStream
+        drops the duplicates) but doubles the publishes. A writer that died is taken
+        over after the wait.
+        """
+        state = run.state
+        if not run.outbox_pending or state.writer == self.replica:
+            return
+        left = min(WRITER_WAIT_SECONDS, state.committed_at + WRITER_WAIT_SECONDS - self._clock())
+        if left <= 0:
+            return
+        run.announced = asyncio.Event()
+        try:
+            async with asyncio.timeout(left):
+                while run.outbox_pending:
+                    await run.announced.wait()
+                    run.announced.clear()
+        except TimeoutError:
+            pass
+        finally:
+            run.announced = None
 
     @staticmethod
     def _count(base: RunState, state: RunState, commands: list[Command], message: Any) -> None:
@@ -476,37 +528,43 @@ class OrchestratorService:
             update={"seq": seq + 1, "outbox": durable, "writer": self.replica, "committed_at": now}
         )
 
-    async def _reply(self, commands: list[Command], reply_to: Msg | None) -> None:
+    async def _reply(
+        self, commands: list[Command], reply_to: Msg | None, message: Any, revision: int
+    ) -> None:
         for command in commands:
             if isinstance(command, ReplyVerdict) and reply_to is not None:
+                if command.verdict.status == "stale":  # the worker drops the turn: say why
+                    log.debug("verdict.stale", run_id=getattr(message, "run_id", None),
+                             turn=getattr(message, "turn_id", None), report=message.kind,
+                             revision=revision)  # fmt: skip
                 await self._respond(reply_to, command.verdict)
 
     # -- the cache -------------------------------------------------------------------------
 
-    def _cache(self, state: RunState, revision: int) -> _Run:
+    def _cache(self, state: RunState, revision: int) -> CachedRun:
         """Put a state into the cache (a newer revision replaces an older one)."""
         run = self._runs.get(state.run_id)
         if run is None:
-            run = _Run(state=state, revision=revision, lock=asyncio.Lock())
+            run = CachedRun(state=state, revision=revision, lock=asyncio.Lock())
             self._runs[state.run_id] = run
             if self._clock() - state.committed_at > REPLAY_WINDOW_SECONDS:
-                run.executed = state.seq
+                run.executed = revision
         else:
             self._adopt(run, state, revision)
         return run
 
     @staticmethod
-    def _adopt(run: _Run, state: RunState, revision: int) -> None:
+    def _adopt(run: CachedRun, state: RunState, revision: int) -> None:
         if revision > run.revision:
             run.state, run.revision = state, revision
 
-    async def _refresh(self, run: _Run) -> None:
+    async def _refresh(self, run: CachedRun) -> None:
         assert self._store is not None
         stored = await self._store.latest(run.state.run_id)
         if stored is not None:
             self._adopt(run, stored.state, stored.revision)
 
-    async def _load(self, run_id: str) -> _Run | None:
+    async def _load(self, run_id: str) -> CachedRun | None:
         run = self._runs.get(run_id)
         if run is not None:
             return run
@@ -519,7 +577,7 @@ class OrchestratorService:
             return None
         return self._cache(stored.state, stored.revision)
 
-    def _schedule(self, run: _Run) -> None:
+    def _schedule(self, run: CachedRun) -> None:
         """Arm the run's timer: the next wake-up, or finishing an unexecuted outbox.
 
         The replica that wrote the state acts on time; the others a grace later, which
@@ -536,8 +594,12 @@ class OrchestratorService:
         wake = next_wakeup(state)
         if wake is not None:
             times.append(wake + grace)
-        if self._outbox_pending(run):
-            times.append(state.committed_at + max(grace, 0.5))
+        if run.outbox_pending:
+            due = state.committed_at + max(grace, 0.5)
+            if run.failures:  # a failed execution is retried with backoff, not in a loop
+                backoff = min(2.0, 0.1 * 2**run.failures) * random.uniform(0.5, 1.0)
+                due = max(due, self._clock() + backoff)
+            times.append(due)
         if not times:
             return
         delay = max(0.0, min(times) - self._clock())
@@ -547,58 +609,6 @@ class OrchestratorService:
         run = self._runs.pop(run_id, None)
         if run and run.timer:
             run.timer.cancel()
-
-    # -- commands ------------------------------------------------------------------------
-
-    @staticmethod
-    def _outbox_pending(run: _Run) -> bool:
-        return bool(run.state.outbox) and run.executed < run.state.seq
-
-    async def _run_outbox(self, run: _Run) -> None:
-        """Execute the outbox of the run's state unless it is known to be executed.
-
-        Idempotent: JetStream drops a message id it has seen, and a repeated cancel is
-        harmless. Called with the run's lock held.
-        """
-        state = run.state
-        if not self._outbox_pending(run):
-            return
-        if self._clock() - state.committed_at > REPLAY_WINDOW_SECONDS:
-            log.warning("run.outbox_expired", run_id=state.run_id, seq=state.seq)
-            run.executed = state.seq
-            return
-        for index, command in enumerate(state.outbox):
-            headers = {"Nats-Msg-Id": f"{state.run_id}:{state.seq}:{index}"}
-            if state.traceparent:
-                headers[tracing.TRACEPARENT] = state.traceparent
-            await self._perform(state.run_id, command, headers)
-        run.executed = max(run.executed, state.seq)
-        assert self._nc is not None
-        await self._nc.publish(
-            subjects.ORCHESTRATOR_EXECUTED, f"{state.run_id} {state.seq}".encode()
-        )
-
-    async def _perform(self, run_id: str, command: Command, headers: dict[str, str]) -> None:
-        assert self._nc is not None
-        match command:
-            case PublishTurn():
-                await self._js.publish(
-                    subjects.turn_subject(command.provider),
-                    command.request.model_dump_json().encode(),
-                    headers=headers,
-                )
-            case CancelTurnCommand():
-                await self._nc.publish(
-                    subjects.control_subject(run_id), command.cancel.model_dump_json().encode()
-                )
-            case EmitEvent():
-                await self._js.publish(
-                    subjects.events_subject(run_id, "run"),
-                    command.event.model_dump_json().encode(),
-                    headers=headers,
-                )
-            case _:
-                raise AssertionError(f"unhandled command {command!r}")
 
     async def _respond(self, msg: Msg, reply: Any) -> None:
         if msg.reply:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from massgen_kit.jetstream import NO_MESSAGE, OrderedFollower
 from massgen_proto.subjects import RUNS_BUCKET
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
@@ -50,15 +51,17 @@ class RunStore:
     def __init__(self, js: Any, kv: Any) -> None:
         self._js = js
         self._kv = kv
-        self._watcher: Any = None
-        self._watch_task: asyncio.Task[None] | None = None
+        self._follower: OrderedFollower | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def latest(self, run_id: str) -> Stored | None:
         """The run's latest committed state, read from the stream leader (None: no run)."""
         try:
             raw = await self._js.get_last_msg(_STREAM, _KEY_PREFIX + run_id)
-        except NotFoundError:
-            return None
+        except NotFoundError as error:
+            if error.err_code == NO_MESSAGE:
+                return None
+            raise  # the stream is not there yet (a node joining): retried by the caller
         if raw.headers and raw.headers.get("KV-Operation") in ("DEL", "PURGE"):
             return None
         if not raw.data:
@@ -87,32 +90,35 @@ class RunStore:
 
     async def watch(self, on_update: Callable[[str, bytes | None, int], Awaitable[None]]) -> None:
         """Call ``on_update(run_id, value or None when deleted, revision)`` for the latest
-        value of every run now, then for every later write; restarts itself on errors."""
-        self._watch_task = asyncio.create_task(self._watch(on_update), name="runs-watch")
+        value of every run now, then for every later write, in revision order.
+
+        Every replica takes over a dead replica's runs through this watch, so it must
+        not go silent when the NATS node holding its consumer dies (``OrderedFollower``).
+        """
+        from nats.js.api import ConsumerConfig, DeliverPolicy
+
+        start = ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+                               inactive_threshold=300.0)  # fmt: skip
+        self._follower = await OrderedFollower(self._js, _STREAM, f"{_KEY_PREFIX}>", start).start()
+        self._task = asyncio.create_task(self._watch(on_update), name="runs-watch")
 
     async def _watch(self, on_update: Callable[[str, bytes | None, int], Awaitable[None]]) -> None:
+        assert self._follower is not None
         while True:
+            msg = await self._follower.next(timeout=2.0)
+            if msg is None:
+                continue
+            key = msg.subject[len(_KEY_PREFIX) :]
+            deleted = (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE")
             try:
-                self._watcher = await self._kv.watchall()
-                async for entry in self._watcher:
-                    if entry is None:
-                        continue  # the end of the initial values
-                    deleted = entry.operation in ("DEL", "PURGE")
-                    await on_update(entry.key, None if deleted else entry.value, entry.revision)
-                return  # stopped
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # noqa: BLE001 - the watch is a cache: retry
-                log.warning("runs_watch.restart", error=repr(error))
-                await asyncio.sleep(1.0)
+                await on_update(key, None if deleted else msg.data, msg.metadata.sequence.stream)
+            except Exception as error:  # noqa: BLE001 - one bad entry must not stop the watch
+                log.error("runs_watch.entry_failed", run_id=key, error=repr(error))
 
     async def stop(self) -> None:
         """Stop the watch."""
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            await asyncio.gather(self._watch_task, return_exceptions=True)
-        if self._watcher is not None:
-            try:
-                await asyncio.wait_for(self._watcher.stop(), 2.0)
-            except Exception:  # noqa: BLE001 - the connection may be gone already
-                pass
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._follower is not None:
+            await self._follower.close()

@@ -50,17 +50,28 @@ function panelFor(ev) {
   root.dataset.agent = ev.agent || ev.id || "";
   const title = el("h3");
   title.append(el("span", "label", ev.label), el("span", "model", `${ev.agent || ev.id || ""} ${ev.model || ""}`));
+  const usage = el("span", "usage", "");
+  usage.title = "tokens and cost of this agent's model calls (litellm's price map; local models cost nothing)";
   const st = el("span", "state", "waiting");
-  title.append(st);
+  title.append(usage, st);
   const stream = el("pre", "stream");
   const log = el("ul", "log");
   root.append(title, stream, log);
   $("#agents").append(root);
-  panel = { root, stream, log, st, lastTurn: null, block: null, streamedAnswer: false };
+  panel = { root, stream, log, st, usage, tokens: 0, cost: 0, lastTurn: null, block: null, streamedAnswer: false };
   state.panels[ev.label] = panel;
   return panel;
 }
 function setState(panel, text) { panel.st.textContent = text; }
+function usd(x) { return "$" + (x === 0 ? "0" : x.toFixed(4)); }
+// A model call's tokens and dollars (each token_usage event is one call's): the agent's sum.
+function addUsage(panel, ev) {
+  panel.tokens += (ev.prompt_tokens || 0) + (ev.completion_tokens || 0);
+  panel.cost += ev.cost_usd || 0;
+  panel.usage.textContent = `${panel.tokens} tok · ${usd(panel.cost)}`;
+  panel.root.dataset.tokens = String(panel.tokens);
+  panel.root.dataset.costUsd = String(panel.cost);
+}
 function logLine(panel, cls, text) {
   const li = el("li", cls, text);
   panel.log.append(li);
@@ -150,7 +161,7 @@ function render(ev) {
       break;
     }
     case "chunk": renderChunk(panelFor(ev), ev); break;
-    case "token_usage": break;
+    case "token_usage": addUsage(panelFor(ev), ev); break;
     case "answer_accepted": {
       const p = panelFor(ev);
       if (!p.streamedAnswer) { appendLine(p, "answer-head", "✎ answer:"); append(p, "answer", ev.content.trim() + "\n"); }

@@ -338,8 +338,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"no route {self.path}"}})
             return
         length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if len(raw) < length:
+            # The client went away mid-request (a call cancelled between its headers and
+            # its body, as a worker does when a turn is restarted): nothing to answer,
+            # and no request of a model (it would read as one for model None).
+            self.close_connection = True
+            return
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = json.loads(raw or b"{}")
         except ValueError:
             self._json(400, {"error": {"message": "body is not JSON"}})
             return

@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import uvicorn
 import yaml
-from fakes.openai_server import FakeOpenAIServer
 from massgen_api.app import create_app
 from massgen_api.auth import hash_token
 from massgen_api.settings import ApiSettings
@@ -29,6 +28,8 @@ from massgen_orchestrator.service import OrchestratorService
 from massgen_orchestrator.settings import OrchestratorSettings
 from massgen_worker.service import WorkerService
 from massgen_worker.settings import WorkerSettings
+
+from tests.support.fakes.openai_server import FakeOpenAIServer
 
 TOKENS = {"alice-token": "acme", "bob-token": "globex"}
 """Bearer token -> tenant configured on every test API."""

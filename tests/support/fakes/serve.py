@@ -1,6 +1,6 @@
 """Serve the fake model as a process of its own, for benchmarks and subprocess tests.
 
-    python tests/fakes/serve.py --token-delay 0.01 --tokens 200 --team 3
+    python -m tests.support.fakes.serve --token-delay 0.01 --tokens 200 --team 3
 
 prints one JSON line ``{"base_url": "http://127.0.0.1:PORT/v1", "models": ["m1", ...]}``
 on stdout, then serves study-agent behaviours for m1..mN until SIGTERM/SIGINT (or
@@ -18,13 +18,9 @@ import json
 import signal
 import sys
 import threading
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make ``fakes`` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fakes.agents import study_agent  # noqa: E402
-from fakes.openai_server import FakeOpenAIServer  # noqa: E402
+from .agents import study_agent
+from .openai_server import FakeOpenAIServer
 
 __all__ = ["TEAM_ANSWERS", "start_team"]
 

@@ -19,11 +19,9 @@ import asyncio
 import contextlib
 import random
 import re
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,9 +30,7 @@ from massgen_kit.health import inbox_prefix_for
 from massgen_proto import subjects
 from massgen_proto.messages import CreateRun, ErrorReply, OrchestratorReplyAdapter
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-
-from cluster import Cluster  # noqa: E402
+from scripts.cluster import Cluster
 
 PROVIDERS = ["chatcompletion", "vllm"]
 __all__ = [
@@ -179,7 +175,7 @@ def team3_config(base_url: str) -> dict[str, Any]:
 
 def team3_expected() -> dict[str, str]:
     """Agent id -> the only answer its fake model gives (see ``fakes.serve.start_team``)."""
-    from fakes.serve import team_answer
+    from tests.support.fakes.serve import team_answer
 
     return {agent: team_answer(int(model[1:]) - 1) for agent, model in TEAM3_MODELS.items()}
 

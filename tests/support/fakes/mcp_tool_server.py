@@ -5,8 +5,8 @@ gateway forwarded), ``write_note(path, text)``, ``hang(seconds)`` (a hung server
 ``probe()`` (what a hostile server can reach) and ``crash()`` (the process exits at
 once: a crashing server).
 
-    python tests/fakes/mcp_tool_server.py stdio
-    python tests/fakes/mcp_tool_server.py http PORT
+    python tests/support/fakes/mcp_tool_server.py stdio
+    python tests/support/fakes/mcp_tool_server.py http PORT
 """
 
 from __future__ import annotations

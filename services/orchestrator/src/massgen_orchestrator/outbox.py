@@ -1,0 +1,116 @@
+"""Executing a committed state's commands (its outbox) exactly once in effect.
+
+Every message carries the JetStream id ``<run>:<revision>:<index>``, which JetStream
+drops the second time: a revision names one committed state, written once, so any
+replica may execute an outbox any number of times and each turn and event goes out once.
+A repeated cancel is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from massgen_kit import tracing
+from massgen_proto import subjects
+
+from .commands import CancelTurnCommand, Command, EmitEvent, PublishTurn
+from .state import RunState
+
+__all__ = ["REPLAY_WINDOW_SECONDS", "CachedRun", "Outbox"]
+
+log = structlog.get_logger("orchestrator")
+
+REPLAY_WINDOW_SECONDS = 90.0
+"""An outbox older than this is taken as executed: JetStream's duplicate window (2 min
+by default) would no longer catch a second publish, and a live replica executes an
+outbox within milliseconds, a takeover within ``takeover_grace_seconds``."""
+
+
+@dataclass(slots=True)
+class CachedRun:
+    """A run this replica knows: its latest known state and revision, lock and timer."""
+
+    state: RunState
+    revision: int
+    lock: asyncio.Lock
+    timer: asyncio.TimerHandle | None = None
+    executed: int = -1
+    """Highest revision whose outbox is known to be executed."""
+    failures: int = 0
+    """Outbox executions failed in a row (NATS refusing): retries back off."""
+    announced: asyncio.Event | None = None
+    """Set when a replica announces an outbox executed (while someone waits for it)."""
+
+    @property
+    def outbox_pending(self) -> bool:
+        return bool(self.state.outbox) and self.executed < self.revision
+
+
+class Outbox:
+    """Publishes outboxes for one replica, and says on ``massgen.orchestrator.executed``
+    which it executed so the other replicas need not."""
+
+    def __init__(self, nc: Any, js: Any, replica: str, clock: Callable[[], float]) -> None:
+        self._nc, self._js, self._replica, self._clock = nc, js, replica, clock
+
+    async def execute(self, run: CachedRun) -> None:
+        """Execute the outbox of the run's state unless it is known to be executed.
+        Called with the run's lock held; raises when NATS refuses (nothing is lost: the
+        outbox stays pending and the run's timer retries it)."""
+        state, revision = run.state, run.revision
+        if not run.outbox_pending:
+            return
+        if self._clock() - state.committed_at > REPLAY_WINDOW_SECONDS:
+            log.warning("run.outbox_expired", run_id=state.run_id, revision=revision)
+            run.executed = revision
+            return
+        if state.writer != self._replica:
+            log.info("run.outbox_takeover", run_id=state.run_id, writer=state.writer,
+                     revision=revision, commands=len(state.outbox))  # fmt: skip
+        try:
+            for index, command in enumerate(state.outbox):
+                headers = {"Nats-Msg-Id": f"{state.run_id}:{revision}:{index}"}
+                if state.traceparent and isinstance(command, PublishTurn):
+                    # The trace goes on with the turn; no reader continues it from an event.
+                    headers[tracing.TRACEPARENT] = state.traceparent
+                await self._perform(state.run_id, command, headers)
+        except Exception:
+            run.failures += 1
+            raise
+        run.failures = 0
+        run.executed = max(run.executed, revision)
+        await self._nc.publish(
+            subjects.ORCHESTRATOR_EXECUTED, f"{state.run_id} r{revision}".encode()
+        )
+
+    async def try_execute(self, run: CachedRun) -> None:
+        """``execute``, leaving a failure to the run's timer."""
+        try:
+            await self.execute(run)
+        except Exception as error:  # noqa: BLE001 - the state is committed: retried later
+            log.warning("run.outbox_failed", run_id=run.state.run_id, error=repr(error))
+
+    async def _perform(self, run_id: str, command: Command, headers: dict[str, str]) -> None:
+        match command:
+            case PublishTurn():
+                await self._js.publish(
+                    subjects.turn_subject(command.provider),
+                    command.request.model_dump_json().encode(),
+                    headers=headers,
+                )
+            case CancelTurnCommand():
+                await self._nc.publish(
+                    subjects.control_subject(run_id), command.cancel.model_dump_json().encode()
+                )
+            case EmitEvent():
+                await self._js.publish(
+                    subjects.events_subject(run_id, "run"),
+                    command.event.model_dump_json().encode(),
+                    headers=headers,
+                )
+            case _:
+                raise AssertionError(f"unhandled command {command!r}")
