@@ -301,9 +301,8 @@ class GatewayService:
         from nats.js.api import ConsumerConfig, DeliverPolicy
 
         start = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
-        self._watch = await OrderedFollower(
-            self._jetstream, _RUNS_STREAM, _RUNS_KEY + ">", start
-        ).start()
+        watch = OrderedFollower(self._jetstream, _RUNS_STREAM, _RUNS_KEY + ">", start)
+        self._watch = await watch.start()
         self._watch_task = asyncio.get_running_loop().create_task(self._follow_runs(self._watch))
 
     async def _follow_runs(self, watch: OrderedFollower) -> None:
@@ -314,10 +313,7 @@ class GatewayService:
                 resumes = watch.resumes
                 await self._on_reconnected()
             if msg is not None:
-                try:
-                    await self._on_run_write(msg)
-                except Exception as error:  # noqa: BLE001 - the watch must go on
-                    log.warning("runs_watch.entry_failed", error=repr(error))
+                await self._on_run_write(msg)  # never raises: a bad entry is forgotten
 
     async def _on_run_write(self, msg: Msg) -> None:
         run_id = msg.subject[len(_RUNS_KEY) :]

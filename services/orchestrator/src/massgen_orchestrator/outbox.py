@@ -24,6 +24,10 @@ __all__ = ["REPLAY_WINDOW_SECONDS", "CachedRun", "Outbox"]
 
 log = structlog.get_logger("orchestrator")
 
+WRITER_WAIT_SECONDS = 0.25
+"""How long a replica waits for a state's writer to announce its outbox executed before
+executing it itself (see ``Outbox.wait_for_writer``)."""
+
 REPLAY_WINDOW_SECONDS = 90.0
 """An outbox older than this is taken as executed: JetStream's duplicate window (2 min
 by default) would no longer catch a second publish, and a live replica executes an
@@ -86,6 +90,32 @@ class Outbox:
         await self._nc.publish(
             subjects.ORCHESTRATOR_EXECUTED, f"{state.run_id} r{revision}".encode()
         )
+
+    async def wait_for_writer(self, run: CachedRun) -> None:
+        """Another replica committed this state a moment ago and is executing its outbox:
+        wait (briefly) for it to say so instead of publishing every message again.
+
+        A report for a turn usually reaches another replica while the writer is still
+        publishing the rest of its outbox; executing it there too is harmless (JetStream
+        drops the duplicates) but doubles the publishes. A writer that died is taken
+        over after the wait.
+        """
+        state = run.state
+        if not run.outbox_pending or state.writer == self._replica:
+            return
+        left = min(WRITER_WAIT_SECONDS, state.committed_at + WRITER_WAIT_SECONDS - self._clock())
+        if left <= 0:
+            return
+        run.announced = asyncio.Event()
+        try:
+            async with asyncio.timeout(left):
+                while run.outbox_pending:
+                    await run.announced.wait()
+                    run.announced.clear()
+        except TimeoutError:
+            pass
+        finally:
+            run.announced = None
 
     async def try_execute(self, run: CachedRun) -> None:
         """``execute``, leaving a failure to the run's timer."""

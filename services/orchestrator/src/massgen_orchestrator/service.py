@@ -71,10 +71,6 @@ __all__ = ["OrchestratorService"]
 
 log = structlog.get_logger("orchestrator")
 
-WRITER_WAIT_SECONDS = 0.25
-"""How long a replica waits for a state's writer to announce its outbox executed before
-executing it itself (see ``_writer_finishing``)."""
-
 _UNTRACED_REPORTS = frozenset({"turn_started", "turn_usage", "model_retrying"})
 """Bookkeeping reports: a span each would be half a run's spans and say little (the
 worker's turn span covers them)."""
@@ -450,7 +446,7 @@ class OrchestratorService:
                 report=message.kind, reason="the turn's token does not match",
             )  # fmt: skip
         for attempt in range(self.settings.persist_retries):
-            await self._writer_finishing(run)
+            await self._outbox.wait_for_writer(run)
             await self._outbox.execute(run)
             base, base_revision = run.state, run.revision
             now = self._clock()
@@ -481,32 +477,6 @@ class OrchestratorService:
         log.error("run.persist_failed", run_id=run.state.run_id)
         if reply_to is not None:
             await self._respond(reply_to, _BUSY)
-
-    async def _writer_finishing(self, run: CachedRun) -> None:
-        """Another replica committed this state a moment ago and is executing its outbox:
-        wait (briefly) for it to say so instead of publishing every message again.
-
-        A report for a turn usually reaches another replica while the writer is still
-        publishing the rest of its outbox; executing it there too is harmless (JetStream
-        drops the duplicates) but doubles the publishes. A writer that died is taken
-        over after the wait.
-        """
-        state = run.state
-        if not run.outbox_pending or state.writer == self.replica:
-            return
-        left = min(WRITER_WAIT_SECONDS, state.committed_at + WRITER_WAIT_SECONDS - self._clock())
-        if left <= 0:
-            return
-        run.announced = asyncio.Event()
-        try:
-            async with asyncio.timeout(left):
-                while run.outbox_pending:
-                    await run.announced.wait()
-                    run.announced.clear()
-        except TimeoutError:
-            pass
-        finally:
-            run.announced = None
 
     @staticmethod
     def _count(base: RunState, state: RunState, commands: list[Command], message: Any) -> None:
