@@ -32,16 +32,16 @@ TOOLS = textwrap.dedent(
 
 
     async def two_num_tool(x: int, y: int) -> ExecutionResult:
-        """Add two numbers together.
+        """Adds x and y.
 
         Args:
-            x: First number
-            y: Second number
+            x: one addend
+            y: the other addend
 
         Returns:
-            Sum of the two numbers
+            their sum, as text
         """
-        text = f"The sum of {x} and {y} is {x + y}"
+        text = f"{x} plus {y} makes {x + y}"
         return ExecutionResult(output_blocks=[TextContent(data=text)])
 
 
@@ -133,12 +133,12 @@ async def test_schema_from_signature_and_docstring_and_calls(client, tmp_path, t
             "custom_tool__broken"} <= set(tools)  # fmt: skip
     assert tools["custom_tool__two_num_tool"] == {
         "name": "custom_tool__two_num_tool",
-        "description": "Add two numbers together.",
+        "description": "Adds x and y.",
         "parameters": {
             "type": "object",
             "properties": {
-                "x": {"type": "integer", "description": "First number"},
-                "y": {"type": "integer", "description": "Second number"},
+                "x": {"type": "integer", "description": "one addend"},
+                "y": {"type": "integer", "description": "the other addend"},
             },
             "required": ["x", "y"],
         },
@@ -169,7 +169,7 @@ async def test_schema_from_signature_and_docstring_and_calls(client, tmp_path, t
     }  # fmt: skip  (api_key is preset, agent_cwd is the gateway's: neither is shown)
 
     result = await client.call("c1", "custom_tool__two_num_tool", {"x": 2, "y": 3})
-    assert not result.is_error and result.content == "The sum of 2 and 3 is 5"
+    assert not result.is_error and result.content == "2 plus 3 makes 5"
 
     result = await client.call("c1", "custom_tool__find_items", {"query": "lamp", "tags": ["a"]})
     assert not result.is_error, result.content
@@ -232,6 +232,6 @@ async def test_massgen_library_tools_without_a_path(client):
     assert "agents[0].backend.custom_tools[2]" in listing.errors[0]
     for name in ("custom_tool__two_num_tool", "custom_tool__sum"):
         result = await client.call("c4", name, {"x": 123, "y": 456})
-        assert not result.is_error and result.content == "The sum of 123 and 456 is 579"
+        assert not result.is_error and result.content == "123 + 456 = 579"
     wrong = await client.call("c4", "custom_tool__wrong", {"x": 1, "y": 2})
     assert wrong.is_error and "not in the built-in tool library" in wrong.content

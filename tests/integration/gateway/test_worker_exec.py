@@ -81,4 +81,4 @@ async def test_a_turn_calls_massgen_sample_tool_named_without_a_path(stack, gate
     offered = {t["function"]["name"] for t in stack.fake.requests_for("m1")[0].tools}
     assert "custom_tool__two_num_tool" in offered and "custom_tool__broken" not in offered
     results = [json.loads(c.text) for c in stack.kinds("chunk") if c.channel == "tool_result"]
-    assert results[0]["content"] == "The sum of 123 and 456 is 579"
+    assert results[0]["content"] == "123 + 456 = 579"
