@@ -57,7 +57,7 @@ test: install-models install-test-servers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Style and types (part of `make test`): ruff's formatter and linter on the whole tree,
-# mypy on the contract, the service kit and the orchestrator (pyproject.toml [tool.mypy]).
+# mypy on the contract, the service kit and the services (pyproject.toml [tool.mypy]).
 lint:
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .

@@ -213,9 +213,24 @@ async def bench(count: int, rounds: int) -> tuple[dict[str, list[float]], float]
     return results, counter.ended / (count * rounds)
 
 
+def ratios(results: dict[str, list[float]], mode: str) -> list[float]:
+    """``mode``'s CPU in each round relative to the same round's bare block, minus 1."""
+    return [m / b - 1 for m, b in zip(results[mode], results["bare"], strict=True)]
+
+
 def added(results: dict[str, list[float]], mode: str) -> float:
     """The median over rounds of ``mode``'s CPU relative to the same round's bare block."""
-    return statistics.median(m / b - 1 for m, b in zip(results[mode], results["bare"], strict=True))
+    return statistics.median(ratios(results, mode))
+
+
+def spread(results: dict[str, list[float]], mode: str) -> tuple[float, float]:
+    """The quartiles of ``mode``'s relative CPU over rounds: the middle half of the rounds
+    lies between them (how much the machine's noise moves one round)."""
+    values = ratios(results, mode)
+    if len(values) < 2:
+        return values[0], values[0]
+    low, _, high = statistics.quantiles(values, n=4)
+    return low, high
 
 
 def report(results: dict[str, list[float]], count: int, rounds: int, spans: float) -> str:
@@ -228,12 +243,14 @@ def report(results: dict[str, list[float]], count: int, rounds: int, spans: floa
         "this process's CPU per run (every thread: the span exporter's too). *Added* is "
         "the median over rounds of a mode's CPU relative to the same round's bare block.",
         "",
-        "| mode | CPU per run (median) | added vs bare |",
-        "|---|---|---|",
+        "| mode | CPU per run (median) | added vs bare | middle half of the rounds |",
+        "|---|---|---|---|",
     ]
     for mode, values in results.items():
+        low, high = spread(results, mode)
         lines.append(
-            f"| {mode} | {statistics.median(values) * 1000:.1f} ms | {added(results, mode):+.1%} |"
+            f"| {mode} | {statistics.median(values) * 1000:.1f} ms | {added(results, mode):+.1%} "
+            f"| {low:+.1%} … {high:+.1%} |"
         )
     total, sampled = added(results, TRACED), added(results, SAMPLED)
     lines += [
@@ -248,7 +265,8 @@ def report(results: dict[str, list[float]], count: int, rounds: int, spans: floa
         "the spans of a run weigh heavily; with real responses a run's CPU is larger and "
         "the share smaller, and `OTEL_TRACES_SAMPLER=parentbased_traceidratio` with "
         "`OTEL_TRACES_SAMPLER_ARG` (the SDK's standard variables) keeps a share of the "
-        "runs, each whole.",
+        "runs, each whole: a run the sampler leaves out makes no spans at all and carries "
+        "no trace context past its first hop.",
     ]
     return "\n".join(lines)
 

@@ -67,6 +67,11 @@ DEFAULT_DIR = ROOT / ".massgen" / "cluster"
 _EXTRAS = {"mcp-gateway", "api"}
 """Started when their packages can run; the cluster works without them."""
 NATS_NODES = 3
+PROVIDER_ENDPOINTS = ";".join(
+    f"{kind}=127.0.0.1,localhost" for kind in ("chatcompletion", "vllm", "local")
+)
+"""The stand-in's ``MASSGEN_PROVIDER_ENDPOINTS``: its model servers listen on loopback."""
+
 JETSTREAM_LIMITS = {
     "MASSGEN_TURNS_MAX_BYTES": str(64 << 20),
     "MASSGEN_EVENTS_MAX_BYTES": str(256 << 20),
@@ -662,6 +667,9 @@ class Cluster:
             "NATS_PASSWORD": self.passwords[user],
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             **JETSTREAM_LIMITS,
+            # As massgen-settings does in Kubernetes: the policy on, the operator's model
+            # servers (here: this machine's fakes and local models) the only extra hosts.
+            "MASSGEN_PROVIDER_ENDPOINTS": PROVIDER_ENDPOINTS,
         }
         if self.tls:
             # massgen_kit.health.connect_options: trust this CA for NATS only; the

@@ -136,6 +136,13 @@ def worker_deployment(pool: WorkerPool) -> dict:
             "valueFrom": {"configMapKeyRef": {
                 "name": "massgen-settings", "key": "STREAM_REPLICAS"}},
         },
+        {
+            # Set, even empty, the policy is on: a turn naming another host is refused
+            # before the organisation's key is sent (massgen_proto.endpoints).
+            "name": "MASSGEN_PROVIDER_ENDPOINTS",
+            "valueFrom": {"configMapKeyRef": {
+                "name": "massgen-settings", "key": "PROVIDER_ENDPOINTS"}},
+        },
         {"name": "MASSGEN_WORKER_GRACEFUL_TIMEOUT", "value": str(GRACEFUL_TIMEOUT)},
         {"name": "MASSGEN_WORKER_ACK_WAIT", "value": "3"},
         {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},

@@ -68,6 +68,8 @@ GATEWAY_TOOLS_LIST = getattr(s, "GATEWAY_TOOLS_LIST", f"{s.PREFIX}.gateway.tools
 GATEWAY_TOOLS_CALL = getattr(s, "GATEWAY_TOOLS_CALL", f"{s.PREFIX}.gateway.tools.call")
 GATEWAY_CLOSE = getattr(s, "GATEWAY_CLOSE", f"{s.PREFIX}.gateway.close")
 GATEWAY_QUEUE = getattr(s, "GATEWAY_QUEUE", "mcp-gateway")
+GATEWAY_FILES = getattr(s, "GATEWAY_FILES", f"{s.PREFIX}.gateway.files")
+GATEWAY_RUN_FILES = getattr(s, "GATEWAY_RUN_FILES", f"{s.PREFIX}.gateway.runfiles")
 API_RUNS_BUCKET = getattr(s, "API_RUNS_BUCKET", "massgen_api_runs")
 SESSIONS_BUCKET = getattr(s, "SESSIONS_BUCKET", "massgen_sessions")
 USAGE_BUCKET = getattr(s, "USAGE_BUCKET", "massgen_usage")
@@ -178,6 +180,7 @@ def orchestrator() -> Permissions:
             f"{s.SUBMIT_CREATE} {queue}",
             f"{s.TURN_UNDELIVERED} {queue}",
             f"{s.SUBMIT_REPORT} {queue}",
+            s.REPORT_TO_REPLICA,  # the reports of the turns a replica published
             f"{s.SUBMIT_CANCEL} {queue}",
             s.ORCHESTRATOR_EXECUTED,
             inbox(ORCHESTRATOR_USER),
@@ -208,8 +211,10 @@ def worker(provider: str) -> Permissions:
             f"$JS.ACK.{stream}.{consumer}.>",  # ack / nak / in-progress / term
             _events_of("stream"),  # streamed output only: readers take no outcome from it
             s.SUBMIT_REPORT,
+            s.REPORT_TO_REPLICA,  # to the replica that published the turn, first
             GATEWAY_TOOLS_LIST,
             GATEWAY_TOOLS_CALL,
+            GATEWAY_FILES,  # its agents' uploads, images and generated files, in chunks
         ],
         subscribe=[s.CONTROL_WILDCARD, inbox(worker_user(provider))],
         description=f"agent workers of provider {provider}",
@@ -234,6 +239,8 @@ def gateway() -> Permissions:
             f"{GATEWAY_TOOLS_LIST} {queue}",
             f"{GATEWAY_TOOLS_CALL} {queue}",
             f"{GATEWAY_CLOSE} {queue}",
+            f"{GATEWAY_FILES} {queue}",
+            f"{GATEWAY_RUN_FILES} {queue}",
             s.EVENTS_WILDCARD,
             inbox(GATEWAY_USER),
         ],
@@ -257,6 +264,7 @@ def api() -> Permissions:
             *_kv_full(API_RUNS_BUCKET),
             *_kv_full(SESSIONS_BUCKET),
             *_kv_full(USAGE_BUCKET),
+            GATEWAY_RUN_FILES,  # a run's artifacts for GET /v1/runs/{id}/files/...
         ],
         subscribe=[s.EVENTS_WILDCARD, inbox(API_USER)],
         description="api replicas",

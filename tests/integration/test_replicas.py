@@ -111,6 +111,11 @@ async def test_runs_complete_with_several_replicas_and_the_default_turn_timeout(
             await service.stop()
     assert [s.status for s in summaries] == ["completed"] * 20
     assert {s.final_answer for s in summaries} == {"Canberra."}
+    # Replicas share the runs instead of repeating each other's work: a turn's reports
+    # go back to the replica that published it, which holds the run's current state.
+    transitions = 20 * 9  # at least: 3 agents x (turn started, submission, usage)
+    assert sum(s.catch_ups for s in services) < transitions // 10, [s.catch_ups for s in services]
+    assert all(s.cpu_seconds > 0 for s in services)  # every replica took a share
     # A report answered from a stale cache used to strand the run until the turn timeout.
     assert elapsed < 60
 
@@ -145,6 +150,43 @@ async def test_crash_between_commit_and_publish_loses_no_run(nats_url, fake_mode
         await doomed.stop()
     assert crashed.is_set(), "the fault was never injected"
     assert [s.status for s in summaries] == ["completed"] * 6
+
+
+async def test_a_watching_replica_reads_no_state_until_it_takes_the_run_over(nats_url, fake_model):
+    """Replicas share the work: one that only watches a run holds its summary and timer,
+    not its state (it decodes nothing); when the writer dies it reads the state and
+    finishes the run."""
+    slow = {"tokens": 10, "token_delay": 0.1}  # about a second per response
+    fake_model.behave("m1", study_agent(SAME, "agent1", presentation="Canberra.", **slow))
+    fake_model.behave("m2", study_agent(OTHER, "agent1", **slow))
+    (writer,) = await _replicas(nats_url, 1)
+    worker = WorkerService(nats_url, ["chatcompletion"], fast_worker_settings())
+    await worker.start()
+    nc = await nats.connect(nats_url)
+    watcher = None
+    try:
+        run = asyncio.create_task(_run(nc, fake_model, ["m1", "m2"]))
+        while not writer._runs.runs:
+            await asyncio.sleep(0.01)
+        (run_id,) = writer._runs.runs
+        watcher = OrchestratorService(
+            OrchestratorSettings(nats_url=nats_url, memory_streams=True, replica="orch-watcher")
+        )
+        await watcher.start()
+        while run_id not in watcher._runs.runs:
+            await asyncio.sleep(0.01)
+        shadow = watcher._runs.runs[run_id]
+        assert shadow.state is None and shadow.summary.writer == "orch-0"
+        assert shadow.timer is not None  # it would take over at the run's next wake-up
+        await writer._nc.close()  # the writer dies: no publish, no reply, no more writes
+        summary = await asyncio.wait_for(run, 60)
+    finally:
+        await nc.drain()
+        await worker.stop()
+        if watcher is not None:
+            await watcher.stop()
+        await writer.stop()
+    assert summary.status == "completed" and summary.final_answer.startswith("Canberra.")
 
 
 async def test_three_identical_answers_take_three_phases_and_no_failed_attempt(nats_url):

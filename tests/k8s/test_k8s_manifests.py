@@ -48,6 +48,7 @@ import seccomp
 import yaml
 from massgen_proto import subjects
 from massgen_proto.config import TimeoutSettings
+from massgen_proto.endpoints import EndpointPolicy
 
 from scripts.cluster import Cluster
 
@@ -64,6 +65,7 @@ BUILDS = {
     "dev+nats-tls+monitoring": ("dev", ["nats-tls", "monitoring"]),
     "dev+gateway-sandbox": ("dev", ["gateway-sandbox"]),
     "prod+monitoring": ("prod", ["monitoring"]),
+    "dev+tracing": ("dev", ["tracing"]),
 }
 PROD_BUILDS = [b for b, (overlay, _) in BUILDS.items() if overlay == "prod"]
 CUSTOM_KINDS = {
@@ -285,6 +287,28 @@ def test_one_worker_deployment_per_provider_with_only_its_own_key(builds, overla
         # A turn started just before SIGTERM can end within the drain (no redelivery
         # that starts it over): the drain covers the default turn timeout.
         assert graceful >= TimeoutSettings().turn_timeout_seconds
+
+
+@pytest.mark.parametrize("overlay", BUILDS)
+def test_the_api_and_every_worker_hold_the_endpoint_policy_on(builds, overlay):
+    """MASSGEN_PROVIDER_ENDPOINTS reaches the API and every worker from one setting, so a
+    tenant cannot point an organisation-keyed provider at its own host (issue 20)."""
+    deployments = _by_kind(builds[overlay], "Deployment")
+    (settings,) = [
+        cm["data"]
+        for name, cm in _by_kind(builds[overlay], "ConfigMap").items()
+        if name.startswith("massgen-settings")
+    ]
+    owners = ["massgen-api", *(pool.name for pool in generate.WORKERS)]
+    for name in owners:
+        env = {
+            e["name"]: e
+            for e in deployments[name]["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        ref = env["MASSGEN_PROVIDER_ENDPOINTS"]["valueFrom"]["configMapKeyRef"]
+        assert ref["key"] == "PROVIDER_ENDPOINTS", name
+        assert not ref.get("optional"), name  # a missing key must stop the pod, not turn it off
+    assert EndpointPolicy.parse(settings["PROVIDER_ENDPOINTS"]).enabled  # well formed
 
 
 @pytest.mark.parametrize("overlay", BUILDS)
@@ -647,6 +671,12 @@ def test_gateway_egress_is_nats_dns_and_mcp_servers_only(builds, overlay):
                 # Public HTTPS only: no pod, node or Service address, no metadata endpoint.
                 assert set(private) <= set(peer["ipBlock"].get("except", [])), name
                 assert rule.get("ports") == [{"protocol": "TCP", "port": 443}], name
+            elif "podSelector" not in peer and rule.get("ports") == [
+                {"protocol": "TCP", "port": 4318}
+            ]:
+                # components/tracing: spans to the collector's namespace, OTLP/HTTP only.
+                namespace = peer["namespaceSelector"]["matchLabels"]
+                assert namespace == {"kubernetes.io/metadata.name": "observability"}, name
             else:
                 selected = peer.get("podSelector", {}).get("matchLabels", {})
                 assert selected in (
@@ -1495,3 +1525,38 @@ def test_dashboard_panels_have_a_datasource_and_real_queries(varz_metric_names):
         "massgen_model_first_token_seconds_bucket", "massgen_model_request_seconds_bucket",
     ):  # fmt: skip
         assert wanted in used, f"the dashboard shows no {wanted}"
+
+
+# -- tracing: every service exports sampled traces to the collector ----------------------
+
+
+@pytest.mark.parametrize("overlay", [b for b in BUILDS if "tracing" in b])
+def test_tracing_reaches_every_service_sampled_and_may_leave_for_the_collector(builds, overlay):
+    """components/tracing: the OTEL_* variables on every MassGen Deployment (one run in
+    ten traced: metrics plus traces then stay within 5 % CPU, bench_observability), and
+    a NetworkPolicy letting those pods reach the collector's OTLP/HTTP port."""
+    docs = builds[overlay]
+    deployments = [d for d in _by_kind(docs, "Deployment").values()
+                   if d["metadata"]["labels"].get("app.kubernetes.io/part-of") == "massgen"]  # fmt: skip
+    assert len(deployments) >= 4  # API, orchestrator, gateway, workers
+    for deployment in deployments:
+        env = _env(deployment["spec"]["template"]["spec"]["containers"][0])
+        name = deployment["metadata"]["name"]
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"].endswith(":4318"), name
+        assert env["OTEL_EXPORTER_OTLP_PROTOCOL"]["value"] == "http/protobuf", name
+        assert env["OTEL_TRACES_SAMPLER"]["value"] == "parentbased_traceidratio", name
+        assert 0 < float(env["OTEL_TRACES_SAMPLER_ARG"]["value"]) <= 0.1, name
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        egress = [
+            rule for policy in _by_kind(docs, "NetworkPolicy").values()
+            if "Egress" in policy["spec"].get("policyTypes", [])
+            and _selects(policy["spec"]["podSelector"], labels)
+            for rule in policy["spec"].get("egress", [])
+        ]  # fmt: skip
+        assert any(
+            {"protocol": "TCP", "port": 4318} in rule.get("ports", [])
+            and any(peer.get("namespaceSelector", {}).get("matchLabels", {})
+                    .get("kubernetes.io/metadata.name") == "observability"
+                    for peer in rule.get("to", []))
+            for rule in egress
+        ), name  # fmt: skip

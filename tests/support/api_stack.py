@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
@@ -170,6 +171,11 @@ def start_api_stack(
         "sse_heartbeat": 1.0,
         "completion_timeout": 60.0,
     }
+    if values["tokens"]:
+        # The operator's own model host, as a deployment would list it: the policy is on
+        # whenever tenants are served (massgen_proto.endpoints).
+        host = urlsplit(fake.base_url).netloc
+        values["provider_endpoints"] = ";".join(f"{t}={host}" for t in ("chatcompletion", "vllm"))
     values.update(settings)
     if not values.get("tokens"):
         values.setdefault("single_user", True)

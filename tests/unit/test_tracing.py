@@ -1,10 +1,12 @@
 """``massgen_kit.tracing``: W3C ``traceparent`` in and out, the sampler the standard
-variables name, errors on spans, and nothing at all with tracing off."""
+variables name (asked only where a run enters), errors on spans, and nothing at all with
+tracing off or for a trace the sampler left out."""
 
 from __future__ import annotations
 
 import pytest
 from massgen_kit import tracing
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -83,10 +85,27 @@ def test_a_span_continues_the_trace_in_the_carrier_and_hands_its_own_on(spans):
 )
 def test_a_carrier_without_a_valid_traceparent_starts_a_trace_of_its_own(spans, bad):
     exporter = spans()
-    with tracing.span("orchestrator.create", {"traceparent": bad}):
-        pass
-    (created,) = exporter.get_finished_spans()
+    with tracing.start_trace("orchestrator.create", {"traceparent": bad}):
+        # Elsewhere such a carrier continues the current span, as one without a value.
+        with tracing.span("orchestrator.report", {"traceparent": bad}):
+            pass
+    report, created = exporter.get_finished_spans()
     assert created.parent is None and created.context.trace_id != int(PARENT[3:35], 16)
+    assert report.parent.span_id == created.context.span_id
+    with tracing.span("orchestrator.report", {"traceparent": bad}) as outside:
+        assert outside is None  # no trace to continue: only start_trace starts one
+    assert len(exporter.get_finished_spans()) == 2
+
+
+def test_only_start_trace_starts_a_trace(spans):
+    exporter = spans()
+    with tracing.span("turn", {"Nats-Msg-Id": "m"}, run_id="r") as turn:
+        assert turn is None
+        assert tracing.headers() is None
+        assert tracing.headers({"Nats-Msg-Id": "m"}) == {"Nats-Msg-Id": "m"}
+        assert tracing.traceparent() == "" and tracing.current_ids() is None
+        tracing.set_attributes(first_token_s=0.1)  # nothing to set it on
+    assert exporter.get_finished_spans() == ()
 
 
 def test_a_later_version_is_read_by_its_version_00_fields(spans):
@@ -107,22 +126,82 @@ def test_a_parent_seen_before_is_not_parsed_again(spans):
 
 def test_the_sampler_comes_from_the_standard_variables_and_whole_runs_are_kept_or_left(spans):
     exporter = spans(OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0")
-    with tracing.span("run.create") as root:
+    with tracing.start_trace("run.create") as root:
         assert not root.is_recording()
         sent = tracing.headers()
-    assert sent is not None and not int(sent["traceparent"][-2:], 16) & 1  # "not sampled" travels
-    with tracing.span("turn", sent) as turn:
-        assert not turn.is_recording()
+        with tracing.span("model.call") as inner:
+            assert inner is None  # nothing under a root left out
+    # "Not sampled" travels one hop, so the next service does not start a trace of its own.
+    assert sent is not None and not int(sent["traceparent"][-2:], 16) & 1
+    with tracing.start_trace("orchestrator.create", sent) as created:
+        assert created is None
+        assert tracing.traceparent() == ""  # nothing for its turn requests to carry
+    with tracing.start_trace("orchestrator.create") as created:  # a run not from the API
+        assert not created.is_recording()
+        assert tracing.traceparent() == ""
     with tracing.span("turn", {"traceparent": UNSAMPLED}) as turn:
-        assert not turn.is_recording()
+        assert turn is None
     with tracing.span("turn", {"traceparent": PARENT}):  # a sampled run stays whole
         pass
     assert [s.name for s in exporter.get_finished_spans()] == ["turn"]
 
 
+class _Started(SpanProcessor):
+    """Counts the spans the SDK started (it starts only the ones it records)."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def on_start(self, span, parent_context=None) -> None:
+        self.started.append(span.name)
+
+
+def test_a_run_left_out_makes_no_span_objects_and_sends_no_context(spans, monkeypatch):
+    exporter = spans(OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0")
+    counter = _Started()
+    tracing._provider.add_span_processor(counter)
+    made: list[str] = []
+    monkeypatch.setattr(tracing, "_Span", _counting(tracing._Span, made))
+    # One run as the services see it, hop by hop (see the module's docstring).
+    with tracing.start_trace("run.create", run_id="r"):
+        create = tracing.headers()
+    with tracing.start_trace("orchestrator.create", create, run_id="r"):
+        stored = tracing.traceparent()
+    turn_request = {"Nats-Msg-Id": "r:1:0", **({"traceparent": stored} if stored else {})}
+    with tracing.span("turn", turn_request, agent="a1"):
+        with tracing.span("model.call", model="m1", call=1):
+            tracing.set_attributes(first_token_s=0.2)
+        report = tracing.headers()
+        gateway = tracing.headers()
+    with tracing.span("orchestrator.report", report), tracing.span("gateway.serve.call", gateway):
+        pass
+    assert made == ["run.create"]  # the sampler's one decision, at the entry
+    assert (stored, report, gateway) == ("", None, None)
+    assert counter.started == [] and exporter.get_finished_spans() == ()
+
+
+def _counting(cls: type, made: list[str]) -> type:
+    class Counting(cls):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+
+        def __init__(self, name: str, parent: object, attributes: dict) -> None:
+            made.append(name)
+            super().__init__(name, parent, attributes)
+
+    return Counting
+
+
+def test_a_recorded_model_call_gets_attributes_set_mid_span(spans):
+    exporter = spans()
+    with tracing.span("model.call", {"traceparent": PARENT}, model="m1"):
+        tracing.set_attributes(first_token_s=0.25)
+    (call,) = exporter.get_finished_spans()
+    assert dict(call.attributes) == {"model": "m1", "first_token_s": 0.25}
+
+
 def test_an_error_in_a_span_marks_it_and_goes_on(spans):
     exporter = spans()
-    with pytest.raises(ValueError, match="boom"), tracing.span("gateway.call"):
+    with pytest.raises(ValueError, match="boom"), tracing.start_trace("gateway.call"):
         raise ValueError("boom")
     (failed,) = exporter.get_finished_spans()
     assert failed.status.status_code.name == "ERROR"
@@ -144,7 +223,7 @@ def test_log_lines_in_a_span_carry_its_trace_and_span_ids(spans):
     configure_logging("info", stream)
     try:
         log = structlog.get_logger()
-        with tracing.span("turn") as turn:
+        with tracing.start_trace("turn") as turn:
             log.info("inside")
         log.info("outside")
     finally:

@@ -153,6 +153,15 @@ class ApiClient:
         self.warnings = [str(w) for w in warnings] if isinstance(warnings, list) else []
         return str(created["id"])
 
+    async def run_files(self, run_id: str) -> list[dict[str, Any]]:
+        """``GET /v1/runs/{id}/files``: the run's media files (path, mime, size, url)."""
+        files = (await self._call("GET", f"/v1/runs/{run_id}/files")).json().get("files")
+        return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+
+    async def file(self, url: str) -> bytes:
+        """The bytes at a file ``url`` of :meth:`run_files`."""
+        return (await self._call("GET", url)).content
+
     async def cancel_run(self, run_id: str) -> None:
         """``POST /v1/runs/{id}/cancel`` (a finished run is left as it is)."""
         await self._call("POST", f"/v1/runs/{run_id}/cancel")

@@ -207,8 +207,10 @@ class EmbeddedStack:
                 nats_url=self.nats.url, memory_streams=True, replica="embedded",
                 final_dir=str(self.log_dir / "final_workspace") if self.log_dir else None,
                 # The user's own machine: commands run in bubblewrap when it is there,
-                # else (as MassGen's local mode) with the patterns and limits only.
-                unsandboxed_exec=True,
+                # else (as MassGen's local mode) with the patterns and limits only; and
+                # with the network when the config asks for it (command_line_docker_
+                # network_mode), as MassGen's docker mode gives it.
+                unsandboxed_exec=True, exec_network=True,
             )
         )  # fmt: skip
         await self.gateway.start()

@@ -84,7 +84,7 @@ class EndpointPolicy:
         if host in allowed or host_port in allowed:
             return None
         spec = BACKENDS.get(backend_type)
-        listed = ", ".join(sorted(allowed)) or "none"
+        listed = ", ".join(sorted(allowed)) or f"none; the operator lists hosts in {ENV_VAR}"
         if spec is not None and spec.api_key_env:
             return (
                 f"base_url host {host_port!r} is not an endpoint this deployment allows for "

@@ -88,6 +88,9 @@ class TurnRequest(_Message):
     """Non-workflow tool calls the agent may make in this turn (all attempts together)."""
     token: str = Field(default="", repr=False)
     """The turn's capability: reports and gateway calls for this turn must carry it."""
+    orchestrator: str = ""
+    """The replica that published the turn and holds the run's state: reports go to it
+    first (``subjects.report_subject``), to any replica when it does not answer."""
 
 
 class Usage(_Message):

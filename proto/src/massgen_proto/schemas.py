@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 
 from .config import RunConfig
 from .events import RunEventAdapter
+from .media import FilesReplyAdapter, FilesRequestAdapter
 from .messages import (
     CancelRun,
     CancelTurn,
@@ -34,6 +35,8 @@ _FAMILIES: dict[str, TypeAdapter] = {
     "run_config": TypeAdapter(RunConfig),
     "gateway_request": GatewayRequestAdapter,
     "gateway_reply": GatewayReplyAdapter,
+    "gateway_files_request": FilesRequestAdapter,
+    "gateway_files_reply": FilesReplyAdapter,
 }
 
 

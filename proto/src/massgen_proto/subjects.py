@@ -10,6 +10,8 @@ from typing import Literal
 
 __all__ = [
     "GATEWAY_CLOSE",
+    "GATEWAY_FILES",
+    "GATEWAY_RUN_FILES",
     "GATEWAY_QUEUE",
     "GATEWAY_TOOLS_CALL",
     "GATEWAY_TOOLS_LIST",
@@ -25,6 +27,7 @@ __all__ = [
     "SUBMIT_CREATE",
     "SUBMIT_CANCEL",
     "SUBMIT_REPORT",
+    "REPORT_TO_REPLICA",
     "TURNS_STREAM",
     "TURNS_WILDCARD",
     "TURN_UNDELIVERED",
@@ -34,6 +37,8 @@ __all__ = [
     "events_filter",
     "events_subject",
     "inbox_prefix",
+    "replica_token",
+    "report_subject",
     "inbox_wildcard",
     "provider_consumer",
     "turn_subject",
@@ -59,7 +64,9 @@ RUNS_BUCKET = "massgen_runs"
 SUBMIT_CREATE = f"{PREFIX}.orchestrator.create"
 """Request/reply: create a run (CreateRun -> RunAccepted | ErrorReply)."""
 SUBMIT_REPORT = f"{PREFIX}.orchestrator.report"
-"""Request/reply: a worker's report on a turn (WorkerReport -> Verdict)."""
+"""Request/reply: a worker's report on a turn (WorkerReport -> Verdict), to any replica."""
+REPORT_TO_REPLICA = f"{SUBMIT_REPORT}.*"
+"""``report_subject(replica)`` for every replica (permissions)."""
 SUBMIT_CANCEL = f"{PREFIX}.orchestrator.cancel"
 """Request/reply: cancel a run (CancelRun -> RunAccepted | ErrorReply)."""
 ORCHESTRATOR_QUEUE = "orchestrator"
@@ -79,6 +86,23 @@ def validate_token(value: str, what: str) -> str:
     if not _TOKEN.match(value):
         raise ValueError(f"{what} {value!r} must match [A-Za-z0-9_-]+ to be used in NATS subjects")
     return value
+
+
+def report_subject(replica: str = "") -> str:
+    """Where a worker sends a turn's reports: the replica that published the turn, which
+    holds the run's state (``TurnRequest.orchestrator``), or any replica (no name).
+
+    Raises:
+        ValueError: ``replica`` is not one subject token.
+    """
+    if not replica:
+        return SUBMIT_REPORT
+    return f"{SUBMIT_REPORT}.{validate_token(replica, 'orchestrator replica')}"
+
+
+def replica_token(name: str) -> str:
+    """A replica's name made safe as one subject token (host names may hold dots)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "orchestrator"
 
 
 def inbox_prefix(user: str) -> str:
@@ -158,3 +182,7 @@ GATEWAY_CLOSE = f"{PREFIX}.gateway.close"
 """Request/reply: close a run's MCP sessions (CloseRunTools -> RunAccepted)."""
 GATEWAY_QUEUE = "mcp-gateway"
 """Queue group shared by gateway replicas."""
+GATEWAY_FILES = f"{PREFIX}.gateway.files"
+"""Request/reply, workers: read or write a chunk of an agent's file (``media``)."""
+GATEWAY_RUN_FILES = f"{PREFIX}.gateway.runfiles"
+"""Request/reply, the API: list a run's media files or read a chunk of one (``media``)."""

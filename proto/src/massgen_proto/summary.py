@@ -30,7 +30,7 @@ class RunSummary:
 
     run_id: str
     question: str = ""
-    status: str = "running"
+    status: ev.RunStatus = "running"
     message: str = ""
     final_answer: str | None = None
     winner: str | None = None

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from .media import AgentMedia, MediaRef
 from .messages import ErrorReply, Phase, RunAccepted
 
 __all__ = [
@@ -101,6 +102,8 @@ class ToolList(_Message):
     tools: list[dict[str, Any]] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
     """Servers that could not be reached, one message each (their tools are missing)."""
+    media: AgentMedia | None = None
+    """The agent's uploads and media tools (None: it has none)."""
 
 
 class ToolResult(_Message):
@@ -112,6 +115,9 @@ class ToolResult(_Message):
     is_error: bool = False
     denied: bool = False
     """True when a path permission refused the call (nothing was forwarded)."""
+    media: list[MediaRef] = Field(default_factory=list)
+    """Files the result shows the model (``read_multimodal_files``): the worker reads
+    them and adds them to the conversation as image parts."""
 
 
 GatewayReply = Annotated[

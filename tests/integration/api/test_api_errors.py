@@ -140,6 +140,45 @@ def test_a_keyed_provider_pointed_at_a_foreign_host_is_refused(tmp_path, nats_ur
         stop()
 
 
+def test_commands_with_network_need_the_operators_consent(tmp_path, nats_url, fake_model):
+    """MassGen's ``command_line_docker_network_mode: bridge`` loads (the CLI runs it), but
+    an API refuses it with 422 naming the key unless its operator allows it."""
+    from tests.support.api_stack import start_api_stack
+
+    def config(mode: str) -> dict:
+        backend = {"type": "chatcompletion", "model": "m1", "base_url": fake_model.base_url,
+                   "cwd": "ws", "enable_mcp_command_line": True}  # fmt: skip
+        return {"agents": [{"id": "a", "backend": backend},
+                           {"id": "b", "backend": {**backend,
+                                                   "command_line_docker_network_mode": mode}}]}  # fmt: skip
+
+    refusing, stop = start_api_stack(tmp_path / "refusing", nats_url, fake_model)
+    try:
+        with refusing.client() as client:
+            response = client.post("/v1/runs", json={"config": config("bridge"), "question": "q"})
+            path, paths = problem(response, 422)
+            assert path == "body.config.agents[1].backend.command_line_docker_network_mode"
+            assert paths == [path]
+            assert "commands with network ('bridge') are not allowed by this API" in response.text
+            assert "MASSGEN_API_ALLOW_COMMAND_NETWORK" in response.text
+            session = client.post("/v1/sessions", json={"config": config("host")})
+            assert problem(session, 422)[0] == path
+            assert fake_model.requests == []
+    finally:
+        stop()
+    # No worker: the run is only accepted, never played.
+    allowing, stop = start_api_stack(
+        tmp_path / "allowing", nats_url, fake_model, workers=False, allow_command_network=True
+    )
+    try:
+        with allowing.client() as client:
+            response = client.post("/v1/runs", json={"config": config("bridge"), "question": "q"})
+            assert response.status_code == 201, response.text
+            client.post(f"/v1/runs/{response.json()['id']}/cancel")
+    finally:
+        stop()
+
+
 def test_stdio_servers_outside_the_catalog_are_refused(tmp_path, nats_url, fake_model):
     """Over the API a run may not start a command of its own choosing on the gateway."""
     from tests.support.api_stack import start_api_stack

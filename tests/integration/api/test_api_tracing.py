@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import time
 
+import nats
 import pytest
 from massgen_gateway.service import GatewayService
 from massgen_gateway.settings import GatewaySettings
 from massgen_kit import tracing
+from massgen_proto import subjects
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
 
 from tests.support.api_stack import LoopThread, read_sse, start_api_stack
 from tests.support.fakes.openai_server import answer, text, tool_call, vote
@@ -49,31 +58,132 @@ def test_each_run_is_one_connected_trace_across_every_service(
     spans, tmp_path, nats_url, fake_model
 ):
     stack, stop = start_api_stack(tmp_path, nats_url, fake_model)
-    gateway = GatewayService(GatewaySettings(
-        nats_url=nats_url, workspace_root=str(tmp_path / "runs"), home=str(tmp_path),
-        memory_streams=True,
-    ))  # fmt: skip
-    gateways = LoopThread("gateway")
-    gateways.run(gateway.start())
+    gateway = _gateway(tmp_path, nats_url)
     try:
-        config = stack.config(["m1"])
-        config["agents"][0]["backend"]["cwd"] = "ws"
         traces = []
         with stack.client() as client:
             for _ in range(2):
-                _script(fake_model)
-                created = client.post("/v1/runs", json={"question": "Note?", "config": config})
-                run_id = created.json()["id"]
-                with client.stream("GET", f"/v1/runs/{run_id}/events") as response:
-                    read_sse(response)
-                assert client.get(f"/v1/runs/{run_id}").json()["status"] == "completed"
+                run_id = _run(client, stack, fake_model)
                 traces.append(_trace_of(spans, run_id))
     finally:
-        gateways.run(gateway.stop())
-        gateways.close()
+        gateway.close()
         stop()
     first, second = traces
     assert first != second  # one trace per run
+
+
+class _EverySecondRun(Sampler):
+    """Records the 2nd, 4th... trace started (the SDK asks a root sampler only where a
+    trace starts: here, the API's ``run.create``)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None,
+                      links=None, trace_state=None) -> SamplingResult:  # fmt: skip
+        self.asked += 1
+        if self.asked % 2:
+            return SamplingResult(Decision.DROP, None, trace_state)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)
+
+    def get_description(self) -> str:
+        return "EverySecondRun"
+
+
+class _Started(SpanProcessor):
+    """Counts the spans the SDK started (it starts only the spans it records)."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    def on_start(self, span, parent_context=None) -> None:
+        self.started += 1
+
+
+def test_a_run_left_out_makes_no_spans_and_a_sampled_one_stays_whole(
+    tmp_path, nats_url, fake_model
+):
+    root = _EverySecondRun()
+    resource = tracing.provider_for("massgen-test").resource
+    provider = TracerProvider(sampler=ParentBased(root), resource=resource)
+    exporter, started = InMemorySpanExporter(), _Started()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(started)
+    tracing.install(provider)
+    stack, stop = start_api_stack(tmp_path, nats_url, fake_model)
+    gateway = _gateway(tmp_path, nats_url)
+    seen: list[tuple[str, str]] = []  # (subject, traceparent) of every message on NATS
+
+    async def watch(msg) -> None:
+        if msg.headers and tracing.TRACEPARENT in msg.headers:
+            seen.append((msg.subject, msg.headers[tracing.TRACEPARENT]))
+
+    tap = stack.services.run(nats.connect(nats_url))
+    stack.services.run(tap.subscribe(">", cb=watch))
+    try:
+        with stack.client() as client:
+            _run(client, stack, fake_model)  # left out by the sampler
+            stack.services.run(tap.flush())
+            assert root.asked == 1 and started.started == 0
+            assert exporter.get_finished_spans() == ()
+            # Only the create request says "not sampled" (so the orchestrator does not
+            # start a trace of its own); turn requests, reports and tool calls carry nothing.
+            assert [subject for subject, _ in seen] == [subjects.SUBMIT_CREATE]
+            assert not int(seen[0][1][-2:], 16) & 1  # the "sampled" flag is off
+            seen.clear()
+            run_id = _run(client, stack, fake_model)  # sampled
+            trace_id = _trace_of(exporter, run_id)
+            stack.services.run(tap.flush())
+    finally:
+        stack.services.run(tap.close())
+        gateway.close()
+        stop()
+        tracing.install(None)
+    assert root.asked == 2
+    assert started.started == len(exporter.get_finished_spans())
+    carried = {subject for subject, _ in seen}
+    assert {subjects.SUBMIT_CREATE, subjects.GATEWAY_TOOLS_CALL} <= carried
+    # Reports go to the replica that published their turn (any replica if it is gone).
+    reports = {
+        subjects.SUBMIT_REPORT,
+        *(s for s in carried if s.startswith(subjects.SUBMIT_REPORT)),
+    }
+    assert reports & carried, carried
+    assert any(subject.startswith(f"{subjects.PREFIX}.turns.") for subject in carried), carried
+    assert {value[3:35] for _, value in seen} == {f"{trace_id:032x}"}
+
+
+class _Gateway:
+    """The mcp-gateway on a loop of its own."""
+
+    def __init__(self, service: GatewayService) -> None:
+        self.service, self.loop = service, LoopThread("gateway")
+        self.loop.run(service.start())
+
+    def close(self) -> None:
+        self.loop.run(self.service.stop())
+        self.loop.close()
+
+
+def _gateway(tmp_path, nats_url: str) -> _Gateway:
+    return _Gateway(GatewayService(GatewaySettings(
+        nats_url=nats_url, workspace_root=str(tmp_path / "runs"), home=str(tmp_path),
+        memory_streams=True,
+    )))  # fmt: skip
+
+
+def _run(client, stack, fake_model) -> str:
+    """One run through the API (a tool call, an answer, a vote, the presentation), to its
+    end; its id."""
+    config = stack.config(["m1"])
+    config["agents"][0]["backend"]["cwd"] = "ws"
+    _script(fake_model)
+    created = client.post("/v1/runs", json={"question": "Note?", "config": config})
+    run_id = created.json()["id"]
+    with client.stream("GET", f"/v1/runs/{run_id}/events") as response:
+        read_sse(response)
+    assert client.get(f"/v1/runs/{run_id}").json()["status"] == "completed"
+    return run_id
 
 
 def _trace_of(exporter: InMemorySpanExporter, run_id: str) -> int:
@@ -111,4 +221,9 @@ def _trace_of(exporter: InMemorySpanExporter, run_id: str) -> int:
     by_id = {s.context.span_id: s for s in mine}
     reports = [s for s in mine if s.name == "orchestrator.report"]
     assert all(by_id[s.parent.span_id].name == "turn" for s in reports)
+    # Bookkeeping reports (turn started, late usage) make no spans.
+    assert {s.attributes["report"] for s in reports} == {
+        "workflow_submission",
+        "presentation_finished",
+    }
     return trace_id

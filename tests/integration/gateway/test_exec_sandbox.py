@@ -210,6 +210,47 @@ async def test_no_network(client, world):
         listener.close()
 
 
+def _use_settings(gateway, **update) -> None:
+    gateway.settings = gateway.settings.model_copy(update=update)
+    for run_tools in gateway._runs.values():
+        run_tools.settings = gateway.settings
+
+
+async def test_network_only_when_the_config_asks_and_the_gateway_allows(client, world, gateway):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    connect = (
+        'python3 -c "import socket; s = socket.socket(); s.settimeout(2); '
+        f"s.connect(('127.0.0.1', {port})); print('CONN' + 'ECTED')\""
+    )
+    try:
+        # Asked for, not allowed (a shared deployment's default): refused, with the reason.
+        await start(client, world, "b1", command_line_docker_network_mode="bridge")
+        refused = await run(client, "b1", connect)
+        assert refused.is_error and "CONNECTED" not in refused.content
+        assert "agents[0].backend.command_line_docker_network_mode: 'bridge'" in refused.content
+        assert "MASSGEN_GATEWAY_EXEC_NETWORK" in refused.content
+        # Allowed (the CLI's own stack): the command reaches a server on the host...
+        _use_settings(gateway, exec_network=True)
+        ws = await start(client, world, "b2", command_line_docker_network_mode="bridge")
+        reached = await run(client, "b2", connect)
+        assert "Exit code 0" in reached.content and "CONNECTED" in reached.content
+        # ... and is sandboxed all the same: only its workspace is writable.
+        tmp_path, outside, _ = world
+        escape = await run(client, "b2", f"echo x > {outside}/secret.txt; cat /etc/shadow")
+        assert "Exit code 0" not in escape.content
+        assert (outside / "secret.txt").read_text() == "top secret"
+        assert ws.is_dir()
+        # An agent that does not ask stays offline even on that gateway.
+        await start(client, world, "b3")
+        offline = await run(client, "b3", connect)
+        assert "CONNECTED" not in offline.content
+    finally:
+        listener.close()
+
+
 async def test_runaway_commands_are_killed(client, world):
     tmp_path, _, _ = world
     ws = await start(client, world, "k1")

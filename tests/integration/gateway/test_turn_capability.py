@@ -114,14 +114,14 @@ async def test_the_cache_follows_the_runs_bucket(client, gateway):
     assert not (await client.call(run, READ, {"path": "none.txt"})).content.startswith(
         "Error: tool call refused"
     )
-    assert gateway._caps[run].agents["a1"].turn_id == turn1
+    assert gateway._capabilities.caps[run].agents["a1"].turn_id == turn1
     turn2 = await client.new_turn(run, "a1")
     for _ in range(100):
-        if gateway._caps[run].agents["a1"].turn_id == turn2:
+        if gateway._capabilities.caps[run].agents["a1"].turn_id == turn2:
             break
         await asyncio.sleep(0.02)
-    assert gateway._caps[run].agents["a1"].turn_id == turn2
-    cached = gateway._caps[run]
+    assert gateway._capabilities.caps[run].agents["a1"].turn_id == turn2
+    cached = gateway._capabilities.caps[run]
     assert cached.agents["a1"].token == turn_token(client.states[run]["secret"], turn2).encode()
     stale = await client.call(run, READ, {"path": "none.txt"}, turn_id=turn1, token=token1)
     assert "(stale_turn)" in stale.content
@@ -133,10 +133,10 @@ async def test_after_a_reconnect_every_decision_is_confirmed(client, gateway):
     run = "cap4"
     await client.put_run(run, team())
     turn1, token1 = client.turn_id(run, "a1"), client.token(run, "a1")
-    gateway._watch_task.cancel()  # the watch misses what follows
-    await gateway._watch.close()
+    gateway._capabilities.watch_task.cancel()  # the watch misses what follows
+    await gateway._capabilities.watch.close()
     await gateway._on_reconnected()
-    assert gateway._caps == {}
+    assert gateway._capabilities.caps == {}
     first = await client.call(run, READ, {"path": "none.txt"})
     assert "refused" not in first.content
     await client.new_turn(run, "a1")  # not seen by the (stopped) watch

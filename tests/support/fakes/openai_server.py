@@ -17,6 +17,7 @@ argument fragments) and usage in a final chunk when ``stream_options.include_usa
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import re
@@ -24,8 +25,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .http_fake import ThreadedFake
 
 __all__ = [
     "FakeOpenAIServer",
@@ -158,8 +161,10 @@ class _Closing(Exception):
     pass
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(ThreadedFake):
     """The scripted OpenAI-protocol server (threads; binds 127.0.0.1 on a free port)."""
+
+    name = "fake-openai"
 
     def __init__(self, token_delay: float = 0.0, tokens: int | None = None) -> None:
         self.token_delay = token_delay
@@ -169,47 +174,32 @@ class FakeOpenAIServer:
         self.requests: list[RecordedRequest] = []
         self.errors: list[str] = []
         self._scripts: dict[str, list[StepLike]] = {}
+        self._media: dict[str, list[bytes]] = {}
+        """Scripted files per media route and model (``script_media``)."""
+        self.media_requests: list[tuple[str, dict[str, Any]]] = []
+        """``(route, JSON body)`` of every images / speech request."""
         self._behaviours: dict[str, Callable[[dict[str, Any]], Step]] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._ids = itertools.count(1)
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ------------------------------------------------------------------
+    # -- lifecycle (start / stop / with: ``ThreadedFake``) ----------------------------
 
-    def start(self) -> FakeOpenAIServer:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(_Handler):
             fake = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fake-openai", daemon=True
-        )
-        self._thread.start()
-        return self
+        return Handler
 
-    def stop(self) -> None:
-        self._closing.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def closing(self) -> None:
+        self._closing.set()  # streams paused mid-response end now
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/v1``, the backend's ``base_url``."""
-        assert self._httpd is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        return f"{self.origin}/v1"
 
     # -- scripting ------------------------------------------------------------------
 
@@ -217,6 +207,23 @@ class FakeOpenAIServer:
         """Append ``steps`` to ``model``'s script."""
         with self._lock:
             self._scripts.setdefault(model, []).extend(steps)
+
+    def script_media(self, route: str, model: str, files: Iterable[bytes]) -> None:
+        """Answer ``model``'s requests on ``route`` (``images`` for
+        ``/images/generations``, ``speech`` for ``/audio/speech``) with ``files`` in
+        order: an image as ``b64_json``, speech as the response body."""
+        with self._lock:
+            self._media.setdefault(f"{route}:{model}", []).extend(files)
+
+    def _next_media(self, route: str, body: dict[str, Any]) -> bytes | None:
+        key = f"{route}:{body.get('model')}"
+        with self._lock:
+            self.media_requests.append((route, body))
+            files = self._media.get(key)
+            if not files:
+                self.errors.append(f"{UNEXPECTED} on {route} for model {body.get('model')!r}")
+                return None
+            return files.pop(0)
 
     def behave(self, model: str, behaviour: Callable[[dict[str, Any]], Step]) -> None:
         """Answer ``model``'s requests with ``behaviour(request)`` once its script is used up.
@@ -240,6 +247,9 @@ class FakeOpenAIServer:
         """Fail when scripted steps were left unused or a request had no step."""
         problems = [
             f"{m}: {n} scripted step(s) never requested" for m, n in self.remaining().items()
+        ]
+        problems += [
+            f"{k}: {len(v)} scripted file(s) never requested" for k, v in self._media.items() if v
         ]
         problems += self.errors
         if problems:
@@ -334,8 +344,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": "not found"}})
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        # Without the query: Azure's deployments route carries ``?api-version=...``.
+        route = self.path.split("?", 1)[0].rstrip("/")
+        media = "images" if route.endswith("/images/generations") else None
+        media = "speech" if route.endswith("/audio/speech") else media
+        if media is None and not route.endswith("/chat/completions"):
             self._json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        if media is not None:
+            self._serve_media(media)
             return
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
@@ -356,6 +373,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._serve(body, step)
         except (_Closing, BrokenPipeError, ConnectionResetError):
             pass
+
+    def _serve_media(self, route: str) -> None:
+        """An images or speech request: the next scripted file of its model."""
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        data = self.fake._next_media(route, body)
+        if data is None:
+            self._error(500, UNEXPECTED)
+        elif route == "images":
+            item = {"b64_json": base64.b64encode(data).decode("ascii")}
+            self._json(200, {"created": int(time.time()), "data": [item]})
+        else:
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/mpeg")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
     def _serve(self, body: dict[str, Any], step: Step | None) -> None:
         fake = self.fake

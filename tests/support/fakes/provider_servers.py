@@ -28,12 +28,14 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .http_fake import ThreadedFake
 
 __all__ = [
     "FakeAnthropicServer",
@@ -72,52 +74,39 @@ class ProviderRequest:
 
 
 @dataclass
-class _ScriptedServer:
+class _ScriptedServer(ThreadedFake):
     """Threaded HTTP server on 127.0.0.1 that answers POSTs on its routes from a script."""
 
     requests: list[ProviderRequest] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _script: list[Reply] = field(default_factory=list)
+    _behaviour: Callable[[ProviderRequest], Reply] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _httpd: ThreadingHTTPServer | None = None
-    name = "fake"
 
     def routes(self, path: str) -> bool:  # pragma: no cover - every subclass overrides
         raise NotImplementedError
 
-    def start(self) -> _ScriptedServer:
+    # -- lifecycle (start / stop / with / origin: ``ThreadedFake``) -----------------
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(_Handler):
             server_fake = fake
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, name=self.name, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> Any:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def origin(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        assert self._httpd is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return Handler
 
     def script(self, replies: Iterable[Reply]) -> None:
         """Append ``replies``; each request consumes the next one."""
         with self._lock:
             self._script.extend(replies)
+
+    def behave(self, behaviour: Callable[[ProviderRequest], Reply]) -> None:
+        """Answer with ``behaviour(request)`` once the script is used up: for runs whose
+        number of model calls depends on timing, where the reply is decided from the
+        conversation as an agent would."""
+        with self._lock:
+            self._behaviour = behaviour
 
     def assert_complete(self) -> None:
         """Fail when scripted replies were left unused or a request had none."""
@@ -130,10 +119,18 @@ class _ScriptedServer:
     def _take(self, request: ProviderRequest) -> Reply | None:
         with self._lock:
             self.requests.append(request)
-            if not self._script:
+            if self._script:
+                return self._script.pop(0)
+            behaviour = self._behaviour
+            if behaviour is None:
                 self.errors.append(f"{UNEXPECTED} (request {len(self.requests)}: {request.path})")
                 return None
-            return self._script.pop(0)
+        try:  # outside the lock: a behaviour may look at the recorded requests
+            return behaviour(request)
+        except Exception as error:  # noqa: BLE001 - reported at teardown, answered with 500
+            with self._lock:
+                self.errors.append(f"behaviour failed on request {request.path}: {error!r}")
+            return None
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -49,6 +49,8 @@ def test_settings_reject_unhashed_tokens_and_read_the_environment(tmp_path):
     assert settings.auth_enabled and not ApiSettings().auth_enabled
     with pytest.raises(ValueError, match="tenant:sha256hex"):
         ApiSettings.from_env({"MASSGEN_API_TOKENS": "no-colon"})
+    assert not settings.allow_command_network  # commands with network: the operator's call
+    assert ApiSettings.from_env({"MASSGEN_API_ALLOW_COMMAND_NETWORK": "1"}).allow_command_network
 
 
 def test_the_api_fails_closed_without_tokens():
@@ -60,6 +62,24 @@ def test_the_api_fails_closed_without_tokens():
     ApiSettings(single_user=True).check_auth()
     assert ApiSettings.from_env({"MASSGEN_API_SINGLE_USER": "1"}).single_user
     assert not ApiSettings.from_env({"MASSGEN_API_SINGLE_USER": "0"}).single_user
+
+
+def test_the_endpoint_policy_is_on_unless_one_user_owns_the_machine():
+    """Unset MASSGEN_PROVIDER_ENDPOINTS turns the policy off only in single-user mode: an
+    API serving tenants refuses foreign hosts for the organisation's keys by default."""
+    shared = ApiSettings(tokens={hash_token("t"): "acme"}).endpoint_policy
+    problem = shared.problem("openai", "https://attacker.example/v1", own_key=False)
+    assert problem and "MASSGEN_PROVIDER_ENDPOINTS" in problem
+    assert shared.problem("openai", "https://attacker.example/v1", own_key=True) is None
+    assert shared.problem("openai", None, own_key=False) is None
+    assert not ApiSettings(single_user=True).endpoint_policy.enabled
+    listed = ApiSettings.from_env(
+        {
+            "MASSGEN_API_TOKENS": f"acme:{hash_token('t')}",
+            "MASSGEN_PROVIDER_ENDPOINTS": "vllm=m:8000",
+        }
+    ).endpoint_policy
+    assert listed.problem("vllm", "http://m:8000/v1", own_key=False) is None
 
 
 def test_massgen_api_without_tokens_refuses_to_start():

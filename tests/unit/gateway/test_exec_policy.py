@@ -193,13 +193,14 @@ def test_config_keys_are_typed_not_sent_to_the_provider():
 @pytest.mark.parametrize(
     ("backend", "where", "words"),
     [
-        ({"command_line_docker_network_mode": "bridge"}, "command_line_docker_network_mode",
-         "without network"),
+        ({"command_line_docker_network_mode": "overlay"}, "command_line_docker_network_mode",
+         "not one of 'none', 'bridge', 'host'"),
         ({"command_line_blocked_commands": ["("]}, "command_line_blocked_commands",
          "not a regular expression"),
         ({"command_line_execution_mode": "ssh"}, "command_line_execution_mode", "local"),
         ({"custom_tools": [{"path": "massgen/tool/_multimodal_tools/understand_image.py",
-                            "function": "understand_image"}]}, "custom_tools[0]", "issue 18"),
+                            "function": "understand_image"}]}, "custom_tools[0]",
+         "read_multimodal_files"),
         ({"custom_tools": [{"path": "./massgen/tool/_computer_use/computer_use_tool.py",
                             "function": "computer_use"}]}, "custom_tools[0]", "desktop"),
         ({"custom_tools": [{"path": "massgen/tool/_new/x.py", "function": "x"}]},

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -103,7 +103,20 @@ async def run_turn(
         loop.remove_signal_handler(signal.SIGINT)
     if runlog is not None:
         runlog.close(summary)
-    _report(target, args, summary, run_id, log_dir, show_paths=kind != "final")
+    return await _finish(target, args, summary, run_id, log_dir, show_paths=kind != "final")
+
+
+async def _finish(
+    target: RunTarget,
+    args: argparse.Namespace,
+    summary: Any,
+    run_id: str,
+    log_dir: Path | None,
+    show_paths: bool,
+) -> tuple[int, Any, Path | None]:
+    """Fetch the run's files, print the outcome; the exit code of the run's status."""
+    artifacts = await _artifacts(target, run_id, log_dir)
+    _report(target, args, summary, run_id, log_dir, show_paths=show_paths, files=artifacts)
     code = {"completed": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(summary.status, EXIT_RUN_FAILED)
     return code, summary, log_dir
 
@@ -140,6 +153,16 @@ def _on_sigint(cancel: asyncio.Event, interactive: bool) -> Any:
     return on_sigint
 
 
+async def _artifacts(target: RunTarget, run_id: str, log_dir: Path | None) -> list[Any]:
+    """The run's media files, copied into its log folder (``artifacts``)."""
+    from ..artifacts import collect, save
+
+    found = await collect(target, run_id)
+    if found and log_dir is not None:
+        save(log_dir, found)
+    return found
+
+
 def _report(
     target: RunTarget,
     args: argparse.Namespace,
@@ -148,15 +171,28 @@ def _report(
     log_dir: Path | None,
     *,
     show_paths: bool,
+    files: Sequence[Any] = (),
 ) -> None:
-    """The result object (``--output json``), or where the logs and table are."""
+    """The result object (``--output json``), or where the logs and table are; the run's
+    artifacts with their sizes either way."""
+    from ..artifacts import FOLDER, describe
+
     if args.output == "json":
         result = summary.to_json(log_dir=str(log_dir) if log_dir else None)
         result["stack"] = target.kind  # warm, embedded or api
         if target.warnings:
             result["warnings"] = target.warnings
+        if files:
+            result["artifacts"] = [
+                {"path": f.path, "mime": f.mime, "size": f.size,
+                 "file": str(log_dir / FOLDER / f.path) if log_dir else None}
+                for f in files
+            ]  # fmt: skip
         print(json.dumps(result, indent=2))
-    elif log_dir is not None and show_paths:
+        return
+    for line in describe(list(files), log_dir):
+        print(line, file=sys.stderr)
+    if log_dir is not None and show_paths:
         print(f"logs: {log_dir}", file=sys.stderr)
         print(f"coordination table: massgen runs show {run_id} --table", file=sys.stderr)
 

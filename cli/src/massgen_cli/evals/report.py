@@ -32,6 +32,32 @@ def _system(key: str, label: str, kind: str, outcomes: list[bool]) -> dict[str, 
 def summarise(records: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
     """The figures of ``records`` (one per problem) as a JSON-able mapping."""
     records = sorted(records, key=lambda r: r.get("index", 0))
+    systems, singles = _systems(records)
+    statuses: dict[str, int] = {}
+    for record in records:
+        statuses[record.get("status", "?")] = statuses.get(record.get("status", "?"), 0) + 1
+    return {
+        "benchmark": meta.get("benchmark"),
+        "config": meta.get("config_source"),
+        "seed": meta.get("seed"),
+        "problems": len(records),
+        "problem_ids": [r["id"] for r in records],
+        "statuses": statuses,
+        "fallback_finals": sum(1 for r in records if r["final"].get("fallback")),
+        # The presentation made it worse: the winner's own answer passed, the final failed.
+        "final_worse_than_winner": sum(
+            1 for r in records if r["winner"].get("passed") and not r["final"].get("passed")
+        ),
+        "systems": systems,
+        "headline": _headline(systems),
+        "cost": _cost(records, singles),
+        "sandbox": meta.get("sandbox"),
+    }
+
+
+def _systems(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Pass@1 of each system (the team's final and winner, each member, each plain-chat
+    baseline, the oracle), and the agents that have a plain-chat baseline."""
     agents: list[str] = []
     for record in records:
         for agent in record.get("members", {}):
@@ -56,8 +82,13 @@ def summarise(records: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, 
                                outcomes))  # fmt: skip
     systems.append(_system("oracle", "oracle: any member passes", "oracle",
                            [r["oracle"] for r in records]))  # fmt: skip
+    return systems, singles
+
+
+def _headline(systems: list[dict[str, Any]]) -> dict[str, Any]:
+    """The team's final answer against its best member, the best plain-chat baseline
+    and the oracle (differences in pass@1)."""
     by_key = {s["key"]: s for s in systems}
-    cost = _cost(records, singles)
 
     def best(kind: str) -> dict[str, Any] | None:
         scored = [s for s in systems if s["kind"] == kind and s["pass_at_1"] is not None]
@@ -73,26 +104,7 @@ def summarise(records: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, 
     oracle = by_key["oracle"]["pass_at_1"]
     if final is not None and oracle is not None:
         headline["final_minus_oracle"] = round(final - oracle, 4)
-    statuses: dict[str, int] = {}
-    for record in records:
-        statuses[record.get("status", "?")] = statuses.get(record.get("status", "?"), 0) + 1
-    return {
-        "benchmark": meta.get("benchmark"),
-        "config": meta.get("config_source"),
-        "seed": meta.get("seed"),
-        "problems": len(records),
-        "problem_ids": [r["id"] for r in records],
-        "statuses": statuses,
-        "fallback_finals": sum(1 for r in records if r["final"].get("fallback")),
-        # The presentation made it worse: the winner's own answer passed, the final failed.
-        "final_worse_than_winner": sum(
-            1 for r in records if r["winner"].get("passed") and not r["final"].get("passed")
-        ),
-        "systems": systems,
-        "headline": headline,
-        "cost": cost,
-        "sandbox": meta.get("sandbox"),
-    }
+    return headline
 
 
 def _cost(records: list[dict[str, Any]], singles: list[str]) -> dict[str, Any]:

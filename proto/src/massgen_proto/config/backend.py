@@ -16,6 +16,7 @@ from ..providers import (
     param_problem,
 )
 from .agent_tools import CustomToolConfig, McpServerConfig
+from .multimodal import DEFAULT_MEDIA_MAX_MB, UploadFile
 
 __all__ = ["BackendConfig"]
 
@@ -26,20 +27,19 @@ __all__ = ["BackendConfig"]
 # backend type's provider (providers.param_problem), and otherwise warned about.
 _BACKEND_NON_PARAMS: dict[str, str | None] = {
     "permission_mode": None,
-    "upload_files": "file upload to provider vector stores is not supported",
-    "enable_file_generation": "MassGen's multimodal file-generation tools are not part of "
-    "this project (text answers only)",
-    "enable_image_generation": "image generation output is not supported (text answers only)",
-    "enable_audio_generation": "audio generation output is not supported (text answers only)",
-    "enable_video_generation": "video generation output is not supported (text answers only)",
+    "enable_file_generation": "MassGen's document-generation tools (PDF, DOCX, PPTX files "
+    "written by a provider's API) are not part of this project; agents write files with "
+    "their workspace tools",
+    "enable_video_generation": "video generation is not supported: litellm has no video "
+    "API for the chat providers here (images: enable_image_generation)",
     # MassGen's docker-mode details: commands run in the gateway's own sandbox instead.
     "command_line_docker_image": None,
     "command_line_docker_cpu_limit": None,
     "command_line_docker_enable_sudo": "commands run as an unprivileged user in the gateway's "
     "sandbox, without sudo",
     "command_line_docker_credentials": "the gateway's command sandbox takes no credentials",
-    "command_line_docker_packages": "commands run offline in the gateway's sandbox; packages "
-    "cannot be installed per run",
+    "command_line_docker_packages": "commands run in the gateway's sandbox on its own system "
+    "folders; packages cannot be installed per run",
 }
 
 _IGNORED_WHY: dict[str, str] = {
@@ -51,6 +51,9 @@ _IGNORED_WHY: dict[str, str] = {
     "(its exec_* settings)",
 }
 
+
+NETWORK_MODES = ("none", "bridge", "host")
+"""MassGen's ``command_line_docker_network_mode`` values."""
 
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.I)
 
@@ -100,7 +103,9 @@ class BackendConfig(BaseModel):
     command_line_blocked_commands: list[str] | None = None
     """Regular expressions: a command matching one of them (from its start) is refused."""
     command_line_docker_network_mode: str = "none"
-    """Only ``none``: commands run without network."""
+    """``none`` (no network), or ``bridge`` / ``host``: commands get the gateway's network,
+    where the deployment allows it (the CLI's own stack does; an API only when its
+    operator allows it, else the config is refused)."""
     command_line_docker_memory_limit: str | None = None
     """Address space per process (``"2g"``), at most the gateway's own limit."""
     command_execution_prefix: str | None = None
@@ -108,6 +113,14 @@ class BackendConfig(BaseModel):
     command_execution_venv_path: str | None = None
     """A virtualenv whose ``bin`` goes first on commands' PATH (readable in the sandbox)."""
     custom_tools: list[CustomToolConfig] = Field(default_factory=list)
+    upload_files: list[UploadFile] = Field(default_factory=list)
+    """Images put into the agent's user message (``multimodal``)."""
+    media_max_file_size_mb: float = Field(default=DEFAULT_MEDIA_MAX_MB, gt=0)
+    """Largest upload or generated file, in megabytes (MassGen's key)."""
+    enable_image_generation: bool = False
+    """Offer a ``generate_image`` tool saving pictures into the workspace."""
+    enable_audio_generation: bool = False
+    """Offer a ``generate_audio`` tool saving speech into the workspace."""
 
     @field_validator("command_line_allowed_commands", "command_line_blocked_commands")
     @classmethod
@@ -121,13 +134,20 @@ class BackendConfig(BaseModel):
 
     @field_validator("command_line_docker_network_mode")
     @classmethod
-    def _no_network(cls, value: str) -> str:
-        if value != "none":
+    def _known_network_mode(cls, value: str) -> str:
+        if value not in NETWORK_MODES:
             raise ValueError(
-                f"network mode {value!r} is not supported: commands run without network in "
-                "the gateway's sandbox; use 'none'"
+                f"network mode {value!r} is not one of {', '.join(map(repr, NETWORK_MODES))} "
+                "(MassGen's modes): 'none' runs commands without network, 'bridge' and "
+                "'host' with the gateway's network"
             )
         return value
+
+    @property
+    def command_network(self) -> bool:
+        """Commands ask for the network (``bridge`` or ``host``; the sandbox has no
+        bridge of its own, so both mean the gateway's network, where it allows it)."""
+        return self.command_line_docker_network_mode != "none"
 
     @field_validator("command_line_docker_memory_limit")
     @classmethod
@@ -173,6 +193,12 @@ class BackendConfig(BaseModel):
             if problem:
                 raise ValueError(problem)
         return value
+
+    @field_validator("upload_files", mode="before")
+    @classmethod
+    def _uploads_as_list(cls, value: Any) -> Any:
+        # ``upload_files:`` left empty in YAML is null: no uploads.
+        return [] if value is None else value
 
     @field_validator("mcp_servers", mode="before")
     @classmethod

@@ -94,29 +94,22 @@ class OrchestratorConfig(ConfigModel):
     agent_temporary_workspace: str | None = None
     coordination: CoordinationConfig = Field(default_factory=CoordinationConfig)
     skip_coordination_rounds: bool = False
-    """MassGen's debug mode (the first agent presents at once); only false is accepted."""
+    """MassGen's debug/quick mode: only the first agent works; its first answer wins
+    without votes and goes straight to the final presentation."""
     debug_final_answer: str | None = None
-    """MassGen's restart-test override; refused when set."""
+    """MassGen's restart test: the text its post-evaluation reviews instead of the real
+    final answer. Accepted with a warning: no post-evaluation runs here."""
 
-    @field_validator("skip_coordination_rounds")
-    @classmethod
-    def _coordination_not_skipped(cls, value: bool) -> bool:
-        if value:
-            raise ValueError(
-                "skipping coordination (MassGen's debug mode, where the first agent presents "
-                "at once) is not supported; remove it"
-            )
-        return value
-
-    @field_validator("debug_final_answer")
-    @classmethod
-    def _no_debug_answer(cls, value: str | None) -> str | None:
-        if value:
-            raise ValueError(
-                "MassGen's debug override of the final answer is not supported: it only "
-                "feeds post-evaluation restarts, which this project does not perform; remove it"
-            )
-        return value
+    def warnings(self) -> list[tuple[str, str]]:
+        """``(key, why)`` for each key set here (outside ``coordination``) with no effect."""
+        found = []
+        if self.debug_final_answer:
+            found.append((
+                "debug_final_answer",
+                "ignored (MassGen only hands it to its post-evaluation, to test restarts; "
+                "no post-evaluation or restart happens here, see max_orchestration_restarts)",
+            ))  # fmt: skip
+        return found
 
     @model_validator(mode="before")
     @classmethod

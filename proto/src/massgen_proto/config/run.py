@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .backend import BackendConfig
 from .base import ConfigModel
+from .multimodal import media_problems
 from .orchestrator import OrchestratorConfig
 
 __all__ = ["AgentConfig", "RunConfig", "TimeoutSettings", "UiConfig"]
@@ -36,6 +37,18 @@ class AgentConfig(ConfigModel):
                 parts = [data.get("system_message"), extra]
                 data["system_message"] = "\n\n".join(str(p).strip() for p in parts if p)
         return data
+
+    @model_validator(mode="after")
+    def _media_fits_model(self) -> AgentConfig:
+        # Here rather than in the backend: the message names the agent by its id too.
+        b = self.backend
+        generation = {
+            "enable_image_generation": b.enable_image_generation,
+            "enable_audio_generation": b.enable_audio_generation,
+        }
+        for key, why in media_problems(b.type, b.model or "", b.upload_files, generation):
+            raise ValueError(f"backend.{key}: agent {self.id!r}: {why}")
+        return self
 
 
 class TimeoutSettings(ConfigModel):
@@ -101,11 +114,13 @@ class RunConfig(ConfigModel):
 
     def uses_tools(self, agent: AgentConfig) -> bool:
         """True when ``agent`` has tools beyond the workflow ones: MCP servers, a
-        workspace, commands or custom tools, or the run has context paths."""
+        workspace, commands or custom tools, uploads or media generation (the gateway
+        holds those files), or the run has context paths."""
         b = agent.backend
         return bool(
             b.mcp_servers or b.cwd or b.enable_mcp_command_line or b.custom_tools
-            or self.orchestrator.context_paths
+            or self.orchestrator.context_paths or b.upload_files or b.enable_image_generation
+            or b.enable_audio_generation
         )  # fmt: skip
 
     def warnings(self) -> list[str]:
@@ -119,4 +134,6 @@ class RunConfig(ConfigModel):
                     notes.append(f"agents[{index}].backend.custom_tools[{number}].{key}: {why}")
         for key, why in self.orchestrator.coordination.warnings():
             notes.append(f"orchestrator.coordination.{key}: {why}")
+        for key, why in self.orchestrator.warnings():
+            notes.append(f"orchestrator.{key}: {why}")
         return notes

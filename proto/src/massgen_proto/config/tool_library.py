@@ -34,7 +34,10 @@ SHIPPED_FUNCTIONS: dict[str, str] = {
 
 _MULTIMODAL = (
     "MassGen's multimodal tools (understanding or generating images, audio, video and "
-    "files through a provider's API) are not supported (text answers only; issue 18)"
+    "files through a provider's API from inside a custom tool) are not supported: a custom "
+    "tool runs offline and keyless in the gateway's sandbox. The agent's own backend does "
+    "images here: upload_files (images in), the read_multimodal_files tool (a model with "
+    "vision looks at workspace images), enable_image_generation / enable_audio_generation"
 )
 _DESKTOP = (
     "computer use and browser automation drive a desktop or a browser (and a provider's "

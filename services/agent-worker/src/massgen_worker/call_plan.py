@@ -31,9 +31,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from massgen_proto.endpoints import EndpointPolicy
+from massgen_proto.function_tools import function_name
+from massgen_proto.json_types import JsonObject
 from massgen_proto.messages import BackendSpec
 from massgen_proto.providers import (
     BACKENDS,
@@ -47,10 +48,11 @@ from massgen_proto.providers import (
 from .model_errors import FatalModelError
 from .provider_params import provider_params, supported_params
 from .provider_tools import ProviderStream, text_tool_messages
+from .wire import Message, Tool
 
 __all__ = ["CallPlan", "build_call_params", "plan_call"]
 
-_CODE_TOOLS: Mapping[str, dict[str, Any]] = {
+_CODE_TOOLS: Mapping[str, Tool] = {
     "openai": {"type": "code_interpreter", "container": {"type": "auto"}},
     # litellm adds the ``code-execution-2025-08-25`` beta header for this tool.
     "claude": {"type": "code_execution_20250825", "name": "code_execution"},
@@ -64,7 +66,7 @@ class CallPlan:
     """One litellm call, and how to read its response (``stream``)."""
 
     backend_type: str
-    params: dict[str, Any]
+    params: JsonObject
     """Keyword arguments of ``litellm.acompletion``."""
     offered: tuple[str, ...] = ()
     """Names of the function tools the turn offered."""
@@ -90,9 +92,9 @@ class CallPlan:
 class _Tools:
     """The tools one call offers, after the provider's own tools are added."""
 
-    messages: list[dict[str, Any]]
+    messages: list[Message]
     """The conversation (with the function tools written in, when offered as text)."""
-    tools: list[dict[str, Any]]
+    tools: list[Tool]
     """Tools sent as tools: the turn's function tools and the provider's own."""
     text_tools: tuple[str, ...] | None = None
     """Function tools offered as text instead, or None."""
@@ -100,8 +102,8 @@ class _Tools:
 
 def plan_call(
     backend: BackendSpec,
-    messages: list[dict[str, Any]],
-    tools: list[dict[str, Any]] | None,
+    messages: list[Message],
+    tools: list[Tool] | None,
     tool_choice: str | None,
     env: Mapping[str, str] | None = None,
 ) -> CallPlan:
@@ -116,9 +118,7 @@ def plan_call(
     api_key, base_url = _endpoint(backend, spec, env)
     builtin = _builtin_tools(backend, spec)
     params, body, dropped = _config_params(backend, spec, env)
-    offered = tuple(
-        name for tool in tools or () if (name := (tool.get("function") or {}).get("name"))
-    )
+    offered = tuple(name for tool in tools or () if (name := function_name(tool)))
     offer = _offer_tools(backend, builtin, offered, messages, tools, params, body)
     params.update(
         model=_model_prefix(backend, spec, builtin) + backend.model,
@@ -155,11 +155,11 @@ def plan_call(
 
 def build_call_params(
     backend: BackendSpec,
-    messages: list[dict[str, Any]],
-    tools: list[dict[str, Any]] | None,
+    messages: list[Message],
+    tools: list[Tool] | None,
     tool_choice: str | None,
     env: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+) -> JsonObject:
     """The ``litellm.acompletion`` keyword arguments of ``plan_call``.
 
     Raises:
@@ -235,7 +235,7 @@ def _api_key(backend: BackendSpec, env: Mapping[str, str]) -> str | None:
 
 def _config_params(
     backend: BackendSpec, spec: Backend, env: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+) -> tuple[JsonObject, JsonObject, list[str]]:
     """``provider_params`` of the backend, with Azure's API version from the environment
     when the config has none."""
     provider = spec.litellm_prefix.rstrip("/")
@@ -280,10 +280,10 @@ def _offer_tools(
     backend: BackendSpec,
     builtin: frozenset[str],
     offered: tuple[str, ...],
-    messages: list[dict[str, Any]],
-    tools: list[dict[str, Any]] | None,
-    params: dict[str, Any],
-    body: dict[str, Any],
+    messages: list[Message],
+    tools: list[Tool] | None,
+    params: JsonObject,
+    body: JsonObject,
 ) -> _Tools:
     """The turn's function tools with the provider's own added (the table of the module
     docstring); the web search options go into ``params`` or ``body`` in place."""

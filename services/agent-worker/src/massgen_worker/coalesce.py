@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from massgen_proto.events import ChunkChannel
+
 __all__ = ["Batch", "ChunkBatcher", "Coalescing"]
 
 
@@ -41,7 +43,7 @@ class Coalescing:
 class Batch:
     """Text of one channel (and key) to publish as one chunk event."""
 
-    channel: str
+    channel: ChunkChannel
     key: str | None
     parts: list[str] = field(default_factory=list)
     """The pieces, in order (joined by ``text``)."""
@@ -78,7 +80,9 @@ class ChunkBatcher:
     def pending(self) -> bool:
         return bool(self._pending)
 
-    def add(self, channel: str, text: str, now: float, key: str | None = None) -> list[Batch]:
+    def add(
+        self, channel: ChunkChannel, text: str, now: float, key: str | None = None
+    ) -> list[Batch]:
         """Queue ``text``; return the batches to publish now (possibly none)."""
         if not text:
             return []

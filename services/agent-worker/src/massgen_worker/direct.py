@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from massgen_proto.json_types import JsonObject, JsonValue, items_of, object_of, objects_of
 from massgen_proto.providers import BACKENDS, host_of
 
 __all__ = [
@@ -78,11 +78,11 @@ class WireRequest:
 
     url: str
     headers: dict[str, str]
-    body: dict[str, Any]
+    body: JsonObject
 
 
 def litellm_reason(
-    backend_type: str, params: Mapping[str, Any], builtin: frozenset[str] = frozenset()
+    backend_type: str, params: Mapping[str, JsonValue], builtin: frozenset[str] = frozenset()
 ) -> str | None:
     """Why this planned call needs litellm, or None when ``wire_request`` sends it as is.
 
@@ -106,10 +106,10 @@ def litellm_reason(
         return "litellm maps parameters of OpenAI reasoning models"
     if backend_type == "nebius" and "max_completion_tokens" in params:
         return "litellm maps max_completion_tokens for nebius"
-    base = params.get("api_base")
+    base = _text(params, "api_base")
     if base is not None and ("?" in base or "#" in base):
         return "base_url with a query"
-    for message in params.get("messages") or ():
+    for message in items_of(params.get("messages")):
         if not isinstance(message, Mapping) or "cache_control" in message:
             return "message with cache_control"
         content = message.get("content")
@@ -118,9 +118,11 @@ def litellm_reason(
     hosted = prefix == _OPENAI_PROVIDER_PREFIX and (
         base is None or host_of(base) == _OPENAI_HOST or host_of(base).endswith("." + _OPENAI_HOST)
     )
-    for tool in params.get("tools") or ():
-        function = tool.get("function") if isinstance(tool, Mapping) else None
-        if tool.get("type") != "function" or not isinstance(function, Mapping):
+    for tool in items_of(params.get("tools")):
+        if not isinstance(tool, Mapping) or tool.get("type") != "function":
+            return "non-function tool"
+        function = tool.get("function")
+        if not isinstance(function, Mapping):
             return "non-function tool"
         if _has_key(tool, "cache_control"):
             return "tool with cache_control"
@@ -134,7 +136,7 @@ def litellm_reason(
 
 
 def wire_request(
-    backend_type: str, params: Mapping[str, Any], env: Mapping[str, str]
+    backend_type: str, params: Mapping[str, JsonValue], env: Mapping[str, str]
 ) -> WireRequest:
     """The HTTP request litellm sends for this plan (``litellm_reason`` must be None).
 
@@ -144,19 +146,20 @@ def wire_request(
         env: the environment (OpenAI organization/project, default OpenAI base URL).
     """
     prefix = BACKENDS[backend_type].litellm_prefix
-    body: dict[str, Any] = {"model": str(params["model"])[len(prefix) :]}
+    body: JsonObject = {"model": str(params["model"])[len(prefix) :]}
     body["messages"] = [
         {key: value for key, value in message.items() if value is not None}
-        for message in params["messages"]
+        for message in objects_of(params["messages"])
     ]
     for key, value in params.items():
         if key not in _LITELLM_ONLY_KEYS:
             body[key] = value
     if backend_type == "vllm" and "tools" in body:
-        body["tools"] = [_without_strict(_without_closed_objects(tool)) for tool in body["tools"]]
-    body.update(params.get("extra_body") or {})
+        tools = items_of(body["tools"])
+        body["tools"] = [_without_strict(_without_closed_objects(tool)) for tool in tools]
+    body.update(object_of(params.get("extra_body")))
 
-    base = params.get("api_base") or (
+    base = _text(params, "api_base") or (
         env.get("OPENAI_BASE_URL") or env.get("OPENAI_API_BASE") or "https://api.openai.com/v1"
     )
     base = base.rstrip("/")
@@ -176,11 +179,17 @@ def wire_request(
             headers["OpenAI-Organization"] = organization
         if env.get("OPENAI_PROJECT_ID"):
             headers["OpenAI-Project"] = env["OPENAI_PROJECT_ID"]
-    headers.update(params.get("extra_headers") or {})
+    headers.update({k: str(v) for k, v in object_of(params.get("extra_headers")).items()})
     return WireRequest(url=url, headers=headers, body=body)
 
 
-def _has_key(value: Any, key: str) -> bool:
+def _text(params: Mapping[str, JsonValue], key: str) -> str | None:
+    """A string parameter (None: missing, or not a string)."""
+    value = params.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _has_key(value: JsonValue, key: str) -> bool:
     if isinstance(value, Mapping):
         return key in value or any(_has_key(v, key) for v in value.values())
     if isinstance(value, list):
@@ -188,7 +197,7 @@ def _has_key(value: Any, key: str) -> bool:
     return False
 
 
-def _has_bad_pattern(value: Any) -> bool:
+def _has_bad_pattern(value: JsonValue) -> bool:
     """A ``pattern`` string or ``patternProperties`` name anywhere that ``re`` rejects."""
     if isinstance(value, Mapping):
         for key, item in value.items():
@@ -212,7 +221,7 @@ def _compiles(pattern: str) -> bool:
     return True
 
 
-def _without_closed_objects(value: Any) -> Any:
+def _without_closed_objects(value: JsonValue) -> JsonValue:
     """A copy without ``additionalProperties: false`` (litellm's vllm adapter)."""
     if isinstance(value, Mapping):
         return {
@@ -225,7 +234,7 @@ def _without_closed_objects(value: Any) -> Any:
     return value
 
 
-def _without_strict(value: Any) -> Any:
+def _without_strict(value: JsonValue) -> JsonValue:
     """A copy without any ``strict`` key (litellm's vllm adapter)."""
     if isinstance(value, Mapping):
         return {key: _without_strict(item) for key, item in value.items() if key != "strict"}

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 from massgen_proto.messages import BackendSpec
@@ -70,6 +70,7 @@ from .model_errors import (
 )
 from .provider_params import needs_tables
 from .stream import StreamDelta
+from .wire import Message, Tool
 
 __all__ = [
     "CallPlan",
@@ -100,8 +101,8 @@ class Model(Protocol):
 
     def stream(
         self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None,
+        messages: list[Message],
+        tools: list[Tool] | None,
         tool_choice: str | None,
     ) -> AsyncIterator[StreamDelta]: ...
 
@@ -127,8 +128,8 @@ class LiteLLMModel:
 
     async def stream(
         self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None,
+        messages: list[Message],
+        tools: list[Tool] | None,
         tool_choice: str | None,
     ) -> AsyncIterator[StreamDelta]:
         """Stream one response (see ``Model.stream``)."""

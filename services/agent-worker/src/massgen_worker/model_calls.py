@@ -12,11 +12,13 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TypeAlias, TypeVar
 
 import structlog
 from massgen_kit import tracing
-from massgen_proto.events import ANSWER_TOOL, VOTE_TOOL, Chunk, TokenUsage
+from massgen_proto.events import ANSWER_TOOL, VOTE_TOOL, Chunk, ChunkChannel, TokenUsage
+from massgen_proto.function_tools import function_name
+from massgen_proto.json_types import JsonObject
 from massgen_proto.messages import (
     ModelRetrying,
     PresentationFinished,
@@ -44,6 +46,7 @@ from .stream import (
     Usage,
 )
 from .stream_ends import StreamEnds
+from .wire import Message, Tool
 
 __all__ = [
     "TIMED_OUT",
@@ -57,10 +60,14 @@ __all__ = [
 
 log = structlog.get_logger("massgen_worker.turn")
 
-Report: TypeAlias = WorkflowSubmission | TurnFailed | PresentationFinished | ModelRetrying
+Report: TypeAlias = (
+    WorkflowSubmission | TurnFailed | PresentationFinished | ModelRetrying | TurnUsage
+)
 Submit = Callable[[Report], Awaitable[Verdict]]
 
 TIMED_OUT = "turn timed out"
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +124,7 @@ class ModelCalls:
         self._tails: set[asyncio.Task[None]] = set()
         """This turn's streams being read to their end (see ``StreamEnds``)."""
         self.model_calls = 0
-        self.tool_names = {
-            name for tool in request.tools if (name := tool.get("function", {}).get("name"))
-        }
+        self.tool_names = {name for tool in request.tools if (name := function_name(tool))}
         self.publisher = ChunkPublisher(
             deps.emit, self._chunk, (deps.coalescing or Coalescing()).batcher()
         )
@@ -128,14 +133,14 @@ class ModelCalls:
 
     # -- events ---------------------------------------------------------------------
 
-    def _chunk(self, channel: str, text: str) -> Chunk:
+    def _chunk(self, channel: ChunkChannel, text: str) -> Chunk:
         r = self.request
         return Chunk(
             run_id=r.run_id,
             agent=r.agent_id,
             label=r.label,
             turn_id=r.turn_id,
-            channel=channel,  # type: ignore[arg-type]
+            channel=channel,
             text=text,
         )
 
@@ -167,8 +172,8 @@ class ModelCalls:
 
     async def _stream_once(
         self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None,
+        messages: list[Message],
+        tools: list[Tool] | None,
         tool_choice: str | None = None,
     ) -> AssistantMessage:
         self.model_calls += 1
@@ -176,7 +181,9 @@ class ModelCalls:
         self.publisher.start_response()
         if tools and tool_choice is None:
             tool_choice = "required"
-        with tracing.span("model.call", model=self.request.backend.model, call=self.model_calls):
+        # The ordinal only from the turn's second call on (most turns make one).
+        call = self.model_calls if self.model_calls > 1 else None
+        with tracing.span("model.call", model=self.request.backend.model, call=call):
             return await self._read_stream(
                 accumulator, self.model.stream(messages, tools, tool_choice)
             )
@@ -272,7 +279,7 @@ class ModelCalls:
             task.cancel()
         await asyncio.gather(*tails, return_exceptions=True)
 
-    async def _within_deadline(self, awaitable: Awaitable[Any]) -> Any:
+    async def _within_deadline(self, awaitable: Awaitable[_T]) -> _T:
         remaining = self._remaining()
         if remaining <= 0:
             if asyncio.iscoroutine(awaitable):
@@ -288,8 +295,8 @@ class ModelCalls:
 
     async def call_model(
         self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None,
+        messages: list[Message],
+        tools: list[Tool] | None,
         tool_choice: str | None = None,
     ) -> AssistantMessage:
         """One model response, retrying retryable provider errors with backoff."""
@@ -331,7 +338,7 @@ class ModelCalls:
         )
 
 
-def _vote_text(arguments: dict[str, Any] | str) -> str | None:
+def _vote_text(arguments: JsonObject | str) -> str | None:
     """The ``vote`` chunk of a complete vote call (None when it names no label)."""
     if not isinstance(arguments, dict) or not isinstance(arguments.get("agent_id"), str):
         return None

@@ -33,13 +33,17 @@ import json
 import os
 import threading
 import weakref
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Mapping
+from typing import TYPE_CHECKING
 
 import httpx
+from massgen_proto.json_types import JsonObject, JsonValue, items_of, object_of
 
 from .direct import WireRequest
 from .model_errors import ModelError, RetryableModelError, error_for_status
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["aclose", "prepare", "stream_chunks"]
 
@@ -48,7 +52,7 @@ TIMEOUT = httpx.Timeout(600.0, connect=30.0)
 _MAX_ERROR_CHARS = 2000
 
 _ssl_lock = threading.Lock()
-_ssl_context: Any = None
+_ssl_context: ssl.SSLContext | None = None
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
     weakref.WeakKeyDictionary()
 )
@@ -63,7 +67,7 @@ def prepare() -> None:
     _verify()
 
 
-def _verify() -> Any:
+def _verify() -> ssl.SSLContext:
     global _ssl_context
     if _ssl_context is None:
         with _ssl_lock:
@@ -72,7 +76,7 @@ def _verify() -> Any:
     return _ssl_context
 
 
-def _build_ssl_context(env: Any) -> Any:
+def _build_ssl_context(env: Mapping[str, str]) -> ssl.SSLContext:
     """litellm's ``SSL_VERIFY`` rule: a CA bundle path, a false value, or verify."""
     setting = env.get("SSL_VERIFY", "")
     if setting and os.path.exists(setting):
@@ -100,7 +104,7 @@ async def aclose() -> None:
         await client.aclose()
 
 
-async def stream_chunks(request: WireRequest) -> AsyncGenerator[dict[str, Any], None]:
+async def stream_chunks(request: WireRequest) -> AsyncGenerator[JsonObject, None]:
     """POST ``request`` and yield its stream chunks (see the module docstring).
 
     Raises:
@@ -158,17 +162,15 @@ async def stream_chunks(request: WireRequest) -> AsyncGenerator[dict[str, Any], 
         raise RetryableModelError(f"connection error: {error or type(error).__name__}") from error
 
 
-_STOP: dict[str, Any] = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+_STOP: JsonObject = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
 
 
-def _finish_reason(chunk: dict[str, Any]) -> Any:
-    choices = chunk.get("choices")
-    if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
-        return None
-    return choices[0].get("finish_reason")
+def _finish_reason(chunk: Mapping[str, JsonValue]) -> JsonValue:
+    choices = items_of(chunk.get("choices"))
+    return object_of(choices[0]).get("finish_reason") if choices else None
 
 
-def _split(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+def _split(chunk: JsonObject) -> list[JsonObject]:
     """``[chunk]``, or the chunk without its usage and then the usage alone when it also
     ends the response (litellm's order)."""
     if chunk.get("usage") is None or _finish_reason(chunk) is None:
@@ -178,7 +180,7 @@ def _split(chunk: dict[str, Any]) -> list[dict[str, Any]]:
     return [rest, {"choices": [], "usage": usage}]
 
 
-def _chunk(payload: str) -> dict[str, Any]:
+def _chunk(payload: str) -> JsonObject:
     try:
         chunk = json.loads(payload)
     except ValueError as error:

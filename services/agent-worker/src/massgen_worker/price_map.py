@@ -22,8 +22,12 @@ import functools
 import importlib.util
 import json
 import threading
+from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
-from typing import Any, Final
+from typing import Final, Literal, TypeAlias
+
+from massgen_proto.json_types import JsonValue
 
 __all__ = ["UNKNOWN", "load", "rates"]
 
@@ -31,19 +35,23 @@ MAP_FILE: Final = "model_prices_and_context_window_backup.json"
 _ALIAS_MARKS: Final = frozenset("-:@._/")
 
 
-class _Unknown:
+class _Unknown(Enum):
+    # An enum member, so ``rates(...) is UNKNOWN`` narrows the result's type.
+    UNKNOWN = "UNKNOWN"
+
     def __repr__(self) -> str:
         return "UNKNOWN"
 
 
-UNKNOWN: Final = _Unknown()
+UNKNOWN: Final = _Unknown.UNKNOWN
 """``rates`` cannot be sure of litellm's answer: ask litellm."""
+Unknown: TypeAlias = Literal[_Unknown.UNKNOWN]
 
 _lock = threading.Lock()
-_map: dict[str, Any] | None = None
+_map: dict[str, JsonValue] | None = None
 
 
-def load() -> dict[str, Any] | None:
+def load() -> dict[str, JsonValue] | None:
     """Read the map once (safe from any thread); None when litellm is not installed."""
     global _map
     if _map is None:
@@ -59,7 +67,7 @@ def load() -> dict[str, Any] | None:
 
 
 @functools.lru_cache(maxsize=256)
-def rates(model: str) -> tuple[float, float] | None | _Unknown:
+def rates(model: str) -> tuple[float, float] | None | Unknown:
     """Dollars per prompt and per completion token of ``model`` (litellm's name, with its
     provider prefix), None when it is free (not in the map), or ``UNKNOWN``."""
     prices = load()
@@ -69,7 +77,7 @@ def rates(model: str) -> tuple[float, float] | None | _Unknown:
     found = False
     for key in (model, name):
         entry = prices.get(key)
-        if not isinstance(entry, dict):
+        if not isinstance(entry, Mapping):
             continue
         found = True
         if entry.get("litellm_provider") != provider:
@@ -80,9 +88,9 @@ def rates(model: str) -> tuple[float, float] | None | _Unknown:
             return UNKNOWN
         if not flat:
             return UNKNOWN if any("cost" in field for field in entry) else None
-        prompt = entry.get("input_cost_per_token") or 0.0
-        completion = entry.get("output_cost_per_token") or 0.0
-        return (float(prompt), float(completion)) if (prompt or completion) else None
+        prompt = _number(entry.get("input_cost_per_token"))
+        completion = _number(entry.get("output_cost_per_token"))
+        return (prompt, completion) if (prompt or completion) else None
     if found or name.startswith("ft:"):
         return UNKNOWN  # another provider's entry, or a fine-tune: litellm's routing decides
     for key in (model.lower(), name.lower()):
@@ -91,6 +99,11 @@ def rates(model: str) -> tuple[float, float] | None | _Unknown:
         ):
             return UNKNOWN  # another spelling, or a dated or tagged name, of a known model
     return None
+
+
+def _number(value: JsonValue) -> float:
+    """A price of the map (a missing or non-numeric one is 0, as litellm counts it)."""
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 @functools.lru_cache(maxsize=1)

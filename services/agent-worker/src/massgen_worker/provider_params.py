@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any
 
+from massgen_proto.json_types import JsonObject, JsonValue
 from massgen_proto.messages import BackendSpec
 from massgen_proto.providers import BACKENDS, BUILTIN_TOOL_KEYS
 
@@ -36,7 +36,7 @@ OPENAI_PARAMS = frozenset(
 )  # fmt: skip
 
 
-def _translated(backend_type: str, key: str, value: Any) -> tuple[str, Any] | None:
+def _translated(backend_type: str, key: str, value: JsonValue) -> tuple[str, JsonValue] | None:
     """A config parameter as litellm takes it (``reasoning`` -> ``reasoning_effort``,
     ``text`` -> ``verbosity``), or None when nothing of it is sent."""
     if key == "reasoning":
@@ -76,7 +76,7 @@ def needs_tables(backend: BackendSpec) -> bool:
 
 def provider_params(
     backend: BackendSpec, supported: Callable[[], frozenset[str]]
-) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+) -> tuple[JsonObject, JsonObject, list[str]]:
     """``(keyword arguments, extra body, dropped keys)`` from the config's parameters.
 
     ``supported()`` (litellm's parameters of the model) is only asked about a parameter
@@ -86,8 +86,8 @@ def provider_params(
     litellm's listed ones (a test checks it), so they go to the body without asking.
     """
     spec = BACKENDS[backend.type]
-    out: dict[str, Any] = {}
-    body: dict[str, Any] = {}
+    out: JsonObject = {}
+    body: JsonObject = {}
     dropped: list[str] = []
     for key, value in backend.params.items():
         if value is None or key in BUILTIN_TOOL_KEYS:
@@ -106,7 +106,7 @@ def provider_params(
             continue
         elif key == "betas":
             betas = [value] if isinstance(value, str) else list(value)
-            out.setdefault("extra_headers", {})["anthropic-beta"] = ",".join(map(str, betas))
+            out["extra_headers"] = {"anthropic-beta": ",".join(map(str, betas))}
             continue
         elif key == "api_version":
             out[key] = value

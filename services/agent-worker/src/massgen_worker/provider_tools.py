@@ -27,7 +27,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from massgen_proto.json_types import JsonObject, JsonValue, object_of, objects_of
+
 from .stream import StreamDelta, ToolCallDelta, parse_chunk
+from .wire import Message
 
 __all__ = [
     "ANSWER_FIELDS",
@@ -56,7 +59,8 @@ _PROVIDER_TOOL_NAMES = frozenset(
 _SERVER_ID_PREFIX = "srvtoolu_"
 
 
-def _get(obj: Any, name: str) -> Any:
+def _get(obj: object, name: str) -> Any:
+    # litellm's chunk objects (or dicts) have no types: callers check what they use.
     if obj is None:
         return None
     if isinstance(obj, Mapping):
@@ -120,7 +124,7 @@ class ProviderStream:
         """``(title, url)`` of every source cited so far, in order."""
         return [(title, url) for url, title in self._sources.items()]
 
-    def feed(self, chunk: Any) -> list[StreamDelta]:
+    def feed(self, chunk: object) -> list[StreamDelta]:
         """The deltas one litellm chunk (object or dict) makes, in order."""
         if self._finished:
             delta = parse_chunk(chunk)
@@ -155,8 +159,9 @@ class ProviderStream:
             if not call.buffered:
                 continue
             fragments = call.buffered
-            if sources and call.name in ANSWER_FIELDS:
-                arguments = _with_sources(call.arguments, ANSWER_FIELDS[call.name], sources)
+            field_name = ANSWER_FIELDS.get(call.name or "")
+            if sources and field_name is not None:
+                arguments = _with_sources(call.arguments, field_name, sources)
                 if arguments is not None:
                     first = fragments[0]
                     fragments = [ToolCallDelta(first.index, first.id, first.name, arguments)]
@@ -165,18 +170,14 @@ class ProviderStream:
         if self._text_tools is not None:
             found = find_text_tool_call("".join(self._text), self._text_tools)
             if found is not None:
-                name, arguments = found
-                if (
-                    sources
-                    and name in ANSWER_FIELDS
-                    and isinstance(arguments.get(ANSWER_FIELDS[name]), str)
-                ):
-                    arguments = dict(arguments)
-                    field_name = ANSWER_FIELDS[name]
-                    arguments[field_name] += "\n\n" + sources_text(sources)
+                name, written = found
+                field_name = ANSWER_FIELDS.get(name)
+                answer = written.get(field_name) if field_name is not None else None
+                if sources and field_name is not None and isinstance(answer, str):
+                    written = {**written, field_name: answer + "\n\n" + sources_text(sources)}
                     cited = True
                 index = max(self._calls, default=-1) + 1
-                call_delta = ToolCallDelta(index, f"call_text_{index}", name, json.dumps(arguments))
+                call_delta = ToolCallDelta(index, f"call_text_{index}", name, json.dumps(written))
                 out.append(StreamDelta(tool_calls=(call_delta,)))
                 finish_reason = "tool_calls"
         if sources and not cited:
@@ -190,7 +191,7 @@ class ProviderStream:
     # -- internals ------------------------------------------------------------------
 
     @staticmethod
-    def _raw_delta(chunk: Any) -> Any:
+    def _raw_delta(chunk: object) -> object:
         choices = _get(chunk, "choices") or ()
         return _get(choices[0], "delta") if choices else None
 
@@ -219,7 +220,7 @@ class ProviderStream:
             return None
         return part
 
-    def _provider_fields(self, raw_delta: Any) -> list[StreamDelta]:
+    def _provider_fields(self, raw_delta: object) -> list[StreamDelta]:
         """Notes (reasoning channel) and sources from litellm's provider fields."""
         out: list[StreamDelta] = []
         fields = _get(raw_delta, "provider_specific_fields") or {}
@@ -252,7 +253,7 @@ class ProviderStream:
         self._notes.add(text)
         return [StreamDelta(reasoning=f"\n[{text}]\n")]
 
-    def _add_source(self, title: Any, url: Any) -> None:
+    def _add_source(self, title: object, url: object) -> None:
         if isinstance(url, str) and url and url not in self._sources:
             self._sources[url] = str(title or url)
 
@@ -284,7 +285,7 @@ def _with_sources(
 # -- the text protocol -------------------------------------------------------------------
 
 
-def text_tool_prompt(tools: Sequence[Mapping[str, Any]]) -> str:
+def text_tool_prompt(tools: Sequence[Mapping[str, JsonValue]]) -> str:
     """System-message text describing ``tools`` (OpenAI function tools) as the JSON reply
     the model ends with, for a call that offers them as text instead of functions."""
     lines = [
@@ -294,36 +295,35 @@ def text_tool_prompt(tools: Sequence[Mapping[str, Any]]) -> str:
         "Nothing may follow it.",
     ]
     for tool in tools:
-        function = tool.get("function") or {}
-        parameters = function.get("parameters") or {}
+        function = object_of(tool.get("function"))
+        parameters = object_of(function.get("parameters"))
         properties = {
-            name: {k: v for k, v in spec.items() if k in ("type", "enum", "description")}
-            for name, spec in (parameters.get("properties") or {}).items()
+            name: {k: v for k, v in object_of(spec).items() if k in ("type", "enum", "description")}
+            for name, spec in object_of(parameters.get("properties")).items()
         }
+        description = function.get("description")
         lines.append(
-            f"- {function.get('name')}: {function.get('description', '').strip()} "
+            f"- {function.get('name')}: "
+            f"{description.strip() if isinstance(description, str) else ''} "
             f"arguments: {json.dumps(properties)}"
         )
     return "\n".join(lines)
 
 
 def text_tool_messages(
-    messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
+    messages: Sequence[Mapping[str, JsonValue]], tools: Sequence[Mapping[str, JsonValue]]
+) -> list[Message]:
     """The conversation for a text-protocol call: the tools described in the system
     message, earlier calls as the JSON the model wrote, results as user messages."""
     prompt = text_tool_prompt(tools)
-    out: list[dict[str, Any]] = []
+    out: list[Message] = []
     for message in messages:
         role = message.get("role")
         if role == "assistant" and message.get("tool_calls"):
             text = str(message.get("content") or "")
-            for call in message["tool_calls"]:
-                function = call.get("function") or {}
-                try:
-                    arguments = json.loads(function.get("arguments") or "{}")
-                except ValueError:
-                    arguments = function.get("arguments")
+            for call in objects_of(message["tool_calls"]):
+                function = object_of(call.get("function"))
+                arguments = _parsed_arguments(function.get("arguments"))
                 written = json.dumps({"tool": function.get("name"), "arguments": arguments})
                 if written not in text:
                     text = f"{text}\n{written}".strip()
@@ -343,7 +343,18 @@ def text_tool_messages(
     return out
 
 
-def find_text_tool_call(text: str, names: Iterable[str]) -> tuple[str, dict[str, Any]] | None:
+def _parsed_arguments(raw: JsonValue) -> JsonValue:
+    """A call's arguments as the model wrote them: parsed JSON, else the text itself."""
+    if not isinstance(raw, str | None):
+        return raw  # already parsed
+    try:
+        parsed: JsonValue = json.loads(raw or "{}")
+    except ValueError:
+        return raw
+    return parsed
+
+
+def find_text_tool_call(text: str, names: Iterable[str]) -> tuple[str, JsonObject] | None:
     """The last ``{"tool": NAME, "arguments": {...}}`` object in ``text`` naming one of
     ``names`` (fenced in ```` ```json ```` or not), or None."""
     allowed = frozenset(names)
@@ -361,6 +372,7 @@ def find_text_tool_call(text: str, names: Iterable[str]) -> tuple[str, dict[str,
             if not isinstance(arguments, dict):
                 # {"tool": "vote", "agent_id": ...}: the arguments written beside the name
                 arguments = {k: v for k, v in value.items() if k not in ("tool", "arguments")}
-            found = (value["tool"], arguments)
+            tool: str = value["tool"]  # one of ``names``
+            found = (tool, arguments)
         position = text.find("{", end)
     return found

@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
-from massgen_proto.events import Chunk, TokenUsage
+from massgen_proto.events import Chunk, ChunkChannel, TokenUsage
 
 from .coalesce import Batch, ChunkBatcher
 
@@ -30,7 +30,10 @@ class ChunkPublisher:
     """
 
     def __init__(
-        self, emit: Emit, make_chunk: Callable[[str, str], Chunk], batcher: ChunkBatcher
+        self,
+        emit: Emit,
+        make_chunk: Callable[[ChunkChannel, str], Chunk],
+        batcher: ChunkBatcher,
     ) -> None:
         self._emit = emit
         self._make_chunk = make_chunk
@@ -47,7 +50,7 @@ class ChunkPublisher:
         self.batcher.start()
 
     async def text(
-        self, channel: str, text: str, *, key: str | None = None, name: str | None = None
+        self, channel: ChunkChannel, text: str, *, key: str | None = None, name: str | None = None
     ) -> None:
         """Streamed text of ``channel`` (``key``/``name``: the tool call, for tool_args)."""
         if key is not None and name is not None:

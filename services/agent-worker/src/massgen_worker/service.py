@@ -21,7 +21,7 @@ import contextlib
 import random
 from collections.abc import Callable, Coroutine
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from massgen_kit import tracing
@@ -32,7 +32,6 @@ from massgen_kit.jetstream import (
     ensure_provider_consumer,
     ensure_turns_stream,
 )
-from massgen_kit.keepalive import ResponderSilent, request_with_keepalive
 from massgen_proto.events import Chunk, TokenUsage
 from massgen_proto.ids import stream_tag
 from massgen_proto.messages import (
@@ -44,34 +43,28 @@ from massgen_proto.messages import (
     TurnRequest,
     TurnStarted,
     Verdict,
+    WorkerReport,
     WorkerReportAdapter,
 )
 from massgen_proto.providers import BACKENDS
 from massgen_proto.subjects import (
     CONTROL_WILDCARD,
-    GATEWAY_TOOLS_CALL,
-    GATEWAY_TOOLS_LIST,
     SUBMIT_REPORT,
     TURNS_STREAM,
     events_subject,
-)
-from massgen_proto.tools import (
-    GatewayReplyAdapter,
-    ToolCallRequest,
-    ToolList,
-    ToolListRequest,
-    ToolResult,
+    report_subject,
 )
 from pydantic import ValidationError
 
 from .coalesce import Coalescing
+from .gateway_tools import GatewayTools
 from .llm import LiteLLMModel, Model
+from .media_broker import MediaBroker
 from .metrics import INFLIGHT, MODEL_ERRORS, TURNS, count_usage, error_class
 from .model_calls import Report
 from .pricing import price_of
 from .rate_limit import RateLimiter
 from .settings import WorkerSettings
-from .stream import ToolCall
 from .timing import TimedModel
 from .turn import RetryPolicy, StreamEnds, TurnOutcome, run_turn
 
@@ -80,101 +73,20 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
     from nats.js import JetStreamContext
+    from structlog.typing import FilteringBoundLogger
 
 __all__ = ["OrchestratorUnavailable", "WorkerService"]
 
 log = structlog.get_logger("massgen_worker")
 
+_UNTRACED_REPORTS = frozenset({"turn_started", "turn_usage", "model_retrying"})
+"""Bookkeeping reports, sent without the turn's ``traceparent`` so the orchestrator makes
+no span for them: one each would be half a run's spans and say little (the turn's span
+covers them)."""
+
 
 class OrchestratorUnavailable(RuntimeError):
     """The orchestrator did not answer a report after every retry."""
-
-
-class _GatewayTools:
-    """The turn's MCP tools through the mcp-gateway (request/reply over NATS)."""
-
-    def __init__(
-        self, nc: Client, request: TurnRequest, settings: WorkerSettings, tlog: Any
-    ) -> None:
-        self.nc = nc
-        self.request = request
-        self.settings = settings
-        self.log = tlog
-
-    def _caller(self) -> dict[str, Any]:
-        """Who calls: the gateway derives tools and permissions from it, and the turn's
-        capability token proves the worker was handed this turn."""
-        r = self.request
-        return {
-            "run_id": r.run_id,
-            "agent_id": r.agent_id,
-            "label": r.label,
-            "phase": r.phase,
-            "token": r.token,
-        }
-
-    async def _ask(self, subject: str, payload: bytes, timeout: float) -> bytes:
-        with tracing.span(f"gateway.{subject.rsplit('.', 1)[-1]}", turn=self.request.turn_id):
-            return await request_with_keepalive(
-                self.nc, subject, payload, timeout, self.settings.gateway_silence,
-                headers=tracing.headers(),
-            )  # fmt: skip
-
-    async def list_tools(self) -> list[dict[str, Any]]:
-        import nats.errors
-
-        ask = ToolListRequest(turn_id=self.request.turn_id, **self._caller())
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.tool_list_timeout
-        while True:
-            try:
-                data = await self._ask(
-                    GATEWAY_TOOLS_LIST, ask.model_dump_json().encode(),
-                    max(0.1, deadline - loop.time()),
-                )  # fmt: skip
-                break
-            except nats.errors.NoRespondersError:
-                return []  # no gateway deployed: workflow tools only
-            except ResponderSilent as error:
-                # Its replica died mid-request: listing is harmless to repeat.
-                self.log.warning("tool_list_retry", error=str(error))
-                if deadline - loop.time() > 0:
-                    continue
-                return []
-            except TimeoutError:
-                self.log.warning("tool_list_timeout", timeout=self.settings.tool_list_timeout)
-                return []
-        parsed = GatewayReplyAdapter.validate_json(data)
-        if not isinstance(parsed, ToolList):
-            self.log.warning("tool_list_refused", error=getattr(parsed, "error", parsed.kind))
-            return []
-        for problem in parsed.errors:
-            self.log.warning("tool_server_unavailable", error=problem)
-        return parsed.tools
-
-    async def call(self, call: ToolCall) -> str:
-        import nats.errors
-
-        s = self.settings
-        ask = ToolCallRequest(
-            turn_id=self.request.turn_id, call_id=call.id, name=call.name,
-            arguments=call.arguments, timeout=s.tool_call_timeout, **self._caller(),
-        )  # fmt: skip
-        try:
-            data = await self._ask(
-                GATEWAY_TOOLS_CALL, ask.model_dump_json().encode(), s.tool_call_timeout + 5.0
-            )
-        except (nats.errors.NoRespondersError, ResponderSilent, TimeoutError) as error:
-            # Not repeated here: the call may have had effects. The model decides.
-            self.log.warning("tool_call_unanswered", tool=call.name, error=repr(error))
-            return (
-                f"Error: the tool gateway did not answer the call of {call.name!r} ({error}); "
-                "its effects, if any, are unknown: check, then try again if needed."
-            )
-        parsed = GatewayReplyAdapter.validate_json(data)
-        if isinstance(parsed, ToolResult):
-            return parsed.content
-        return f"Error: {getattr(parsed, 'error', 'the tool call was refused')}"
 
 
 class WorkerService:
@@ -404,12 +316,7 @@ class WorkerService:
             await msg.term()
             return
         delivery = msg.metadata.num_delivered if msg.metadata else 1
-        with tracing.span(  # a redelivery says so; a first delivery carries no attribute
-            "turn", msg.headers, run_id=request.run_id, agent=request.agent_id,
-            turn=request.turn_id, phase=request.phase, provider=provider,
-            delivery=delivery if delivery > 1 else None,
-        ):  # fmt: skip
-            await self._handle_turn(provider, msg, request, delivery)
+        await self._handle_turn(provider, msg, request, delivery)
 
     async def _handle_turn(
         self, provider: str, msg: Msg, request: TurnRequest, delivery: int
@@ -420,40 +327,24 @@ class WorkerService:
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         INFLIGHT.add(1, provider=provider)
         try:
-            verdict = await self._report(
-                TurnStarted(
-                    run_id=request.run_id,
-                    turn_id=request.turn_id,
-                    token=request.token,
-                    worker=self.settings.worker_name,
-                    delivery=delivery,
-                )
-            )
-            if verdict.status == "stale":
-                tlog.info("turn_skipped_stale", delivery=delivery)
-                await msg.ack()
-                return
-            tlog.info(
-                "turn_started",
-                phase=request.phase,
-                delivery=delivery,
-                messages=len(request.messages),
-                tools=len(request.tools),
-            )
-            outcome = await self._run(request, tlog)
-            if outcome is None:
-                await msg.ack()
-                return
-            tlog.info(
-                "turn_finished",
-                status=outcome.status,
-                attempts=outcome.attempts,
-                model_calls=outcome.model_calls,
-                error=outcome.error,
-            )
-            TURNS.inc(provider=provider, phase=request.phase, outcome=outcome.status)
-            await msg.ack()
-            self.turns_done += 1
+            if await self._claim(request, delivery, tlog):
+                # The turn's span starts once it is really taken (a stale turn gets none).
+                # Few attributes (each costs on every span): the run id is the trace's,
+                # the turn id names the agent's label, the worker's service the provider;
+                # a redelivery says so, a first delivery carries no attribute.
+                with tracing.span(
+                    "turn", msg.headers, agent=request.agent_id, turn=request.turn_id,
+                    phase=request.phase, delivery=delivery if delivery > 1 else None,
+                ):  # fmt: skip
+                    tlog.info("turn_started", phase=request.phase, delivery=delivery,
+                              messages=len(request.messages), tools=len(request.tools))  # fmt: skip
+                    outcome = await self._run(request, tlog)
+                if outcome is not None:
+                    tlog.info("turn_finished", status=outcome.status, attempts=outcome.attempts,
+                              model_calls=outcome.model_calls, error=outcome.error)  # fmt: skip
+                    TURNS.inc(provider=provider, phase=request.phase, outcome=outcome.status)
+                    self.turns_done += 1
+            await msg.ack()  # done, skipped as stale, or cancelled by the orchestrator
         except asyncio.CancelledError:
             # Shutdown: hand the turn back so another worker takes it at once.
             with contextlib.suppress(Exception):
@@ -470,7 +361,22 @@ class WorkerService:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
-    def _turn(self, request: TurnRequest, tlog: Any) -> Coroutine[Any, Any, TurnOutcome]:
+    async def _claim(self, request: TurnRequest, delivery: int, tlog: FilteringBoundLogger) -> bool:
+        """Tell the orchestrator this worker starts the turn; False when it says the turn
+        is stale (another worker has it, or the run moved on): then it is skipped."""
+        started = TurnStarted(
+            run_id=request.run_id, turn_id=request.turn_id, token=request.token,
+            worker=self.settings.worker_name, delivery=delivery,
+        )  # fmt: skip
+        verdict = await self._report(started, request.orchestrator)
+        if verdict.status == "stale":
+            tlog.info("turn_skipped_stale", delivery=delivery)
+            return False
+        return True
+
+    def _turn(
+        self, request: TurnRequest, tlog: FilteringBoundLogger
+    ) -> Coroutine[None, None, TurnOutcome]:
         """The turn, not started yet, with its seams: events out, reports in."""
         s = self.settings
         subject = events_subject(request.run_id, "stream")
@@ -492,8 +398,9 @@ class WorkerService:
 
         async def submit(report: Report) -> Verdict:
             if isinstance(report, ModelRetrying):
-                MODEL_ERRORS.inc(provider=provider, **{"class": error_class(report.status)})
-            return await self._report(report)
+                # ``class`` is a keyword: the label goes in as a mapping.
+                MODEL_ERRORS.inc(1.0, **{"provider": provider, "class": error_class(report.status)})
+            return await self._report(report, request.orchestrator)
 
         return run_turn(
             request,
@@ -507,7 +414,7 @@ class WorkerService:
                 max_tool_result_chars=s.max_tool_result_chars,
             ),
             tools=(
-                _GatewayTools(nc, request, s, tlog)
+                MediaBroker(GatewayTools(nc, request, s, tlog), request)
                 if s.use_gateway and request.uses_tools
                 else None
             ),
@@ -516,7 +423,7 @@ class WorkerService:
             price=price_of(request.backend),
         )
 
-    async def _run(self, request: TurnRequest, tlog: Any) -> TurnOutcome | None:
+    async def _run(self, request: TurnRequest, tlog: FilteringBoundLogger) -> TurnOutcome | None:
         """Run the turn as its own task; None when a CancelTurn stopped it."""
         task = asyncio.create_task(self._turn(request, tlog), name=f"turn-{request.turn_id}")
         self._turns[request.turn_id] = task
@@ -544,12 +451,21 @@ class WorkerService:
             with contextlib.suppress(Exception):
                 await msg.in_progress()
 
-    async def _report(self, report: Report) -> Verdict:
-        """Send a report to the orchestrator and return its verdict (retrying timeouts)."""
+    async def _report(self, report: WorkerReport, replica: str = "") -> Verdict:
+        """Send a report to the orchestrator and return its verdict (retrying timeouts).
+
+        It goes first to ``replica``, the one that published the turn and holds the
+        run's state; when that one does not answer (gone, or stuck), to any replica.
+        """
         import nats.errors
 
         s = self.settings
+        try:
+            subject = report_subject(replica)
+        except ValueError:  # not a name a replica could have: any replica then
+            subject = SUBMIT_REPORT
         data = WorkerReportAdapter.dump_json(report)
+        traced = None if report.kind in _UNTRACED_REPORTS else tracing.headers()
         # Events published so far reach the server before this request: one connection
         # delivers in order. (No ``flush`` here: a flush cancelled mid-way leaves nats-py
         # a cancelled PONG waiter, and the next PONG kills the connection's read loop.)
@@ -559,10 +475,14 @@ class WorkerService:
                 if self._nc is None:
                     raise OrchestratorUnavailable("not connected")
                 reply = await self._nc.request(
-                    SUBMIT_REPORT, data, timeout=s.request_timeout, headers=tracing.headers()
+                    subject, data, timeout=s.request_timeout, headers=traced
                 )
             except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as error:
                 last = error
+                if subject != SUBMIT_REPORT:
+                    subject = SUBMIT_REPORT  # that replica is gone: any other will do
+                    if isinstance(error, nats.errors.NoRespondersError):
+                        continue  # no one listened: nothing to wait for
             else:
                 parsed = OrchestratorReplyAdapter.validate_json(reply.data)
                 if not (isinstance(parsed, ErrorReply) and parsed.code == "internal"):

@@ -6,7 +6,7 @@ import json
 import os
 import socket
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
 
 from massgen_kit.jetstream import StreamSettings
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -91,25 +91,27 @@ class WorkerSettings(BaseModel):
         return value
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> WorkerSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> WorkerSettings:
         """Build settings from ``MASSGEN_WORKER_<FIELD>`` variables, then ``overrides``.
 
         ``rate_limits`` is JSON (``{"openai": 2}``); ``stream_settings`` fields are
         ``MASSGEN_WORKER_STREAM_REPLICAS`` / ``..._STREAM_MEMORY``.
         """
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
+        values: dict[str, object] = {}
         for name in cls.model_fields:
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is None or name == "stream_settings":
                 continue
             values[name] = json.loads(raw) if name == "rate_limits" else raw
-        stream: dict[str, Any] = {}
-        if (replicas := env.get(ENV_PREFIX + "STREAM_REPLICAS")) is not None:
-            stream["replicas"] = int(replicas)
-        if (memory := env.get(ENV_PREFIX + "STREAM_MEMORY")) is not None:
-            stream["memory"] = memory.lower() in {"1", "true", "yes"}
-        if stream:
-            values["stream_settings"] = StreamSettings(**stream)
+        replicas = env.get(ENV_PREFIX + "STREAM_REPLICAS")
+        memory = env.get(ENV_PREFIX + "STREAM_MEMORY")
+        if replicas is not None or memory is not None:
+            stream = StreamSettings()
+            if replicas is not None:
+                stream = replace(stream, replicas=int(replicas))
+            if memory is not None:
+                stream = replace(stream, memory=memory.lower() in {"1", "true", "yes"})
+            values["stream_settings"] = stream
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)

@@ -19,6 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from massgen_proto.json_types import JsonObject
+
+from .wire import Message
+
 __all__ = [
     "ArgumentsDelta",
     "AssistantMessage",
@@ -75,7 +79,7 @@ class ToolCall:
     """The arguments text exactly as streamed."""
 
     @property
-    def arguments(self) -> dict[str, Any] | str:
+    def arguments(self) -> JsonObject | str:
         """Parsed JSON object arguments, or the raw text when they are not a JSON object."""
         text = self.raw_arguments.strip()
         if not text:
@@ -86,7 +90,7 @@ class ToolCall:
             return self.raw_arguments
         return value if isinstance(value, dict) else self.raw_arguments
 
-    def to_openai(self) -> dict[str, Any]:
+    def to_openai(self) -> JsonObject:
         """The call in OpenAI chat ``tool_calls`` form (for the conversation history)."""
         return {
             "id": self.id,
@@ -105,9 +109,9 @@ class AssistantMessage:
     usage: Usage | None
     finish_reason: str | None
 
-    def to_openai(self) -> dict[str, Any]:
+    def to_openai(self) -> Message:
         """The message in OpenAI chat form, to append to the conversation."""
-        message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        message: Message = {"role": "assistant", "content": self.text or None}
         if self.tool_calls:
             message["tool_calls"] = [call.to_openai() for call in self.tool_calls]
         elif message["content"] is None:
@@ -317,7 +321,8 @@ def _parses(text: str) -> bool:
     return True
 
 
-def _get(obj: Any, key: str) -> Any:
+def _get(obj: object, key: str) -> Any:
+    # litellm's chunk objects (or dicts) have no types: parse_chunk checks each value.
     if obj is None:
         return None
     if isinstance(obj, dict):
@@ -325,7 +330,7 @@ def _get(obj: Any, key: str) -> Any:
     return getattr(obj, key, None)
 
 
-def parse_chunk(chunk: Any) -> StreamDelta:
+def parse_chunk(chunk: object) -> StreamDelta:
     """Read one OpenAI-style ``chat.completion.chunk`` (dict or object) into a StreamDelta."""
     content = reasoning = finish_reason = None
     tool_calls: list[ToolCallDelta] = []

@@ -1,4 +1,5 @@
-"""Each model call's latency, time to first token and failures, as metrics.
+"""Each model call's latency, time to first token and failures, as metrics (and the time
+to first token on the call's span, when it is traced).
 
 A wrapper around the turn's model: the turn code stays the same, and a stream the turn
 stops reading early (a complete tool call) and finishes later (its token count) is
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+
+from massgen_kit import tracing
 
 from .llm import FatalModelError, Model
 from .metrics import MODEL_ERRORS, MODEL_FIRST_TOKEN, MODEL_SECONDS, error_class
 from .stream import StreamDelta
+from .wire import Message, Tool
 
 __all__ = ["TimedModel"]
 
@@ -29,8 +32,8 @@ class TimedModel:
 
     def stream(
         self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None,
+        messages: list[Message],
+        tools: list[Tool] | None,
         tool_choice: str | None = None,
     ) -> AsyncIterator[StreamDelta]:
         return self._timed(self.model.stream(messages, tools, tool_choice))
@@ -41,12 +44,16 @@ class TimedModel:
         try:
             async for delta in deltas:
                 if first:
-                    MODEL_FIRST_TOKEN.observe(time.perf_counter() - started, **self.labels)
+                    waited = time.perf_counter() - started
+                    MODEL_FIRST_TOKEN.observe(waited, **self.labels)
+                    # On the model call's span (when it is recorded) too.
+                    tracing.set_attributes(first_token_s=round(waited, 6))
                     first = False
                 yield delta
         except FatalModelError as error:
-            MODEL_ERRORS.inc(provider=self.labels["provider"], **{"class": error_class(
-                getattr(error, "status", None))})  # fmt: skip
+            # ``class`` is a keyword: the label goes in as a mapping.
+            labels = {"provider": self.labels["provider"], "class": error_class(error.status)}
+            MODEL_ERRORS.inc(1.0, **labels)
             raise
         finally:
             MODEL_SECONDS.observe(time.perf_counter() - started, **self.labels)

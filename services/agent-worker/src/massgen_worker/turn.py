@@ -43,9 +43,11 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from massgen_proto.events import ANSWER_TOOL
+from massgen_proto.function_tools import function_name
+from massgen_proto.json_types import JsonValue
 from massgen_proto.messages import (
     PresentationFinished,
     TurnFailed,
@@ -56,12 +58,15 @@ from massgen_proto.messages import (
 
 from .coalesce import Coalescing
 from .llm import Model
+from .media import MediaError
+from .media_broker import attach_uploads, take_images
 from .model_calls import ModelCalls, RetryPolicy, Submit, TurnDeps, TurnError
 from .pricing import Price
 from .publisher import ChunkPublisher, Emit
 from .stream import AssistantMessage, ToolCall
 from .stream_ends import StreamEnds
 from .tool_messages import budget_spent_message, truncate_tool_result, unavailable_tool_message
+from .wire import Message, Tool
 
 __all__ = [
     "ChunkPublisher",
@@ -86,7 +91,7 @@ _PLACEHOLDER_WORDS = frozenset(
 _NOT_WORDS = re.compile(r"[\W_]+")
 
 
-def _placeholder(content: Any) -> bool:
+def _placeholder(content: JsonValue) -> bool:
     """Whether a ``new_answer`` content stands for text written elsewhere: missing,
     empty, or a few words such as "see above" or "<your complete answer>"."""
     if content is None:
@@ -132,7 +137,7 @@ class TurnOutcome:
 class ToolBroker(Protocol):
     """The agent's non-workflow tools (MCP tools through the gateway) for one turn."""
 
-    async def list_tools(self) -> list[dict[str, Any]]:
+    async def list_tools(self) -> list[Tool]:
         """Tools to offer besides the workflow tools, in OpenAI function-tool JSON
         (empty when the agent has none or the gateway cannot be reached)."""
         ...
@@ -148,7 +153,7 @@ class _Turn(ModelCalls):
     def __init__(self, request: TurnRequest, deps: TurnDeps, broker: ToolBroker | None) -> None:
         super().__init__(request, deps)
         self.broker = broker
-        self.extra_tools: list[dict[str, Any]] = []
+        self.extra_tools: list[Tool] = []
         self.extra_names: set[str] = set()
         self.attempts = 0
         self.tool_calls_left = request.max_tool_calls
@@ -162,7 +167,8 @@ class _Turn(ModelCalls):
         The call made once the budget is spent offers no tools at all, so the
         presentation always ends in text.
         """
-        messages = [m.model_dump() for m in self.request.messages]
+        messages: list[Message] = [m.model_dump() for m in self.request.messages]
+        await self._attach_uploads(messages)
         self.attempts = 1
         while True:
             offered = (self.extra_tools or None) if self.tool_calls_left > 0 else None
@@ -184,7 +190,7 @@ class _Turn(ModelCalls):
         )
         return TurnOutcome("presented", 1, self.model_calls)
 
-    async def respond(self, messages: list[dict[str, Any]]) -> AssistantMessage:
+    async def respond(self, messages: list[Message]) -> AssistantMessage:
         """Call the model until a response must be submitted to the orchestrator.
 
         That is a response with a workflow call or without any tool call, or any
@@ -204,7 +210,7 @@ class _Turn(ModelCalls):
 
     async def _answer(
         self,
-        messages: list[dict[str, Any]],
+        messages: list[Message],
         message: AssistantMessage,
         rejection: str | None = None,
     ) -> None:
@@ -232,6 +238,8 @@ class _Turn(ModelCalls):
                 text = budget_spent_message(call.name, self.request.max_tool_calls)
                 refused = True
             await self._tool_result(messages, call, text)
+        if (images := take_images(self.broker)) is not None:
+            messages.append(images)  # a tool message holds text only: images follow it
         notes = []
         if rejection is not None and not rejection_read:
             notes.append(rejection)
@@ -264,14 +272,15 @@ class _Turn(ModelCalls):
         text = await self._within_deadline(self.broker.call(call))
         return truncate_tool_result(text, self.policy.max_tool_result_chars)
 
-    async def _tool_result(self, messages: list[dict[str, Any]], call: ToolCall, text: str) -> None:
+    async def _tool_result(self, messages: list[Message], call: ToolCall, text: str) -> None:
         messages.append({"role": "tool", "tool_call_id": call.id, "content": text})
         payload = json.dumps({"id": call.id, "name": call.name, "content": text})
         await self.publisher.event(self._chunk("tool_result", payload))
 
     async def coordinate(self) -> TurnOutcome:
         r = self.request
-        messages: list[dict[str, Any]] = [m.model_dump() for m in r.messages]
+        messages: list[Message] = [m.model_dump() for m in r.messages]
+        await self._attach_uploads(messages)
         rejection = ""
         for attempt in range(1, r.max_attempts + 1):
             self.attempts = attempt
@@ -297,15 +306,21 @@ class _Turn(ModelCalls):
                 await self._answer(messages, message, rejection)
         raise TurnError(f"no workflow call accepted in {r.max_attempts} attempts: {rejection}")
 
+    async def _attach_uploads(self, messages: list[Message]) -> None:
+        """The agent's ``upload_files`` images into the task's user message; an upload
+        that cannot be used fails the turn with the gateway's reason."""
+        try:
+            await self._within_deadline(attach_uploads(self.broker, messages))
+        except MediaError as error:
+            raise TurnError(f"upload_files: {error}") from None
+
     async def _load_tools(self) -> None:
         if self.broker is None:
             return
         tools = await self._within_deadline(self.broker.list_tools())
         # A tool may not shadow a workflow tool.
-        self.extra_tools = [
-            t for t in tools if t.get("function", {}).get("name") not in self.tool_names
-        ]
-        self.extra_names = {t["function"]["name"] for t in self.extra_tools}
+        self.extra_tools = [t for t in tools if function_name(t) not in self.tool_names]
+        self.extra_names = {name for t in self.extra_tools if (name := function_name(t))}
 
     async def run(self) -> TurnOutcome:
         try:

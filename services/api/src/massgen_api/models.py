@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from massgen_proto.events import RunStatus
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 __all__ = [
     "AgentView",
@@ -26,14 +28,15 @@ __all__ = [
     "UsageView",
 ]
 
-_CONFIG_EXAMPLE = {
+_CONFIG_EXAMPLE: JsonDict = {
     "agents": [
         {"id": "solver", "backend": {"type": "openai", "model": "gpt-4o-mini"}},
         {"id": "checker", "backend": {"type": "claude", "model": "claude-3-5-haiku-latest"}},
     ]
 }
 
-RunStatusName = Literal["running", "presenting", "completed", "timed_out", "failed", "cancelled"]
+RunStatusName = RunStatus
+"""A run's status (the contract's ``RunStatus``, under the name the API has used)."""
 MAX_QUESTION = 100_000
 
 

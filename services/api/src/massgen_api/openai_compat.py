@@ -9,10 +9,12 @@ deltas as they arrive.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
 from massgen_proto import events as ev
+from massgen_proto.json_types import JsonObject, JsonValue
 from massgen_proto.messages import ChatMessage
 
 from .models import ChatMessageIn
@@ -36,6 +38,13 @@ def _text(message: ChatMessageIn) -> str:
     return "".join(part.text or "" for part in message.content if part.type == "text")
 
 
+# The roles a team's conversation has, for each role an OpenAI client may send.
+_HISTORY_ROLES: dict[str, Literal["system", "user", "assistant"]] = {
+    "system": "system", "developer": "system", "user": "user", "assistant": "assistant",
+    "tool": "user",
+}  # fmt: skip
+
+
 def split_messages(messages: list[ChatMessageIn]) -> tuple[str, list[ChatMessage]]:
     """(question, history) of an OpenAI message list.
 
@@ -51,7 +60,7 @@ def split_messages(messages: list[ChatMessageIn]) -> tuple[str, list[ChatMessage
         raise MessagesError(f"{where}.content", "the question is empty")
     history: list[ChatMessage] = []
     for message in messages[:-1]:
-        role = {"developer": "system", "tool": "user"}.get(message.role, message.role)
+        role = _HISTORY_ROLES[message.role]
         text = _text(message)
         if text:
             history.append(ChatMessage(role=role, content=text))
@@ -70,7 +79,7 @@ def usage_of(tokens: dict[str, dict[str, int]]) -> dict[str, int]:
 
 def completion(
     completion_id: str, model: str, created: int, content: str, usage: dict[str, int]
-) -> dict[str, Any]:
+) -> JsonObject:
     """A whole ``chat.completion`` object."""
     return {
         "id": completion_id,
@@ -92,12 +101,12 @@ def chunk(
     completion_id: str,
     model: str,
     created: int,
-    delta: dict[str, Any],
+    delta: Mapping[str, JsonValue],
     finish_reason: str | None = None,
     usage: dict[str, int] | None = None,
-) -> dict[str, Any]:
+) -> JsonObject:
     """One ``chat.completion.chunk`` object."""
-    body: dict[str, Any] = {
+    body: JsonObject = {
         "id": completion_id,
         "object": "chat.completion.chunk",
         "created": created,
@@ -109,7 +118,7 @@ def chunk(
     return body
 
 
-def _json_object(text: str) -> dict[str, Any]:
+def _json_object(text: str) -> JsonObject:
     try:
         value = json.loads(text)
     except ValueError:
@@ -147,7 +156,7 @@ def _streamed_note(event: ev.Chunk) -> str | None:
             result = _json_object(event.text)
             if not result or result.get("name") in ev.WORKFLOW_TOOLS:
                 return None
-            return f"[{label}] ← {result.get('name')}: {_clip(result.get('content', ''))}\n"
+            return f"[{label}] ← {result.get('name')}: {_clip(str(result.get('content', '')))}\n"
         case _:
             return None
 
@@ -173,8 +182,8 @@ class StreamTranslator:
     def _is_presentation(self, event: ev.Chunk) -> bool:
         return event.turn_id in self._present_turns or event.agent == self._presenter
 
-    def feed(self, event: ev.RunEvent) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def feed(self, event: ev.RunEvent) -> list[JsonObject]:
+        out: list[JsonObject] = []
         note: str | None = None
         match event:
             case ev.TurnStarted() if event.phase == "present":

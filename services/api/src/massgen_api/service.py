@@ -5,7 +5,8 @@
 - replays a run's events from the events stream with an ordered push consumer
   (one per reader, starting at a stream sequence) and follows them live;
 - watches every run event (core subscription) for ``/metrics`` and the index status;
-- reads the work-queue consumers' pending counts (queue depth per provider).
+- reads the work-queue consumers' pending counts (queue depth per provider);
+- asks the mcp-gateway for a run's media files (``run_files``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import nats
@@ -30,8 +32,10 @@ from massgen_kit.jetstream import (
     ensure_runs_bucket,
     ensure_turns_stream,
 )
+from massgen_kit.keepalive import ResponderSilent, request_with_keepalive
 from massgen_proto import subjects
 from massgen_proto.events import TERMINAL_STATUSES, RunEventAdapter, RunFinished
+from massgen_proto.media import FilesReply, FilesReplyAdapter, RunFileRequest, RunFilesRequest
 from massgen_proto.messages import (
     CancelRun,
     CreateRun,
@@ -43,9 +47,12 @@ from massgen_proto.record import RunRecord
 from massgen_proto.summary import RunSummary, apply_event
 from massgen_proto.trust import StreamGate
 from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from .metrics import Metrics
@@ -54,7 +61,7 @@ from .settings import ApiSettings
 from .sse import event_kind
 from .usage import TenantUsage
 
-__all__ = ["Backend", "OrchestratorUnavailable"]
+__all__ = ["Backend", "GatewayUnavailable", "OrchestratorUnavailable"]
 
 log = structlog.get_logger("api")
 
@@ -70,8 +77,22 @@ def _without_credentials(url: str) -> str:
 _SUMMARY_CACHE = 2048
 
 
+_Handle = TypeVar("_Handle")
+
+
+def _started(handle: _Handle | None) -> _Handle:
+    """A NATS handle of a started backend (raises when ``start`` has not run)."""
+    if handle is None:
+        raise RuntimeError("the API backend is not started (no NATS connection)")
+    return handle
+
+
 class OrchestratorUnavailable(RuntimeError):
     """No orchestrator answered in time (none running, or overloaded)."""
+
+
+class GatewayUnavailable(RuntimeError):
+    """No tool gateway answered (it holds the runs' files)."""
 
 
 class IdempotencyConflict(RuntimeError):
@@ -85,12 +106,12 @@ class Backend:
         self.settings = settings
         self.metrics = metrics
         self._nc: Client | None = None
-        self._js = None
-        self._runs_kv = None
-        self._index_kv = None
-        self._sessions_kv = None
-        self._watch = None
-        self._tasks: set[asyncio.Task] = set()
+        self._js: JetStreamContext | None = None
+        self._runs_kv: KeyValue | None = None
+        self._index_kv: KeyValue | None = None
+        self._sessions_kv: KeyValue | None = None
+        self._watch: Subscription | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._finished: OrderedDict[str, RunSummary] = OrderedDict()
         """Summaries of finished runs (they never change again)."""
         self._gate = StreamGate()
@@ -108,13 +129,13 @@ class Backend:
         )  # fmt: skip
         self._js = self._nc.jetstream()
         stream_settings = self.settings.stream_settings()
-        await ensure_turns_stream(self._js, stream_settings)
-        await ensure_events_stream(self._js, stream_settings)
-        self._runs_kv = await ensure_runs_bucket(self._js, stream_settings)
+        await ensure_turns_stream(self._jetstream, stream_settings)
+        await ensure_events_stream(self._jetstream, stream_settings)
+        self._runs_kv = await ensure_runs_bucket(self._jetstream, stream_settings)
         self._index_kv = await self._bucket(subjects.API_RUNS_BUCKET)
         self._sessions_kv = await self._bucket(subjects.SESSIONS_BUCKET)
         if self.usage.limits.any:
-            await self.usage.start(self._js, stream_settings)
+            await self.usage.start(self._jetstream, stream_settings)
         for record in await self.all_runs():
             self.metrics.run_status[record.run_id] = record.status
         self._watch = await self._nc.subscribe(subjects.EVENTS_WILDCARD, cb=self._on_event)
@@ -133,8 +154,29 @@ class Backend:
             await asyncio.wait(self._tasks, timeout=5)
         await close_connection(nc)
 
-    async def _bucket(self, name: str):
-        return await ensure_bucket(self._js, name, self.settings.stream_settings())
+    async def _bucket(self, name: str) -> KeyValue:
+        return await ensure_bucket(self._jetstream, name, self.settings.stream_settings())
+
+    # Each handle exists once ``start`` has run; before that, using one is a bug.
+    @property
+    def _client(self) -> Client:
+        return _started(self._nc)
+
+    @property
+    def _jetstream(self) -> JetStreamContext:
+        return _started(self._js)
+
+    @property
+    def _runs_bucket(self) -> KeyValue:
+        return _started(self._runs_kv)
+
+    @property
+    def _index_bucket(self) -> KeyValue:
+        return _started(self._index_kv)
+
+    @property
+    def _sessions_bucket(self) -> KeyValue:
+        return _started(self._sessions_kv)
 
     @property
     def connected(self) -> bool:
@@ -146,7 +188,7 @@ class Backend:
             return False, "not connected to NATS"
         try:
             for stream in (subjects.EVENTS_STREAM, subjects.TURNS_STREAM):
-                await self._js.stream_info(stream)
+                await self._jetstream.stream_info(stream)
         except Exception as error:
             return False, f"stream check failed: {error}"
         return True, "ok"
@@ -155,7 +197,7 @@ class Backend:
 
     async def _request(self, subject: str, payload: bytes) -> OrchestratorReply:
         try:
-            reply = await self._nc.request(
+            reply = await self._client.request(
                 subject, payload, timeout=self.settings.request_timeout,
                 headers=tracing.headers(),  # the run's trace starts here (when tracing is on)
             )  # fmt: skip
@@ -180,7 +222,7 @@ class Backend:
             IdempotencyConflict: the key was used for another request.
         """
         try:
-            await self._index_kv.create(record.run_id, record.model_dump_json().encode())
+            await self._index_bucket.create(record.run_id, record.model_dump_json().encode())
         except KeyWrongLastSequenceError:
             existing = await self.get_record(record.run_id) if keyed else None
             if existing is None or (existing.tenant, existing.question) != (
@@ -188,15 +230,15 @@ class Backend:
             ):  # fmt: skip
                 raise IdempotencyConflict(record.run_id) from None
         try:
-            with tracing.span("run.create", run_id=record.run_id, tenant=record.tenant):
+            with tracing.start_trace("run.create", run_id=record.run_id, tenant=record.tenant):
                 payload = request.model_dump_json().encode()
                 reply = await self._request(subjects.SUBMIT_CREATE, payload)
         except BaseException:
             if not keyed:
-                await self._index_kv.delete(record.run_id)
+                await self._index_bucket.delete(record.run_id)
             raise
         if isinstance(reply, ErrorReply):
-            await self._index_kv.delete(record.run_id)
+            await self._index_bucket.delete(record.run_id)
         else:
             self.metrics.runs_created += 1
             self.metrics.run_status.setdefault(record.run_id, "running")
@@ -206,11 +248,26 @@ class Backend:
         request = CancelRun(run_id=run_id, reason=reason)
         return await self._request(subjects.SUBMIT_CANCEL, request.model_dump_json().encode())
 
+    async def run_files(self, request: RunFileRequest | RunFilesRequest) -> FilesReply:
+        """Ask the gateway for a run's media files or a chunk of one (``media``).
+
+        Raises:
+            GatewayUnavailable: no gateway answered.
+        """
+        try:
+            data = await request_with_keepalive(
+                self._client, subjects.GATEWAY_RUN_FILES, request.model_dump_json().encode(),
+                self.settings.request_timeout, headers=tracing.headers(),
+            )  # fmt: skip
+        except (TimeoutError, NoRespondersError, NatsTimeout, ResponderSilent) as error:
+            raise GatewayUnavailable(f"no tool gateway answered: {type(error).__name__}") from None
+        return FilesReplyAdapter.validate_json(data)
+
     # -- run index ------------------------------------------------------------------------
 
     async def get_record(self, run_id: str) -> RunIndexEntry | None:
         try:
-            entry = await self._index_kv.get(run_id)
+            entry = await self._index_bucket.get(run_id)
         except (KeyNotFoundError, ValueError):
             return None
         if entry.value is None:
@@ -219,7 +276,7 @@ class Backend:
 
     async def all_runs(self) -> list[RunIndexEntry]:
         """Every run in the index (newest first)."""
-        keys = await bucket_keys(self._js, subjects.API_RUNS_BUCKET)
+        keys = await bucket_keys(self._jetstream, subjects.API_RUNS_BUCKET)
         records = await asyncio.gather(*(self.get_record(key) for key in keys))
         found = [r for r in records if r is not None]
         found.sort(key=lambda r: r.created_at, reverse=True)
@@ -230,9 +287,11 @@ class Backend:
         run_id, status = event.run_id, event.status
         for _ in range(3):
             try:
-                entry = await self._index_kv.get(run_id)
+                entry = await self._index_bucket.get(run_id)
             except (KeyNotFoundError, ValueError):
                 return  # not a run of this API (e.g. the CLI's own)
+            if entry.value is None:
+                return  # deleted meanwhile
             record = RunIndexEntry.model_validate_json(entry.value)
             if self.usage.limits.any:
                 await self.usage.record(
@@ -242,7 +301,7 @@ class Backend:
                 return
             record.status = status
             try:
-                await self._index_kv.update(
+                await self._index_bucket.update(
                     run_id, record.model_dump_json().encode(), last=entry.revision
                 )
                 return
@@ -252,7 +311,7 @@ class Backend:
     async def orchestrator_status(self, run_id: str) -> str | None:
         """The run's status as the orchestrator last wrote it (None: unknown run)."""
         try:
-            entry = await self._runs_kv.get(run_id)
+            entry = await self._runs_bucket.get(run_id)
         except (KeyNotFoundError, ValueError):
             return None
         try:
@@ -279,16 +338,18 @@ class Backend:
         """(stream sequence, kind) of the run's latest orchestrator event (its status,
         answers, votes), or None when it has none."""
         try:
-            msg = await self._js.get_last_msg(
+            msg = await self._jetstream.get_last_msg(
                 subjects.EVENTS_STREAM, subjects.events_subject(run_id, "run")
             )
         except NotFoundError:
             return None
+        if msg.seq is None:
+            return None  # a stored message always has one; nats-py's type allows none
         return msg.seq, event_kind(msg.data or b"")
 
     async def follow(
         self, run_id: str, after: int = 0, heartbeat: float | None = None
-    ) -> AsyncIterator[tuple[int, bytes] | None]:
+    ) -> AsyncGenerator[tuple[int, bytes] | None, None]:
         """Yield ``(stream sequence, event JSON)`` from after ``after`` on, live, forever.
 
         Only events whose publisher is entitled to them are yielded (see
@@ -311,7 +372,7 @@ class Backend:
         # Checked every few seconds while idle: a consumer lost with its NATS node is
         # replaced (resuming after the last event sent) instead of hanging the stream.
         follower = OrderedFollower(
-            self._js, subjects.EVENTS_STREAM, subjects.events_filter(run_id), config
+            self._jetstream, subjects.EVENTS_STREAM, subjects.events_filter(run_id), config
         )
         await follower.start()
         wait = min(heartbeat or 3600.0, 3.0)
@@ -339,7 +400,7 @@ class Backend:
 
         if await self.last_sequence(run_id) is None:
             return
-        sub = await self._js.subscribe(
+        sub = await self._jetstream.subscribe(
             subjects.events_subject(run_id, "run"),
             stream=subjects.EVENTS_STREAM,
             ordered_consumer=True,
@@ -391,22 +452,22 @@ class Backend:
     # -- sessions -----------------------------------------------------------------------------
 
     async def create_session(self, record: SessionRecord) -> None:
-        await self._sessions_kv.create(record.id, record.model_dump_json().encode())
+        await self._sessions_bucket.create(record.id, record.model_dump_json().encode())
 
     async def get_session(self, session_id: str) -> tuple[SessionRecord, int] | None:
         """The session and its KV revision (for a compare-and-set update)."""
         try:
-            entry = await self._sessions_kv.get(session_id)
+            entry = await self._sessions_bucket.get(session_id)
         except (KeyNotFoundError, ValueError):
             return None
-        if entry.value is None:
+        if entry.value is None or entry.revision is None:
             return None
         return SessionRecord.model_validate_json(entry.value), entry.revision
 
     async def update_session(self, record: SessionRecord, revision: int) -> bool:
         """Write ``record`` if nobody changed it since ``revision``; False otherwise."""
         try:
-            await self._sessions_kv.update(
+            await self._sessions_bucket.update(
                 record.id, record.model_dump_json().encode(), last=revision
             )
         except KeyWrongLastSequenceError:
@@ -418,7 +479,7 @@ class Backend:
     async def queue_depth(self) -> dict[str, tuple[int, int]]:
         """Provider -> (pending, in flight) of each ``worker-<provider>`` consumer."""
         try:
-            infos = await self._js.consumers_info(subjects.TURNS_STREAM)
+            infos = await self._jetstream.consumers_info(subjects.TURNS_STREAM)
         except Exception:
             return {}
         depth: dict[str, tuple[int, int]] = {}

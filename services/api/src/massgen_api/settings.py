@@ -14,6 +14,9 @@ image runs in the embedded launcher, docker compose and Kubernetes:
                                       ``massgen_proto.endpoints``); unset: no endpoint policy
 - ``MASSGEN_API_MAX_BODY_BYTES``      larger request bodies get 413
 - ``MASSGEN_API_STREAM_REPLICAS``     replicas of the streams and buckets it creates (1)
+- ``MASSGEN_API_ALLOW_COMMAND_NETWORK`` ``1``: accept configs whose commands ask for the
+                                      network (``command_line_docker_network_mode``);
+                                      the gateways need ``MASSGEN_GATEWAY_EXEC_NETWORK`` too
 """
 
 from __future__ import annotations
@@ -77,6 +80,9 @@ class ApiSettings(BaseModel):
     stream_replicas: int = Field(default=1, ge=1, le=5)
     memory_streams: bool = False
     """Keep streams and buckets in memory (tests, benchmarks); file storage otherwise."""
+    allow_command_network: bool = False
+    """Accept tenants' configs whose commands ask for the network (``bridge``/``host``);
+    off, such a config gets 422 naming the key."""
     page_size: int = Field(default=20, ge=1, le=500)
     """Default page size of ``GET /v1/runs``."""
     log_level: str = "info"
@@ -111,6 +117,10 @@ class ApiSettings(BaseModel):
 
     @property
     def endpoint_policy(self) -> EndpointPolicy:
+        # Unset means off only for one user on one machine; an API serving tenants keeps
+        # the policy on (providers' own endpoints only) until the operator lists more.
+        if self.provider_endpoints is None and not self.single_user:
+            return EndpointPolicy.parse("")
         return EndpointPolicy.parse(self.provider_endpoints)
 
     @field_validator("provider_endpoints")
@@ -189,5 +199,7 @@ class ApiSettings(BaseModel):
             values["provider_endpoints"] = env[ENDPOINTS_VAR]
         if (env.get("MASSGEN_API_SINGLE_USER") or "").strip().lower() in ("1", "true", "yes"):
             values["single_user"] = True
+        if env.get("MASSGEN_API_ALLOW_COMMAND_NETWORK"):
+            values["allow_command_network"] = env["MASSGEN_API_ALLOW_COMMAND_NETWORK"]
         values.update(overrides)
         return cls(**values)

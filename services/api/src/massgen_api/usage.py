@@ -14,9 +14,16 @@ import hashlib
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
+
+if TYPE_CHECKING:
+    from massgen_kit.jetstream import StreamSettings
+    from nats.js import JetStreamContext
+    from nats.js.kv import KeyValue
 
 log = structlog.get_logger("massgen.api.usage")
 
@@ -51,20 +58,21 @@ class DailyLimits:
 class TenantUsage:
     """The usage bucket, and the current day's sums per tenant kept from watching it."""
 
-    def __init__(self, limits: DailyLimits, clock=time.time) -> None:
+    def __init__(self, limits: DailyLimits, clock: Callable[[], float] = time.time) -> None:
         self.limits = limits
         self._clock = clock
-        self._kv = None
+        self._kv: KeyValue | None = None
         self._task: asyncio.Task[None] | None = None
         self._runs: dict[str, dict[str, tuple[int, float]]] = defaultdict(dict)
         """``<tenant key>.<day>`` -> run id -> (tokens, dollars)."""
 
-    async def start(self, js, stream_settings) -> None:
+    async def start(self, js: JetStreamContext, stream_settings: StreamSettings) -> None:
         from massgen_kit.jetstream import ensure_bucket
         from massgen_proto.subjects import USAGE_BUCKET
 
-        self._kv = await ensure_bucket(js, USAGE_BUCKET, stream_settings, max_age=_KEEP_SECONDS)
-        self._task = asyncio.create_task(self._watch(), name="usage-watch")
+        kv = await ensure_bucket(js, USAGE_BUCKET, stream_settings, max_age=_KEEP_SECONDS)
+        self._kv = kv
+        self._task = asyncio.create_task(self._watch(kv), name="usage-watch")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -112,10 +120,10 @@ class TenantUsage:
         if prefix.endswith(today):
             self._runs[prefix][run_id] = entry
 
-    async def _watch(self) -> None:
+    async def _watch(self, kv: KeyValue) -> None:
         while True:
             try:
-                watcher = await self._kv.watchall()
+                watcher = await kv.watchall()
                 async for entry in watcher:
                     if entry is not None and entry.value:
                         self._add(entry.key, entry.value)

@@ -30,6 +30,7 @@ import sys
 import traceback
 import types
 import typing
+from collections.abc import Callable, Iterable
 from typing import Any
 
 AGENT_CWD = "agent_cwd"
@@ -52,7 +53,7 @@ def _install_massgen_shim() -> None:
         pass
 
     class TextContent:
-        def __init__(self, data: Any = "", **extra: Any) -> None:
+        def __init__(self, data: object = "", **extra: object) -> None:
             self.data = data
             self.__dict__.update(extra)
 
@@ -60,12 +61,14 @@ def _install_massgen_shim() -> None:
         pass
 
     class ExecutionResult:
-        def __init__(self, output_blocks: Any = None, **extra: Any) -> None:
+        def __init__(self, output_blocks: Iterable[object] | None = None, **extra: object) -> None:
             self.output_blocks = list(output_blocks or [])
             self.__dict__.update(extra)
 
-    classes = {"ExecutionResult": ExecutionResult, "TextContent": TextContent,
-               "ImageContent": ImageContent}  # fmt: skip
+    classes: dict[str, type] = {
+        "ExecutionResult": ExecutionResult, "TextContent": TextContent,
+        "ImageContent": ImageContent,
+    }  # fmt: skip
     result = types.ModuleType("massgen.tool._result")
     tool = types.ModuleType("massgen.tool")
     for module in (result, tool):
@@ -147,7 +150,7 @@ _SIMPLE = {
 }  # fmt: skip
 
 
-def schema_of(annotation: Any) -> dict[str, Any]:
+def schema_of(annotation: object) -> dict[str, object]:
     """JSON schema of a type annotation ({} when it says nothing usable)."""
     if annotation is inspect.Parameter.empty or annotation is Any or isinstance(annotation, str):
         return {}
@@ -164,7 +167,7 @@ def schema_of(annotation: Any) -> dict[str, Any]:
         return {"anyOf": schemas} if all(schemas) else {}
     if origin is typing.Literal:
         values = list(args)
-        out: dict[str, Any] = {"enum": values}
+        out: dict[str, object] = {"enum": values}
         kinds = {type(v) for v in values}
         if len(kinds) == 1 and kinds.pop() in _SIMPLE:
             out["type"] = _SIMPLE[type(values[0])]["type"]
@@ -196,14 +199,16 @@ def schema_of(annotation: Any) -> dict[str, Any]:
     return {}
 
 
-def describe(func: Any, name: str, description: str | None, hidden: set[str]) -> dict[str, Any]:
+def describe(
+    func: Callable[..., object], name: str, description: str | None, hidden: set[str]
+) -> dict[str, object]:
     """The OpenAI function schema of ``func`` as the tool ``name``."""
     summary, docs = parse_docstring(inspect.getdoc(func))
     try:
         hints = typing.get_type_hints(func, include_extras=True)
     except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to the raw ones
         hints = {}
-    properties: dict[str, Any] = {}
+    properties: dict[str, object] = {}
     required: list[str] = []
     for param in inspect.signature(func).parameters.values():
         if param.name in ("self", "cls") or param.name in hidden or param.name == AGENT_CWD:
@@ -222,7 +227,7 @@ def describe(func: Any, name: str, description: str | None, hidden: set[str]) ->
             except (TypeError, ValueError):
                 pass
         properties[param.name] = schema
-    parameters: dict[str, Any] = {"type": "object", "properties": properties}
+    parameters: dict[str, object] = {"type": "object", "properties": properties}
     if required:
         parameters["required"] = required
     return {"name": name, "description": description or summary, "parameters": parameters}
@@ -245,14 +250,14 @@ def _load(path: str) -> types.ModuleType:
     return module
 
 
-def _function(module: types.ModuleType, name: str) -> Any:
+def _function(module: types.ModuleType, name: str) -> Callable[..., object]:
     func = getattr(module, name, None)
     if func is None or not callable(func):
         raise LookupError(f"{module.__file__} defines no function {name!r}")
     return func
 
 
-async def _collect(result: Any) -> Any:
+async def _collect(result: object) -> object:
     if inspect.isawaitable(result):
         result = await result
     if inspect.isasyncgen(result):
@@ -262,7 +267,7 @@ async def _collect(result: Any) -> Any:
     return result
 
 
-def as_text(result: Any) -> str:
+def as_text(result: object) -> str:
     """What the model reads: text as is, MassGen result blocks joined, the rest as JSON."""
     if isinstance(result, list) and result and all(hasattr(r, "output_blocks") for r in result):
         result = result[-1]  # streamed MassGen results accumulate: the last is complete

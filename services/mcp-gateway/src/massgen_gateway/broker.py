@@ -17,11 +17,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import structlog
 from massgen_proto.config import AgentConfig, McpServerConfig, RunConfig
 from massgen_proto.ids import label_for
+from massgen_proto.json_types import JsonObject
 from massgen_proto.messages import Phase
 from massgen_proto.tools import ToolList, ToolResult
 
@@ -30,6 +30,7 @@ from .commands import ALIASES, EXECUTE_COMMAND
 from .custom_tools import CUSTOM_PREFIX, CustomTool, specs
 from .exec_calls import call_command, call_custom, close_exec, list_custom
 from .launch import launchable
+from .media_tools import READ_MULTIMODAL, agent_media, call_read_multimodal, offers_read_multimodal
 from .outcome import CallOutcome, denied_result, tool_error
 from .permissions import AccessLedger, AgentScope, ContextRoot, Decision, build_scope
 from .server_calls import call_server
@@ -74,7 +75,7 @@ class AgentTools:
     sessions: dict[str, McpSession] = field(default_factory=dict)
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     _starting: dict[str, asyncio.Lock] = field(default_factory=dict)
-    custom_listing: tuple[list[dict[str, Any]], list[str]] | None = None
+    custom_listing: tuple[list[JsonObject], list[str]] | None = None
     """The custom tools offered and the problems, once a listing had no problem a retry
     could fix (a function missing from the built-in library stays missing)."""
     _prepared: bool = False
@@ -190,7 +191,7 @@ class AgentTools:
         """Built-in tools (when enabled) and every server's tools, filtered and named."""
         backend = self.agent.backend
         await self.prepare()
-        tools: list[dict[str, Any]] = []
+        tools: list[JsonObject] = []
         errors: list[str] = []
         if self.builtins:
             tools += self._builtin_listing()
@@ -199,12 +200,15 @@ class AgentTools:
             tools += custom
             errors += problems
         await self._server_listing(tools, errors)
-        return ToolList(tools=tools, errors=errors)
+        media = await asyncio.to_thread(agent_media, self)
+        return ToolList(tools=tools, errors=errors, media=media)
 
-    def _builtin_listing(self) -> list[dict[str, Any]]:
+    def _builtin_listing(self) -> list[JsonObject]:
         offered = list(BUILTIN_TOOLS.values())
         if self.agent.backend.enable_mcp_command_line:
             offered.append(EXECUTE_COMMAND)
+        if offers_read_multimodal(self):
+            offered.append(READ_MULTIMODAL)
         return [
             openai_tool(
                 tool_name(BUILTIN_SERVER, tool.name),
@@ -215,7 +219,7 @@ class AgentTools:
             if self._builtin_visible(tool.name)
         ]
 
-    async def _server_listing(self, tools: list[dict[str, Any]], errors: list[str]) -> None:
+    async def _server_listing(self, tools: list[JsonObject], errors: list[str]) -> None:
         """Add every server's visible tools to ``tools``, and what failed to ``errors``."""
         backend = self.agent.backend
 
@@ -280,7 +284,7 @@ class AgentTools:
         return None
 
     async def call(
-        self, phase: Phase, name: str, arguments: dict[str, Any] | str, seconds: float | None
+        self, phase: Phase, name: str, arguments: JsonObject | str, seconds: float | None
     ) -> CallOutcome:
         """Check every path argument, then run the tool. Never raises for tool failures."""
         await self.prepare()
@@ -307,6 +311,9 @@ class AgentTools:
         if server_name == BUILTIN_SERVER:
             if tool == EXECUTE_COMMAND.name and self._builtin_visible(tool):
                 return await call_command(self, phase, name, arguments, seconds)
+            if tool == READ_MULTIMODAL.name and offers_read_multimodal(self):
+                if self._builtin_visible(tool):
+                    return await call_read_multimodal(self, phase, name, arguments)
             if tool not in BUILTIN_TOOLS or not self._builtin_visible(tool):
                 return unavailable
             return await self._call_builtin(phase, name, tool, arguments)
@@ -320,7 +327,7 @@ class AgentTools:
         return await call_server(self, phase, name, server, tool, arguments, seconds)
 
     async def _call_builtin(
-        self, phase: Phase, name: str, tool: str, arguments: dict[str, Any]
+        self, phase: Phase, name: str, tool: str, arguments: JsonObject
     ) -> CallOutcome:
         spec = BUILTIN_TOOLS[tool]
         scope = self.scope(phase)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+
+from massgen_proto.json_types import JsonObject
 
 from . import file_tools
 from .compare import compare_directories, compare_files
@@ -47,11 +48,11 @@ class BuiltinTool:
 
     name: str
     description: str
-    properties: dict[str, Any]
+    properties: JsonObject
     required: tuple[str, ...]
     paths: tuple[PathArg, ...]
 
-    def input_schema(self) -> dict[str, Any]:
+    def input_schema(self) -> JsonObject:
         return {
             "type": "object",
             "properties": self.properties,
@@ -174,7 +175,7 @@ BUILTIN_TOOLS: dict[str, BuiltinTool] = {
 }
 
 
-_RUNNERS: dict[str, Callable[[dict[str, Decision], dict[str, Any], AccessLedger], str]] = {
+_RUNNERS: dict[str, Callable[[dict[str, Decision], JsonObject, AccessLedger], str]] = {
     "read_file": file_tools.read_file,
     "write_file": file_tools.write_file,
     "edit_file": file_tools.edit_file,
@@ -190,7 +191,7 @@ _RUNNERS: dict[str, Callable[[dict[str, Decision], dict[str, Any], AccessLedger]
 
 
 def run_builtin(
-    tool: str, decisions: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger
+    tool: str, decisions: dict[str, Decision], args: JsonObject, ledger: AccessLedger
 ) -> str:
     """Run built-in ``tool`` on already-allowed paths.
 

@@ -34,7 +34,8 @@ EXECUTE_COMMAND = BuiltinTool(
     "execute_command",
     "Run a shell command (sh -c) in your workspace and get its exit code, stdout and "
     "stderr: run the code you wrote, its tests, build tools. The command runs in a "
-    "sandbox: no network, your workspace is the only writable folder (plus a private "
+    "sandbox: no network (unless your config grants it), your workspace is the only "
+    "writable folder (plus a private "
     "/tmp), other agents' snapshots and context paths are read-only, and time, CPU, "
     "memory and process count are limited. Nothing started by it outlives the call.",
     {

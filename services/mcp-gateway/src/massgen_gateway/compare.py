@@ -7,7 +7,8 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass
-from typing import Any
+
+from massgen_proto.json_types import JsonObject
 
 from .fdwalk import DIR_FLAGS, MAX_READ_BYTES, ToolError, open_dir, read_checked, read_fd
 from .permissions import AccessLedger, Decision
@@ -46,7 +47,7 @@ def _unified(a: bytes, b: bytes, name_a: str, name_b: str, context: int, limit: 
     return lines
 
 
-def compare_files(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> str:
+def compare_files(d: dict[str, Decision], args: JsonObject, ledger: AccessLedger) -> str:
     one, two = d["file1"], d["file2"]
     context = args.get("context_lines", 3)
     if not isinstance(context, int) or isinstance(context, bool) or not 0 <= context <= 100:
@@ -136,7 +137,7 @@ def _open_relative(decision: Decision, rel: str) -> bytes | None:
         os.close(file_fd)
 
 
-def compare_directories(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> str:
+def compare_directories(d: dict[str, Decision], args: JsonObject, ledger: AccessLedger) -> str:
     one, two = d["dir1"], d["dir2"]
     budget = [MAX_COMPARED_BYTES]
     left, right = _tree(one, budget), _tree(two, budget)

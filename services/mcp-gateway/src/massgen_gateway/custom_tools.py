@@ -16,13 +16,15 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from massgen_proto.config import CustomToolConfig
+from massgen_proto.json_types import JsonObject, JsonValue, items_of, object_of, objects_of
 
 from .execution import Confinement
+from .tool_names import openai_tool
 
 __all__ = [
     "CUSTOM_PREFIX",
@@ -58,7 +60,7 @@ class CustomTool:
     path: str
     """Absolute path of the Python file."""
     description: str | None
-    preset_args: dict[str, Any]
+    preset_args: JsonObject
     where: str
     """Its config key, for messages: ``agents[0].backend.custom_tools[1]``."""
 
@@ -107,8 +109,8 @@ def _host_source() -> str:
 
 
 async def _ask(
-    confinement: Confinement, request: dict[str, Any], workdir: str, env: dict[str, str]
-) -> dict[str, Any]:
+    confinement: Confinement, request: JsonObject, workdir: str, env: dict[str, str]
+) -> JsonObject:
     limits = confinement.limits
     reply_limits = dataclasses.replace(limits, output_bytes=max(limits.output_bytes, REPLY_BYTES))
     outcome = await confinement.run(
@@ -137,12 +139,12 @@ def _is_file(path: str) -> bool:
 
 async def describe_tools(
     tools: list[CustomTool], confinement: Confinement, workdir: str, env: dict[str, str]
-) -> tuple[list[dict[str, Any]], list[str]]:
+) -> tuple[list[JsonObject], list[str]]:
     """OpenAI function tools for ``tools`` (one sandboxed import per file) and problems."""
     by_file: dict[str, list[CustomTool]] = {}
     for tool in tools:
         by_file.setdefault(tool.path, []).append(tool)
-    offered: list[dict[str, Any]] = []
+    offered: list[JsonObject] = []
     problems: list[str] = []
     for path, group in by_file.items():
         where = group[0].where
@@ -156,7 +158,7 @@ async def describe_tools(
         if not _is_file(path):
             problems.append(f"custom tool file {path} ({where}): no such file")
             continue
-        request = {
+        request: JsonObject = {
             "mode": "describe", "path": path,
             "functions": [
                 {"function": t.function, "name": t.tool_name, "description": t.description,
@@ -169,30 +171,28 @@ async def describe_tools(
         except (CustomToolError, OSError) as error:
             problems.append(f"custom tools of {path} ({where}): {error}")
             continue
-        problems += [f"custom tool {e} ({where})" for e in reply.get("errors", [])]
-        for tool in reply.get("tools", []):
-            offered.append(
-                {
-                    "type": "function",
-                    "function": {
-                        "name": tool["name"],
-                        "description": (tool.get("description") or tool["name"])[:1024],
-                        "parameters": tool["parameters"],
-                    },
-                }
-            )
+        problems += [f"custom tool {e} ({where})" for e in items_of(reply.get("errors"))]
+        offered += [_function_tool(described) for described in objects_of(reply.get("tools"))]
     return offered, problems
+
+
+def _function_tool(described: Mapping[str, JsonValue]) -> JsonObject:
+    """The host's description of one function, as an OpenAI function tool."""
+    name = str(described.get("name"))
+    description = described.get("description")
+    text = description if isinstance(description, str) and description else name
+    return openai_tool(name, text, object_of(described.get("parameters")))
 
 
 async def call_tool(
     tool: CustomTool,
-    arguments: dict[str, Any],
+    arguments: JsonObject,
     confinement: Confinement,
     workdir: str,
     env: dict[str, str],
 ) -> tuple[str, bool]:
     """(text for the model, is_error) of one call; never raises for the tool's failures."""
-    request = {
+    request: JsonObject = {
         "mode": "call", "path": tool.path, "function": tool.function, "arguments": arguments,
         "preset": tool.preset_args, "agent_cwd": workdir,
         "limit": confinement.limits.output_bytes,

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
+from massgen_proto.function_tools import function_name
+from massgen_proto.json_types import JsonObject, JsonValue
 from massgen_proto.messages import Phase
 from massgen_proto.tools import ToolResult
 
@@ -73,7 +75,7 @@ async def _confinement(tools: AgentTools, phase: Phase, readable: list[str]) -> 
     )  # fmt: skip
 
 
-def _deadline(tools: AgentTools, seconds: float | None, asked: Any = None) -> float:
+def _deadline(tools: AgentTools, seconds: float | None, asked: JsonValue = None) -> float:
     limit = tools.run.settings.exec_timeout
     if seconds:
         limit = min(limit, seconds)
@@ -83,7 +85,7 @@ def _deadline(tools: AgentTools, seconds: float | None, asked: Any = None) -> fl
 
 
 async def call_command(
-    tools: AgentTools, phase: Phase, name: str, arguments: dict[str, Any], seconds: float | None
+    tools: AgentTools, phase: Phase, name: str, arguments: JsonObject, seconds: float | None
 ) -> CallOutcome:
     b = tools.agent.backend
     command = arguments.get("command")
@@ -105,6 +107,10 @@ async def call_command(
     confinement = await _confinement(tools, phase, readable)
     if isinstance(confinement, str):
         return tool_error(name, f"Error: {name} is unavailable: {confinement}")
+    if b.command_network:
+        if not tools.run.settings.exec_network:
+            return tool_error(name, f"Error: {name} is unavailable: {_network_refusal(tools)}")
+        confinement = dataclasses.replace(confinement, network=True)
     policy = CommandPolicy.of(
         b.command_line_allowed_commands, b.command_line_blocked_commands,
         host=not confinement.sandboxed,
@@ -131,6 +137,15 @@ async def call_command(
     )  # fmt: skip
     text = format_outcome(command, outcome, timeout)
     return CallOutcome(ToolResult(name=name, content=text, is_error=outcome.timed_out))
+
+
+def _network_refusal(tools: AgentTools) -> str:
+    mode = tools.agent.backend.command_line_docker_network_mode
+    return (
+        f"the config asks for network (agents[{tools.index}].backend."
+        f"command_line_docker_network_mode: {mode!r}) and this gateway runs commands without "
+        "network (its exec_network setting, MASSGEN_GATEWAY_EXEC_NETWORK, is off)"
+    )
 
 
 def _custom_readable(
@@ -166,7 +181,7 @@ def _custom_readable(
     return folders, problems, usable
 
 
-async def list_custom(tools: AgentTools, phase: Phase) -> tuple[list[dict[str, Any]], list[str]]:
+async def list_custom(tools: AgentTools, phase: Phase) -> tuple[list[JsonObject], list[str]]:
     if tools.custom_listing is not None:
         return tools.custom_listing
     folders, problems, usable = _custom_readable(tools, phase)
@@ -188,7 +203,7 @@ async def list_custom(tools: AgentTools, phase: Phase) -> tuple[list[dict[str, A
     workspace = str(tools.workspace.resolve())
     offered, more = await describe_tools(usable, confinement, workspace, command_env(workspace, []))
     visible = {t.tool_name for t in usable if tools.custom_visible(t)}
-    offered = [t for t in offered if t["function"]["name"] in visible]
+    offered = [t for t in offered if function_name(t) in visible]
     listing = (offered, problems + more)
     if not more and len(problems) == lasting:
         tools.custom_listing = listing  # a failure is retried at the next listing
@@ -200,7 +215,7 @@ async def call_custom(
     phase: Phase,
     name: str,
     tool: CustomTool,
-    arguments: dict[str, Any],
+    arguments: JsonObject,
     seconds: float | None,
 ) -> CallOutcome:
     folders, problems, usable = _custom_readable(tools, phase)

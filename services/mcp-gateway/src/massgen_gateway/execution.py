@@ -28,9 +28,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
+from massgen_proto.json_types import JsonObject
 
 from .sandbox import Mount, confined
 
@@ -278,7 +278,7 @@ async def run_limited(
         OSError: the program could not be started at all.
     """
     cgroup = cgroups.create(limits.max_processes) if cgroups is not None else None
-    spec = {
+    spec: JsonObject = {
         "cgroup": str(cgroup / "cgroup.procs") if cgroup else None,
         "limits": limits.rlimits(),
         "argv": argv,
@@ -310,7 +310,7 @@ async def run_limited(
 
 
 async def _launch(
-    spec: dict[str, Any],
+    spec: JsonObject,
     *,
     env: Mapping[str, str],
     cwd: str | None,
@@ -358,7 +358,7 @@ def _kill(proc: asyncio.subprocess.Process, cgroup: Path | None) -> None:
 
 async def _wait(
     proc: asyncio.subprocess.Process,
-    readers: asyncio.Future[Any],
+    readers: asyncio.Future[tuple[None, None, None]],
     seconds: float,
     cgroup: Path | None,
 ) -> bool:
@@ -404,6 +404,8 @@ class Confinement:
     cgroups: PidsCgroups | None = None
     hidden: tuple[str, ...] = ()
     """Folders shown empty (the root of all runs' workspaces)."""
+    network: bool = False
+    """Sandboxed, keep the gateway's network (``GatewaySettings.exec_network``)."""
 
     async def run(
         self,
@@ -424,6 +426,7 @@ class Confinement:
             line = confined(
                 argv, mounts=self.mounts, workdir=workdir, env=env, tmp_bytes=self.tmp_bytes,
                 max_processes=limits.max_processes, readable=self.readable, hidden=self.hidden,
+                network=self.network,
             )  # fmt: skip
             # bwrap itself gets an empty environment too: nothing of the gateway's
             # reaches even the sandbox's init process.

@@ -10,7 +10,8 @@ import os
 import re
 import shutil
 import stat
-from typing import Any
+
+from massgen_proto.json_types import JsonObject
 
 from .fdwalk import (
     DIR_FLAGS,
@@ -41,7 +42,7 @@ __all__ = [
 MAX_MATCHES = 100
 
 
-def read_file(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> str:
+def read_file(d: dict[str, Decision], args: JsonObject, ledger: AccessLedger) -> str:
     decision = d["path"]
     data = read_checked(decision)
     ledger.record_read(decision.path)
@@ -72,7 +73,7 @@ def _write(decision: Decision, content: bytes, ledger: AccessLedger) -> bool:
     return existed
 
 
-def write_file(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> str:
+def write_file(d: dict[str, Decision], args: JsonObject, ledger: AccessLedger) -> str:
     content = args.get("content")
     if not isinstance(content, str):
         raise ToolError("'content' must be a string")
@@ -81,7 +82,7 @@ def write_file(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedge
     return f"{verb} {d['path'].path} ({len(content.encode('utf-8'))} bytes)"
 
 
-def edit_file(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> str:
+def edit_file(d: dict[str, Decision], args: JsonObject, ledger: AccessLedger) -> str:
     old, new = args.get("old_text"), args.get("new_text")
     if not isinstance(old, str) or not isinstance(new, str) or not old:
         raise ToolError("'old_text' (non-empty) and 'new_text' must be strings")
@@ -97,7 +98,7 @@ def edit_file(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger
     return f"edited {d['path'].path} ({count} replacement{'s' if count > 1 else ''})"
 
 
-def list_directory(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> str:
+def list_directory(d: dict[str, Decision], args: JsonObject, ledger: AccessLedger) -> str:
     decision = d["path"]
     fd = open_dir(decision)
     try:
@@ -117,7 +118,7 @@ def list_directory(d: dict[str, Decision], args: dict[str, Any], ledger: AccessL
     return f"{decision.path}:\n" + ("\n".join(lines) if lines else "(empty)")
 
 
-def create_directory(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> str:
+def create_directory(d: dict[str, Decision], args: JsonObject, ledger: AccessLedger) -> str:
     decision = d["path"]
     created: list[str] = []
     parent, name = open_parent(decision, create=True, created=created)
@@ -132,7 +133,7 @@ def create_directory(d: dict[str, Decision], args: dict[str, Any], ledger: Acces
     return f"created {decision.path}" if created else f"{decision.path} already exists"
 
 
-def move(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> str:
+def move(d: dict[str, Decision], args: JsonObject, ledger: AccessLedger) -> str:
     source, target = d["source"], d["destination"]
     sparent, sname = open_parent(source)
     try:
@@ -190,7 +191,7 @@ def _copy_file_to(src: int, dir_fd: int, name: str) -> None:
         os.close(dst)
 
 
-def copy(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> str:
+def copy(d: dict[str, Decision], args: JsonObject, ledger: AccessLedger) -> str:
     source, target = d["source"], d["destination"]
     sparent, sname = open_parent(source)
     try:
@@ -227,7 +228,7 @@ def copy(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> 
     return f"copied {what} from {source.path} to {target.path}"
 
 
-def delete(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> str:
+def delete(d: dict[str, Decision], args: JsonObject, ledger: AccessLedger) -> str:
     decision = d["path"]
     parent, name = open_parent(decision)
     try:
@@ -246,7 +247,7 @@ def delete(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -
     return f"deleted {decision.path}"
 
 
-def search_files(d: dict[str, Decision], args: dict[str, Any], ledger: AccessLedger) -> str:
+def search_files(d: dict[str, Decision], args: JsonObject, ledger: AccessLedger) -> str:
     decision = d["path"]
     try:
         pattern = re.compile(str(args.get("pattern", "")))

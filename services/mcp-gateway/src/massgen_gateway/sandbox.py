@@ -151,9 +151,10 @@ ETC_ENTRIES = (
     "passwd", "group", "nsswitch.conf", "hosts", "host.conf", "ld.so.cache", "ld.so.conf",
     "ld.so.conf.d", "localtime", "timezone", "alternatives", "ssl", "ca-certificates",
     "mime.types", "magic", "magic.mime", "os-release", "debian_version", "locale.alias",
-    "protocols", "services", "inputrc", "bash.bashrc", "profile",
+    "protocols", "services", "inputrc", "bash.bashrc", "profile", "resolv.conf",
 )  # fmt: skip
-"""The ``/etc`` entries programs read to start; the rest of ``/etc`` is not shown."""
+"""The ``/etc`` entries programs read to start (and ``resolv.conf``, for a command given
+the network); the rest of ``/etc`` is not shown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,7 @@ def confined(
     max_processes: int | None = None,
     readable: Iterable[str] = (),
     hidden: Iterable[str] = (),
+    network: bool = False,
 ) -> list[str]:
     """The bwrap command line that runs ``argv`` with only ``mounts`` (and the system
     folders) visible, no network, a private ``/tmp`` of ``tmp_bytes``, a read-only
@@ -199,10 +201,13 @@ def confined(
         hidden: folders replaced by empty read-only ones wherever a readable or granted
             folder would show them (the root of every run's workspaces); granted paths
             inside them are mounted on top.
+        network: keep the gateway's network namespace (a command whose config asks for
+            network, where the gateway allows it); everything else stays unshared.
     """
     bwrap = shutil.which("bwrap") or "bwrap"
     line = [
         bwrap, "--die-with-parent", "--new-session", "--unshare-all",
+        *(["--share-net"] if network else []),
         "--hostname", "sandbox", "--uid", "65534", "--gid", "65534",
     ]  # fmt: skip
     hidden = [h for h in hidden if os.path.isdir(h)]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from massgen_proto.config import McpServerConfig
+from massgen_proto.json_types import JsonObject
 from massgen_proto.messages import Phase
 from massgen_proto.tools import ToolResult
 
@@ -26,7 +27,7 @@ async def call_server(
     name: str,
     server: McpServerConfig,
     tool: str,
-    arguments: dict[str, Any],
+    arguments: JsonObject,
     seconds: float | None,
 ) -> CallOutcome:
     checked = _check_arguments(tools, phase, name, tool, arguments)
@@ -59,8 +60,8 @@ async def call_server(
 
 
 def _check_arguments(
-    tools: AgentTools, phase: Phase, name: str, tool: str, arguments: dict[str, Any]
-) -> CallOutcome | tuple[dict[str, Any], list[str], list[str]]:
+    tools: AgentTools, phase: Phase, name: str, tool: str, arguments: JsonObject
+) -> CallOutcome | tuple[JsonObject, list[str], list[str]]:
     """A denial, or (arguments to forward, paths read, paths that may be created)."""
     scope = tools.scope(phase)
     forwarded = copy.deepcopy(arguments)
@@ -71,7 +72,7 @@ def _check_arguments(
         if not decision.allowed:
             return CallOutcome(denied_result(name, decision.message), decision)
         # Forward the resolved path, so the server acts on exactly what was checked.
-        ref.container[ref.key] = decision.path
+        ref.replace(decision.path)
         if ref.access == "read":
             read.append(decision.path)
         elif not os.path.lexists(decision.path):

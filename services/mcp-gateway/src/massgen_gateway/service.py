@@ -33,8 +33,6 @@ import structlog
 from massgen_kit import tracing
 from massgen_kit.health import connect_options
 from massgen_kit.jetstream import (
-    NO_MESSAGE,
-    OrderedFollower,
     close_connection,
     ensure_events_stream,
     ensure_runs_bucket,
@@ -48,8 +46,8 @@ from massgen_proto.events import (
     ToolDenied,
     trusted_event,
 )
+from massgen_proto.media import FileReadRequest, FileWriteRequest
 from massgen_proto.messages import ErrorReply, RunAccepted
-from massgen_proto.record import RunRecord
 from massgen_proto.tools import (
     KEEPALIVE_HEADER,
     KEEPALIVE_SECONDS,
@@ -67,8 +65,9 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ValidationError
 
-from . import capability
+from . import capability, file_requests
 from .broker import RunTools, ToolsConfigError, close_exec
+from .capabilities import Capabilities
 from .settings import GatewaySettings
 from .workspace import copy_tree, final_workspace, save_final, snapshot
 
@@ -94,16 +93,8 @@ Handler = Callable[[Msg], Awaitable[None]]
 """What serves one request or event on a subject."""
 _Request = TypeVar("_Request", ToolListRequest, ToolCallRequest)
 
-_RUNS_STREAM = f"KV_{subjects.RUNS_BUCKET}"
-_RUNS_KEY = f"$KV.{subjects.RUNS_BUCKET}."
-MAX_CACHED_RUNS = 4096
-"""Run capabilities kept in memory (oldest dropped first; a dropped run is re-read)."""
 FINISH_WAIT = 10.0
 """Seconds a run that continues a session waits for its previous run's final copy."""
-DISTRUST_AFTER_RECONNECT = 30.0
-"""Seconds after a NATS reconnect during which every request is checked against a leader
-read: the watch may have missed writes until its consumer is re-created (nats-py does
-that after two missed heartbeats, ~10 s)."""
 
 
 class GatewayService:
@@ -126,16 +117,7 @@ class GatewayService:
         self.denials = 0
         self.refusals = 0
         """Tool list / call requests refused for want of their turn's capability."""
-        self._caps: dict[str, capability.RunCapabilities] = {}
-        """Capabilities of the runs this replica served, kept current by ``_watch``."""
-        self._fresh: dict[str, RunRecord] = {}
-        """Run states just read for a capability check, for ``_run`` to take its config."""
-        self._reading: dict[str, int] = {}
-        """Runs with a leader read in flight (their writes are cached meanwhile)."""
-        self._watch: OrderedFollower | None = None
-        self._watch_task: asyncio.Task[None] | None = None
-        self._distrust_until = 0.0
-        """Until then (monotonic) the cache may lag the bucket: confirm every decision."""
+        self._capabilities = Capabilities(lambda: self._jetstream)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -150,11 +132,13 @@ class GatewayService:
         self._js = js = nc.jetstream()
         await ensure_events_stream(js, s.stream_settings())
         self._kv = await ensure_runs_bucket(js, s.stream_settings())
-        await self._watch_runs()
+        await self._capabilities.start()
         handlers: tuple[tuple[str, Handler], ...] = (
             (subjects.GATEWAY_TOOLS_LIST, self._on_list),
             (subjects.GATEWAY_TOOLS_CALL, self._on_call),
             (subjects.GATEWAY_CLOSE, self._on_close),
+            (subjects.GATEWAY_FILES, self._on_files),
+            (subjects.GATEWAY_RUN_FILES, self._on_run_files),
         )
         for subject, handler in handlers:
             self._subs.append(
@@ -173,10 +157,7 @@ class GatewayService:
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-        if self._watch is not None:
-            await self._watch.close()
+        await self._capabilities.stop()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
         runs, self._runs = list(self._runs.values()), {}
@@ -252,9 +233,9 @@ class GatewayService:
             run = self._runs.get(run_id)
             if run is not None:
                 return run
-            record = self._fresh.pop(run_id, None)
+            record = self._capabilities.fresh.pop(run_id, None)
             if record is None:
-                latest = await self._read_run(run_id)
+                latest = await self._capabilities.read_run(run_id)
                 if latest is None:
                     return None
                 record = latest[0]
@@ -292,119 +273,14 @@ class GatewayService:
         )  # fmt: skip
         return None
 
-    # -- capabilities -----------------------------------------------------------------
-
-    async def _watch_runs(self) -> None:
-        """Follow every later write to the runs bucket: cached capabilities follow their
-        run's turns. A watch that had to be replaced (its NATS node died) may have
-        missed writes, so the cache is dropped then, as after a reconnect."""
-        from nats.js.api import ConsumerConfig, DeliverPolicy
-
-        start = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
-        watch = OrderedFollower(self._jetstream, _RUNS_STREAM, _RUNS_KEY + ">", start)
-        self._watch = await watch.start()
-        self._watch_task = asyncio.get_running_loop().create_task(self._follow_runs(self._watch))
-
-    async def _follow_runs(self, watch: OrderedFollower) -> None:
-        resumes = 0
-        while True:
-            msg = await watch.next(timeout=2.0)
-            if watch.resumes != resumes:
-                resumes = watch.resumes
-                await self._on_reconnected()
-            if msg is not None:
-                await self._on_run_write(msg)  # never raises: a bad entry is forgotten
-
-    async def _on_run_write(self, msg: Msg) -> None:
-        run_id = msg.subject[len(_RUNS_KEY) :]
-        if run_id not in self._caps and run_id not in self._reading:
-            return  # a run this replica has not served: not worth parsing
-        operation = msg.headers.get("KV-Operation") if msg.headers else None
-        if operation in ("DEL", "PURGE") or not msg.data:
-            self._caps.pop(run_id, None)
-            return
-        try:
-            self._remember(RunRecord.model_validate_json(msg.data), msg.metadata.sequence.stream)
-        except Exception as error:  # noqa: BLE001 - a bad entry: forget the run, re-read later
-            self._caps.pop(run_id, None)
-            log.warning("run_state_unreadable", run_id=run_id, error=repr(error))
-
     async def _on_reconnected(self) -> None:
-        # Writes may have been missed while the watch was down: trust no cached turn.
-        self._caps.clear()
-        self._distrust_until = time.monotonic() + DISTRUST_AFTER_RECONNECT
+        self._capabilities.distrust()  # writes may have been missed meanwhile
 
-    def _remember(self, record: RunRecord, revision: int) -> capability.RunCapabilities:
-        """Cache the capabilities of a run state unless a newer revision is cached."""
-        caps = capability.RunCapabilities.from_record(record, revision)
-        cached = self._caps.get(caps.run_id)
-        if cached is not None and cached.revision > revision:
-            return cached
-        self._caps.pop(caps.run_id, None)  # re-insert: most recently used last
-        self._caps[caps.run_id] = caps
-        while len(self._caps) > MAX_CACHED_RUNS:
-            self._caps.pop(next(iter(self._caps)))
-        return caps
-
-    async def _read_run(self, run_id: str) -> tuple[RunRecord, int] | None:
-        """The run's latest committed state and revision, read from the stream leader
-        (not a direct get, which a lagging follower may answer). None: no such run."""
-        from nats.js.errors import NotFoundError
-
-        try:
-            subjects.validate_token(run_id, "run id")
-        except ValueError:
-            return None
-        # A write the watch delivers while this read is in flight is cached too (the
-        # newer revision wins), so a read answered just before a write cannot leave the
-        # cache behind it.
-        self._reading[run_id] = self._reading.get(run_id, 0) + 1
-        try:
-            raw = await self._jetstream.get_last_msg(_RUNS_STREAM, _RUNS_KEY + run_id)
-        except NotFoundError as error:
-            if error.err_code == NO_MESSAGE:
-                return None
-            raise  # not "no such run": the stream is not there yet (a node joining)
-        finally:
-            if self._reading[run_id] == 1:
-                del self._reading[run_id]
-            else:
-                self._reading[run_id] -= 1
-        if raw.headers and raw.headers.get("KV-Operation") in ("DEL", "PURGE"):
-            return None
-        if not raw.data:
-            return None
-        try:
-            record = RunRecord.model_validate_json(raw.data)
-        except ValidationError as error:
-            log.warning("run_state_unreadable", run_id=run_id, errors=error.error_count())
-            return None
-        if record.run_id != run_id or raw.seq is None:
-            return None
-        return record, raw.seq
-
-    async def _refusal(self, request: ToolListRequest | ToolCallRequest) -> str | None:
-        """Why ``request`` may not act on its run (None: it may).
-
-        The cached capabilities answer first; when they say no, the run's latest state
-        is read from the stream leader and asked again (the request's turn may be newer
-        than the cache), so a valid token is never refused for want of freshness. Right
-        after a reconnect every request is asked against a leader read.
-        """
-        ask = {"agent_id": request.agent_id, "label": request.label, "phase": request.phase,
-               "turn_id": request.turn_id, "token": request.token}  # fmt: skip
-        reason = capability.check(self._caps.get(request.run_id), **ask)
-        if reason is None and time.monotonic() >= self._distrust_until:
-            return None
-        latest = await self._read_run(request.run_id)
-        if latest is None:
-            return "unknown_run"
-        record, revision = latest
-        caps = self._remember(record, revision)
-        reason = capability.check(caps, **ask)
-        if reason is None and request.run_id not in self._runs:
-            self._fresh[request.run_id] = record  # ``_run`` takes the config from here
-        return reason
+    async def _refusal(
+        self, request: ToolListRequest | ToolCallRequest | FileReadRequest | FileWriteRequest
+    ) -> str | None:
+        """Why ``request`` may not act on its run (None: it may)."""
+        return await self._capabilities.refusal(request, lambda run_id: run_id in self._runs)
 
     async def _refuse(
         self, msg: Msg, request: ToolListRequest | ToolCallRequest, reason: str
@@ -530,6 +406,15 @@ class GatewayService:
         )  # fmt: skip
         await self._respond(msg, result)
 
+    async def _on_files(self, msg: Msg) -> None:
+        """A worker's chunk read or write of its agent's file (``file_requests``)."""
+        await self._respond(msg, await file_requests.agent_file(msg.data, self._refusal, self._run))
+
+    async def _on_run_files(self, msg: Msg) -> None:
+        """The API's listing of a run's media files, or a chunk of one."""
+        reply = await file_requests.run_file(msg.data, self._capabilities.read_run, self.settings)
+        await self._respond(msg, reply)
+
     async def _on_close(self, msg: Msg) -> None:
         try:
             request = CloseRunTools.model_validate_json(msg.data)
@@ -542,7 +427,7 @@ class GatewayService:
     async def _close_run(self, run_id: str) -> None:
         run = self._runs.pop(run_id, None)
         self._loading.pop(run_id, None)
-        self._fresh.pop(run_id, None)
+        self._capabilities.fresh.pop(run_id, None)
         waiting = self._finishing.pop(run_id, None)
         if waiting is not None:  # closed without a final copy: stop waiting for one
             waiting.set()
@@ -594,5 +479,7 @@ class GatewayService:
         await self._close_run(run.run_id)
 
     async def _respond(self, msg: Msg, reply: BaseModel) -> None:
-        if msg.reply:
-            await msg.respond(reply.model_dump_json().encode())
+        # Not ``msg.respond``: nats-py copies the request's headers (its ``traceparent``)
+        # into the reply, only for the requester to parse them again.
+        if msg.reply and self._nc is not None:
+            await self._nc.publish(msg.reply, reply.model_dump_json().encode())

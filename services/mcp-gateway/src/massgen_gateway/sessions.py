@@ -13,13 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from massgen_proto.config import McpServerConfig
+from massgen_proto.json_types import JsonObject
 
 if TYPE_CHECKING:  # the SDK is imported when a session starts (see ``McpSession._run``)
     from mcp import ClientSession
+    from mcp.client._transport import TransportStreams  # the SDK's name; not re-exported
     from mcp.types import CallToolResult
 
 __all__ = ["CircuitBreaker", "McpSession", "SessionError", "ToolInfo", "result_text"]
@@ -37,7 +39,7 @@ class ToolInfo:
 
     name: str
     description: str
-    input_schema: dict[str, Any]
+    input_schema: JsonObject
 
 
 class CircuitBreaker:
@@ -143,6 +145,7 @@ class McpSession:
         Raises:
             SessionError: it did not come up within ``connect_timeout``.
         """
+        logged = _size(self.errlog)
         self._task = asyncio.create_task(self._run(), name=f"mcp-{self.name}")
         ready = asyncio.create_task(self._ready.wait())
         try:
@@ -157,9 +160,12 @@ class McpSession:
             return
         self.broken = True
         await self.close()
+        # What a stdio server printed says why it stopped (npm offline, a missing module).
+        said = _tail(self.errlog, logged)
+        said = f"; it printed: {said}" if said else ""
         if self._error is not None:
-            raise SessionError(_describe(self._error)) from None
-        raise SessionError(f"did not start within {self.connect_timeout:g} s")
+            raise SessionError(f"{_describe(self._error)}{said}") from None
+        raise SessionError(f"did not start within {self.connect_timeout:g} s{said}")
 
     async def _run(self) -> None:
         from mcp import ClientSession
@@ -181,12 +187,18 @@ class McpSession:
         finally:
             self._session = None
 
-    def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
+    def _transport(
+        self, stack: contextlib.AsyncExitStack
+    ) -> contextlib.AbstractAsyncContextManager[TransportStreams]:
         c = self.config
         if c.type == "stdio":
             from mcp.client.stdio import StdioServerParameters, stdio_client
 
-            errlog = open(self.errlog, "ab") if self.errlog else open("/dev/null", "wb")  # noqa: SIM115
+            # Text mode, as the SDK's type says: only the file descriptor is handed on.
+            if self.errlog:
+                errlog = open(self.errlog, "a", encoding="utf-8")  # noqa: SIM115 - the stack closes it
+            else:
+                errlog = open("/dev/null", "w", encoding="utf-8")  # noqa: SIM115
             stack.callback(errlog.close)
             params = StdioServerParameters(
                 command=c.command or "", args=list(c.args), env=dict(c.env) or None,
@@ -229,9 +241,7 @@ class McpSession:
             self._tools = tools
         return self._tools
 
-    async def call_tool(
-        self, name: str, arguments: dict[str, Any], seconds: float
-    ) -> CallToolResult:
+    async def call_tool(self, name: str, arguments: JsonObject, seconds: float) -> CallToolResult:
         """Call a tool; raises TimeoutError after ``seconds``, SessionError on failure."""
         session = self._live()
         try:
@@ -260,6 +270,28 @@ class McpSession:
         if pending:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+def _size(path: Path | None) -> int:
+    try:
+        return path.stat().st_size if path is not None else 0
+    except OSError:
+        return 0
+
+
+def _tail(path: Path | None, offset: int, limit: int = 400) -> str:
+    """The last lines a server wrote to ``path`` after ``offset``, on one line."""
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as log:
+            log.seek(max(offset, _size(path) - 4096))
+            text = log.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    said = " | ".join(lines[-3:])
+    return said if len(said) <= limit else "..." + said[-limit:]
 
 
 def _describe(error: BaseException) -> str:

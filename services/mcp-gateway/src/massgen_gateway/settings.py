@@ -6,7 +6,7 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from massgen_kit.jetstream import StreamSettings
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -71,13 +71,21 @@ class GatewaySettings(BaseModel):
     one, else RLIMIT_NPROC (which the kernel does not apply to a gateway running as root)."""
     exec_tmp_bytes: int = Field(default=64 << 20, gt=0)
     """Size of a command's private ``/tmp`` (a tmpfs)."""
+    exec_network: bool = False
+    """Let a command have the gateway's network when its agent's config asks for it
+    (``command_line_docker_network_mode: bridge`` or ``host``); off, such a command is
+    refused with the reason. The CLI's own stack turns it on (the user's machine); in a
+    cluster the pod's egress policy still applies. Custom tools never get the network."""
+    media_max_bytes: int = Field(default=50 << 20, gt=0)
+    """Largest media file (upload, image shown to a model, generated file) of any agent:
+    the ceiling of a config's ``media_max_file_size_mb``."""
     exec_ro_paths: list[str] = Field(default_factory=list)
     """Extra host folders commands may read (e.g. ``/opt/conda``) besides ``/usr`` and
     the granted roots."""
 
     @field_validator("exec_ro_paths", mode="before")
     @classmethod
-    def _paths_from_text(cls, value: Any) -> Any:
+    def _paths_from_text(cls, value: object) -> object:
         # From the environment: MASSGEN_GATEWAY_EXEC_RO_PATHS=/opt/conda:/opt/node
         if isinstance(value, str):
             return [p for p in value.split(os.pathsep) if p]
@@ -102,10 +110,10 @@ class GatewaySettings(BaseModel):
         return Path(self.workspace_root) / run_id / "final_workspace"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> GatewaySettings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewaySettings:
         """Settings from ``MASSGEN_GATEWAY_<FIELD>`` variables, then ``overrides``."""
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
+        values: dict[str, object] = {}
         for name in cls.model_fields:
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is not None:

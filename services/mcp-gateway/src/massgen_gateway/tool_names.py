@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+
+from massgen_proto.json_types import JsonObject, JsonValue
 
 __all__ = ["PREFIX", "openai_tool", "tool_name", "tool_visible"]
 
@@ -32,9 +34,9 @@ def tool_visible(
     return not (excluded and names.intersection(excluded))
 
 
-def openai_tool(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+def openai_tool(name: str, description: str, schema: Mapping[str, JsonValue]) -> JsonObject:
     """A tool as OpenAI function-tool JSON (the form every listing returns)."""
-    parameters = schema or {"type": "object", "properties": {}}
+    parameters: JsonValue = schema or {"type": "object", "properties": {}}
     return {
         "type": "function",
         "function": {"name": name, "description": description[:1024], "parameters": parameters},

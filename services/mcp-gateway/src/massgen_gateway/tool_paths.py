@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+
+from massgen_proto.json_types import JsonObject, JsonValue
 
 from .permissions import Access
 
@@ -46,10 +47,20 @@ def access_for(tool: str, key: str) -> Access:
 
 @dataclass(slots=True)
 class PathRef:
-    container: Any
-    key: Any
+    """A path argument, and where it sits in the arguments (to put the checked path in
+    its place)."""
+
+    container: JsonObject | list[JsonValue]
+    key: str | int
     value: str
     access: Access
+
+    def replace(self, value: str) -> None:
+        """Put ``value`` where the argument was."""
+        if isinstance(self.container, dict):
+            self.container[str(self.key)] = value
+        else:
+            self.container[int(self.key)] = value
 
 
 def _looks_like_path(value: str) -> bool:
@@ -60,7 +71,7 @@ def _looks_like_path(value: str) -> bool:
     )
 
 
-def path_arguments(tool: str, arguments: dict[str, Any]) -> list[PathRef]:
+def path_arguments(tool: str, arguments: JsonObject) -> list[PathRef]:
     """Every path argument of a third-party call (references into ``arguments``).
 
     Path arguments are values of path-like keys (``path``, ``paths``, ``source``,
@@ -70,15 +81,18 @@ def path_arguments(tool: str, arguments: dict[str, Any]) -> list[PathRef]:
     """
     found: list[PathRef] = []
 
-    def visit(container: Any, key: Any, value: Any, path_key: str | None, content: bool) -> None:
+    def visit(
+        container: JsonObject | list[JsonValue],
+        key: str | int,
+        value: JsonValue,
+        path_key: str | None,
+        content: bool,
+    ) -> None:
         if isinstance(value, str):
             if path_key is not None or (not content and _looks_like_path(value)):
                 found.append(PathRef(container, key, value, access_for(tool, path_key or "")))
         elif isinstance(value, dict):
-            for k, v in value.items():
-                name = str(k)
-                is_path = name if _PATH_KEY.search(name) else None
-                visit(value, k, v, is_path, content or name.lower() in _CONTENT_KEYS)
+            visit_object(value, content)
         elif isinstance(value, list):
             for i, v in enumerate(value):
                 visit(value, i, v, path_key, content)
@@ -87,5 +101,11 @@ def path_arguments(tool: str, arguments: dict[str, Any]) -> list[PathRef]:
         ):
             found.append(PathRef(container, key, repr(value), access_for(tool, path_key)))
 
-    visit(None, None, arguments, None, False)
+    def visit_object(value: JsonObject, content: bool) -> None:
+        for k, v in value.items():
+            name = str(k)
+            is_path = name if _PATH_KEY.search(name) else None
+            visit(value, k, v, is_path, content or name.lower() in _CONTENT_KEYS)
+
+    visit_object(arguments, False)
     return found

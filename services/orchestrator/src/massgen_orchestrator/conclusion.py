@@ -94,9 +94,9 @@ def settle(state: RunState, now: float, commands: list[Command]) -> None:
     if state.status != "running":
         return
     release_waiting(state, now, commands)
-    live = [a for a in state.agents if not a.failed]
+    live = [a for a in state.taking_part() if not a.failed]
     if not live:
-        errors = "; ".join(f"{a.label} ({a.agent_id}): {a.last_error}" for a in state.agents)
+        errors = "; ".join(f"{a.label} ({a.agent_id}): {a.last_error}" for a in state.taking_part())
         if state.answers:
             conclude(state, now, commands, f"every agent failed ({errors})")
         else:

@@ -80,7 +80,8 @@ def new_run(
     secret: str = "",
     previous_run_id: str | None = None,
 ) -> tuple[RunState, list[Command]]:
-    """Start a run: announce it and publish every agent's first coordination turn.
+    """Start a run: announce it and publish every agent's first coordination turn (only
+    the first agent's under ``skip_coordination_rounds``).
 
     Args:
         run_id: the run's id.
@@ -120,7 +121,7 @@ def new_run(
             )
         )
     ]
-    commands += [publish(state, agent, now, "coordinate") for agent in state.agents]
+    commands += [publish(state, agent, now, "coordinate") for agent in state.taking_part()]
     return state, commands
 
 

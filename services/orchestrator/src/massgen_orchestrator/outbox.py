@@ -19,6 +19,7 @@ from massgen_proto import subjects
 
 from .commands import CancelTurnCommand, Command, EmitEvent, PublishTurn
 from .state import RunState
+from .store import RunSummary
 
 __all__ = ["REPLAY_WINDOW_SECONDS", "CachedRun", "Outbox"]
 
@@ -36,10 +37,21 @@ outbox within milliseconds, a takeover within ``takeover_grace_seconds``."""
 
 @dataclass(slots=True)
 class CachedRun:
-    """A run this replica knows: its latest known state and revision, lock and timer."""
+    """A run this replica knows: the latest state it read or wrote, the summary of the
+    latest revision it heard of (``store.RunSummary``), its lock and timer.
 
-    state: RunState
+    A replica that only watched a run holds its summary and no state (``state`` None),
+    and reads the state when it has to act on the run (``stale``).
+    """
+
+    run_id: str
+    state: RunState | None
     revision: int
+    """The revision of ``state`` (-1: none read yet)."""
+    summary: RunSummary
+    """Of revision ``known``: who wrote it, when, its next wake-up, its outbox's size."""
+    known: int
+    """The latest revision this replica knows of (the watch may be ahead of ``state``)."""
     lock: asyncio.Lock
     timer: asyncio.TimerHandle | None = None
     executed: int = -1
@@ -49,9 +61,24 @@ class CachedRun:
     announced: asyncio.Event | None = None
     """Set when a replica announces an outbox executed (while someone waits for it)."""
 
+    @classmethod
+    def of(cls, state: RunState, revision: int) -> CachedRun:
+        return cls(state.run_id, state, revision, RunSummary.of(state), revision, asyncio.Lock())
+
+    @property
+    def stale(self) -> bool:
+        """True when ``state`` is missing or older than the latest known revision."""
+        return self.state is None or self.known > self.revision
+
+    @property
+    def current(self) -> RunState:
+        """The state, which the caller has made current (``stale`` False)."""
+        assert self.state is not None, "the run's state was not read"
+        return self.state
+
     @property
     def outbox_pending(self) -> bool:
-        return bool(self.state.outbox) and self.executed < self.revision
+        return self.summary.outbox > 0 and self.executed < self.known
 
 
 class Outbox:
@@ -60,14 +87,15 @@ class Outbox:
 
     def __init__(self, nc: Any, js: Any, replica: str, clock: Callable[[], float]) -> None:
         self._nc, self._js, self._replica, self._clock = nc, js, replica, clock
+        self._token = subjects.replica_token(replica)
 
     async def execute(self, run: CachedRun) -> None:
         """Execute the outbox of the run's state unless it is known to be executed.
         Called with the run's lock held; raises when NATS refuses (nothing is lost: the
         outbox stays pending and the run's timer retries it)."""
-        state, revision = run.state, run.revision
         if not run.outbox_pending:
             return
+        state, revision = run.current, run.revision
         if self._clock() - state.committed_at > REPLAY_WINDOW_SECONDS:
             log.warning("run.outbox_expired", run_id=state.run_id, revision=revision)
             run.executed = revision
@@ -100,10 +128,10 @@ class Outbox:
         drops the duplicates) but doubles the publishes. A writer that died is taken
         over after the wait.
         """
-        state = run.state
-        if not run.outbox_pending or state.writer == self._replica:
+        summary = run.summary
+        if not run.outbox_pending or summary.writer == self._replica:
             return
-        left = min(WRITER_WAIT_SECONDS, state.committed_at + WRITER_WAIT_SECONDS - self._clock())
+        left = min(WRITER_WAIT_SECONDS, summary.committed_at + WRITER_WAIT_SECONDS - self._clock())
         if left <= 0:
             return
         run.announced = asyncio.Event()
@@ -122,14 +150,16 @@ class Outbox:
         try:
             await self.execute(run)
         except Exception as error:  # noqa: BLE001 - the state is committed: retried later
-            log.warning("run.outbox_failed", run_id=run.state.run_id, error=repr(error))
+            log.warning("run.outbox_failed", run_id=run.current.run_id, error=repr(error))
 
     async def _perform(self, run_id: str, command: Command, headers: dict[str, str]) -> None:
         match command:
             case PublishTurn():
+                # Reports come back to this replica, which holds the run's state.
+                request = command.request.model_copy(update={"orchestrator": self._token})
                 await self._js.publish(
                     subjects.turn_subject(command.provider),
-                    command.request.model_dump_json().encode(),
+                    request.model_dump_json().encode(),
                     headers=headers,
                 )
             case CancelTurnCommand():

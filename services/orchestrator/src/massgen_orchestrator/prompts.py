@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from massgen_proto.function_tools import function_tool
 from massgen_proto.messages import ChatMessage
 
 __all__ = [
@@ -132,6 +133,41 @@ def _system(system_message: str | None, instruction: str) -> ChatMessage:
     return ChatMessage(role="system", content=text)
 
 
+def _coordination_instruction(
+    *,
+    has_answers: bool,
+    can_answer: bool,
+    voting_sensitivity: str,
+    planning: str | None,
+    remaining_seconds: float | None,
+    can_run_code: bool,
+) -> str:
+    """The system instruction of a coordination turn (see ``coordination_messages``)."""
+    lines = ["You are one of several agents answering the same task together."]
+    check = "check each current answer against the task" + (
+        " (run its code with your tools)" if can_run_code else ""
+    )
+    if not has_answers:
+        lines.append(f"No answers exist yet: {WRITE_THEN_CALL}")
+    elif not can_answer:
+        lines.append(
+            f"You have used all your answers: {check} in a few sentences (write no new "
+            "answer), then vote for the best one with vote."
+        )
+    else:
+        lines.append(
+            f"First {check}. If one is correct and complete, vote for the best one with vote, "
+            f"saying what you checked; otherwise {WRITE_THEN_CALL}"
+        )
+        lines.append(_SENSITIVITY.get(voting_sensitivity, _SENSITIVITY["lenient"]))
+    lines.append("You may use other tools first, then end with exactly one workflow tool call.")
+    if planning:
+        lines.append(planning)
+    if remaining_seconds is not None:
+        lines.append(f"Time left: about {max(0, round(remaining_seconds))} seconds.")
+    return " ".join(lines)
+
+
 def coordination_messages(
     *,
     task: str,
@@ -167,28 +203,14 @@ def coordination_messages(
     Returns:
         system message, the history, then the user message with the task and answers.
     """
-    lines = ["You are one of several agents answering the same task together."]
-    check = "check each current answer against the task" + (
-        " (run its code with your tools)" if can_run_code else ""
+    instruction = _coordination_instruction(
+        has_answers=bool(answers),
+        can_answer=can_answer,
+        voting_sensitivity=voting_sensitivity,
+        planning=planning,
+        remaining_seconds=remaining_seconds,
+        can_run_code=can_run_code,
     )
-    if not answers:
-        lines.append(f"No answers exist yet: {WRITE_THEN_CALL}")
-    elif not can_answer:
-        lines.append(
-            f"You have used all your answers: {check} in a few sentences (write no new "
-            "answer), then vote for the best one with vote."
-        )
-    else:
-        lines.append(
-            f"First {check}. If one is correct and complete, vote for the best one with vote, "
-            f"saying what you checked; otherwise {WRITE_THEN_CALL}"
-        )
-        lines.append(_SENSITIVITY.get(voting_sensitivity, _SENSITIVITY["lenient"]))
-    lines.append("You may use other tools first, then end with exactly one workflow tool call.")
-    if planning:
-        lines.append(planning)
-    if remaining_seconds is not None:
-        lines.append(f"Time left: about {max(0, round(remaining_seconds))} seconds.")
     shown = _others_first(answers, viewer)
     user = f"TASK:\n{task.strip()}\n\n{answers_block(shown, answers_budget)}"
     if answers:
@@ -196,7 +218,7 @@ def coordination_messages(
         # answers block with one more answer instead of judging the ones shown.
         user += "\n\n" + (_CLOSING_VOTE if not can_answer else _CLOSING)
     return [
-        _system(system_message, " ".join(lines)),
+        _system(system_message, instruction),
         *_history(history),
         ChatMessage(role="user", content=user),
     ]
@@ -268,7 +290,7 @@ def workflow_tools(valid_labels: Sequence[str], can_answer: bool) -> list[dict[s
     tools: list[dict[str, Any]] = []
     if can_answer:
         tools.append(
-            _function(
+            function_tool(
                 NEW_ANSWER,
                 "Submit your complete answer to the task (new, or better than the current ones).",
                 {
@@ -283,7 +305,7 @@ def workflow_tools(valid_labels: Sequence[str], can_answer: bool) -> list[dict[s
         )
     if valid_labels:
         tools.append(
-            _function(
+            function_tool(
                 VOTE,
                 "Vote for the agent whose current answer is best.",
                 {
@@ -297,24 +319,3 @@ def workflow_tools(valid_labels: Sequence[str], can_answer: bool) -> list[dict[s
             )
         )
     return tools
-
-
-def _function(
-    name: str,
-    description: str,
-    properties: dict[str, Any],
-    required: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """An OpenAI function tool; every property is required unless ``required`` says."""
-    return {
-        "type": "function",
-        "function": {
-            "name": name,
-            "description": description,
-            "parameters": {
-                "type": "object",
-                "properties": properties,
-                "required": list(properties) if required is None else list(required),
-            },
-        },
-    }

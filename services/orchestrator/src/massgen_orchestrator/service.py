@@ -14,10 +14,11 @@ message of any run:
   each turn and event once. A replica that loads a state whose outbox it has not seen
   executed runs it before anything else; a replica that executed one says so on
   ``massgen.orchestrator.executed`` so the others need not.
-- **Every replica watches every open run** (a KV watch keeps a cache and timers). The
-  replica that committed a state runs its timers; the others fire
-  ``takeover_grace_seconds`` later, so a crashed replica's runs and unexecuted outboxes
-  are taken over within about a second.
+- **Every replica watches every open run** (a KV watch of each write's summary keeps
+  the timers; ``store.RunSummary``). The replica that committed a state runs its
+  timers; the others fire ``takeover_grace_seconds`` later, so a crashed replica's runs
+  and unexecuted outboxes are taken over within about a second. A replica reads a
+  state it did not write only when it acts on the run, so replicas add capacity.
 """
 
 from __future__ import annotations
@@ -62,18 +63,15 @@ from pydantic import ValidationError
 
 from . import coordination
 from .commands import Command, EmitEvent, ReplyVerdict, Tick
-from .outbox import REPLAY_WINDOW_SECONDS, CachedRun, Outbox
+from .known_runs import KnownRuns
+from .outbox import CachedRun, Outbox
 from .settings import OrchestratorSettings
-from .state import RunState, next_wakeup
+from .state import RunState
 from .store import Conflict, RunStore
 
 __all__ = ["OrchestratorService"]
 
 log = structlog.get_logger("orchestrator")
-
-_UNTRACED_REPORTS = frozenset({"turn_started", "turn_usage", "model_retrying"})
-"""Bookkeeping reports: a span each would be half a run's spans and say little (the
-worker's turn span covers them)."""
 
 _BUSY = ErrorReply(error="busy; retry", code="internal")
 """The reply when a message could not be handled now: the sender sends it again."""
@@ -113,7 +111,10 @@ class OrchestratorService:
         self._js: Any = None
         self._store: RunStore | None = None
         self._outbox_: Outbox | None = None
-        self._runs: dict[str, CachedRun] = {}
+        self._runs = KnownRuns(
+            self.settings.replica, self.settings.takeover_grace_seconds, clock,
+            self._on_timer, self._spawn,
+        )  # fmt: skip
         self._subs: list[Any] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = False
@@ -122,6 +123,9 @@ class OrchestratorService:
         """Process CPU time spent handling messages (measured by the benchmark)."""
         self.refusals = 0
         """Worker reports refused for not carrying their turn's token."""
+        self.catch_ups = 0
+        """Reads of a run's state this replica held behind (another replica wrote it):
+        few when each run's reports come back to the replica that published its turns."""
 
     @property
     def _outbox(self) -> Outbox:
@@ -145,9 +149,9 @@ class OrchestratorService:
         await ensure_turns_stream(self._js, stream_settings)
         await ensure_events_stream(self._js, stream_settings)
         kv = await ensure_runs_bucket(self._js, stream_settings)
-        self._store = RunStore(self._js, kv)
+        self._store = self._runs.store = RunStore(self._js, kv)
         self._outbox_ = Outbox(self._nc, self._js, self.replica, self._clock)
-        await self._store.watch(self._on_watch)
+        await self._store.watch(self._runs.on_watch)
         queue = subjects.ORCHESTRATOR_QUEUE
         for subject, handler in (
             (subjects.SUBMIT_CREATE, self._on_create),
@@ -165,6 +169,14 @@ class OrchestratorService:
         # Every replica hears which outboxes were executed (no queue group).
         self._subs.append(
             await self._nc.subscribe(subjects.ORCHESTRATOR_EXECUTED, cb=self._on_executed)
+        )
+        # Reports of the turns this replica published come here first: it holds their
+        # runs' states, so it answers without reading them (``TurnRequest.orchestrator``).
+        self._subs.append(
+            await self._nc.subscribe(
+                subjects.report_subject(subjects.replica_token(self.replica)),
+                cb=self._concurrently(self._on_report),
+            )
         )
         self._poller = asyncio.get_running_loop().create_task(self._poll_pending())
         log.info("orchestrator.started", replica=self.replica)
@@ -196,9 +208,7 @@ class OrchestratorService:
                 await sub.unsubscribe()
             except Exception:  # noqa: BLE001 - the connection may be gone
                 pass
-        for run in self._runs.values():
-            if run.timer:
-                run.timer.cancel()
+        self._runs.stop()
         if self._store is not None:
             await self._store.stop()
         if self._tasks:
@@ -235,8 +245,8 @@ class OrchestratorService:
             secrets.token_hex(16),
             previous_run_id=request.previous_run_id,
         )
-        with tracing.span("orchestrator.create", msg.headers, run_id=run_id):
-            # The run's trace context: every turn request of the run carries it.
+        with tracing.start_trace("orchestrator.create", msg.headers, run_id=run_id):
+            # The run's trace context ("" when not recorded): its turn requests carry it.
             state.traceparent = tracing.traceparent()
         state = self._with_outbox(state, commands, now)
         assert self._store is not None
@@ -245,10 +255,10 @@ class OrchestratorService:
         except Exception as error:  # noqa: BLE001 - the key exists (or NATS failed)
             await self._create_again(msg, run_id, request, error)
             return
-        run = self._cache(state, revision)
+        run = self._runs.put(state, revision)
         async with run.lock:
             await self._outbox.try_execute(run)
-        self._schedule(run)
+        self._runs.schedule(run)
         await self._respond(msg, RunAccepted(run_id=run_id))
         self.cpu_seconds += time.process_time() - started
         log.info("run.created", run_id=run_id, agents=len(config.agents))
@@ -275,10 +285,10 @@ class OrchestratorService:
             reply = ErrorReply(error=f"run id {run_id} is taken by another run")
             await self._respond(msg, reply)
             return
-        run = self._cache(stored.state, stored.revision)
+        run = self._runs.put(stored.state, stored.revision)
         async with run.lock:
             await self._outbox.try_execute(run)
-        self._schedule(run)
+        self._runs.schedule(run)
         await self._respond(msg, RunAccepted(run_id=run_id))
 
     async def _on_report(self, msg: Msg) -> None:
@@ -288,12 +298,11 @@ class OrchestratorService:
         except ValidationError as error:
             await self._respond(msg, ErrorReply(error=f"bad worker report: {error}"))
             return
-        if report.kind in _UNTRACED_REPORTS:
+        # A span for the reports that carry their turn's trace (the worker sends it with
+        # the ones worth a span: see its ``_UNTRACED_REPORTS``); none for the others. Its
+        # parent, the worker's turn span, names the run and the turn.
+        with tracing.span("orchestrator.report", msg.headers, report=report.kind):
             await self._transition(report.run_id, report, msg)
-        else:
-            with tracing.span("orchestrator.report", msg.headers, run_id=report.run_id,
-                              turn=report.turn_id, report=report.kind):  # fmt: skip
-                await self._transition(report.run_id, report, msg)
         self.cpu_seconds += time.process_time() - started
 
     async def _on_cancel(self, msg: Msg) -> None:
@@ -350,34 +359,7 @@ class OrchestratorService:
         if run.announced is not None:
             run.announced.set()
         if was_pending and not run.outbox_pending:
-            if run.state.over:
-                self._forget(run_id)
-            else:
-                self._schedule(run)
-
-    async def _on_watch(self, run_id: str, value: bytes | None, revision: int) -> None:
-        run = self._runs.get(run_id)
-        if value is None:
-            self._forget(run_id)
-            return
-        if run is not None and revision <= run.revision:
-            return  # our own write, or older than what we hold
-        try:
-            state = RunState.model_validate_json(value)
-        except ValidationError as error:
-            log.error("run.unreadable", run_id=run_id, errors=error.error_count())
-            return
-        young = self._clock() - state.committed_at <= REPLAY_WINDOW_SECONDS
-        if state.over and not (state.outbox and young):
-            self._forget(run_id)
-            return
-        # An ended run whose last commands may not have gone out (its writer may have
-        # died) stays until they are known executed: its run_finished must be published.
-        run = self._cache(state, revision)
-        if state.over and not run.outbox_pending:  # its writer said so already
-            self._forget(run_id)
-            return
-        self._schedule(run)
+            self._runs.settle(run)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -409,7 +391,7 @@ class OrchestratorService:
     async def _transition(self, run_id: str, message: Any, reply_to: Msg | None) -> bool:
         """Apply one input to a run, persist, execute. Returns False if the run is unknown."""
         try:
-            run = await self._load(run_id)
+            run = await self._runs.load(run_id)
         except Exception as error:  # noqa: BLE001 - NATS cannot say now: the sender retries
             log.warning("run.load_failed", run_id=run_id, error=repr(error))
             if reply_to is not None:
@@ -423,6 +405,14 @@ class OrchestratorService:
             return False
         try:
             async with run.lock:
+                if run.stale:  # another replica wrote it since: read what it wrote
+                    self.catch_ups += 1
+                    await self._runs.refresh(run)
+                if run.state is None:  # deleted meanwhile
+                    self._runs.forget(run_id)
+                    if reply_to is not None:
+                        await self._respond(reply_to, _STALE_UNKNOWN)
+                    return False
                 await self._apply(run, message, reply_to)
         except Exception as error:  # noqa: BLE001 - NATS failing: the timer retries
             log.warning("run.transition_failed", run_id=run_id, input=getattr(message, "kind", "?"),
@@ -431,24 +421,22 @@ class OrchestratorService:
                 with contextlib.suppress(Exception):
                     await self._respond(reply_to, _BUSY)
         finally:
-            self._schedule(run)
-            if run.state.over and not run.outbox_pending:
-                self._forget(run_id)
+            self._runs.settle(run)
         return True
 
     async def _apply(self, run: CachedRun, message: Any, reply_to: Msg | None) -> None:
         assert self._store is not None
-        if reply_to is not None and not coordination.holds(run.state, message):
+        if reply_to is not None and not coordination.holds(run.current, message):
             self.refusals += 1
             REFUSED.inc()
             log.warning(
-                "report_refused", run_id=run.state.run_id, turn=message.turn_id,
+                "report_refused", run_id=run.current.run_id, turn=message.turn_id,
                 report=message.kind, reason="the turn's token does not match",
             )  # fmt: skip
         for attempt in range(self.settings.persist_retries):
             await self._outbox.wait_for_writer(run)
             await self._outbox.execute(run)
-            base, base_revision = run.state, run.revision
+            base, base_revision = run.current, run.revision
             now = self._clock()
             state, commands = coordination.apply(base, message, now)
             try:
@@ -466,15 +454,15 @@ class OrchestratorService:
             except Conflict:
                 # Another replica wrote the run: load its state, then try again a random
                 # moment later, so replicas racing on one run do not collide every round.
-                await self._refresh(run)
+                await self._runs.refresh(run)
                 await asyncio.sleep(random.uniform(0.0, 0.005 * (attempt + 1)))
                 continue
-            self._adopt(run, state, revision)
+            self._runs.adopt(run, state, revision)
             await self._outbox.execute(run)
             await self._reply(commands, reply_to, message, revision)
             self._count(base, state, commands, message)
             return
-        log.error("run.persist_failed", run_id=run.state.run_id)
+        log.error("run.persist_failed", run_id=run.current.run_id)
         if reply_to is not None:
             await self._respond(reply_to, _BUSY)
 
@@ -509,77 +497,8 @@ class OrchestratorService:
                              revision=revision)  # fmt: skip
                 await self._respond(reply_to, command.verdict)
 
-    # -- the cache -------------------------------------------------------------------------
-
-    def _cache(self, state: RunState, revision: int) -> CachedRun:
-        """Put a state into the cache (a newer revision replaces an older one)."""
-        run = self._runs.get(state.run_id)
-        if run is None:
-            run = CachedRun(state=state, revision=revision, lock=asyncio.Lock())
-            self._runs[state.run_id] = run
-            if self._clock() - state.committed_at > REPLAY_WINDOW_SECONDS:
-                run.executed = revision
-        else:
-            self._adopt(run, state, revision)
-        return run
-
-    @staticmethod
-    def _adopt(run: CachedRun, state: RunState, revision: int) -> None:
-        if revision > run.revision:
-            run.state, run.revision = state, revision
-
-    async def _refresh(self, run: CachedRun) -> None:
-        assert self._store is not None
-        stored = await self._store.latest(run.state.run_id)
-        if stored is not None:
-            self._adopt(run, stored.state, stored.revision)
-
-    async def _load(self, run_id: str) -> CachedRun | None:
-        run = self._runs.get(run_id)
-        if run is not None:
-            return run
-        assert self._store is not None
-        try:
-            stored = await self._store.latest(run_id)
-        except ValueError:  # not a valid key
-            return None
-        if stored is None:
-            return None
-        return self._cache(stored.state, stored.revision)
-
-    def _schedule(self, run: CachedRun) -> None:
-        """Arm the run's timer: the next wake-up, or finishing an unexecuted outbox.
-
-        The replica that wrote the state acts on time; the others a grace later, which
-        is what makes them take over from a replica that died.
-        """
-        if run.timer:
-            run.timer.cancel()
-            run.timer = None
-        if self._stopped:
-            return
-        state = run.state
-        grace = 0.0 if state.writer == self.replica else self.settings.takeover_grace_seconds
-        times = []
-        wake = next_wakeup(state)
-        if wake is not None:
-            times.append(wake + grace)
-        if run.outbox_pending:
-            due = state.committed_at + max(grace, 0.5)
-            if run.failures:  # a failed execution is retried with backoff, not in a loop
-                backoff = min(2.0, 0.1 * 2**run.failures) * random.uniform(0.5, 1.0)
-                due = max(due, self._clock() + backoff)
-            times.append(due)
-        if not times:
-            return
-        delay = max(0.0, min(times) - self._clock())
-        run.timer = asyncio.get_running_loop().call_later(delay, self._on_timer, state.run_id)
-
-    def _forget(self, run_id: str) -> None:
-        run = self._runs.pop(run_id, None)
-        if run and run.timer:
-            run.timer.cancel()
-
     async def _respond(self, msg: Msg, reply: Any) -> None:
-        if msg.reply:
-            await msg.respond(reply.model_dump_json().encode())
+        # Not ``msg.respond``: nats-py copies the request's headers (its ``traceparent``)
+        # into the reply, only for the requester to parse them again.
+        if msg.reply and self._nc is not None:
+            await self._nc.publish(msg.reply, reply.model_dump_json().encode())

@@ -183,6 +183,13 @@ class RunState(BaseModel):
         """The config entry of ``agent``."""
         return self.config.agents[label_index(agent.label) or 0]
 
+    def taking_part(self) -> list[AgentState]:
+        """The agents that coordinate: all of them, or only the first under MassGen's
+        ``skip_coordination_rounds`` (whose first answer then wins without votes)."""
+        if self.config.orchestrator.skip_coordination_rounds:
+            return self.agents[:1]
+        return self.agents
+
     def by_label(self, label: str) -> AgentState | None:
         """The agent with ``label``, or None."""
         for agent in self.agents:

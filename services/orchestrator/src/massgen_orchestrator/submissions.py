@@ -11,7 +11,7 @@ from massgen_proto.messages import Verdict
 
 from . import prompts
 from .commands import Command
-from .conclusion import agent_named
+from .conclusion import agent_named, conclude
 from .judging import AnswerCall, Rejection, SameAnswer, VoteCall, judge, repeats
 from .reports import current, holds, stale
 from .restarts import restart_others
@@ -154,7 +154,11 @@ def _accept_answer(
         commands,
         ev.AnswerAccepted(**event_ids(state, agent), ts=now, version=version, content=content),
     )
-    restart_others(state, agent, version, now, commands, finish_answered)
+    if state.config.orchestrator.skip_coordination_rounds:
+        # MassGen's debug/quick mode: the first answer wins without votes.
+        conclude(state, now, commands)
+    else:
+        restart_others(state, agent, version, now, commands, finish_answered)
     return version
 
 

@@ -122,6 +122,9 @@ def _coordination_prompt(
             coordination.enable_planning_mode, coordination.planning_mode_instruction
         ),
         can_run_code=_runs_code(cfg),
+        # Each agent reads the others' answers first and its own last: small models
+        # favour the first answer they read, which must not be the same for every voter.
+        viewer=agent.label,
     )
     return tools, messages
 

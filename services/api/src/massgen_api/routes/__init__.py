@@ -1,8 +1,9 @@
-"""The ``/v1`` routes: runs, SSE events, teams, sessions, OpenAI-compatible completions.
+"""The ``/v1`` routes: runs, SSE events, run files, teams, sessions, OpenAI-compatible
+completions.
 
-One module per resource (``runs``, ``teams``, ``sessions``, ``completions``), included
-here in that order under ``/v1``; ``context`` holds what they depend on (the shared
-context, the caller's tenant), ``starting`` and ``views`` what they share.
+One module per resource (``runs``, ``files``, ``teams``, ``sessions``, ``completions``),
+included here in that order under ``/v1``; ``context`` holds what they depend on (the
+shared context, the caller's tenant), ``starting`` and ``views`` what they share.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from ..models import ErrorBody
-from . import completions, runs, sessions, teams
+from . import completions, files, runs, sessions, teams
 from .context import ApiContext
 
 __all__ = ["ApiContext", "router"]
@@ -34,5 +35,5 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/v1", responses=ERRORS)
 
 # Registered in this order: it is the order of the OpenAPI document.
-for _resource in (runs, teams, sessions, completions):
+for _resource in (runs, files, teams, sessions, completions):
     router.include_router(_resource.router)

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from massgen_proto.events import RunEventAdapter
+from massgen_proto.json_types import JsonObject
 
 from ..errors import ApiError
 from ..models import ChatCompletionRequest
@@ -83,7 +84,7 @@ async def chat_completions(ctx: Ctx, tenant: Tenant, body: ChatCompletionRequest
     async def stream() -> AsyncIterator[bytes]:
         translator = StreamTranslator(reasoning=body.massgen_reasoning)
 
-        def data(obj: dict[str, Any]) -> bytes:
+        def data(obj: JsonObject) -> bytes:
             return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
         yield data(chunk(completion_id, team.name, created, {"role": "assistant", "content": ""}))

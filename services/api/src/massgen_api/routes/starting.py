@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import structlog
-from massgen_proto.config import ConfigError, parse_config
+from massgen_proto.config import ConfigError, RunConfig, parse_config
 from massgen_proto.events import TERMINAL_STATUSES
 from massgen_proto.ids import new_run_id
 from massgen_proto.messages import ChatMessage, CreateRun, ErrorReply
@@ -27,6 +27,7 @@ __all__ = [
     "check_previous_run",
     "config_warnings",
     "named_team",
+    "network_problems",
     "start_run",
     "wait_finished",
 ]
@@ -51,6 +52,8 @@ def check_config(ctx: ApiContext, config: dict[str, Any], path: str) -> None:
         parsed = parse_config(config)
         refused = ctx.settings.endpoint_policy.problems(parsed)
         refused += ctx.settings.catalog.problems(parsed)
+        if not ctx.settings.allow_command_network:
+            refused += network_problems(parsed)
         if refused:
             raise ConfigError(refused)
     except ConfigError as error:
@@ -58,6 +61,21 @@ def check_config(ctx: ApiContext, config: dict[str, Any], path: str) -> None:
         raise ApiError(
             422, f"invalid config: {error}", code="invalid_config", problems=problems
         ) from None
+
+
+def network_problems(config: RunConfig) -> list[tuple[str, str]]:
+    """One problem per agent whose commands ask for the network, which a shared
+    deployment refuses unless its operator allows it."""
+    return [
+        (
+            f"agents[{index}].backend.command_line_docker_network_mode",
+            f"commands with network ({agent.backend.command_line_docker_network_mode!r}) are "
+            "not allowed by this API; use 'none', or ask its operator to allow them "
+            "(MASSGEN_API_ALLOW_COMMAND_NETWORK)",
+        )
+        for index, agent in enumerate(config.agents)
+        if agent.backend.command_network
+    ]
 
 
 def config_warnings(config: dict[str, Any]) -> list[str]:

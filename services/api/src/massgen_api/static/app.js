@@ -39,6 +39,7 @@ function resetView() {
   $("#winner").textContent = "";
   $("#final-answer").textContent = "";
   $("#run-status").textContent = "";
+  $("#files").replaceChildren();
   state.panels = {};
   state.agents = {};
 }
@@ -232,10 +233,33 @@ function render(ev) {
         + (ev.cost_usd ? `, $${ev.cost_usd.toFixed(4)}` : ""));
       document.body.dataset.runStatus = ev.status;
       loadRuns();
+      loadFiles(ev.run_id);
       break;
     default:
       console.warn("unknown event kind", ev.kind);
   }
+}
+
+// The run's media files (generated images, audio), fetched with the bearer token and shown
+// from blob URLs: an <img src> could not carry the token.
+async function loadFiles(runId) {
+  const box = $("#files");
+  let listing;
+  try { listing = await api(`/v1/runs/${runId}/files`); } catch (err) { return; }
+  for (const file of listing.files) {
+    const res = await fetch(file.url, { headers: headers() });
+    if (!res.ok || state.runId !== runId) continue;
+    const url = URL.createObjectURL(await res.blob());
+    const image = file.mime.startsWith("image/");
+    const media = el(image ? "img" : "audio");
+    media.src = url;
+    if (image) media.alt = file.path; else media.controls = true;
+    const figure = el("figure", "file");
+    figure.dataset.path = file.path;
+    figure.append(media, el("figcaption", null, `${file.path} (${(file.size / 1024).toFixed(1)} KB)`));
+    box.append(figure);
+  }
+  document.body.dataset.files = String(box.children.length);
 }
 
 // Config keys the server accepted but does not apply (the create response says which).
@@ -254,6 +278,7 @@ async function follow(runId) {
   state.runId = runId;
   resetView();
   delete document.body.dataset.runStatus;
+  delete document.body.dataset.files;
   let lastId = null;
   for (let attempt = 0; attempt < 20 && !ctrl.signal.aborted; attempt++) {
     try {

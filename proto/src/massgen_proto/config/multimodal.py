@@ -1,0 +1,158 @@
+"""MassGen's multimodal backend keys: files in (``upload_files``), media out
+(``enable_image_generation`` / ``enable_audio_generation``).
+
+- ``upload_files``: a list of ``{image_path: ...}`` entries (MassGen's spelling; a local
+  path or an ``http(s)`` URL). Each image becomes an image part of the agent's user
+  message. A local path is read by the mcp-gateway, relative to its current folder
+  like a context path, and may be at most ``media_max_file_size_mb`` megabytes.
+  MassGen's ``audio_path`` / ``video_path`` / ``file_path`` entries are refused with
+  the reason (``upload_problem``).
+- ``enable_image_generation``: the agent gets a ``generate_image`` tool whose pictures
+  are saved into its workspace (the backend's provider must have an images API that
+  litellm calls: ``IMAGE_MODELS``).
+- ``enable_audio_generation``: the same for speech (``generate_audio``, ``SPEECH_MODELS``).
+
+``media_problems`` checks an agent's backend before the run starts: a model that cannot
+read images, a provider without the generation API, an upload kind not supported.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+
+from ..media_models import accepts
+from .base import ConfigModel
+
+__all__ = [
+    "DEFAULT_MEDIA_MAX_MB",
+    "IMAGE_MODELS",
+    "SPEECH_MODELS",
+    "UploadFile",
+    "media_problems",
+]
+
+DEFAULT_MEDIA_MAX_MB = 20.0
+"""Largest upload or generated file, in megabytes, when the config sets none (the
+largest image OpenAI takes in a chat request)."""
+
+IMAGE_MODELS: dict[str, str] = {"openai": "gpt-image-1", "azure_openai": "gpt-image-1"}
+"""Backend types whose provider has an images API litellm calls (``aimage_generation``),
+and the model used."""
+SPEECH_MODELS: dict[str, str] = {"openai": "gpt-4o-mini-tts", "azure_openai": "gpt-4o-mini-tts"}
+"""Backend types whose provider has a speech API litellm calls (``aspeech``), and the
+model used."""
+
+UploadKind = Literal["image", "audio", "video", "file"]
+_KEYS: dict[str, UploadKind] = {
+    "image_path": "image",
+    "audio_path": "audio",
+    "video_path": "video",
+    "file_path": "file",
+}
+
+_NOT_YET: dict[UploadKind, str] = {
+    "audio": "audio inputs are not supported yet for backend type {type!r} (images only); "
+    "describe the audio in the question or transcribe it first",
+    "video": "video inputs are not supported for backend type {type!r}: litellm has no video "
+    "content part for chat models; give key frames as image_path entries instead",
+    "file": "document uploads for the provider's file search (vector stores) are not "
+    "supported for backend type {type!r}; put the document in orchestrator.context_paths "
+    "so agents read it with their file tools",
+}
+
+
+class UploadFile(ConfigModel):
+    """One ``upload_files`` entry: exactly one of MassGen's four keys."""
+
+    image_path: str | None = None
+    """An image (PNG, JPEG, GIF, WebP): a local path or an ``http(s)`` URL."""
+    audio_path: str | None = None
+    video_path: str | None = None
+    file_path: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> UploadFile:
+        given = [key for key in _KEYS if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "an upload_files entry needs exactly one of image_path, audio_path, "
+                f"video_path, file_path (found: {', '.join(given) or 'none'})"
+            )
+        if not str(getattr(self, given[0])).strip():
+            raise ValueError(f"{given[0]} is empty")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The entry's key (``image_path`` ...)."""
+        return next(key for key in _KEYS if getattr(self, key) is not None)
+
+    @property
+    def kind(self) -> UploadKind:
+        return _KEYS[self.key]
+
+    @property
+    def source(self) -> str:
+        """The path or URL as written."""
+        return str(getattr(self, self.key))
+
+    @property
+    def is_url(self) -> bool:
+        return self.source.lower().startswith(("http://", "https://"))
+
+
+def upload_problem(entry: UploadFile, backend_type: str, model: str) -> str | None:
+    """Why the agent cannot be given ``entry`` (None: it can)."""
+    if entry.kind != "image":
+        return _NOT_YET[entry.kind].format(type=backend_type)
+    if not accepts(backend_type, model, "image"):
+        return (
+            f"model {model!r} (backend type {backend_type!r}) does not take images as input, "
+            "by litellm's model table or, for models it does not list, this project's list "
+            "of vision model families; use a vision model (gpt-4o, claude, gemini, a *-VL "
+            "model) for this agent"
+        )
+    return None
+
+
+def generation_problem(key: str, backend_type: str) -> str | None:
+    """Why ``enable_image_generation`` / ``enable_audio_generation`` cannot be on for
+    ``backend_type`` (None: it can)."""
+    table, what = (IMAGE_MODELS, "images") if key == "enable_image_generation" else (
+        SPEECH_MODELS, "speech"
+    )  # fmt: skip
+    if backend_type in table:
+        return None
+    able = ", ".join(sorted(table))
+    return (
+        f"backend type {backend_type!r} has no {what} API that litellm calls here "
+        f"(supported: {able}); give this agent one of those backends or remove {key!r}"
+    )
+
+
+def media_problems(
+    backend_type: str,
+    model: str,
+    uploads: list[UploadFile],
+    generation: dict[str, bool],
+) -> list[tuple[str, str]]:
+    """``(key path under backend, why)`` for every multimodal key the agent cannot have.
+
+    Args:
+        backend_type: the backend's ``type``.
+        model: its ``model``.
+        uploads: its ``upload_files``.
+        generation: ``enable_image_generation`` / ``enable_audio_generation`` -> value.
+    """
+    found: list[tuple[str, str]] = []
+    for index, entry in enumerate(uploads):
+        problem = upload_problem(entry, backend_type, model)
+        if problem:
+            found.append((f"upload_files[{index}].{entry.key}", problem))
+    for key, on in generation.items():
+        problem = generation_problem(key, backend_type) if on else None
+        if problem:
+            found.append((key, problem))
+    return found

@@ -1,0 +1,147 @@
+"""A turn's tool broker with its media: uploads, images of tool results, generation tools.
+
+``MediaBroker`` wraps the turn's gateway tools (``GatewayBroker``): its listing adds the
+generation tools the gateway's ``AgentMedia`` switches on; a call of one of them runs in
+the worker (``generation``), any other goes to the gateway, and a result that carries
+``MediaRef``s leaves their images for ``take_images``. The turn asks for the rest
+through ``attach_uploads`` (before its first model call) and ``take_images`` (after
+each batch of tool results); both do nothing for a broker without media.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import structlog
+from massgen_proto.json_types import JsonObject, JsonValue
+from massgen_proto.media import AgentMedia, FileReadRequest, FilesReply, FileWriteRequest, MediaRef
+from massgen_proto.messages import TurnRequest
+
+from .generation import AUDIO_TOOL, IMAGE_TOOL, generate, generation_tools
+from .media import MediaError, data_url, image_part, read_file, with_parts
+from .stream import ToolCall
+from .wire import Message, Tool, function_name
+
+__all__ = ["GatewayBroker", "MediaBroker", "attach_uploads", "take_images"]
+
+log = structlog.get_logger("massgen_worker.media")
+
+
+class GatewayBroker(Protocol):
+    """What ``MediaBroker`` needs of the turn's gateway tools."""
+
+    media: AgentMedia | None
+    """From the last tool listing."""
+    last_media: list[MediaRef]
+    """From the last tool call's result."""
+
+    async def list_tools(self) -> list[Tool]: ...
+
+    async def call(self, call: ToolCall) -> str: ...
+
+    async def files(self, request: FileReadRequest | FileWriteRequest) -> FilesReply: ...
+
+
+class MediaBroker:
+    """The turn's tools with its media (see the module docstring)."""
+
+    def __init__(self, inner: GatewayBroker, turn: TurnRequest) -> None:
+        self.inner = inner
+        self.turn = turn
+        self._pending: list[tuple[MediaRef, bytes]] = []
+        self._own: set[str] = set()
+        self._generated = 0
+
+    async def list_tools(self) -> list[Tool]:
+        tools = await self.inner.list_tools()
+        media = self.inner.media
+        if media is not None:
+            own = generation_tools(media.image_generation, media.audio_generation)
+            self._own = {name for t in own if (name := function_name(t))}
+            tools = [*tools, *own]
+        return tools
+
+    async def call(self, call: ToolCall) -> str:
+        if call.name in self._own:
+            return await self._generate(call)
+        text = await self.inner.call(call)
+        for ref in self.inner.last_media:
+            try:
+                data, mime = await read_file(self.inner.files, self.turn, path=ref.path)
+            except MediaError as error:
+                return f"{text}\nError: {ref.path} could not be shown: {error}"
+            self._pending.append((ref.model_copy(update={"mime": mime}), data))
+        return text
+
+    async def _generate(self, call: ToolCall) -> str:
+        arguments = call.arguments if isinstance(call.arguments, dict) else {}
+        self._generated += 1
+        try:
+            made = await generate(
+                call.name, dict(arguments), self.turn, self.inner.files, self._generated
+            )
+        except MediaError as error:
+            return f"Error: {error}"
+        log.info("media_generated", tool=call.name, size=made.size, mime=made.mime)
+        what = "image" if call.name == IMAGE_TOOL else "audio" if call.name == AUDIO_TOOL else ""
+        return (
+            f"Saved the generated {what} to {made.path} in your workspace ({made.size} bytes, "
+            f"{made.mime}). In your answer, refer to it as {self.turn.label}/{made.path}."
+        )
+
+    async def upload_parts(self) -> list[JsonObject]:
+        """Image parts of the agent's uploads, in config order.
+
+        Raises:
+            MediaError: an upload cannot be used (names the config key and the file).
+        """
+        media = self.inner.media
+        if media is None:
+            return []
+        if media.problems:
+            raise MediaError("; ".join(media.problems))
+        parts: list[JsonObject] = []
+        for upload in media.uploads:
+            if upload.url is not None:
+                parts.append(image_part(upload.url))
+                continue
+            data, mime = await read_file(self.inner.files, self.turn, upload=upload.index)
+            parts.append(image_part(data_url(mime, data)))
+        return parts
+
+    def take_images(self) -> Message | None:
+        """The user message showing the images of the last tool results (None: none)."""
+        if not self._pending:
+            return None
+        pending, self._pending = self._pending, []
+        names = ", ".join(ref.path for ref, _ in pending)
+        parts: list[JsonValue] = [{"type": "text", "text": f"The images you asked to see: {names}"}]
+        parts += [image_part(data_url(ref.mime, data)) for ref, data in pending]
+        return {"role": "user", "content": parts}
+
+
+@runtime_checkable
+class _WithMedia(Protocol):
+    async def upload_parts(self) -> list[JsonObject]: ...
+
+    def take_images(self) -> Message | None: ...
+
+
+async def attach_uploads(broker: object, messages: list[Message]) -> None:
+    """Append the agent's upload images to the last user message of ``messages``.
+
+    Raises:
+        MediaError: an upload cannot be used (names the config key and the file).
+    """
+    if not isinstance(broker, _WithMedia):
+        return
+    parts = await broker.upload_parts()
+    users = [m for m in messages if m.get("role") == "user"]
+    if parts and users:
+        with_parts(users[-1], parts)
+        log.info("uploads_attached", images=len(parts))
+
+
+def take_images(broker: object) -> Message | None:
+    """The user message showing the images the last tool results referred to."""
+    return broker.take_images() if isinstance(broker, _WithMedia) else None

@@ -1,0 +1,213 @@
+"""An agent's media at the gateway: its uploads, ``read_multimodal_files``, file chunks.
+
+- ``agent_media``: what the tool listing tells the worker (``media.AgentMedia``): each
+  ``upload_files`` image (a URL as written; a local file, relative to the gateway's
+  current folder like a context path, checked now: exists, is an image, fits the limit),
+  and whether to offer the worker's generation tools.
+- ``read_multimodal_files``: a built-in tool (offered with the workspace tools when the
+  agent's model takes images) that shows the model images of its workspace, the
+  reference snapshots or context paths: every path is checked like any other tool's
+  (``permissions``); the result names the files and carries ``MediaRef``s, which the
+  worker reads (``serve_agent_file``) and adds to the conversation as image parts.
+- ``serve_agent_file``: a worker's chunk read (an allowed path, or an upload by index)
+  or chunk write (a generated file, at a path the agent may write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import TYPE_CHECKING, Any
+
+from massgen_proto.media import (
+    AgentMedia,
+    FileChunk,
+    FileReadRequest,
+    FileWriteRequest,
+    FileWritten,
+    MediaRef,
+    Upload,
+)
+from massgen_proto.media_models import accepts
+from massgen_proto.messages import ErrorReply, Phase
+from massgen_proto.tools import ToolResult
+
+from .builtin import BuiltinTool
+from .fdwalk import SymlinkRace, ToolError
+from .media_files import IMAGE_TYPES, MediaError, chunk_of, describe, open_checked, open_upload
+from .media_files import write_chunk as _write_chunk
+from .outcome import CallOutcome, denied_result, tool_error
+from .permissions import Decision
+
+if TYPE_CHECKING:
+    from .broker import AgentTools
+
+__all__ = [
+    "MAX_IMAGES",
+    "READ_MULTIMODAL",
+    "agent_media",
+    "call_read_multimodal",
+    "max_bytes",
+    "offers_read_multimodal",
+    "serve_agent_file",
+]
+
+MAX_IMAGES = 4
+"""Images one ``read_multimodal_files`` call may show."""
+
+READ_MULTIMODAL = BuiltinTool(
+    "read_multimodal_files",
+    "Look at image files (PNG, JPEG, GIF, WebP): they are shown to you after this call's "
+    f"result. Up to {MAX_IMAGES} paths, relative to your workspace or absolute.",
+    {
+        "paths": {
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 1,
+            "maxItems": MAX_IMAGES,
+            "description": "Image paths.",
+        }
+    },
+    ("paths",),
+    (),  # checked one by one in call_read_multimodal
+)
+
+
+def max_bytes(agent: AgentTools) -> int:
+    """The agent's file size limit: its config's, capped by the gateway's setting."""
+    configured = int(agent.agent.backend.media_max_file_size_mb * 1024 * 1024)
+    return min(configured, agent.run.settings.media_max_bytes)
+
+
+def offers_read_multimodal(agent: AgentTools) -> bool:
+    """The tool is offered with the built-in tools when the agent's model takes images."""
+    b = agent.agent.backend
+    return accepts(b.type, b.model or "", "image")
+
+
+def _upload_path(source: str) -> str:
+    """A local upload path as the gateway opens it (``~`` expanded, relative to the
+    gateway's current folder)."""
+    return os.path.abspath(os.path.expanduser(source))
+
+
+def agent_media(agent: AgentTools) -> AgentMedia | None:
+    """What the worker needs to know about the agent's media (None: nothing)."""
+    b = agent.agent.backend
+    if not (b.upload_files or b.enable_image_generation or b.enable_audio_generation):
+        return None
+    limit = max_bytes(agent)
+    uploads: list[Upload] = []
+    problems: list[str] = []
+    for index, entry in enumerate(b.upload_files):
+        key = f"agents[{agent.index}].backend.upload_files[{index}].{entry.key}"
+        if entry.is_url:
+            uploads.append(Upload(index=index, name=entry.source, url=entry.source))
+            continue
+        path = _upload_path(entry.source)
+        try:
+            st, mime = _describe_upload(path, limit)
+        except MediaError as error:
+            problems.append(f"{key}: {error}")
+            continue
+        name = os.path.basename(path)
+        uploads.append(Upload(index=index, name=name, mime=mime, size=st.st_size))
+    return AgentMedia(
+        uploads=uploads, image_generation=b.enable_image_generation,
+        audio_generation=b.enable_audio_generation, max_bytes=limit, problems=problems,
+    )  # fmt: skip
+
+
+def _describe_upload(path: str, limit: int) -> tuple[os.stat_result, str]:
+    fd = open_upload(path)
+    try:
+        return describe(fd, path, limit, IMAGE_TYPES)
+    finally:
+        os.close(fd)
+
+
+async def call_read_multimodal(
+    agent: AgentTools, phase: Phase, name: str, arguments: dict[str, Any]
+) -> CallOutcome:
+    """Check each path, then describe the images the worker will show the model."""
+    paths = arguments.get("paths")
+    if isinstance(paths, str):
+        paths = [paths]
+    if not isinstance(paths, list) or not paths or len(paths) > MAX_IMAGES:
+        return tool_error(name, f"{name} needs 'paths': a list of 1 to {MAX_IMAGES} image paths")
+    scope = agent.scope(phase)
+    limit = max_bytes(agent)
+    refs: list[MediaRef] = []
+    for raw in paths:
+        decision = scope.check(raw, "read", agent.ledger)
+        if not decision.allowed:
+            return CallOutcome(denied_result(name, decision.message), decision)
+        try:
+            st, mime = await asyncio.to_thread(_describe_checked, decision, limit)
+        except (ToolError, MediaError) as error:
+            return tool_error(name, f"Error: {error}")
+        except SymlinkRace as race:
+            d = race.decision
+            denial = scope.deny(d.raw, d.path, "symlink_race", d.access, d.root)
+            return CallOutcome(denied_result(name, denial.message), denial)
+        agent.ledger.record_read(decision.path)
+        refs.append(MediaRef(path=str(raw), mime=mime, size=st.st_size))
+    listing = "; ".join(f"{r.path} ({r.mime}, {r.size / 1024:.1f} KB)" for r in refs)
+    text = f"Showing {len(refs)} image(s), in this order, right after this result: {listing}."
+    return CallOutcome(ToolResult(name=name, content=text, media=refs))
+
+
+def _describe_checked(decision: Decision, limit: int) -> tuple[os.stat_result, str]:
+    fd = open_checked(decision)
+    try:
+        return describe(fd, decision.raw, limit, IMAGE_TYPES)
+    finally:
+        os.close(fd)
+
+
+def _read(agent: AgentTools, request: FileReadRequest) -> FileChunk | ErrorReply:
+    limit = max_bytes(agent)
+    if request.upload is not None:
+        uploads = agent.agent.backend.upload_files
+        if request.upload >= len(uploads) or uploads[request.upload].is_url:
+            return ErrorReply(error=f"no local upload {request.upload} for this agent")
+        path = _upload_path(uploads[request.upload].source)
+        fd = open_upload(path)
+        return chunk_of(fd, path, request.offset, request.version, limit, IMAGE_TYPES)
+    scope = agent.scope(request.phase)
+    decision = scope.check(request.path, "read", agent.ledger)
+    if not decision.allowed:
+        return ErrorReply(error=decision.message, code="forbidden")
+    fd = open_checked(decision)
+    return chunk_of(fd, decision.raw, request.offset, request.version, limit, IMAGE_TYPES)
+
+
+def _write(agent: AgentTools, request: FileWriteRequest) -> FileWritten | ErrorReply:
+    b = agent.agent.backend
+    if not (b.enable_image_generation or b.enable_audio_generation):
+        return ErrorReply(error="this agent generates no media files", code="forbidden")
+    decision = agent.scope(request.phase).check(request.path, "write", agent.ledger)
+    if not decision.allowed:
+        return ErrorReply(error=decision.message, code="forbidden")
+    return _write_chunk(
+        decision, request.offset, request.data, request.total, max_bytes(agent), agent.ledger
+    )
+
+
+def serve_agent_file(
+    agent: AgentTools, request: FileReadRequest | FileWriteRequest
+) -> FileChunk | FileWritten | ErrorReply:
+    """A worker's chunk read or write for ``agent`` (blocking file I/O: run in a thread).
+
+    Every failure is an ``ErrorReply`` naming the file."""
+    try:
+        if isinstance(request, FileReadRequest):
+            if (request.path is None) == (request.upload is None):
+                return ErrorReply(error="name either 'path' or 'upload'")
+            return _read(agent, request)
+        return _write(agent, request)
+    except (MediaError, ToolError) as error:
+        return ErrorReply(error=str(error))
+    except SymlinkRace as race:
+        raw = race.decision.raw
+        return ErrorReply(error=f"{raw}: a symlink appeared on the path", code="forbidden")

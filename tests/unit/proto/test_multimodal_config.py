@@ -1,0 +1,108 @@
+"""MassGen's multimodal backend keys: what loads, and the errors that name agent and key."""
+
+from __future__ import annotations
+
+import pytest
+from massgen_proto.config import ConfigError, parse_config
+from massgen_proto.media_models import accepts, litellm_entry
+
+
+def team(**backend: object) -> dict:
+    return {
+        "agents": [{"id": "viewer", "backend": {"type": "openai", "model": "gpt-4o", **backend}}]
+    }
+
+
+def problems(config: dict) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config)
+    return caught.value.problems
+
+
+def test_image_uploads_load_for_a_vision_model():
+    config = parse_config(team(upload_files=[
+        {"image_path": "pics/cat.png"}, {"image_path": "https://example.org/dog.jpg"}]))  # fmt: skip
+    uploads = config.agents[0].backend.upload_files
+    assert [(u.kind, u.source, u.is_url) for u in uploads] == [
+        ("image", "pics/cat.png", False), ("image", "https://example.org/dog.jpg", True)]  # fmt: skip
+    assert config.uses_tools(config.agents[0])  # the gateway holds the files
+    assert "upload_files" not in config.agents[0].backend.passthrough_params()
+    assert config.agents[0].backend.media_max_file_size_mb == 20
+
+
+def test_a_model_without_vision_is_refused_naming_agent_and_key():
+    found = problems(team(model="gpt-3.5-turbo", upload_files=[{"image_path": "cat.png"}]))
+    assert len(found) == 1
+    path, message = found[0]
+    assert path == "agents[0]"
+    assert message.startswith("backend.upload_files[0].image_path: agent 'viewer': ")
+    assert "'gpt-3.5-turbo'" in message and "does not take images" in message
+
+
+def test_unknown_self_hosted_models_need_a_vision_family_name():
+    base = {"type": "vllm", "base_url": "http://gpu:8000/v1"}
+    ok = {"agents": [{"id": "a", "backend": {**base, "model": "Qwen/Qwen2.5-VL-7B-Instruct",
+                                             "upload_files": [{"image_path": "x.png"}]}}]}  # fmt: skip
+    parse_config(ok)
+    coder = {"agents": [{"id": "a", "backend": {**base, "model": "Qwen/Qwen2.5-Coder-7B",
+                                                "upload_files": [{"image_path": "x.png"}]}}]}  # fmt: skip
+    assert "does not take images" in problems(coder)[0][1]
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ({"audio_path": "a.wav"}, "audio inputs are not supported"),
+        ({"video_path": "v.mp4"}, "video inputs are not supported"),
+        ({"file_path": "doc.pdf"}, "file search"),
+    ],
+)
+def test_other_upload_kinds_are_refused_with_the_reason(entry, words):
+    path, message = problems(team(upload_files=[entry]))[0]
+    assert path == "agents[0]" and words in message
+    assert message.startswith(f"backend.upload_files[0].{next(iter(entry))}: agent 'viewer'")
+
+
+def test_an_upload_entry_names_exactly_one_file():
+    path, message = problems(team(upload_files=[{"image_path": "a.png", "audio_path": "b.wav"}]))[0]
+    assert path == "agents[0].backend.upload_files[0]"
+    assert "exactly one of" in message and "image_path, audio_path" in message
+    assert problems(team(upload_files=[{"image_url": "x"}]))[0][0].endswith("image_url")
+    assert parse_config(team(upload_files=None)).agents[0].backend.upload_files == []
+
+
+def test_image_generation_needs_a_provider_with_an_images_api():
+    config = parse_config(team(enable_image_generation=True, enable_audio_generation=True))
+    backend = config.agents[0].backend
+    assert backend.enable_image_generation and backend.enable_audio_generation
+    assert config.uses_tools(config.agents[0])
+    assert "enable_image_generation" not in backend.passthrough_params()
+    claude = {"agents": [{"id": "c", "backend": {"type": "claude", "model": "claude-sonnet-4-5",
+                                                 "enable_image_generation": True}}]}  # fmt: skip
+    path, message = problems(claude)[0]
+    assert path == "agents[0]"
+    assert message.startswith("backend.enable_image_generation: agent 'c': backend type 'claude'")
+    assert "supported: azure_openai, openai" in message
+
+
+def test_video_and_document_generation_stay_refused():
+    for key in ("enable_video_generation", "enable_file_generation"):
+        path, message = problems(team(**{key: True}))[0]
+        assert path == "agents[0].backend" and key in message and "not supported" in message
+
+
+def test_size_limit_must_be_positive():
+    path, _ = problems(team(media_max_file_size_mb=0))[0]
+    assert path == "agents[0].backend.media_max_file_size_mb"
+
+
+def test_vision_answers_come_from_litellms_table_then_the_families():
+    if litellm_entry("openai", "gpt-4o") is None:
+        pytest.skip("litellm is not installed here")
+    assert accepts("openai", "gpt-4o", "image")
+    assert not accepts("openai", "gpt-3.5-turbo", "image")  # listed, without vision
+    assert accepts("gemini", "gemini-2.5-flash", "image")
+    assert accepts("claude", "claude-3-5-haiku-latest", "image")  # not listed: a family
+    assert accepts("openrouter", "google/gemini-2.5-flash", "image")
+    assert not accepts("local", "qwen2.5-coder-0.5b", "image")
+    assert accepts("chatcompletion", "llava-v1.6-mistral-7b", "image")
