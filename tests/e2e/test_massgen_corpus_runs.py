@@ -387,6 +387,10 @@ def _check_agent(config: RunConfig, index: int, offers: list[Offer], errors: lis
             # Only the library's function exists here; MassGen's "wrong" examples name others.
             if unfiltered or function != "two_num_tool":
                 assert (f"custom_tool__{name}" in offered) == (function == "two_num_tool")
+        for function, counterpart in entry.counterparts():
+            # MassGen's multimodal tool: its counterpart is offered in its place.
+            served = {counterpart.tool, f"mcp__workspace__{counterpart.tool}"}
+            assert served & offered, (function, sorted(offered))
     _check_mcp_servers(backend, index, offered, errors)
     _check_provider_tools(backend, offers)
     _check_probe(backend, offered, "\n".join(r for offer in offers for r in offer.results))

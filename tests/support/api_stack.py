@@ -12,8 +12,9 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,22 @@ __all__ = [
     "start_api_stack",
     "team_config",
 ]
+
+
+@contextmanager
+def running_gateway(nats_url: str, home: Path) -> Iterator[None]:
+    """An mcp-gateway on its own loop, keeping runs under ``home / "runs"``."""
+    from massgen_gateway.service import GatewayService
+    from massgen_gateway.settings import GatewaySettings
+
+    gateway = GatewayService(GatewaySettings(
+        nats_url=nats_url, workspace_root=str(home / "runs"), home=str(home),
+        memory_streams=True,
+    ))  # fmt: skip
+    loop = LoopThread("gateway")
+    loop.run(gateway.start())
+    try:
+        yield
+    finally:
+        loop.run(gateway.stop())
+        loop.close()

@@ -56,8 +56,8 @@ class _Message(BaseModel):
 
 
 class Upload(_Message):
-    """One of an agent's ``upload_files`` images, as its worker puts it into the user
-    message."""
+    """One of an agent's ``upload_files`` images (or sounds: ``audio/*``), as its worker
+    puts it into the user message."""
 
     index: int = Field(ge=0)
     """Its position in ``backend.upload_files`` (what ``FileReadRequest.upload`` names)."""
@@ -67,7 +67,7 @@ class Upload(_Message):
     """The config's ``http(s)`` URL, passed on to the provider; None: a local file the
     worker reads from the gateway."""
     mime: str | None = None
-    """``image/png`` ... (local files: from their first bytes)."""
+    """``image/png``, ``audio/wav`` ... (local files: from their first bytes)."""
     size: int | None = None
     """Bytes (local files)."""
 

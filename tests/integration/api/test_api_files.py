@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from massgen_gateway.service import GatewayService
-from massgen_gateway.settings import GatewaySettings
 from massgen_worker.service import WorkerService
 
 from tests.integration.gateway.test_media import png
@@ -24,8 +22,8 @@ from tests.support.api_stack import (
     ALICE,
     BOB,
     ApiStack,
-    LoopThread,
     fast_worker_settings,
+    running_gateway,
     start_api_stack,
 )
 from tests.support.fakes.openai_server import answer, text, tool_call, vote
@@ -39,17 +37,10 @@ def api(tmp_path, nats_url, fake_model) -> Iterator[ApiStack]:
     stack, stop = start_api_stack(tmp_path, nats_url, fake_model)
     worker = WorkerService(nats_url, ["openai"], fast_worker_settings())
     stack.services.run(worker.start())
-    gateway = GatewayService(GatewaySettings(
-        nats_url=nats_url, workspace_root=str(tmp_path / "runs"), home=str(tmp_path),
-        memory_streams=True,
-    ))  # fmt: skip
-    loop = LoopThread("gateway")
-    loop.run(gateway.start())
     try:
-        yield stack
+        with running_gateway(nats_url, tmp_path):
+            yield stack
     finally:
-        loop.run(gateway.stop())
-        loop.close()
         stack.services.run(worker.stop())
         stop()
 

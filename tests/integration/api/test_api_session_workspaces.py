@@ -12,10 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from massgen_gateway.service import GatewayService
-from massgen_gateway.settings import GatewaySettings
 
-from tests.support.api_stack import ALICE, BOB, ApiStack, LoopThread, start_api_stack
+from tests.support.api_stack import ALICE, BOB, ApiStack, running_gateway, start_api_stack
 from tests.support.fakes.openai_server import answer, text, tool_call, vote
 
 pytestmark = pytest.mark.timeout(120)
@@ -30,17 +28,10 @@ LIST = "mcp__workspace__list_directory"
 def api(tmp_path, nats_url, fake_model) -> Iterator[ApiStack]:
     """The API stack plus a gateway keeping runs under ``tmp_path / "runs"``."""
     stack, stop = start_api_stack(tmp_path, nats_url, fake_model)
-    gateway = GatewayService(GatewaySettings(
-        nats_url=nats_url, workspace_root=str(tmp_path / "runs"), home=str(tmp_path),
-        memory_streams=True,
-    ))  # fmt: skip
-    loop = LoopThread("gateway")
-    loop.run(gateway.start())
     try:
-        yield stack
+        with running_gateway(nats_url, tmp_path):
+            yield stack
     finally:
-        loop.run(gateway.stop())
-        loop.close()
         stop()
 
 

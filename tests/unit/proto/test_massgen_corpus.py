@@ -29,7 +29,7 @@ VENDORED = Path(__file__).resolve().parents[2] / "data" / "massgen-configs"
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "reference" / "massgen-configs"
 CURRENT = Path(os.environ["MASSGEN_CONFIGS"]) if os.environ.get("MASSGEN_CONFIGS") else None
 CORPORA = [root for root in (VENDORED, SHARED, CURRENT) if root is not None and root.is_dir()]
-COUNTS: dict[int, tuple[int, int]] = {98: (78, 20), 215: (133, 82)}
+COUNTS: dict[int, tuple[int, int]] = {98: (78, 20), 215: (134, 81)}
 """Files in a corpus -> (loaded, refused)."""
 
 
@@ -41,9 +41,14 @@ _MEMORY_FS = "remove 'enable_memory_filesystem_mode'"
 _SKILLS = "remove 'use_skills'"
 # Multimodal inputs other than images, and MassGen's multimodal custom tools.
 _FILE_SEARCH = "file_path: agent 'file-search_agent': document uploads for the provider's file"
-_AUDIO_IN = "audio_path: agent 'audio_agent': audio inputs are not supported yet"
+_AUDIO_IN = "audio_path: agent 'audio_agent': audio inputs by URL are not supported"
 _VIDEO_IN = "video_path: agent 'qwen_agent': video inputs are not supported"
-_LIB_MULTIMODAL = "is not supported: MassGen's multimodal tools"
+# A multimodal tool with no counterpart here (the ones with one load: understand_image).
+_MM_VIDEO = "function 'understand_video' (massgen/tool/_multimodal_tools/understand_video.py) is not supported: video understanding"
+_MM_AUDIO = "function 'understand_audio' (massgen/tool/_multimodal_tools/understand_audio.py) is not supported: audio understanding"
+_MM_FILE = "function 'understand_file' (massgen/tool/_multimodal_tools/understand_file.py) is not supported: document understanding"
+_MM_WRITE_FILE = "function 'text_to_file_generation' (massgen/tool/_multimodal_tools/text_to_file_generation.py) is not supported: document generation"
+_MM_EDIT = "function 'image_to_image_generation' (massgen/tool/_multimodal_tools/image_to_image_generation.py) is not supported: image editing"
 # MassGen library tools a sandboxed (offline, keyless, headless) custom tool cannot be.
 _LIB_DESKTOP = "is not supported: computer use and browser automation"
 _LIB_FRAMEWORKS = "is not supported: the lesson planners run another agent framework"
@@ -106,20 +111,19 @@ REFUSED: dict[str, str] = {
     "basic/single/single_qwen_video_understanding.yaml": _VIDEO_IN,
     "tools/code-execution/docker_full_dev_setup.yaml": _SUDO,
     "tools/code-execution/docker_github_readonly.yaml": _CREDENTIALS,
-    "tools/custom_tools/multimodal_tools/youtube_video_analysis.yaml": _LIB_MULTIMODAL,
+    "tools/custom_tools/multimodal_tools/youtube_video_analysis.yaml": _MM_VIDEO,
     "tools/code-execution/docker_with_sudo.yaml": _SUDO,
-    "tools/custom_tools/multimodal_tools/text_to_file_generation_multi.yaml": _LIB_MULTIMODAL,
-    "tools/custom_tools/multimodal_tools/text_to_file_generation_single.yaml": _LIB_MULTIMODAL,
-    "tools/custom_tools/multimodal_tools/text_to_image_generation_multi.yaml": _LIB_MULTIMODAL,
-    "tools/custom_tools/multimodal_tools/text_to_image_generation_single.yaml": _LIB_MULTIMODAL,
-    "tools/custom_tools/multimodal_tools/text_to_speech_generation_multi.yaml": _LIB_MULTIMODAL,
-    "tools/custom_tools/multimodal_tools/text_to_speech_generation_single.yaml": _LIB_MULTIMODAL,
-    "tools/custom_tools/multimodal_tools/text_to_video_generation_multi.yaml": _LIB_MULTIMODAL,
-    "tools/custom_tools/multimodal_tools/text_to_video_generation_single.yaml": _LIB_MULTIMODAL,
-    "tools/custom_tools/multimodal_tools/understand_audio.yaml": _LIB_MULTIMODAL,
-    "tools/custom_tools/multimodal_tools/understand_file.yaml": _LIB_MULTIMODAL,
-    "tools/custom_tools/multimodal_tools/understand_image.yaml": _LIB_MULTIMODAL,
-    "tools/custom_tools/multimodal_tools/understand_video.yaml": _LIB_MULTIMODAL,
+    "tools/custom_tools/multimodal_tools/text_to_file_generation_multi.yaml": _MM_WRITE_FILE,
+    "tools/custom_tools/multimodal_tools/text_to_file_generation_single.yaml": _MM_FILE,
+    "tools/custom_tools/multimodal_tools/text_to_image_generation_multi.yaml": _MM_EDIT,
+    "tools/custom_tools/multimodal_tools/text_to_image_generation_single.yaml": _MM_EDIT,
+    "tools/custom_tools/multimodal_tools/text_to_speech_generation_multi.yaml": _MM_AUDIO,
+    "tools/custom_tools/multimodal_tools/text_to_speech_generation_single.yaml": _MM_AUDIO,
+    "tools/custom_tools/multimodal_tools/text_to_video_generation_multi.yaml": _MM_VIDEO,
+    "tools/custom_tools/multimodal_tools/text_to_video_generation_single.yaml": _MM_VIDEO,
+    "tools/custom_tools/multimodal_tools/understand_audio.yaml": _MM_AUDIO,
+    "tools/custom_tools/multimodal_tools/understand_file.yaml": _MM_FILE,
+    "tools/custom_tools/multimodal_tools/understand_video.yaml": _MM_VIDEO,
     "tools/custom_tools/claude_computer_use_browser_example.yaml": _LIB_DESKTOP,
     "tools/custom_tools/claude_computer_use_docker_example.yaml": _LIB_DESKTOP,
     "tools/custom_tools/computer_use_browser_example.yaml": _LIB_DESKTOP,
@@ -192,6 +196,11 @@ WARNED: dict[str, list[str]] = {
     },  # fmt: skip
     "tools/planning/simple_task_planning.yaml": [_TASK_PLANNING],
     "tools/todo/example_task_todo.yaml": [_TASK_PLANNING],
+    "tools/custom_tools/multimodal_tools/understand_image.yaml": [
+        "agents[0].backend.custom_tools[0].function: 'understand_image' (a MassGen multimodal "
+        "tool) maps onto the agent's own vision: its read_multimodal_files tool shows "
+        "workspace and context-path images to its model; no custom tool is offered for it"
+    ],
 }
 
 

@@ -63,6 +63,26 @@ def test_other_upload_kinds_are_refused_with_the_reason(entry, words):
     assert message.startswith(f"backend.upload_files[0].{next(iter(entry))}: agent 'viewer'")
 
 
+def test_audio_uploads_load_for_a_model_that_takes_audio():
+    config = parse_config(team(model="gpt-4o-audio-preview", upload_files=[
+        {"audio_path": "talk.wav"}, {"image_path": "cat.png"}]))  # fmt: skip
+    uploads = config.agents[0].backend.upload_files
+    assert [(u.kind, u.source) for u in uploads] == [("audio", "talk.wav"), ("image", "cat.png")]
+    # Gemini through an aggregator: the family table answers (litellm does not list it).
+    parse_config(team(type="chatcompletion", base_url="http://127.0.0.1:9/v1",
+                      model="google/gemini-2.5-flash", upload_files=[{"audio_path": "a.mp3"}]))  # fmt: skip
+
+
+def test_audio_is_refused_for_a_model_without_audio_and_by_url():
+    path, message = problems(team(upload_files=[{"audio_path": "a.wav"}]))[0]
+    assert message.startswith("backend.upload_files[0].audio_path: agent 'viewer': ")
+    assert "audio inputs are not supported by model 'gpt-4o'" in message
+    url = "https://cdn.example.org/alloy.wav"
+    _, message = problems(team(model="gpt-4o-audio-preview", upload_files=[{"audio_path": url}]))[0]
+    assert message.startswith("backend.upload_files[0].audio_path: agent 'viewer': ")
+    assert "audio inputs by URL are not supported" in message and "local path" in message
+
+
 def test_an_upload_entry_names_exactly_one_file():
     path, message = problems(team(upload_files=[{"image_path": "a.png", "audio_path": "b.wav"}]))[0]
     assert path == "agents[0].backend.upload_files[0]"

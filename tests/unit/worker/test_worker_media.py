@@ -8,7 +8,6 @@ body the provider received, byte for byte where the image is concerned.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import pytest
 from massgen_proto.messages import BackendSpec
@@ -18,8 +17,6 @@ from massgen_worker.media import MediaError, data_url, image_part, with_parts
 
 from tests.support.fakes import FakeOpenAIServer, text
 from tests.support.fakes.provider_servers import (
-    FakeAnthropicServer,
-    FakeGeminiServer,
     anthropic,
     gemini,
 )
@@ -44,20 +41,6 @@ def task(*parts: dict) -> list[dict]:
 async def call(backend: BackendSpec, messages: list[dict]) -> None:
     async for _ in LiteLLMModel(backend).stream(messages, None, None):
         pass
-
-
-@pytest.fixture
-def anthropic_server() -> Iterator[FakeAnthropicServer]:
-    with FakeAnthropicServer() as server:
-        yield server
-    server.assert_complete()
-
-
-@pytest.fixture
-def gemini_server() -> Iterator[FakeGeminiServer]:
-    with FakeGeminiServer() as server:
-        yield server
-    server.assert_complete()
 
 
 # -- pure ----------------------------------------------------------------------------------

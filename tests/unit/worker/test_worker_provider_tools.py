@@ -199,20 +199,6 @@ def test_text_tool_messages_rewrite_calls_and_results_as_text():
 
 
 @pytest.fixture
-def anthropic_server() -> Iterator[FakeAnthropicServer]:
-    with FakeAnthropicServer() as server:
-        yield server
-    server.assert_complete()
-
-
-@pytest.fixture
-def gemini_server() -> Iterator[FakeGeminiServer]:
-    with FakeGeminiServer() as server:
-        yield server
-    server.assert_complete()
-
-
-@pytest.fixture
 def responses_server() -> Iterator[FakeResponsesServer]:
     with FakeResponsesServer() as server:
         yield server

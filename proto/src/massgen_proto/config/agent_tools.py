@@ -8,7 +8,15 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .base import ConfigModel
-from .tool_library import SHIPPED_FUNCTIONS, library_file, shipped_file, unshipped_reason
+from .tool_library import (
+    SHIPPED_FUNCTIONS,
+    Counterpart,
+    library_file,
+    multimodal_counterpart,
+    multimodal_problem,
+    shipped_file,
+    unshipped_reason,
+)
 
 __all__ = ["CustomToolConfig", "McpServerConfig"]
 
@@ -57,8 +65,10 @@ class CustomToolConfig(ConfigModel):
     Without ``path`` a function is looked up by name in the built-in tool library (as
     MassGen looks it up in its own package); a path into MassGen's library
     (``massgen/tool/...``) is served from the built-in copy when there is one and is
-    refused with the reason otherwise (``tool_library``). A function the library does
-    not have is left out with a warning, as MassGen leaves it out with an error log."""
+    refused with the reason otherwise (``tool_library``); a function of MassGen's
+    multimodal tools maps onto the project's own way of doing it (``counterparts``) or
+    is refused. A function the library does not have is left out with a warning, as
+    MassGen leaves it out with an error log."""
 
     function: str | list[str]
     path: str | None = None
@@ -78,7 +88,15 @@ class CustomToolConfig(ConfigModel):
         reason = unshipped_reason(self.path)
         if reason:
             raise ValueError(f"custom tool file {self.path!r} is not supported: {reason}")
-        count = len(self.function) if isinstance(self.function, list) else 1
+        functions = self.function if isinstance(self.function, list) else [self.function]
+        refused = [
+            f"custom tool function {function!r} ({self.path}) is not supported: {why}"
+            for function in functions
+            if (why := multimodal_problem(self.path, function))
+        ]
+        if refused:
+            raise ValueError("; ".join(refused))
+        count = len(functions)
         if count == 0:
             raise ValueError("'function' is an empty list")
         for key in ("name", "description", "preset_args"):
@@ -97,6 +115,16 @@ class CustomToolConfig(ConfigModel):
         """The built-in tool library's file serving ``function`` of this entry (relative
         to the library's folder); None: the entry's own ``path`` is used."""
         return library_file(self.path, function)
+
+    def counterparts(self) -> list[tuple[str, Counterpart]]:
+        """``(function, counterpart)`` for each MassGen multimodal function of this entry:
+        the agent gets the counterpart's tool instead of a custom tool."""
+        functions = self.function if isinstance(self.function, list) else [self.function]
+        return [
+            (function, counterpart)
+            for function in functions
+            if (counterpart := multimodal_counterpart(self.path, function))
+        ]
 
     def missing_functions(self) -> list[str]:
         """Functions this entry names that the built-in library was asked for and does
@@ -118,6 +146,12 @@ class CustomToolConfig(ConfigModel):
                 f"{function!r} is not in the built-in tool library "
                 f"({', '.join(sorted(SHIPPED_FUNCTIONS))}): the agent runs without it, as "
                 "MassGen does when it cannot load a custom tool",
+            ))  # fmt: skip
+        for function, counterpart in self.counterparts():
+            found.append((
+                "function",
+                f"{function!r} (a MassGen multimodal tool) maps onto {counterpart.means}; "
+                "no custom tool is offered for it",
             ))  # fmt: skip
         if self.default_params:
             found.append(("default_params", "ignored (MassGen does not read it either)"))

@@ -114,7 +114,7 @@ class BackendConfig(BaseModel):
     """A virtualenv whose ``bin`` goes first on commands' PATH (readable in the sandbox)."""
     custom_tools: list[CustomToolConfig] = Field(default_factory=list)
     upload_files: list[UploadFile] = Field(default_factory=list)
-    """Images put into the agent's user message (``multimodal``)."""
+    """Images and sounds put into the agent's user message (``multimodal``)."""
     media_max_file_size_mb: float = Field(default=DEFAULT_MEDIA_MAX_MB, gt=0)
     """Largest upload or generated file, in megabytes (MassGen's key)."""
     enable_image_generation: bool = False
@@ -228,6 +228,16 @@ class BackendConfig(BaseModel):
             raise ValueError(f"backend type {self.type!r} needs 'base_url' (the server's /v1 URL)")
         if not self.model:
             raise ValueError(f"backend type {self.type!r} needs 'model'")
+        return self
+
+    @model_validator(mode="after")
+    def _multimodal_counterparts_on(self) -> BackendConfig:
+        # A MassGen generation tool in custom_tools means the agent generates media: the
+        # switch of the counterpart tool goes on (and is checked against the provider).
+        for entry in self.custom_tools:
+            for _, counterpart in entry.counterparts():
+                if counterpart.flag:
+                    setattr(self, counterpart.flag, True)
         return self
 
     @property

@@ -5,8 +5,9 @@
   path or an ``http(s)`` URL). Each image becomes an image part of the agent's user
   message. A local path is read by the mcp-gateway, relative to its current folder
   like a context path, and may be at most ``media_max_file_size_mb`` megabytes.
-  MassGen's ``audio_path`` / ``video_path`` / ``file_path`` entries are refused with
-  the reason (``upload_problem``).
+  ``{audio_path: ...}`` (a local WAV or MP3) becomes an ``input_audio`` part, for a
+  model that takes audio. MassGen's ``video_path`` / ``file_path`` entries, and audio
+  by URL, are refused with the reason (``upload_problem``).
 - ``enable_image_generation``: the agent gets a ``generate_image`` tool whose pictures
   are saved into its workspace (the backend's provider must have an images API that
   litellm calls: ``IMAGE_MODELS``).
@@ -31,6 +32,7 @@ __all__ = [
     "SPEECH_MODELS",
     "UploadFile",
     "media_problems",
+    "vision_problem",
 ]
 
 DEFAULT_MEDIA_MAX_MB = 20.0
@@ -53,8 +55,6 @@ _KEYS: dict[str, UploadKind] = {
 }
 
 _NOT_YET: dict[UploadKind, str] = {
-    "audio": "audio inputs are not supported yet for backend type {type!r} (images only); "
-    "describe the audio in the question or transcribe it first",
     "video": "video inputs are not supported for backend type {type!r}: litellm has no video "
     "content part for chat models; give key frames as image_path entries instead",
     "file": "document uploads for the provider's file search (vector stores) are not "
@@ -69,6 +69,7 @@ class UploadFile(ConfigModel):
     image_path: str | None = None
     """An image (PNG, JPEG, GIF, WebP): a local path or an ``http(s)`` URL."""
     audio_path: str | None = None
+    """A sound (WAV, MP3): a local path, for a model that takes audio."""
     video_path: str | None = None
     file_path: str | None = None
 
@@ -103,8 +104,27 @@ class UploadFile(ConfigModel):
         return self.source.lower().startswith(("http://", "https://"))
 
 
+def _audio_problem(entry: UploadFile, backend_type: str, model: str) -> str | None:
+    if entry.is_url:
+        # An input_audio part carries the bytes; nothing here downloads for the model.
+        return (
+            "audio inputs by URL are not supported: the model's input_audio part carries "
+            "the sound itself; download the file and give its local path (WAV or MP3)"
+        )
+    if not accepts(backend_type, model, "audio"):
+        return (
+            f"audio inputs are not supported by model {model!r} (backend type "
+            f"{backend_type!r}): it does not take audio, by litellm's model table or, for "
+            "models it does not list, this project's list of audio model families; use an "
+            "audio model (gpt-4o-audio-preview, gemini, a Qwen omni model) for this agent"
+        )
+    return None
+
+
 def upload_problem(entry: UploadFile, backend_type: str, model: str) -> str | None:
     """Why the agent cannot be given ``entry`` (None: it can)."""
+    if entry.kind == "audio":
+        return _audio_problem(entry, backend_type, model)
     if entry.kind != "image":
         return _NOT_YET[entry.kind].format(type=backend_type)
     if not accepts(backend_type, model, "image"):
@@ -115,6 +135,18 @@ def upload_problem(entry: UploadFile, backend_type: str, model: str) -> str | No
             "model) for this agent"
         )
     return None
+
+
+def vision_problem(backend_type: str, model: str, function: str, tool: str) -> str | None:
+    """Why MassGen's ``function``, mapped onto the agent's own vision (``tool``), cannot
+    be had by the agent's model (None: it can, or the mapping needs no vision)."""
+    if tool != "read_multimodal_files" or accepts(backend_type, model, "image"):
+        return None
+    return (
+        f"{function!r} is not supported for model {model!r} (backend type {backend_type!r}): "
+        "here it maps onto the agent's own vision (read_multimodal_files), and this model "
+        "does not take images; use a vision model for this agent"
+    )
 
 
 def generation_problem(key: str, backend_type: str) -> str | None:

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .backend import BackendConfig
 from .base import ConfigModel
-from .multimodal import media_problems
+from .multimodal import media_problems, vision_problem
 from .orchestrator import OrchestratorConfig
 
 __all__ = ["AgentConfig", "RunConfig", "TimeoutSettings", "UiConfig"]
@@ -48,6 +48,13 @@ class AgentConfig(ConfigModel):
         }
         for key, why in media_problems(b.type, b.model or "", b.upload_files, generation):
             raise ValueError(f"backend.{key}: agent {self.id!r}: {why}")
+        for index, entry in enumerate(b.custom_tools):
+            for function, counterpart in entry.counterparts():
+                problem = vision_problem(b.type, b.model or "", function, counterpart.tool)
+                if problem:
+                    raise ValueError(
+                        f"backend.custom_tools[{index}].function: agent {self.id!r}: {problem}"
+                    )
         return self
 
 

@@ -7,6 +7,11 @@ This project ships the tools of that library that can run in the gateway's sandb
 (``massgen_gateway/tool_library/``, same file names): a path under ``massgen/tool/``
 to one of them, or a bare function name of one of them, is served from that copy.
 
+MassGen's multimodal tools (``_multimodal_tools/``) call a provider's API from inside the
+tool. Where the project does the same thing another way (the agent's own vision, the
+worker's ``generate_image`` / ``generate_audio``) the function maps onto that, with a
+warning (``COUNTERPARTS``); the others are refused per function (``NO_COUNTERPART``).
+
 The rest of MassGen's library is refused by its folder, with the reason: those tools
 call provider APIs, the network, a browser or another agent framework, none of which a
 sandboxed custom tool can reach, so a config naming them would not do what it says.
@@ -15,11 +20,17 @@ sandboxed custom tool can reach, so a config naming them would not do what it sa
 from __future__ import annotations
 
 import posixpath
+from dataclasses import dataclass
 
 __all__ = [
+    "COUNTERPARTS",
     "LIBRARY_PREFIX",
+    "NO_COUNTERPART",
     "SHIPPED_FUNCTIONS",
+    "Counterpart",
     "library_file",
+    "multimodal_counterpart",
+    "multimodal_problem",
     "shipped_file",
     "unshipped_reason",
 ]
@@ -32,6 +43,7 @@ SHIPPED_FUNCTIONS: dict[str, str] = {
 }
 """Function name -> its file in the built-in tool library (relative to its folder)."""
 
+_MULTIMODAL_FOLDER = "_multimodal_tools/"
 _MULTIMODAL = (
     "MassGen's multimodal tools (understanding or generating images, audio, video and "
     "files through a provider's API from inside a custom tool) are not supported: a custom "
@@ -39,12 +51,62 @@ _MULTIMODAL = (
     "images here: upload_files (images in), the read_multimodal_files tool (a model with "
     "vision looks at workspace images), enable_image_generation / enable_audio_generation"
 )
+
+
+@dataclass(frozen=True)
+class Counterpart:
+    """What a MassGen multimodal tool becomes here."""
+
+    tool: str
+    """The tool the agent is offered instead (gateway built-in or worker tool)."""
+    flag: str | None
+    """The backend key the mapping turns on (None: nothing to turn on)."""
+    means: str
+    """How the same work gets done, for the config warning."""
+
+
+_SPEECH = Counterpart(
+    "generate_audio", "enable_audio_generation",
+    "the generate_audio tool (enable_audio_generation): the agent's model writes the text "
+    "and the provider's speech API speaks it into the workspace",
+)  # fmt: skip
+COUNTERPARTS: dict[str, Counterpart] = {
+    "understand_image": Counterpart(
+        "read_multimodal_files", None,
+        "the agent's own vision: its read_multimodal_files tool shows workspace and "
+        "context-path images to its model",
+    ),
+    "text_to_image_generation": Counterpart(
+        "generate_image", "enable_image_generation",
+        "the generate_image tool (enable_image_generation), which saves the provider's "
+        "picture into the workspace",
+    ),
+    "text_to_speech_transcription_generation": _SPEECH,
+    "text_to_speech_continue_generation": _SPEECH,
+}  # fmt: skip
+"""MassGen multimodal function -> the project's way of doing the same work."""
+
+NO_COUNTERPART: dict[str, str] = {
+    "understand_video": "video understanding has no counterpart here: litellm has no video "
+    "content part for chat models; give key frames as images (read_multimodal_files)",
+    "text_to_video_generation": "video generation has no counterpart here: litellm has no "
+    "video API for the providers here",
+    "image_to_image_generation": "image editing (a picture made from input pictures) has no "
+    "counterpart here: generate_image makes pictures from a prompt only",
+    "understand_audio": "audio understanding (transcription through OpenAI's API) has no "
+    "counterpart here: read_multimodal_files shows images only",
+    "understand_file": "document understanding (PDF, DOCX, XLSX, PPTX read through "
+    "OpenAI's API) has no counterpart here: agents read text files with their file tools "
+    "and binary documents not at all",
+    "text_to_file_generation": "document generation (PDF, DOCX, PPTX) has no counterpart "
+    "here: agents write text files with their workspace tools",
+}
+"""MassGen multimodal function -> why it is refused."""
 _DESKTOP = (
     "computer use and browser automation drive a desktop or a browser (and a provider's "
     "computer-use API), which the gateway's sandbox does not have"
 )
 _UNSHIPPED: dict[str, str] = {
-    "_multimodal_tools/": _MULTIMODAL,
     "_computer_use/": _DESKTOP,
     "_claude_computer_use/": _DESKTOP,
     "_gemini_computer_use/": _DESKTOP,
@@ -93,6 +155,8 @@ def unshipped_reason(path: str | None) -> str | None:
     relative = _relative(path)
     if relative is None or relative in SHIPPED_FUNCTIONS.values():
         return None
+    if relative.startswith(_MULTIMODAL_FOLDER):
+        return None  # decided per function: multimodal_problem
     for folder, reason in _UNSHIPPED.items():
         if relative.startswith(folder):
             return reason
@@ -100,3 +164,22 @@ def unshipped_reason(path: str | None) -> str | None:
         "it is a file of MassGen's own tool library, which this project does not ship (its "
         f"built-in library has: {', '.join(sorted(SHIPPED_FUNCTIONS))})"
     )
+
+
+def _multimodal(path: str | None) -> bool:
+    relative = _relative(path) if path is not None else None
+    return relative is not None and relative.startswith(_MULTIMODAL_FOLDER)
+
+
+def multimodal_counterpart(path: str | None, function: str) -> Counterpart | None:
+    """What ``function`` of a MassGen multimodal tool file maps onto (None: ``path`` is
+    not one, or the function has no counterpart)."""
+    return COUNTERPARTS.get(function) if _multimodal(path) else None
+
+
+def multimodal_problem(path: str | None, function: str) -> str | None:
+    """Why ``function`` of a MassGen multimodal tool file cannot be had here (None: it
+    maps onto a counterpart, or ``path`` is not a multimodal tool file)."""
+    if not _multimodal(path) or function in COUNTERPARTS:
+        return None
+    return NO_COUNTERPART.get(function, _MULTIMODAL)

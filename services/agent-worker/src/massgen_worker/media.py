@@ -6,7 +6,8 @@ through a ``FileChannel`` (the service's NATS requests) and turns them into Open
 
 - **uploads**: the agent's ``upload_files`` images, listed by the gateway with the
   agent's tools (``AgentMedia``), are appended to the last user message of the turn
-  (the task) as image parts: a URL as given, a local file as a ``data:`` URL;
+  (the task) as image parts: a URL as given, a local file as a ``data:`` URL; a sound
+  (``audio_path``, WAV or MP3) as an ``input_audio`` part, which carries the bytes;
 - **tool images**: a tool result carrying ``MediaRef``s (``read_multimodal_files``) is
   followed by a user message holding those images, since a tool message has text only;
 - **generated files** go the other way (``generation``): ``write_file`` stores them in
@@ -36,6 +37,7 @@ from .wire import Message
 __all__ = [
     "FileChannel",
     "MediaError",
+    "audio_part",
     "data_url",
     "image_part",
     "read_file",
@@ -116,6 +118,22 @@ def data_url(mime: str, data: bytes) -> str:
 def image_part(url: str) -> JsonObject:
     """An OpenAI chat ``image_url`` content part."""
     return {"type": "image_url", "image_url": {"url": url}}
+
+
+_AUDIO_FORMATS = {"audio/wav": "wav", "audio/mpeg": "mp3"}
+
+
+def audio_part(mime: str, data: bytes) -> JsonObject:
+    """An OpenAI chat ``input_audio`` content part (litellm translates it for Gemini).
+
+    Raises:
+        MediaError: a sound format the part cannot name.
+    """
+    audio_format = _AUDIO_FORMATS.get(mime)
+    if audio_format is None:
+        raise MediaError(f"{mime} cannot be sent as audio (wav and mp3 only)")
+    encoded = base64.b64encode(data).decode("ascii")
+    return {"type": "input_audio", "input_audio": {"data": encoded, "format": audio_format}}
 
 
 def with_parts(message: Message, parts: Sequence[JsonObject]) -> None:

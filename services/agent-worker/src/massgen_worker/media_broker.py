@@ -18,7 +18,7 @@ from massgen_proto.media import AgentMedia, FileReadRequest, FilesReply, FileWri
 from massgen_proto.messages import TurnRequest
 
 from .generation import AUDIO_TOOL, IMAGE_TOOL, generate, generation_tools
-from .media import MediaError, data_url, image_part, read_file, with_parts
+from .media import MediaError, audio_part, data_url, image_part, read_file, with_parts
 from .stream import ToolCall
 from .wire import Message, Tool, function_name
 
@@ -90,7 +90,7 @@ class MediaBroker:
         )
 
     async def upload_parts(self) -> list[JsonObject]:
-        """Image parts of the agent's uploads, in config order.
+        """Image (and ``input_audio``) parts of the agent's uploads, in config order.
 
         Raises:
             MediaError: an upload cannot be used (names the config key and the file).
@@ -106,7 +106,10 @@ class MediaBroker:
                 parts.append(image_part(upload.url))
                 continue
             data, mime = await read_file(self.inner.files, self.turn, upload=upload.index)
-            parts.append(image_part(data_url(mime, data)))
+            if mime.startswith("audio/"):
+                parts.append(audio_part(mime, data))
+            else:
+                parts.append(image_part(data_url(mime, data)))
         return parts
 
     def take_images(self) -> Message | None:

@@ -79,7 +79,10 @@ def specs(entries: list[CustomToolConfig], agent_index: int, base: str) -> list[
     tools = []
     for index, entry in enumerate(entries):
         where = f"agents[{agent_index}].backend.custom_tools[{index}]"
+        mapped = {function for function, _ in entry.counterparts()}
         for name, function, description, preset in entry.entries():
+            if function in mapped:
+                continue  # MassGen's multimodal tool: the agent has its counterpart instead
             shipped = entry.library_file(function)
             if shipped is not None:
                 path = str(LIBRARY / shipped)

@@ -21,6 +21,7 @@ from .fdwalk import ToolError, lexists, open_file, open_parent
 from .permissions import AccessLedger, Decision
 
 __all__ = [
+    "AUDIO_TYPES",
     "IMAGE_TYPES",
     "MEDIA_TYPES",
     "MediaError",
@@ -34,7 +35,9 @@ __all__ = [
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 """What a chat model takes as an image part."""
-MEDIA_TYPES = IMAGE_TYPES | {"audio/mpeg", "audio/wav"}
+AUDIO_TYPES = frozenset({"audio/mpeg", "audio/wav"})
+"""What a chat model takes as an ``input_audio`` part (OpenAI's mp3 and wav formats)."""
+MEDIA_TYPES = IMAGE_TYPES | AUDIO_TYPES
 """What counts as a run's media artifact (listed by the API, shown by the page)."""
 
 

@@ -1,8 +1,9 @@
 """An agent's media at the gateway: its uploads, ``read_multimodal_files``, file chunks.
 
 - ``agent_media``: what the tool listing tells the worker (``media.AgentMedia``): each
-  ``upload_files`` image (a URL as written; a local file, relative to the gateway's
-  current folder like a context path, checked now: exists, is an image, fits the limit),
+  ``upload_files`` image or sound (a URL as written; a local file, relative to the
+  gateway's current folder like a context path, checked now: exists, is an image (or
+  for ``audio_path`` a WAV or MP3) by its content, fits the limit),
   and whether to offer the worker's generation tools.
 - ``read_multimodal_files``: a built-in tool (offered with the workspace tools when the
   agent's model takes images) that shows the model images of its workspace, the
@@ -34,7 +35,15 @@ from massgen_proto.tools import ToolResult
 
 from .builtin import BuiltinTool
 from .fdwalk import SymlinkRace, ToolError
-from .media_files import IMAGE_TYPES, MediaError, chunk_of, describe, open_checked, open_upload
+from .media_files import (
+    AUDIO_TYPES,
+    IMAGE_TYPES,
+    MediaError,
+    chunk_of,
+    describe,
+    open_checked,
+    open_upload,
+)
 from .media_files import write_chunk as _write_chunk
 from .outcome import CallOutcome, denied_result, tool_error
 from .permissions import Decision
@@ -106,7 +115,7 @@ def agent_media(agent: AgentTools) -> AgentMedia | None:
             continue
         path = _upload_path(entry.source)
         try:
-            st, mime = _describe_upload(path, limit)
+            st, mime = _describe_upload(path, limit, _upload_types(entry.kind))
         except MediaError as error:
             problems.append(f"{key}: {error}")
             continue
@@ -118,10 +127,15 @@ def agent_media(agent: AgentTools) -> AgentMedia | None:
     )  # fmt: skip
 
 
-def _describe_upload(path: str, limit: int) -> tuple[os.stat_result, str]:
+def _upload_types(kind: str) -> frozenset[str]:
+    """What an upload of ``kind`` may be, by its content (config checks the kind)."""
+    return AUDIO_TYPES if kind == "audio" else IMAGE_TYPES
+
+
+def _describe_upload(path: str, limit: int, kinds: frozenset[str]) -> tuple[os.stat_result, str]:
     fd = open_upload(path)
     try:
-        return describe(fd, path, limit, IMAGE_TYPES)
+        return describe(fd, path, limit, kinds)
     finally:
         os.close(fd)
 
@@ -171,9 +185,11 @@ def _read(agent: AgentTools, request: FileReadRequest) -> FileChunk | ErrorReply
         uploads = agent.agent.backend.upload_files
         if request.upload >= len(uploads) or uploads[request.upload].is_url:
             return ErrorReply(error=f"no local upload {request.upload} for this agent")
-        path = _upload_path(uploads[request.upload].source)
+        entry = uploads[request.upload]
+        path = _upload_path(entry.source)
         fd = open_upload(path)
-        return chunk_of(fd, path, request.offset, request.version, limit, IMAGE_TYPES)
+        kinds = _upload_types(entry.kind)
+        return chunk_of(fd, path, request.offset, request.version, limit, kinds)
     scope = agent.scope(request.phase)
     decision = scope.check(request.path, "read", agent.ledger)
     if not decision.allowed:
