@@ -80,6 +80,8 @@ class AgentMedia(_Message):
     """Offer ``generate_image`` (the worker runs it and writes the file here)."""
     audio_generation: bool = False
     """Offer ``generate_audio``."""
+    audio_understanding: bool = False
+    """Offer ``transcribe_audio`` (the worker reads the sound through the gateway)."""
     max_bytes: int = Field(gt=0)
     """Largest file the agent may upload, show or generate."""
     problems: list[str] = Field(default_factory=list)

@@ -25,6 +25,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -161,6 +163,32 @@ class _Closing(Exception):
     pass
 
 
+_MEDIA_ROUTES = (
+    ("/images/generations", "images"),
+    ("/images/edits", "edits"),
+    ("/audio/speech", "speech"),
+    ("/audio/transcriptions", "transcriptions"),
+)
+"""Route ending -> the name ``script_media`` and ``media_requests`` use for it."""
+
+
+def _form_fields(content_type: str, raw: bytes) -> dict[str, Any]:
+    """A multipart body as ``{name: text}`` for plain fields and ``{name: [(file name,
+    bytes), ...]}`` for files (a repeated name, as ``image[]``, keeps every file)."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = BytesParser(policy=email_policy).parsebytes(head + raw)
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is None:
+            fields[str(name)] = payload.decode("utf-8")
+        else:
+            fields.setdefault(str(name), []).append((filename, payload))
+    return fields
+
+
 class FakeOpenAIServer(ThreadedFake):
     """The scripted OpenAI-protocol server (threads; binds 127.0.0.1 on a free port)."""
 
@@ -177,7 +205,8 @@ class FakeOpenAIServer(ThreadedFake):
         self._media: dict[str, list[bytes]] = {}
         """Scripted files per media route and model (``script_media``)."""
         self.media_requests: list[tuple[str, dict[str, Any]]] = []
-        """``(route, JSON body)`` of every images / speech request."""
+        """``(route, body)`` of every media request: its JSON, or its multipart form
+        (``_form_fields``: files as ``(file name, bytes)`` lists)."""
         self._behaviours: dict[str, Callable[[dict[str, Any]], Step]] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -210,8 +239,10 @@ class FakeOpenAIServer(ThreadedFake):
 
     def script_media(self, route: str, model: str, files: Iterable[bytes]) -> None:
         """Answer ``model``'s requests on ``route`` (``images`` for
-        ``/images/generations``, ``speech`` for ``/audio/speech``) with ``files`` in
-        order: an image as ``b64_json``, speech as the response body."""
+        ``/images/generations``, ``edits`` for ``/images/edits``, ``speech`` for
+        ``/audio/speech``, ``transcriptions`` for ``/audio/transcriptions``) with
+        ``files`` in order: an image as ``b64_json``, speech as the response body, a
+        transcript (UTF-8 text) as ``{"text": ...}``."""
         with self._lock:
             self._media.setdefault(f"{route}:{model}", []).extend(files)
 
@@ -346,8 +377,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         # Without the query: Azure's deployments route carries ``?api-version=...``.
         route = self.path.split("?", 1)[0].rstrip("/")
-        media = "images" if route.endswith("/images/generations") else None
-        media = "speech" if route.endswith("/audio/speech") else media
+        media = next((name for end, name in _MEDIA_ROUTES if route.endswith(end)), None)
         if media is None and not route.endswith("/chat/completions"):
             self._json(404, {"error": {"message": f"no route {self.path}"}})
             return
@@ -375,13 +405,21 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _serve_media(self, route: str) -> None:
-        """An images or speech request: the next scripted file of its model."""
+        """An images, edits, speech or transcriptions request: the next scripted file
+        of its model (a transcription's "file" is the transcript's text)."""
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
+        raw = self.rfile.read(length)
+        kind = self.headers.get("Content-Type") or ""
+        if kind.startswith("multipart/form-data"):
+            body = _form_fields(kind, raw)
+        else:
+            body = json.loads(raw or b"{}")
         data = self.fake._next_media(route, body)
         if data is None:
             self._error(500, UNEXPECTED)
-        elif route == "images":
+        elif route == "transcriptions":
+            self._json(200, {"text": data.decode("utf-8")})
+        elif route in ("images", "edits"):
             item = {"b64_json": base64.b64encode(data).decode("ascii")}
             self._json(200, {"created": int(time.time()), "data": [item]})
         else:

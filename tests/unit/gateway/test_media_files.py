@@ -41,7 +41,7 @@ def scope(ws: Path):
         (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
         (b"RIFF\x00\x00\x00\x00WAVEfmt ", "audio/wav"),
         (b"ID3\x04" + b"\x00" * 12, "audio/mpeg"),
-        (b"%PDF-1.7" + b"\x00" * 8, None),
+        (b"%PDF-1.7" + b"\x00" * 8, "application/pdf"),  # shown to models, not an artifact
         (b"hello, world....", None),
     ],
 )

@@ -29,7 +29,7 @@ VENDORED = Path(__file__).resolve().parents[2] / "data" / "massgen-configs"
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "reference" / "massgen-configs"
 CURRENT = Path(os.environ["MASSGEN_CONFIGS"]) if os.environ.get("MASSGEN_CONFIGS") else None
 CORPORA = [root for root in (VENDORED, SHARED, CURRENT) if root is not None and root.is_dir()]
-COUNTS: dict[int, tuple[int, int]] = {98: (78, 20), 215: (134, 81)}
+COUNTS: dict[int, tuple[int, int]] = {98: (78, 20), 215: (140, 75)}
 """Files in a corpus -> (loaded, refused)."""
 
 
@@ -40,15 +40,13 @@ _MEMORY = "key 'memory' is not supported"
 _MEMORY_FS = "remove 'enable_memory_filesystem_mode'"
 _SKILLS = "remove 'use_skills'"
 # Multimodal inputs other than images, and MassGen's multimodal custom tools.
-_FILE_SEARCH = "file_path: agent 'file-search_agent': document uploads for the provider's file"
+_FILE_SEARCH = "file_path: agent 'file-search_agent': document inputs by URL are not supported"
 _AUDIO_IN = "audio_path: agent 'audio_agent': audio inputs by URL are not supported"
 _VIDEO_IN = "video_path: agent 'qwen_agent': video inputs are not supported"
-# A multimodal tool with no counterpart here (the ones with one load: understand_image).
+# A multimodal tool with no counterpart here (the ones with one load: understand_image,
+# understand_audio, image_to_image_generation, understand_file...).
 _MM_VIDEO = "function 'understand_video' (massgen/tool/_multimodal_tools/understand_video.py) is not supported: video understanding"
-_MM_AUDIO = "function 'understand_audio' (massgen/tool/_multimodal_tools/understand_audio.py) is not supported: audio understanding"
-_MM_FILE = "function 'understand_file' (massgen/tool/_multimodal_tools/understand_file.py) is not supported: document understanding"
 _MM_WRITE_FILE = "function 'text_to_file_generation' (massgen/tool/_multimodal_tools/text_to_file_generation.py) is not supported: document generation"
-_MM_EDIT = "function 'image_to_image_generation' (massgen/tool/_multimodal_tools/image_to_image_generation.py) is not supported: image editing"
 # MassGen library tools a sandboxed (offline, keyless, headless) custom tool cannot be.
 _LIB_DESKTOP = "is not supported: computer use and browser automation"
 _LIB_FRAMEWORKS = "is not supported: the lesson planners run another agent framework"
@@ -114,15 +112,9 @@ REFUSED: dict[str, str] = {
     "tools/custom_tools/multimodal_tools/youtube_video_analysis.yaml": _MM_VIDEO,
     "tools/code-execution/docker_with_sudo.yaml": _SUDO,
     "tools/custom_tools/multimodal_tools/text_to_file_generation_multi.yaml": _MM_WRITE_FILE,
-    "tools/custom_tools/multimodal_tools/text_to_file_generation_single.yaml": _MM_FILE,
-    "tools/custom_tools/multimodal_tools/text_to_image_generation_multi.yaml": _MM_EDIT,
-    "tools/custom_tools/multimodal_tools/text_to_image_generation_single.yaml": _MM_EDIT,
-    "tools/custom_tools/multimodal_tools/text_to_speech_generation_multi.yaml": _MM_AUDIO,
-    "tools/custom_tools/multimodal_tools/text_to_speech_generation_single.yaml": _MM_AUDIO,
+    "tools/custom_tools/multimodal_tools/text_to_file_generation_single.yaml": _MM_WRITE_FILE,
     "tools/custom_tools/multimodal_tools/text_to_video_generation_multi.yaml": _MM_VIDEO,
     "tools/custom_tools/multimodal_tools/text_to_video_generation_single.yaml": _MM_VIDEO,
-    "tools/custom_tools/multimodal_tools/understand_audio.yaml": _MM_AUDIO,
-    "tools/custom_tools/multimodal_tools/understand_file.yaml": _MM_FILE,
     "tools/custom_tools/multimodal_tools/understand_video.yaml": _MM_VIDEO,
     "tools/custom_tools/claude_computer_use_browser_example.yaml": _LIB_DESKTOP,
     "tools/custom_tools/claude_computer_use_docker_example.yaml": _LIB_DESKTOP,
@@ -168,7 +160,51 @@ _DOCKER_IMAGE = (
     "sandbox on the gateway's own system folders, not in a container image)"
 )
 
+_SPEECH_MEANS = (
+    "the generate_audio tool (enable_audio_generation): the agent's model writes the text "
+    "and the provider's speech API speaks it into the workspace"
+)
+_MEANS = {
+    "text_to_image_generation": "the generate_image tool (enable_image_generation), which "
+    "saves the provider's picture into the workspace",
+    "understand_image": "the agent's own vision: its read_multimodal_files tool shows "
+    "workspace and context-path images to its model",
+    "image_to_image_generation": "the edit_image tool (enable_image_generation), which sends "
+    "workspace pictures and a prompt to the provider's images edit API and saves the result "
+    "in the workspace",
+    "understand_audio": "the transcribe_audio tool (enable_audio_understanding): the "
+    "provider's transcription API turns a workspace sound into text the agent's model reads",
+    "text_to_speech_transcription_generation": _SPEECH_MEANS,
+    "text_to_speech_continue_generation": _SPEECH_MEANS,
+    "understand_file": "the agent's own reading of PDF files: its read_multimodal_files "
+    "tool gives workspace and context-path PDFs to its model as file parts (PDF only; "
+    "agents read text files with their file tools)",
+}
+
+
+def _mapped(agent: int, *functions: str) -> list[str]:
+    """The warnings of agent ``agent`` whose custom_tools[0..] are ``functions``."""
+    return [
+        f"agents[{agent}].backend.custom_tools[{i}].function: '{f}' (a MassGen multimodal "
+        f"tool) maps onto {_MEANS[f]}; no custom tool is offered for it"
+        for i, f in enumerate(functions)
+    ]
+
+
+_DRAW = ("text_to_image_generation", "understand_image", "image_to_image_generation")
+_SPEAK = (
+    "text_to_speech_transcription_generation",
+    "understand_audio",
+    "text_to_speech_continue_generation",
+)
+_MM_DIR = "tools/custom_tools/multimodal_tools/"
 WARNED: dict[str, list[str]] = {
+    _MM_DIR + "text_to_image_generation_multi.yaml": _mapped(0, *_DRAW) + _mapped(1, *_DRAW[:2]),
+    _MM_DIR + "text_to_image_generation_single.yaml": _mapped(0, *_DRAW),
+    _MM_DIR + "text_to_speech_generation_multi.yaml": _mapped(0, *_SPEAK) + _mapped(1, *_SPEAK),
+    _MM_DIR + "text_to_speech_generation_single.yaml": _mapped(0, *_SPEAK),
+    _MM_DIR + "understand_audio.yaml": _mapped(0, "understand_audio"),
+    _MM_DIR + "understand_file.yaml": _mapped(0, "understand_file"),
     "debug/restart_test_controlled.yaml": _RESTART_TEST,
     "debug/restart_test_controlled_filesystem.yaml": _RESTART_TEST,
     "tools/code-execution/docker_with_resource_limits.yaml": [

@@ -54,7 +54,7 @@ def test_unknown_self_hosted_models_need_a_vision_family_name():
     [
         ({"audio_path": "a.wav"}, "audio inputs are not supported"),
         ({"video_path": "v.mp4"}, "video inputs are not supported"),
-        ({"file_path": "doc.pdf"}, "file search"),
+        ({"file_path": "https://example.org/doc.pdf"}, "file search (vector stores)"),
     ],
 )
 def test_other_upload_kinds_are_refused_with_the_reason(entry, words):
@@ -81,6 +81,15 @@ def test_audio_is_refused_for_a_model_without_audio_and_by_url():
     _, message = problems(team(model="gpt-4o-audio-preview", upload_files=[{"audio_path": url}]))[0]
     assert message.startswith("backend.upload_files[0].audio_path: agent 'viewer': ")
     assert "audio inputs by URL are not supported" in message and "local path" in message
+
+
+def test_pdf_uploads_load_for_a_model_that_reads_pdfs_and_are_refused_otherwise():
+    config = parse_config(team(upload_files=[{"file_path": "papers/tumix.pdf"}]))
+    (upload,) = config.agents[0].backend.upload_files
+    assert (upload.kind, upload.source, upload.is_url) == ("file", "papers/tumix.pdf", False)
+    path, message = problems(team(model="gpt-3.5-turbo", upload_files=[{"file_path": "a.pdf"}]))[0]
+    assert message.startswith("backend.upload_files[0].file_path: agent 'viewer': ")
+    assert "'gpt-3.5-turbo'" in message and "does not read PDF files" in message
 
 
 def test_an_upload_entry_names_exactly_one_file():

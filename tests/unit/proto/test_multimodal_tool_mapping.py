@@ -50,6 +50,8 @@ def test_understand_image_maps_onto_the_agents_own_vision():
         ("text_to_image_generation", "enable_image_generation"),
         ("text_to_speech_transcription_generation", "enable_audio_generation"),
         ("text_to_speech_continue_generation", "enable_audio_generation"),
+        ("image_to_image_generation", "enable_image_generation"),
+        ("understand_audio", "enable_audio_understanding"),
     ],
 )
 def test_generation_tools_turn_their_counterpart_on(function: str, flag: str):
@@ -99,3 +101,21 @@ def test_image_generation_on_a_provider_without_an_images_api_is_refused():
     assert where == "agents[0]"
     assert message.startswith("backend.enable_image_generation: agent 'artist': ")
     assert "no images API" in message
+
+
+def test_audio_understanding_on_a_provider_without_a_transcription_api_is_refused():
+    where, message = refusal(team("understand_audio", type="claude", model="claude-sonnet-4-5"))
+    assert where == "agents[0]"
+    assert message.startswith("backend.enable_audio_understanding: agent 'artist': ")
+    assert "no transcription API" in message and "openai" in message
+
+
+def test_understand_file_maps_onto_reading_pdfs_and_needs_a_model_that_reads_them():
+    config = parse_config(team("understand_file"))
+    (warning,) = config.warnings()
+    assert "'understand_file' (a MassGen multimodal tool) maps onto the agent's own " in warning
+    assert "read_multimodal_files" in warning and "PDF only" in warning
+    where, message = refusal(team("understand_file", model="gpt-3.5-turbo"))
+    assert where == "agents[0]"
+    assert message.startswith("backend.custom_tools[0].function: agent 'artist': ")
+    assert "does not read PDFs" in message and "supports_pdf_input" in message

@@ -121,6 +121,8 @@ class BackendConfig(BaseModel):
     """Offer a ``generate_image`` tool saving pictures into the workspace."""
     enable_audio_generation: bool = False
     """Offer a ``generate_audio`` tool saving speech into the workspace."""
+    enable_audio_understanding: bool = False
+    """Offer a ``transcribe_audio`` tool returning the text of a workspace sound."""
 
     @field_validator("command_line_allowed_commands", "command_line_blocked_commands")
     @classmethod

@@ -6,12 +6,17 @@
   message. A local path is read by the mcp-gateway, relative to its current folder
   like a context path, and may be at most ``media_max_file_size_mb`` megabytes.
   ``{audio_path: ...}`` (a local WAV or MP3) becomes an ``input_audio`` part, for a
-  model that takes audio. MassGen's ``video_path`` / ``file_path`` entries, and audio
-  by URL, are refused with the reason (``upload_problem``).
+  model that takes audio. ``{file_path: ...}`` (a local PDF) becomes a ``file`` part, for
+  a model that reads PDFs. MassGen's ``video_path`` entries, and audio or documents by
+  URL, are refused with the reason (``upload_problem``).
 - ``enable_image_generation``: the agent gets a ``generate_image`` tool whose pictures
   are saved into its workspace (the backend's provider must have an images API that
   litellm calls: ``IMAGE_MODELS``).
 - ``enable_audio_generation``: the same for speech (``generate_audio``, ``SPEECH_MODELS``).
+  Image generation also brings ``edit_image`` (pictures from workspace pictures, through
+  the same provider's images edit API).
+- ``enable_audio_understanding``: the agent gets a ``transcribe_audio`` tool returning
+  the text of a workspace sound (``TRANSCRIPTION_MODELS``).
 
 ``media_problems`` checks an agent's backend before the run starts: a model that cannot
 read images, a provider without the generation API, an upload kind not supported.
@@ -30,6 +35,7 @@ __all__ = [
     "DEFAULT_MEDIA_MAX_MB",
     "IMAGE_MODELS",
     "SPEECH_MODELS",
+    "TRANSCRIPTION_MODELS",
     "UploadFile",
     "media_problems",
     "vision_problem",
@@ -45,6 +51,9 @@ and the model used."""
 SPEECH_MODELS: dict[str, str] = {"openai": "gpt-4o-mini-tts", "azure_openai": "gpt-4o-mini-tts"}
 """Backend types whose provider has a speech API litellm calls (``aspeech``), and the
 model used."""
+TRANSCRIPTION_MODELS: dict[str, str] = {"openai": "whisper-1", "azure_openai": "whisper-1"}
+"""Backend types whose provider has a transcription API litellm calls
+(``atranscription``), and the model used."""
 
 UploadKind = Literal["image", "audio", "video", "file"]
 _KEYS: dict[str, UploadKind] = {
@@ -57,9 +66,6 @@ _KEYS: dict[str, UploadKind] = {
 _NOT_YET: dict[UploadKind, str] = {
     "video": "video inputs are not supported for backend type {type!r}: litellm has no video "
     "content part for chat models; give key frames as image_path entries instead",
-    "file": "document uploads for the provider's file search (vector stores) are not "
-    "supported for backend type {type!r}; put the document in orchestrator.context_paths "
-    "so agents read it with their file tools",
 }
 
 
@@ -121,10 +127,32 @@ def _audio_problem(entry: UploadFile, backend_type: str, model: str) -> str | No
     return None
 
 
+def _document_problem(entry: UploadFile, backend_type: str, model: str) -> str | None:
+    if entry.is_url:
+        # The file part carries the PDF itself; file search through vector stores (what
+        # MassGen does with a URL) is not offered.
+        return (
+            "document inputs by URL are not supported: the provider's file search (vector "
+            "stores) is not offered here, and a document goes to the model inline as a PDF "
+            "file part; download it and give its local path, or put it in "
+            "orchestrator.context_paths so agents read it with their file tools"
+        )
+    if not accepts(backend_type, model, "pdf"):
+        return (
+            f"document inputs are not supported by model {model!r} (backend type "
+            f"{backend_type!r}): it does not read PDF files, by litellm's model table "
+            "(supports_pdf_input) or, for models it does not list, this project's list of "
+            "PDF model families; use gpt-4o, gpt-4.1, gpt-5, claude or gemini for this agent"
+        )
+    return None
+
+
 def upload_problem(entry: UploadFile, backend_type: str, model: str) -> str | None:
     """Why the agent cannot be given ``entry`` (None: it can)."""
     if entry.kind == "audio":
         return _audio_problem(entry, backend_type, model)
+    if entry.kind == "file":
+        return _document_problem(entry, backend_type, model)
     if entry.kind != "image":
         return _NOT_YET[entry.kind].format(type=backend_type)
     if not accepts(backend_type, model, "image"):
@@ -140,7 +168,18 @@ def upload_problem(entry: UploadFile, backend_type: str, model: str) -> str | No
 def vision_problem(backend_type: str, model: str, function: str, tool: str) -> str | None:
     """Why MassGen's ``function``, mapped onto the agent's own vision (``tool``), cannot
     be had by the agent's model (None: it can, or the mapping needs no vision)."""
-    if tool != "read_multimodal_files" or accepts(backend_type, model, "image"):
+    if tool != "read_multimodal_files":
+        return None
+    if function == "understand_file":
+        if accepts(backend_type, model, "pdf"):
+            return None
+        return (
+            f"{function!r} is not supported for model {model!r} (backend type "
+            f"{backend_type!r}): here it maps onto the agent's own reading of PDF files "
+            "(read_multimodal_files), and this model does not read PDFs (litellm's "
+            "supports_pdf_input); use gpt-4o, gpt-4.1, gpt-5, claude or gemini for this agent"
+        )
+    if accepts(backend_type, model, "image"):
         return None
     return (
         f"{function!r} is not supported for model {model!r} (backend type {backend_type!r}): "
@@ -150,11 +189,13 @@ def vision_problem(backend_type: str, model: str, function: str, tool: str) -> s
 
 
 def generation_problem(key: str, backend_type: str) -> str | None:
-    """Why ``enable_image_generation`` / ``enable_audio_generation`` cannot be on for
+    """Why ``enable_image_generation`` / ``enable_audio_generation`` /
+    ``enable_audio_understanding`` cannot be on for
     ``backend_type`` (None: it can)."""
-    table, what = (IMAGE_MODELS, "images") if key == "enable_image_generation" else (
-        SPEECH_MODELS, "speech"
-    )  # fmt: skip
+    table, what = {
+        "enable_image_generation": (IMAGE_MODELS, "images"),
+        "enable_audio_understanding": (TRANSCRIPTION_MODELS, "transcription"),
+    }.get(key, (SPEECH_MODELS, "speech"))
     if backend_type in table:
         return None
     able = ", ".join(sorted(table))

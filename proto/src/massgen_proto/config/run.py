@@ -45,6 +45,7 @@ class AgentConfig(ConfigModel):
         generation = {
             "enable_image_generation": b.enable_image_generation,
             "enable_audio_generation": b.enable_audio_generation,
+            "enable_audio_understanding": b.enable_audio_understanding,
         }
         for key, why in media_problems(b.type, b.model or "", b.upload_files, generation):
             raise ValueError(f"backend.{key}: agent {self.id!r}: {why}")
@@ -127,7 +128,7 @@ class RunConfig(ConfigModel):
         return bool(
             b.mcp_servers or b.cwd or b.enable_mcp_command_line or b.custom_tools
             or self.orchestrator.context_paths or b.upload_files or b.enable_image_generation
-            or b.enable_audio_generation
+            or b.enable_audio_generation or b.enable_audio_understanding
         )  # fmt: skip
 
     def warnings(self) -> list[str]:

@@ -76,10 +76,26 @@ COUNTERPARTS: dict[str, Counterpart] = {
         "the agent's own vision: its read_multimodal_files tool shows workspace and "
         "context-path images to its model",
     ),
+    "understand_file": Counterpart(
+        "read_multimodal_files", None,
+        "the agent's own reading of PDF files: its read_multimodal_files tool gives "
+        "workspace and context-path PDFs to its model as file parts (PDF only; agents read "
+        "text files with their file tools)",
+    ),
     "text_to_image_generation": Counterpart(
         "generate_image", "enable_image_generation",
         "the generate_image tool (enable_image_generation), which saves the provider's "
         "picture into the workspace",
+    ),
+    "image_to_image_generation": Counterpart(
+        "edit_image", "enable_image_generation",
+        "the edit_image tool (enable_image_generation), which sends workspace pictures and "
+        "a prompt to the provider's images edit API and saves the result in the workspace",
+    ),
+    "understand_audio": Counterpart(
+        "transcribe_audio", "enable_audio_understanding",
+        "the transcribe_audio tool (enable_audio_understanding): the provider's "
+        "transcription API turns a workspace sound into text the agent's model reads",
     ),
     "text_to_speech_transcription_generation": _SPEECH,
     "text_to_speech_continue_generation": _SPEECH,
@@ -91,13 +107,6 @@ NO_COUNTERPART: dict[str, str] = {
     "content part for chat models; give key frames as images (read_multimodal_files)",
     "text_to_video_generation": "video generation has no counterpart here: litellm has no "
     "video API for the providers here",
-    "image_to_image_generation": "image editing (a picture made from input pictures) has no "
-    "counterpart here: generate_image makes pictures from a prompt only",
-    "understand_audio": "audio understanding (transcription through OpenAI's API) has no "
-    "counterpart here: read_multimodal_files shows images only",
-    "understand_file": "document understanding (PDF, DOCX, XLSX, PPTX read through "
-    "OpenAI's API) has no counterpart here: agents read text files with their file tools "
-    "and binary documents not at all",
     "text_to_file_generation": "document generation (PDF, DOCX, PPTX) has no counterpart "
     "here: agents write text files with their workspace tools",
 }

@@ -32,8 +32,10 @@ __all__ = [
     "AUDIO_TOOL",
     "IMAGE_TOOL",
     "GeneratedFile",
+    "endpoint",
     "generate",
     "generation_tools",
+    "save_image",
 ]
 
 IMAGE_TOOL = "generate_image"
@@ -98,7 +100,7 @@ def _target(raw: object, default_name: str, mime: str) -> str:
     return path
 
 
-def _endpoint(backend: BackendSpec) -> dict[str, Any]:
+def endpoint(backend: BackendSpec) -> dict[str, Any]:
     """The key and endpoint of the agent's chat calls, for a generation call."""
     params = build_call_params(backend, [], None, None)
     return {k: params[k] for k in ("api_key", "api_base", "api_version") if k in params}
@@ -111,7 +113,7 @@ async def _image_bytes(backend: BackendSpec, arguments: dict[str, Any]) -> bytes
     try:
         response = await litellm.aimage_generation(
             prompt=str(arguments.get("prompt") or ""), model=model, n=1,
-            size=size if size in _SIZES else None, **_endpoint(backend),
+            size=size if size in _SIZES else None, **endpoint(backend),
         )  # fmt: skip
     except Exception as error:  # CancelledError is not an Exception: it propagates.
         raise MediaError(f"image generation failed: {classify_error(error)}") from error
@@ -129,7 +131,7 @@ async def _speech_bytes(backend: BackendSpec, arguments: dict[str, Any]) -> byte
     try:
         response = await litellm.aspeech(
             model=model, input=str(arguments.get("text") or ""),
-            voice=voice if voice in _VOICES else "alloy", **_endpoint(backend),
+            voice=voice if voice in _VOICES else "alloy", **endpoint(backend),
         )  # fmt: skip
     except Exception as error:  # CancelledError is not an Exception: it propagates.
         raise MediaError(f"speech generation failed: {classify_error(error)}") from error
@@ -154,17 +156,26 @@ async def generate(
     if name == IMAGE_TOOL:
         if not str(arguments.get("prompt") or "").strip():
             raise MediaError("give a 'prompt' describing the image")
-        data, mime = await _image_bytes(turn.backend, arguments), "image/png"
-        if data.startswith(b"\xff\xd8\xff"):
-            mime = "image/jpeg"
-        elif data[8:12] == b"WEBP":
-            mime = "image/webp"
-        default = f"image_{turn.number}_{count}"
-    else:
-        if not str(arguments.get("text") or "").strip():
-            raise MediaError("give the 'text' to speak")
-        data, mime = await _speech_bytes(turn.backend, arguments), "audio/mpeg"
-        default = f"speech_{turn.number}_{count}"
+        data = await _image_bytes(turn.backend, arguments)
+        return await save_image(data, arguments, f"image_{turn.number}_{count}", turn, channel)
+    if not str(arguments.get("text") or "").strip():
+        raise MediaError("give the 'text' to speak")
+    data, mime = await _speech_bytes(turn.backend, arguments), "audio/mpeg"
+    path = _target(arguments.get("path"), f"speech_{turn.number}_{count}", mime)
+    size = await write_file(channel, turn, path, data)
+    return GeneratedFile(path=path, size=size, mime=mime)
+
+
+async def save_image(
+    data: bytes, arguments: dict[str, Any], default: str, turn: TurnRequest, channel: FileChannel
+) -> GeneratedFile:
+    """Save a provider's picture at the model's ``path`` (or ``generated/<default>``),
+    with the suffix of its format."""
+    mime = "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        mime = "image/jpeg"
+    elif data[8:12] == b"WEBP":
+        mime = "image/webp"
     path = _target(arguments.get("path"), default, mime)
     size = await write_file(channel, turn, path, data)
     return GeneratedFile(path=path, size=size, mime=mime)

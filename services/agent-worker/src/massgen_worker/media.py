@@ -39,8 +39,10 @@ __all__ = [
     "MediaError",
     "audio_part",
     "data_url",
+    "file_part",
     "image_part",
     "read_file",
+    "shown_part",
     "with_parts",
     "write_file",
 ]
@@ -118,6 +120,19 @@ def data_url(mime: str, data: bytes) -> str:
 def image_part(url: str) -> JsonObject:
     """An OpenAI chat ``image_url`` content part."""
     return {"type": "image_url", "image_url": {"url": url}}
+
+
+def file_part(name: str, mime: str, data: bytes) -> JsonObject:
+    """An OpenAI chat ``file`` content part carrying a document (a PDF) inline; litellm
+    turns it into each provider's document block."""
+    return {"type": "file", "file": {"filename": name, "file_data": data_url(mime, data)}}
+
+
+def shown_part(name: str, mime: str, data: bytes) -> JsonObject:
+    """The part that shows a picture or a PDF to the model."""
+    if mime == "application/pdf":
+        return file_part(name, mime, data)
+    return image_part(data_url(mime, data))
 
 
 _AUDIO_FORMATS = {"audio/wav": "wav", "audio/mpeg": "mp3"}

@@ -10,6 +10,7 @@ each batch of tool results); both do nothing for a broker without media.
 
 from __future__ import annotations
 
+import posixpath
 from typing import Protocol, runtime_checkable
 
 import structlog
@@ -17,8 +18,18 @@ from massgen_proto.json_types import JsonObject, JsonValue
 from massgen_proto.media import AgentMedia, FileReadRequest, FilesReply, FileWriteRequest, MediaRef
 from massgen_proto.messages import TurnRequest
 
-from .generation import AUDIO_TOOL, IMAGE_TOOL, generate, generation_tools
-from .media import MediaError, audio_part, data_url, image_part, read_file, with_parts
+from .generation import AUDIO_TOOL, GeneratedFile, generate, generation_tools
+from .input_tools import EDIT_TOOL, TRANSCRIBE_TOOL, edit_image, input_tools, transcribe_audio
+from .media import (
+    MediaError,
+    audio_part,
+    data_url,
+    file_part,
+    image_part,
+    read_file,
+    shown_part,
+    with_parts,
+)
 from .stream import ToolCall
 from .wire import Message, Tool, function_name
 
@@ -57,6 +68,7 @@ class MediaBroker:
         media = self.inner.media
         if media is not None:
             own = generation_tools(media.image_generation, media.audio_generation)
+            own += input_tools(media.image_generation, media.audio_understanding)
             self._own = {name for t in own if (name := function_name(t))}
             tools = [*tools, *own]
         return tools
@@ -77,17 +89,25 @@ class MediaBroker:
         arguments = call.arguments if isinstance(call.arguments, dict) else {}
         self._generated += 1
         try:
-            made = await generate(
-                call.name, dict(arguments), self.turn, self.inner.files, self._generated
-            )
+            if call.name == TRANSCRIBE_TOOL:
+                text = await transcribe_audio(dict(arguments), self.turn, self.inner.files)
+                log.info("media_transcribed", chars=len(text))
+                return f"Transcript of {arguments.get('path')}:\n{text}"
+            made = await self._make(call.name, dict(arguments))
         except MediaError as error:
             return f"Error: {error}"
         log.info("media_generated", tool=call.name, size=made.size, mime=made.mime)
-        what = "image" if call.name == IMAGE_TOOL else "audio" if call.name == AUDIO_TOOL else ""
+        what = "audio" if call.name == AUDIO_TOOL else "image"
         return (
             f"Saved the generated {what} to {made.path} in your workspace ({made.size} bytes, "
             f"{made.mime}). In your answer, refer to it as {self.turn.label}/{made.path}."
         )
+
+    async def _make(self, name: str, arguments: dict[str, object]) -> GeneratedFile:
+        files, count = self.inner.files, self._generated
+        if name == EDIT_TOOL:
+            return await edit_image(arguments, self.turn, files, count)
+        return await generate(name, arguments, self.turn, files, count)
 
     async def upload_parts(self) -> list[JsonObject]:
         """Image (and ``input_audio``) parts of the agent's uploads, in config order.
@@ -108,6 +128,8 @@ class MediaBroker:
             data, mime = await read_file(self.inner.files, self.turn, upload=upload.index)
             if mime.startswith("audio/"):
                 parts.append(audio_part(mime, data))
+            elif mime == "application/pdf":
+                parts.append(file_part(upload.name, mime, data))
             else:
                 parts.append(image_part(data_url(mime, data)))
         return parts
@@ -118,8 +140,9 @@ class MediaBroker:
             return None
         pending, self._pending = self._pending, []
         names = ", ".join(ref.path for ref, _ in pending)
-        parts: list[JsonValue] = [{"type": "text", "text": f"The images you asked to see: {names}"}]
-        parts += [image_part(data_url(ref.mime, data)) for ref, data in pending]
+        what = "files" if any(ref.mime == "application/pdf" for ref, _ in pending) else "images"
+        parts: list[JsonValue] = [{"type": "text", "text": f"The {what} you asked to see: {names}"}]
+        parts += [shown_part(posixpath.basename(ref.path), ref.mime, d) for ref, d in pending]
         return {"role": "user", "content": parts}
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "AUDIO_TYPES",
     "IMAGE_TYPES",
     "MEDIA_TYPES",
+    "PDF_TYPES",
     "MediaError",
     "chunk_of",
     "describe",
@@ -39,6 +40,8 @@ AUDIO_TYPES = frozenset({"audio/mpeg", "audio/wav"})
 """What a chat model takes as an ``input_audio`` part (OpenAI's mp3 and wav formats)."""
 MEDIA_TYPES = IMAGE_TYPES | AUDIO_TYPES
 """What counts as a run's media artifact (listed by the API, shown by the page)."""
+PDF_TYPES = frozenset({"application/pdf"})
+"""What a model that reads documents takes as a ``file`` part (shown, never an artifact)."""
 
 
 class MediaError(Exception):
@@ -59,6 +62,8 @@ def sniff(head: bytes) -> str | None:
         return "audio/wav"
     if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
         return "audio/mpeg"
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
     return None
 
 

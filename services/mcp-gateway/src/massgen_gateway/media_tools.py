@@ -38,6 +38,8 @@ from .fdwalk import SymlinkRace, ToolError
 from .media_files import (
     AUDIO_TYPES,
     IMAGE_TYPES,
+    MEDIA_TYPES,
+    PDF_TYPES,
     MediaError,
     chunk_of,
     describe,
@@ -66,15 +68,16 @@ MAX_IMAGES = 4
 
 READ_MULTIMODAL = BuiltinTool(
     "read_multimodal_files",
-    "Look at image files (PNG, JPEG, GIF, WebP): they are shown to you after this call's "
-    f"result. Up to {MAX_IMAGES} paths, relative to your workspace or absolute.",
+    "Look at image files (PNG, JPEG, GIF, WebP), or PDF documents if your model reads "
+    "them: they are shown to you after this call's result. Up to "
+    f"{MAX_IMAGES} paths, relative to your workspace or absolute.",
     {
         "paths": {
             "type": "array",
             "items": {"type": "string"},
             "minItems": 1,
             "maxItems": MAX_IMAGES,
-            "description": "Image paths.",
+            "description": "Image (or PDF) paths.",
         }
     },
     ("paths",),
@@ -89,9 +92,16 @@ def max_bytes(agent: AgentTools) -> int:
 
 
 def offers_read_multimodal(agent: AgentTools) -> bool:
-    """The tool is offered with the built-in tools when the agent's model takes images."""
+    """The tool is offered with the built-in tools when the agent's model takes images
+    or PDF documents."""
+    return bool(shown_types(agent))
+
+
+def shown_types(agent: AgentTools) -> frozenset[str]:
+    """What ``read_multimodal_files`` may show the agent's model (by what it takes)."""
     b = agent.agent.backend
-    return accepts(b.type, b.model or "", "image")
+    images = IMAGE_TYPES if accepts(b.type, b.model or "", "image") else frozenset()
+    return images | (PDF_TYPES if accepts(b.type, b.model or "", "pdf") else frozenset())
 
 
 def _upload_path(source: str) -> str:
@@ -103,7 +113,10 @@ def _upload_path(source: str) -> str:
 def agent_media(agent: AgentTools) -> AgentMedia | None:
     """What the worker needs to know about the agent's media (None: nothing)."""
     b = agent.agent.backend
-    if not (b.upload_files or b.enable_image_generation or b.enable_audio_generation):
+    if not (
+        b.upload_files or b.enable_image_generation or b.enable_audio_generation
+        or b.enable_audio_understanding
+    ):  # fmt: skip
         return None
     limit = max_bytes(agent)
     uploads: list[Upload] = []
@@ -123,13 +136,14 @@ def agent_media(agent: AgentTools) -> AgentMedia | None:
         uploads.append(Upload(index=index, name=name, mime=mime, size=st.st_size))
     return AgentMedia(
         uploads=uploads, image_generation=b.enable_image_generation,
-        audio_generation=b.enable_audio_generation, max_bytes=limit, problems=problems,
+        audio_generation=b.enable_audio_generation,
+        audio_understanding=b.enable_audio_understanding, max_bytes=limit, problems=problems,
     )  # fmt: skip
 
 
 def _upload_types(kind: str) -> frozenset[str]:
     """What an upload of ``kind`` may be, by its content (config checks the kind)."""
-    return AUDIO_TYPES if kind == "audio" else IMAGE_TYPES
+    return {"audio": AUDIO_TYPES, "file": PDF_TYPES}.get(kind, IMAGE_TYPES)
 
 
 def _describe_upload(path: str, limit: int, kinds: frozenset[str]) -> tuple[os.stat_result, str]:
@@ -151,13 +165,14 @@ async def call_read_multimodal(
         return tool_error(name, f"{name} needs 'paths': a list of 1 to {MAX_IMAGES} image paths")
     scope = agent.scope(phase)
     limit = max_bytes(agent)
+    kinds = shown_types(agent)
     refs: list[MediaRef] = []
     for raw in paths:
         decision = scope.check(raw, "read", agent.ledger)
         if not decision.allowed:
             return CallOutcome(denied_result(name, decision.message), decision)
         try:
-            st, mime = await asyncio.to_thread(_describe_checked, decision, limit)
+            st, mime = await asyncio.to_thread(_describe_checked, decision, limit, kinds)
         except (ToolError, MediaError) as error:
             return tool_error(name, f"Error: {error}")
         except SymlinkRace as race:
@@ -167,14 +182,17 @@ async def call_read_multimodal(
         agent.ledger.record_read(decision.path)
         refs.append(MediaRef(path=str(raw), mime=mime, size=st.st_size))
     listing = "; ".join(f"{r.path} ({r.mime}, {r.size / 1024:.1f} KB)" for r in refs)
-    text = f"Showing {len(refs)} image(s), in this order, right after this result: {listing}."
+    what = "image(s)" if all(r.mime in IMAGE_TYPES for r in refs) else "file(s)"
+    text = f"Showing {len(refs)} {what}, in this order, right after this result: {listing}."
     return CallOutcome(ToolResult(name=name, content=text, media=refs))
 
 
-def _describe_checked(decision: Decision, limit: int) -> tuple[os.stat_result, str]:
+def _describe_checked(
+    decision: Decision, limit: int, kinds: frozenset[str]
+) -> tuple[os.stat_result, str]:
     fd = open_checked(decision)
     try:
-        return describe(fd, decision.raw, limit, IMAGE_TYPES)
+        return describe(fd, decision.raw, limit, kinds)
     finally:
         os.close(fd)
 
@@ -195,7 +213,9 @@ def _read(agent: AgentTools, request: FileReadRequest) -> FileChunk | ErrorReply
     if not decision.allowed:
         return ErrorReply(error=decision.message, code="forbidden")
     fd = open_checked(decision)
-    return chunk_of(fd, decision.raw, request.offset, request.version, limit, IMAGE_TYPES)
+    # Pictures (shown, edited), sounds (transcribed), PDFs (shown): the tool checks which.
+    kinds = MEDIA_TYPES | PDF_TYPES
+    return chunk_of(fd, decision.raw, request.offset, request.version, limit, kinds)
 
 
 def _write(agent: AgentTools, request: FileWriteRequest) -> FileWritten | ErrorReply:
