@@ -76,8 +76,15 @@ async def test_forged_foreign_and_finished_tokens_are_refused(client, gateway, t
     again = await client.call(run, READ, {"path": "x.txt"})
     assert again.content == "mine" and not again.is_error
 
-    # Once the run is over, not even the current turn's token is accepted.
+    # Once the run is over, not even the current turn's token is accepted. (The gateway
+    # learns it from its watch of the runs bucket: wait until it has, as a worker's call
+    # after the run's end would, instead of racing the watch under load.)
     await client.set_status(run, "completed")
+    for _ in range(250):
+        cached = gateway._capabilities.caps.get(run)
+        if cached is not None and cached.over:
+            break
+        await asyncio.sleep(0.02)
     with capture_logs() as logs:
         late = await client.call(run, WRITE, write)
     assert late.is_error and "(run_over)" in late.content

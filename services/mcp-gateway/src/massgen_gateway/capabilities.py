@@ -3,8 +3,11 @@
 A tool request must carry its turn's token (``capability``). The capabilities of the runs
 this replica serves are kept current by a watch of the runs bucket; a request the cache
 refuses is asked again against the run's latest state, read from the stream leader, so a
-valid token is never refused for want of freshness. After a reconnect, or when the watch
-had to be replaced, the cache is dropped and every decision is confirmed for a while.
+valid token is never refused for want of freshness. A request the cache allows is not
+read again: a turn (or run) that has just ended is still served for as long as the watch
+takes to deliver its write, normally milliseconds; a leader read per call would cost
+about a millisecond each. After a reconnect, or when the watch had to be replaced, the
+cache is dropped and every decision is confirmed for a while.
 """
 
 from __future__ import annotations
