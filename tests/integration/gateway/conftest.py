@@ -11,7 +11,9 @@ from gateway_helpers import GatewayClient
 from massgen_gateway.service import GatewayService
 from massgen_gateway.settings import GatewaySettings
 from massgen_kit.jetstream import StreamSettings, ensure_runs_bucket
+from massgen_worker.service import WorkerService
 
+from tests.integration.conftest import fast_worker_settings
 from tests.support.fakes.mcp_http import serve_mcp_http
 
 
@@ -50,3 +52,14 @@ def http_tools() -> Iterator[str]:
     """tests/support/fakes/mcp_tool_server.py over streamable-http; yields its URL."""
     with serve_mcp_http() as url:
         yield url
+
+
+@pytest.fixture
+async def openai_worker(stack) -> AsyncIterator[WorkerService]:
+    """A worker for the ``openai`` backend type on the stack (generation and media tests)."""
+    worker = WorkerService(stack.nats_url, ["openai"], fast_worker_settings())
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop()

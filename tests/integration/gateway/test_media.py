@@ -21,9 +21,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from massgen_worker.service import WorkerService
 
-from tests.integration.conftest import fast_worker_settings
 from tests.support.fakes.openai_server import answer, text, tool_call, vote
 
 pytestmark = pytest.mark.timeout(120)
@@ -164,16 +162,6 @@ async def test_a_model_without_vision_is_not_offered_read_multimodal_files(
     assert (await stack.run("q?", config)).status == "completed"
     offered = {t["function"]["name"] for t in stack.fake.requests_for("m1")[0].tools}
     assert "mcp__workspace__read_file" in offered and READ_IMAGES not in offered
-
-
-@pytest.fixture
-async def openai_worker(stack):
-    worker = WorkerService(stack.nats_url, ["openai"], fast_worker_settings())
-    await worker.start()
-    try:
-        yield worker
-    finally:
-        await worker.stop()
 
 
 async def test_generated_images_are_saved_snapshotted_and_kept(

@@ -16,24 +16,12 @@ The fake OpenAI server parses each form and the tests assert what it received.
 from __future__ import annotations
 
 import pytest
-from massgen_worker.service import WorkerService
 
-from tests.integration.conftest import fast_worker_settings
 from tests.integration.gateway.test_media import data_url, png
 from tests.integration.gateway.test_media_audio import wav
 from tests.support.fakes.openai_server import answer, text, tool_call, vote
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-async def openai_worker(stack):
-    worker = WorkerService(stack.nats_url, ["openai"], fast_worker_settings())
-    await worker.start()
-    try:
-        yield worker
-    finally:
-        await worker.stop()
 
 
 async def test_edit_image_sends_the_pictures_and_prompt_and_saves_the_result(
