@@ -67,6 +67,7 @@ def inbox(user: str) -> str:
 GATEWAY_TOOLS_LIST = getattr(s, "GATEWAY_TOOLS_LIST", f"{s.PREFIX}.gateway.tools.list")
 GATEWAY_TOOLS_CALL = getattr(s, "GATEWAY_TOOLS_CALL", f"{s.PREFIX}.gateway.tools.call")
 GATEWAY_CLOSE = getattr(s, "GATEWAY_CLOSE", f"{s.PREFIX}.gateway.close")
+GATEWAY_CHECK = getattr(s, "GATEWAY_CHECK", f"{s.PREFIX}.gateway.check")
 GATEWAY_QUEUE = getattr(s, "GATEWAY_QUEUE", "mcp-gateway")
 GATEWAY_FILES = getattr(s, "GATEWAY_FILES", f"{s.PREFIX}.gateway.files")
 GATEWAY_RUN_FILES = getattr(s, "GATEWAY_RUN_FILES", f"{s.PREFIX}.gateway.runfiles")
@@ -215,8 +216,13 @@ def worker(provider: str) -> Permissions:
             GATEWAY_TOOLS_LIST,
             GATEWAY_TOOLS_CALL,
             GATEWAY_FILES,  # its agents' uploads, images and generated files, in chunks
+            GATEWAY_CHECK,  # its answers' code run against the task's examples
         ],
-        subscribe=[s.CONTROL_WILDCARD, inbox(worker_user(provider))],
+        subscribe=[
+            s.CONTROL_WILDCARD,
+            _events_of("run"),  # run_finished: the run's file search stores are deleted
+            inbox(worker_user(provider)),
+        ],
         description=f"agent workers of provider {provider}",
     )
 
@@ -239,6 +245,7 @@ def gateway() -> Permissions:
             f"{GATEWAY_TOOLS_LIST} {queue}",
             f"{GATEWAY_TOOLS_CALL} {queue}",
             f"{GATEWAY_CLOSE} {queue}",
+            f"{GATEWAY_CHECK} {queue}",
             f"{GATEWAY_FILES} {queue}",
             f"{GATEWAY_RUN_FILES} {queue}",
             s.EVENTS_WILDCARD,

@@ -14,7 +14,11 @@ double would:
   server on a free port; npm-launched servers run with npm offline (as in CI, which has
   no network), so they fail at once with npm's own reason;
 - context paths and uploaded images the configs name relative to a MassGen checkout are
-  made (empty, or a 1x1 image) in the runs' working folder.
+  made (empty, or a 1x1 image) in the runs' working folder;
+- ``upload_files`` URLs go to a site on this machine serving a small real file of their
+  kind (a PDF, a WAV), and the stack's gateway may fetch from it: the user's
+  ``MASSGEN_GATEWAY_UPLOAD_URL_PRIVATE=1`` reaches the CLI's gateway. The Responses fake
+  also keeps OpenAI's files and vector stores, for an agent searching its documents.
 
 The agent behind every fake (``tests/support/fakes/corpus_agent.py``) answers from the
 conversation; in its first coordination turn it calls one of the config's tools when
@@ -32,15 +36,15 @@ import asyncio
 import base64
 import copy
 import json
-import os
 import re
 import shutil
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -69,12 +73,11 @@ from tests.support.fakes.corpus_agent import (
     read_responses,
 )
 from tests.support.fakes.mcp_http import serve_mcp_http
+from tests.support.fakes.openai_files import FakeOpenAIFilesServer
 from tests.support.fakes.openai_server import FakeOpenAIServer
-from tests.support.fakes.provider_servers import (
-    FakeAnthropicServer,
-    FakeGeminiServer,
-    FakeResponsesServer,
-)
+from tests.support.fakes.provider_servers import FakeAnthropicServer, FakeGeminiServer
+from tests.support.sample_files import FileSite, tiny_pdf, tiny_wav
+from tests.support.video_files import tiny_video
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -113,7 +116,9 @@ def protocol(backend_type: str, backend: dict[str, Any]) -> str:
     builtin = any(backend.get(k) for k in ("enable_web_search", "enable_code_interpreter",
                                            "enable_code_execution"))  # fmt: skip
     summary = (backend.get("reasoning") or {}).get("summary") is not None
-    if (backend_type == "openai" and (builtin or summary)) or (
+    # An OpenAI agent's documents are searched with OpenAI's file_search (Responses API).
+    searches = any("file_path" in entry for entry in backend.get("upload_files") or ())
+    if (backend_type == "openai" and (builtin or summary or searches)) or (
         backend_type == "grok" and backend.get("enable_web_search")
     ):
         return "responses"
@@ -125,8 +130,10 @@ class Fakes:
     chat: FakeOpenAIServer
     anthropic: FakeAnthropicServer
     gemini: FakeGeminiServer
-    responses: FakeResponsesServer
+    responses: FakeOpenAIFilesServer
     mcp_url: str
+    site: FileSite
+    """Serves what the configs' ``upload_files`` URLs name (``site_path``)."""
 
     def base_url(self, kind: str) -> str:
         return {
@@ -166,7 +173,26 @@ def rewritten(name: str, number: int, fakes: Fakes) -> dict[str, Any]:
                 server["url"] = fakes.mcp_url
             if server.get("command") == "npx":
                 server["env"] = {**(server.get("env") or {}), "NPM_CONFIG_OFFLINE": "true"}
+        for entry in backend.get("upload_files") or ():
+            for key, source in entry.items():
+                if str(source).lower().startswith(("http://", "https://")):
+                    entry[key] = f"{fakes.site.origin}/{site_path(key, source)}"
     return config
+
+
+def site_path(key: str, url: str) -> str:
+    """Where the local site serves an upload URL: by its key, under its own file name."""
+    return f"{key}/{PurePosixPath(urlsplit(url).path).name or 'upload'}"
+
+
+def site_files() -> dict[str, bytes]:
+    """A small real file of its kind for every upload URL of the corpus."""
+    made = {"audio": tiny_wav, "file": tiny_pdf, "image": lambda: TINY_PNG}
+    return {
+        site_path(u.key, u.source): made[u.kind]()
+        for _, config in CONFIGS for agent in config.agents
+        for u in agent.backend.upload_files if u.is_url
+    }  # fmt: skip
 
 
 TINY_PNG = base64.b64decode(
@@ -178,18 +204,23 @@ decode images, so a ``.jpg`` gets these bytes too)."""
 
 def make_checkout_files(config: RunConfig, cwd: Path) -> None:
     """The folders and files of a MassGen checkout the config names (context paths,
-    uploaded images), made small and empty, as if run from the checkout."""
+    uploaded images, a real tiny video), made small, as if run from the checkout."""
     wanted = [
         (entry.path, b"/* a context file */\n") for entry in config.orchestrator.context_paths
     ]
+    videos = set()
     for agent in config.agents:
         wanted += [(u.source, TINY_PNG) for u in agent.backend.upload_files
                    if "://" not in u.source]  # fmt: skip
+        videos |= {u.source for u in agent.backend.upload_files if u.kind == "video"}
     for name, content in wanted:
         path = cwd / name
         if path.exists():
             continue
-        if re.fullmatch(r"\.[a-z]{1,5}", path.suffix):  # styles.css, not v0.0.21-example
+        if name in videos:  # a real video, whatever its name ("path-here")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(tiny_video())
+        elif re.fullmatch(r"\.[a-z]{1,5}", path.suffix):  # styles.css, not v0.0.21-example
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
         else:
@@ -255,6 +286,7 @@ class Corpus:
     tool_errors: dict[str, list[str]]
     """Run id -> the worker's tool-listing errors during it."""
     seconds: float
+    fakes: Fakes
 
 
 @pytest.fixture(scope="module")
@@ -263,30 +295,34 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, mcp_url: str) -> Iterator[C
     for _, config in CONFIGS:
         make_checkout_files(config, cwd)
     servers = (FakeOpenAIServer(), FakeAnthropicServer(), FakeGeminiServer(),
-               FakeResponsesServer())  # fmt: skip
+               FakeOpenAIFilesServer())  # fmt: skip
     for server in servers:
         server.start()
     chat, claude, gem, resp = servers
+    site = FileSite(site_files()).start()
     for model in {a.backend.model for _, c in CONFIGS for a in c.agents}:
         chat.behave(str(model), chat_behaviour)
     claude.behave(provider_behaviour(read_anthropic))
     gem.behave(provider_behaviour(read_gemini))
     resp.behave(provider_behaviour(read_responses))
-    fakes = Fakes(chat, claude, gem, resp, mcp_url)
-    old_cwd = os.getcwd()
-    os.chdir(cwd)  # the gateway's workspaces and the configs' relative paths live here
+    fakes = Fakes(chat, claude, gem, resp, mcp_url, site)
     started = time.monotonic()
     try:
-        outcomes = asyncio.run(_run_all(cwd, fakes))
+        with pytest.MonkeyPatch.context() as patch:
+            # The gateway's workspaces and the configs' relative paths live here.
+            patch.chdir(cwd)
+            # As a user pointing upload URLs at a site on their own machine would.
+            patch.setenv("MASSGEN_GATEWAY_UPLOAD_URL_PRIVATE", "1")
+            outcomes = asyncio.run(_run_all(cwd, fakes))
     finally:
-        os.chdir(old_cwd)
+        site.stop()
         for server in servers:
             server.stop()
     offers: dict[str, list[Offer]] = defaultdict(list)
     for offer in fakes.offers():
         offers[offer.key].append(offer)
     yield Corpus(outcomes, offers, _tool_errors(cwd / "logs" / "worker.log"),
-                 time.monotonic() - started)  # fmt: skip
+                 time.monotonic() - started, fakes)  # fmt: skip
     for server in servers:
         assert not server.errors, server.errors  # no request went unanswered
 
@@ -413,6 +449,51 @@ def test_config_runs_end_to_end(corpus: Corpus, name: str, config: RunConfig):
             continue
         assert offers, f"agent {index} made no model request"
         _check_agent(config, index, offers, corpus.tool_errors.get(outcome.run_id, []))
+
+
+FILE_SEARCH = "basic/single/single_gpt5nano_file_search.yaml"
+AUDIO = "basic/single/single_openrouter_audio_understanding.yaml"
+
+
+def _served(corpus: Corpus, name: str) -> tuple[str, bytes]:
+    """The run's API key and the bytes the site served for its one upload URL."""
+    (upload,) = dict(CONFIGS)[name].agents[0].backend.upload_files
+    path = site_path(upload.key, upload.source)
+    assert path in corpus.fakes.site.asked  # fetched here, not from the internet
+    key = key_of(int(corpus.outcomes[name].run_id.removeprefix("corpus")), 0)
+    return key, corpus.fakes.site.files[path]
+
+
+def test_file_search_config_searches_the_served_document(corpus: Corpus):
+    key, pdf = _served(corpus, FILE_SEARCH)
+    files = corpus.fakes.responses
+    posted = [(p, b) for m, p, b in files.calls if m == "POST"]
+    run_id = corpus.outcomes[FILE_SEARCH].run_id
+    stores = [b for p, b in posted if p == "/v1/vector_stores" and b["name"] == f"massgen-{run_id}"]
+    assert [b["file"] for p, b in posted if p == "/v1/files"] == [[("deep_research_blog.pdf", pdf)]]
+    (store,) = stores
+    (file_id,) = store["file_ids"]
+    tools = [offer.provider_tools for offer in corpus.offers[key]]
+    searched = [t for own in tools for t in own if t.get("type") == "file_search"]
+    (store_id,) = {t["vector_store_ids"][0] for t in searched}
+    assert all({"type": "file_search", "vector_store_ids": [store_id]} in t for t in tools), tools
+    # The store offered is the one made: the worker waited for its indexing.
+    assert ("GET", f"/v1/vector_stores/{store_id}", None) in files.calls
+    deleted = {p for m, p, _ in files.calls if m == "DELETE"}
+    assert deleted >= {f"/v1/vector_stores/{store_id}", f"/v1/files/{file_id}"}, deleted
+    assert files.files == {} and files.stores == {}
+
+
+def test_audio_understanding_config_sends_the_served_sound(corpus: Corpus):
+    key, sound = _served(corpus, AUDIO)
+    part = {"type": "input_audio",
+            "input_audio": {"data": base64.b64encode(sound).decode(), "format": "wav"}}  # fmt: skip
+    requests = [r.body for r in corpus.fakes.chat.requests
+                if read_chat(r.headers, r.body).key == key]  # fmt: skip
+    assert requests
+    for body in requests:
+        task = [m for m in body["messages"] if m["role"] == "user"][-1]
+        assert part in task["content"], task
 
 
 def test_the_corpus_runs_in_reasonable_time(corpus: Corpus):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from .nats_server import NatsServer
 
 if TYPE_CHECKING:
     from massgen_gateway.service import GatewayService
+    from massgen_gateway.settings import GatewaySettings
     from massgen_orchestrator.service import OrchestratorService
     from massgen_proto.config import RunConfig
     from nats.aio.client import Client
@@ -39,6 +41,7 @@ __all__ = [
     "EmbeddedStack",
     "LocalModelStartError",
     "WorkerStartError",
+    "gateway_settings",
     "local_models_of",
     "providers_of",
 ]
@@ -70,6 +73,25 @@ def providers_of(config: RunConfig) -> list[str]:
 def local_models_of(config: RunConfig) -> Counter[str]:
     """Local models a config uses, with how many agents use each (= parallel slots)."""
     return Counter(a.backend.model for a in config.agents if a.backend.type == "local")
+
+
+def gateway_settings(nats_url: str, log_dir: Path | None) -> GatewaySettings:
+    """The embedded gateway's settings: the user's ``MASSGEN_GATEWAY_*`` variables apply
+    (limits, timeouts, uploads by URL from private addresses), except where it connects."""
+    from massgen_gateway.settings import GatewaySettings
+
+    settings = GatewaySettings.from_env(
+        nats_url=nats_url, memory_streams=True, replica="embedded",
+        final_dir=str(log_dir / "final_workspace") if log_dir else None,
+        # The user's own machine: commands get the network when the config asks for it
+        # (command_line_docker_network_mode), as MassGen's docker mode gives it.
+        exec_network=True,
+    )  # fmt: skip
+    if settings.sandbox == "bwrap":  # the user asked for it: never outside the sandbox
+        return settings
+    # Commands run in bubblewrap when it is there, else (as MassGen's local mode) with
+    # the patterns and limits only.
+    return settings.model_copy(update={"unsandboxed_exec": True})
 
 
 class EmbeddedStack:
@@ -112,6 +134,8 @@ class EmbeddedStack:
         self._own_sessions = own_sessions
         self._monitor = monitor
         self._tools = tools
+        self._gateway_start: asyncio.Future[None] | None = None
+        """The gateway starting in the background (a team without tools: checks only)."""
         self.nats: NatsServer | None = None
         self.orchestrator: OrchestratorService | None = None
         self.gateway: GatewayService | None = None
@@ -162,6 +186,11 @@ class EmbeddedStack:
         mark("cli: orchestrator started")
         if self._tools:
             await self._start_gateway()
+        elif shutil.which("bwrap"):
+            # No agent has tools, but answers with code are run against the task's
+            # examples in the gateway's sandbox: started alongside the first turns (a
+            # check asked before it is up goes unchecked).
+            self._gateway_start = asyncio.ensure_future(self._start_gateway())
         self.client = await nats.connect(
             self.nats.url, name="massgen-cli", inbox_prefix=inbox_prefix_for(self.nats.url, "cli")
         )
@@ -199,20 +228,9 @@ class EmbeddedStack:
     async def _start_gateway(self) -> None:
         """The tool gateway, in-process: cheap until an agent asks for tools."""
         from massgen_gateway.service import GatewayService
-        from massgen_gateway.settings import GatewaySettings
 
         assert self.nats is not None
-        self.gateway = GatewayService(
-            GatewaySettings(
-                nats_url=self.nats.url, memory_streams=True, replica="embedded",
-                final_dir=str(self.log_dir / "final_workspace") if self.log_dir else None,
-                # The user's own machine: commands run in bubblewrap when it is there,
-                # else (as MassGen's local mode) with the patterns and limits only; and
-                # with the network when the config asks for it (command_line_docker_
-                # network_mode), as MassGen's docker mode gives it.
-                unsandboxed_exec=True, exec_network=True,
-            )
-        )  # fmt: skip
+        self.gateway = GatewayService(gateway_settings(self.nats.url, self.log_dir))
         await self.gateway.start()
         mark("cli: gateway started")
 
@@ -332,10 +350,11 @@ class EmbeddedStack:
 
     async def stop(self) -> None:
         """Stop in reverse start order. Safe to call twice."""
-        ready, self._workers_ready = self._workers_ready, None
-        if ready is not None:
-            ready.cancel()
-            await asyncio.gather(ready, return_exceptions=True)
+        for pending in (self._workers_ready, self._gateway_start):
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+        self._workers_ready = self._gateway_start = None
         if self.client is not None:
             client, self.client = self.client, None
             try:

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from .messages import CodeCheck
+
 __all__ = [
     "ANSWER_TOOL",
     "AgentError",
@@ -151,6 +153,8 @@ class AnswerAccepted(_AgentEvent):
     version: str
     """Public answer name, e.g. ``agent2.3``."""
     content: str
+    check: CodeCheck | None = None
+    """The answer's code run against the task's own examples, when it was."""
 
 
 class WorkflowRejected(_AgentEvent):

@@ -64,8 +64,11 @@ class Upload(_Message):
     name: str
     """The file name or URL, for the text the model reads."""
     url: str | None = None
-    """The config's ``http(s)`` URL, passed on to the provider; None: a local file the
-    worker reads from the gateway."""
+    """The config's ``http(s)`` URL of an image, passed on to the provider; None: a file
+    the worker reads from the gateway (a local path, or a sound or document URL the
+    gateway fetches: ``name`` is then the URL)."""
+    kind: Literal["image", "audio", "video", "file"] | None = None
+    """The config key's kind (``image_path`` -> image, ``file_path`` -> file ...)."""
     mime: str | None = None
     """``image/png``, ``audio/wav`` ... (local files: from their first bytes)."""
     size: int | None = None
@@ -82,6 +85,8 @@ class AgentMedia(_Message):
     """Offer ``generate_audio``."""
     audio_understanding: bool = False
     """Offer ``transcribe_audio`` (the worker reads the sound through the gateway)."""
+    video_generation: bool = False
+    """Offer ``generate_video`` (the worker polls the provider and writes the MP4 here)."""
     max_bytes: int = Field(gt=0)
     """Largest file the agent may upload, show or generate."""
     problems: list[str] = Field(default_factory=list)

@@ -15,6 +15,7 @@ __all__ = [
     "CancelRun",
     "CancelTurn",
     "ChatMessage",
+    "CodeCheck",
     "CreateRun",
     "ErrorReply",
     "ModelRetrying",
@@ -91,6 +92,10 @@ class TurnRequest(_Message):
     orchestrator: str = ""
     """The replica that published the turn and holds the run's state: reports go to it
     first (``subjects.report_subject``), to any replica when it does not answer."""
+    examples: str = ""
+    """The task's own examples as doctest source (``code_text.task_examples``): the
+    worker has the gateway run the code of the answer (or presentation) it submits
+    against them and sends the result with it. Empty: nothing to check."""
 
 
 class Usage(_Message):
@@ -102,12 +107,30 @@ class Usage(_Message):
     """From litellm's price map; 0 for models it has no price for (local ones)."""
 
 
+class CodeCheck(_Message):
+    """An answer's code run against the task's own examples (``code_text.task_examples``)
+    in the gateway's sandbox: evidence for voters and for choosing the winner."""
+
+    passed: int = Field(ge=0)
+    total: int = Field(ge=0)
+    failure: str = Field(default="", max_length=600)
+    """The first example that failed and how (or why the code did not run), cut."""
+
+    def summary(self) -> str:
+        """How many of the examples pass, and the first failure (for a prompt)."""
+        text = f"{self.passed} of {self.total} pass"
+        return f"{text}; first failure: {self.failure}" if self.failure else text
+
+
 class WorkflowCall(_Message):
     """One workflow tool call as the model wrote it."""
 
     name: str
     arguments: dict[str, Any] | str
     """Parsed JSON arguments, or the raw text when they were not valid JSON."""
+    check: CodeCheck | None = None
+    """A ``new_answer``'s code checked against the task's examples, when the turn asked
+    for it (``TurnRequest.examples``) and the answer has code."""
 
 
 class TurnStarted(_Message):
@@ -160,6 +183,8 @@ class PresentationFinished(_Message):
     content: str
     usage: Usage | None = None
     """The turn's usage so far; the orchestrator adds it to the run's budget."""
+    check: CodeCheck | None = None
+    """The presentation's code checked against the task's examples (as answers are)."""
 
 
 class ModelRetrying(_Message):

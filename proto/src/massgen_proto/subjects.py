@@ -9,6 +9,7 @@ import re
 from typing import Literal
 
 __all__ = [
+    "GATEWAY_CHECK",
     "GATEWAY_CLOSE",
     "GATEWAY_FILES",
     "GATEWAY_RUN_FILES",
@@ -178,6 +179,9 @@ GATEWAY_TOOLS_LIST = f"{PREFIX}.gateway.tools.list"
 """Request/reply: an agent's tools (ToolListRequest -> ToolList | ErrorReply)."""
 GATEWAY_TOOLS_CALL = f"{PREFIX}.gateway.tools.call"
 """Request/reply: call one tool (ToolCallRequest -> ToolResult | ErrorReply)."""
+GATEWAY_CHECK = f"{PREFIX}.gateway.check"
+"""Request/reply, workers: run an answer's code against the task's examples in the
+sandbox (CheckRequest -> CheckResult | ErrorReply)."""
 GATEWAY_CLOSE = f"{PREFIX}.gateway.close"
 """Request/reply: close a run's MCP sessions (CloseRunTools -> RunAccepted)."""
 GATEWAY_QUEUE = "mcp-gateway"

@@ -15,10 +15,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from .media import AgentMedia, MediaRef
-from .messages import ErrorReply, Phase, RunAccepted
+from .messages import CodeCheck, ErrorReply, Phase, RunAccepted
 
 __all__ = [
     "KEEPALIVE_HEADER",
+    "CheckRequest",
+    "CheckResult",
     "KEEPALIVE_SECONDS",
     "MAX_KEEPALIVES",
     "CloseRunTools",
@@ -82,6 +84,15 @@ class ToolCallRequest(_Caller):
     """Seconds the caller will wait; the gateway answers before that (None: its default)."""
 
 
+class CheckRequest(_Caller):
+    """Run an answer's code against the task's examples in the sandbox (-> CodeCheck)."""
+
+    kind: Literal["check_request"] = "check_request"
+    turn_id: str
+    code: str = Field(max_length=100_000)
+    examples: str = Field(max_length=10_000)
+
+
 class CloseRunTools(_Message):
     """Close every MCP session of a run (also done on its ``run_finished`` event)."""
 
@@ -120,7 +131,14 @@ class ToolResult(_Message):
     them and adds them to the conversation as image parts."""
 
 
+class CheckResult(_Message):
+    """The gateway's reply to a ``CheckRequest``."""
+
+    kind: Literal["check_result"] = "check_result"
+    check: CodeCheck
+
+
 GatewayReply = Annotated[
-    ToolList | ToolResult | RunAccepted | ErrorReply, Field(discriminator="kind")
+    ToolList | ToolResult | CheckResult | RunAccepted | ErrorReply, Field(discriminator="kind")
 ]
 GatewayReplyAdapter: TypeAdapter[GatewayReply] = TypeAdapter(GatewayReply)

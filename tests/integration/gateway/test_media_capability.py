@@ -56,6 +56,7 @@ async def test_uploads_are_listed_and_read_only_by_their_agents_turn(client, tmp
         "url": None,
         "mime": "image/png",
         "size": len(picture),
+        "kind": "image",
     }
     assert listing.media.uploads[1].url == "https://example.org/x.png"
     assert listing.media.problems == [] and not listing.media.image_generation
@@ -73,7 +74,7 @@ async def test_uploads_are_listed_and_read_only_by_their_agents_turn(client, tmp
     assert isinstance(stale, ErrorReply) and "stale_turn" in stale.error
     # a2's turn cannot read a1's upload: uploads are per agent, by index.
     other = await ask(client, FileReadRequest(upload=0, **caller(client, "run-up", "a2", "agent2")))
-    assert isinstance(other, ErrorReply) and "no local upload 0" in other.error
+    assert isinstance(other, ErrorReply) and "no upload 0 the gateway serves" in other.error
     url = await ask(client, FileReadRequest(upload=1, **caller(client, "run-up", "a1", "agent1")))
     assert isinstance(url, ErrorReply)  # a URL is the provider's to fetch, not the gateway's
 

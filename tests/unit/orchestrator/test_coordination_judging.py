@@ -11,8 +11,14 @@ from massgen_orchestrator.coordination import (
     normalise,
     similarity,
 )
-from massgen_orchestrator.judging import agreement, presentation_problem, unsound
-from massgen_proto.messages import WorkflowCall
+from massgen_orchestrator.judging import (
+    agreement,
+    best_checked,
+    check_problem,
+    presentation_problem,
+    unsound,
+)
+from massgen_proto.messages import CodeCheck, WorkflowCall
 from orchestrator_driver import Driver, answer, events, kinds, make_config, verdict_of, vote
 
 A1 = "Paris is the capital of France."
@@ -319,3 +325,33 @@ def test_agreement_compares_definitions_not_docstrings_or_examples():
     assert agreement(a, [b]) == 1.0
     assert agreement(a, [b, c]) > agreement(c, [a, b])
     assert agreement(a, []) == 0.0
+
+
+# -- answers checked against the task's examples ------------------------------------
+
+
+def _check(passed: int, total: int = 3) -> CodeCheck:
+    return CodeCheck(passed=passed, total=total)
+
+
+def test_only_the_answers_passing_the_most_examples_may_win():
+    checks = {"agent1": _check(1), "agent2": _check(3), "agent3": None}
+    assert best_checked(["agent1", "agent2", "agent3"], checks) == ["agent2"]
+    tied = {"agent1": _check(2), "agent2": _check(2), "agent3": _check(0)}
+    assert best_checked(["agent1", "agent2", "agent3"], tied) == ["agent1", "agent2"]
+    # When nothing passes (or nothing was checked) the checks decide nothing.
+    assert best_checked(["agent1", "agent2"], {"agent1": _check(0), "agent2": None}) == [
+        "agent1",
+        "agent2",
+    ]
+    assert best_checked(["agent1"], {"agent1": None}) == ["agent1"]
+
+
+def test_a_presentation_may_not_pass_fewer_examples_than_its_answer():
+    assert check_problem(_check(1), _check(3)) == (
+        "the presentation's code passes 1 of the task's 3 examples, the answer's 3"
+    )
+    assert check_problem(_check(3), _check(3)) is None
+    assert check_problem(_check(3), _check(1)) is None  # it fixed the answer
+    assert check_problem(None, _check(3)) is None  # not checked: other rules judge it
+    assert check_problem(_check(0), None) is None

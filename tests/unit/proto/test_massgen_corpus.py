@@ -29,7 +29,7 @@ VENDORED = Path(__file__).resolve().parents[2] / "data" / "massgen-configs"
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "reference" / "massgen-configs"
 CURRENT = Path(os.environ["MASSGEN_CONFIGS"]) if os.environ.get("MASSGEN_CONFIGS") else None
 CORPORA = [root for root in (VENDORED, SHARED, CURRENT) if root is not None and root.is_dir()]
-COUNTS: dict[int, tuple[int, int]] = {98: (78, 20), 215: (140, 75)}
+COUNTS: dict[int, tuple[int, int]] = {98: (81, 17), 215: (148, 67)}
 """Files in a corpus -> (loaded, refused)."""
 
 
@@ -39,14 +39,6 @@ _AG2 = "backend type 'ag2' is not supported"
 _MEMORY = "key 'memory' is not supported"
 _MEMORY_FS = "remove 'enable_memory_filesystem_mode'"
 _SKILLS = "remove 'use_skills'"
-# Multimodal inputs other than images, and MassGen's multimodal custom tools.
-_FILE_SEARCH = "file_path: agent 'file-search_agent': document inputs by URL are not supported"
-_AUDIO_IN = "audio_path: agent 'audio_agent': audio inputs by URL are not supported"
-_VIDEO_IN = "video_path: agent 'qwen_agent': video inputs are not supported"
-# A multimodal tool with no counterpart here (the ones with one load: understand_image,
-# understand_audio, image_to_image_generation, understand_file...).
-_MM_VIDEO = "function 'understand_video' (massgen/tool/_multimodal_tools/understand_video.py) is not supported: video understanding"
-_MM_WRITE_FILE = "function 'text_to_file_generation' (massgen/tool/_multimodal_tools/text_to_file_generation.py) is not supported: document generation"
 # MassGen library tools a sandboxed (offline, keyless, headless) custom tool cannot be.
 _LIB_DESKTOP = "is not supported: computer use and browser automation"
 _LIB_FRAMEWORKS = "is not supported: the lesson planners run another agent framework"
@@ -104,18 +96,12 @@ REFUSED: dict[str, str] = {
     "skills/test_memory.yaml": _MEMORY_FS,
     "skills/skills_basic.yaml": _SKILLS,
     "skills/skills_with_memory.yaml": _SKILLS,
-    "basic/single/single_gpt5nano_file_search.yaml": _FILE_SEARCH,
-    "basic/single/single_openrouter_audio_understanding.yaml": _AUDIO_IN,
-    "basic/single/single_qwen_video_understanding.yaml": _VIDEO_IN,
     "tools/code-execution/docker_full_dev_setup.yaml": _SUDO,
     "tools/code-execution/docker_github_readonly.yaml": _CREDENTIALS,
-    "tools/custom_tools/multimodal_tools/youtube_video_analysis.yaml": _MM_VIDEO,
+    # Its understand_video maps onto read_multimodal_files; the command sandbox (sudo)
+    # and agent_b's claude_code backend keep it out.
+    "tools/custom_tools/multimodal_tools/youtube_video_analysis.yaml": _SUDO,
     "tools/code-execution/docker_with_sudo.yaml": _SUDO,
-    "tools/custom_tools/multimodal_tools/text_to_file_generation_multi.yaml": _MM_WRITE_FILE,
-    "tools/custom_tools/multimodal_tools/text_to_file_generation_single.yaml": _MM_WRITE_FILE,
-    "tools/custom_tools/multimodal_tools/text_to_video_generation_multi.yaml": _MM_VIDEO,
-    "tools/custom_tools/multimodal_tools/text_to_video_generation_single.yaml": _MM_VIDEO,
-    "tools/custom_tools/multimodal_tools/understand_video.yaml": _MM_VIDEO,
     "tools/custom_tools/claude_computer_use_browser_example.yaml": _LIB_DESKTOP,
     "tools/custom_tools/claude_computer_use_docker_example.yaml": _LIB_DESKTOP,
     "tools/custom_tools/computer_use_browser_example.yaml": _LIB_DESKTOP,
@@ -176,6 +162,15 @@ _MEANS = {
     "provider's transcription API turns a workspace sound into text the agent's model reads",
     "text_to_speech_transcription_generation": _SPEECH_MEANS,
     "text_to_speech_continue_generation": _SPEECH_MEANS,
+    "understand_video": "the agent's own vision: its read_multimodal_files tool shows a "
+    "workspace or context-path video (MP4, MOV, WebM) to its model, as the video itself "
+    "where the model takes video (Gemini, Qwen VL) and as evenly spaced frames otherwise",
+    "text_to_video_generation": "the generate_video tool (enable_video_generation), which "
+    "has the provider's videos API (OpenAI Sora) make the clip, waits for it, and saves the "
+    "MP4 into the workspace",
+    "text_to_file_generation": "the write_document tool (enable_file_generation): the "
+    "agent's own model writes the text and the gateway renders it as a TXT, MD, PDF, PPTX "
+    "or DOCX file in the workspace",
     "understand_file": "the agent's own reading of PDF files: its read_multimodal_files "
     "tool gives workspace and context-path PDFs to its model as file parts (PDF only; "
     "agents read text files with their file tools)",
@@ -197,6 +192,8 @@ _SPEAK = (
     "understand_audio",
     "text_to_speech_continue_generation",
 )
+_FILM = ("understand_video", "text_to_video_generation")
+_WRITE = ("text_to_file_generation", "understand_file")
 _MM_DIR = "tools/custom_tools/multimodal_tools/"
 WARNED: dict[str, list[str]] = {
     _MM_DIR + "text_to_image_generation_multi.yaml": _mapped(0, *_DRAW) + _mapped(1, *_DRAW[:2]),
@@ -204,7 +201,12 @@ WARNED: dict[str, list[str]] = {
     _MM_DIR + "text_to_speech_generation_multi.yaml": _mapped(0, *_SPEAK) + _mapped(1, *_SPEAK),
     _MM_DIR + "text_to_speech_generation_single.yaml": _mapped(0, *_SPEAK),
     _MM_DIR + "understand_audio.yaml": _mapped(0, "understand_audio"),
+    _MM_DIR + "text_to_file_generation_single.yaml": _mapped(0, *_WRITE),
+    _MM_DIR + "text_to_file_generation_multi.yaml": _mapped(0, *_WRITE) + _mapped(1, *_WRITE),
     _MM_DIR + "understand_file.yaml": _mapped(0, "understand_file"),
+    _MM_DIR + "understand_video.yaml": _mapped(0, "understand_video"),
+    _MM_DIR + "text_to_video_generation_single.yaml": _mapped(0, *_FILM),
+    _MM_DIR + "text_to_video_generation_multi.yaml": _mapped(0, *_FILM) + _mapped(1, *_FILM),
     "debug/restart_test_controlled.yaml": _RESTART_TEST,
     "debug/restart_test_controlled_filesystem.yaml": _RESTART_TEST,
     "tools/code-execution/docker_with_resource_limits.yaml": [

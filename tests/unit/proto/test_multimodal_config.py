@@ -53,8 +53,7 @@ def test_unknown_self_hosted_models_need_a_vision_family_name():
     ("entry", "words"),
     [
         ({"audio_path": "a.wav"}, "audio inputs are not supported"),
-        ({"video_path": "v.mp4"}, "video inputs are not supported"),
-        ({"file_path": "https://example.org/doc.pdf"}, "file search (vector stores)"),
+        ({"video_path": "https://example.org/v.mp4"}, "video inputs by URL are not supported"),
     ],
 )
 def test_other_upload_kinds_are_refused_with_the_reason(entry, words):
@@ -73,21 +72,38 @@ def test_audio_uploads_load_for_a_model_that_takes_audio():
                       model="google/gemini-2.5-flash", upload_files=[{"audio_path": "a.mp3"}]))  # fmt: skip
 
 
-def test_audio_is_refused_for_a_model_without_audio_and_by_url():
-    path, message = problems(team(upload_files=[{"audio_path": "a.wav"}]))[0]
-    assert message.startswith("backend.upload_files[0].audio_path: agent 'viewer': ")
-    assert "audio inputs are not supported by model 'gpt-4o'" in message
+def test_audio_is_refused_for_a_model_without_audio_by_path_or_url():
+    for source in ("a.wav", "https://cdn.example.org/alloy.wav"):
+        path, message = problems(team(upload_files=[{"audio_path": source}]))[0]
+        assert message.startswith("backend.upload_files[0].audio_path: agent 'viewer': ")
+        assert "audio inputs are not supported by model 'gpt-4o'" in message
+    # By URL for a model that takes audio: the gateway fetches it.
     url = "https://cdn.example.org/alloy.wav"
-    _, message = problems(team(model="gpt-4o-audio-preview", upload_files=[{"audio_path": url}]))[0]
-    assert message.startswith("backend.upload_files[0].audio_path: agent 'viewer': ")
-    assert "audio inputs by URL are not supported" in message and "local path" in message
+    (upload,) = parse_config(team(model="gpt-4o-audio-preview", upload_files=[
+        {"audio_path": url}])).agents[0].backend.upload_files  # fmt: skip
+    assert (upload.kind, upload.is_url) == ("audio", True)
+
+
+def test_documents_go_to_file_search_on_openai_and_by_url_nowhere_else():
+    # OpenAI: a vector store the file_search tool reads, whatever the model reads itself.
+    url = "https://cdn.example.org/paper.pdf"
+    for model in ("gpt-5-nano", "gpt-3.5-turbo"):
+        parse_config(team(model=model, upload_files=[{"file_path": url}, {"file_path": "a.pdf"}]))
+    claude = {"agents": [{"id": "reader", "backend": {
+        "type": "claude", "model": "claude-sonnet-4-5", "upload_files": [{"file_path": url}]}}]}  # fmt: skip
+    path, message = problems(claude)[0]
+    assert message.startswith("backend.upload_files[0].file_path: agent 'reader': ")
+    assert "file search (vector stores)" in message and "'claude'" in message
+    assert "supported: openai" in message
 
 
 def test_pdf_uploads_load_for_a_model_that_reads_pdfs_and_are_refused_otherwise():
     config = parse_config(team(upload_files=[{"file_path": "papers/tumix.pdf"}]))
     (upload,) = config.agents[0].backend.upload_files
     assert (upload.kind, upload.source, upload.is_url) == ("file", "papers/tumix.pdf", False)
-    path, message = problems(team(model="gpt-3.5-turbo", upload_files=[{"file_path": "a.pdf"}]))[0]
+    plain = team(type="chatcompletion", base_url="http://127.0.0.1:9/v1", model="gpt-3.5-turbo",
+                 upload_files=[{"file_path": "a.pdf"}])  # fmt: skip
+    path, message = problems(plain)[0]
     assert message.startswith("backend.upload_files[0].file_path: agent 'viewer': ")
     assert "'gpt-3.5-turbo'" in message and "does not read PDF files" in message
 
@@ -114,10 +130,13 @@ def test_image_generation_needs_a_provider_with_an_images_api():
     assert "supported: azure_openai, openai" in message
 
 
-def test_video_and_document_generation_stay_refused():
-    for key in ("enable_video_generation", "enable_file_generation"):
-        path, message = problems(team(**{key: True}))[0]
-        assert path == "agents[0].backend" and key in message and "not supported" in message
+def test_document_generation_is_a_switch_of_any_backend():
+    # The gateway renders the model's text itself: no provider API is needed.
+    for backend in ({}, {"type": "claude", "model": "claude-sonnet-4-5"}):
+        config = parse_config(team(enable_file_generation=True, **backend))
+        agent = config.agents[0]
+        assert agent.backend.enable_file_generation and config.uses_tools(agent)
+        assert "enable_file_generation" not in agent.backend.passthrough_params()
 
 
 def test_size_limit_must_be_positive():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from massgen_gateway.custom_tools import specs
 from massgen_proto.config import ConfigError, parse_config
-from massgen_proto.config.tool_library import COUNTERPARTS, NO_COUNTERPART
+from massgen_proto.config.tool_library import COUNTERPARTS
 
 FOLDER = "massgen/tool/_multimodal_tools"
 
@@ -52,6 +52,8 @@ def test_understand_image_maps_onto_the_agents_own_vision():
         ("text_to_speech_continue_generation", "enable_audio_generation"),
         ("image_to_image_generation", "enable_image_generation"),
         ("understand_audio", "enable_audio_understanding"),
+        ("text_to_file_generation", "enable_file_generation"),
+        ("text_to_video_generation", "enable_video_generation"),
     ],
 )
 def test_generation_tools_turn_their_counterpart_on(function: str, flag: str):
@@ -69,16 +71,6 @@ def test_a_mapped_tool_leaves_the_agents_other_custom_tools():
         tool("understand_image"), {"name": "add", "function": "two_num_tool"}]))  # fmt: skip
     served = specs(config.agents[0].backend.custom_tools, 0, "/nowhere")
     assert [(t.name, t.function) for t in served] == [("add", "two_num_tool")]
-
-
-@pytest.mark.parametrize("function", sorted(NO_COUNTERPART))
-def test_tools_without_a_counterpart_are_refused_naming_key_and_function(function: str):
-    where, message = refusal(team("understand_image", function))
-    assert where == "agents[0].backend.custom_tools[1]"
-    assert message.startswith(
-        f"custom tool function '{function}' ({FOLDER}/{function}.py) is not supported: "
-    )
-    assert NO_COUNTERPART[function] in message
 
 
 def test_an_unknown_multimodal_function_gets_the_folders_reason():

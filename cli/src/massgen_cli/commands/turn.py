@@ -175,7 +175,8 @@ def _report(
 ) -> None:
     """The result object (``--output json``), or where the logs and table are; the run's
     artifacts with their sizes either way."""
-    from ..artifacts import FOLDER, describe
+    from .. import previews
+    from ..artifacts import FOLDER
 
     if args.output == "json":
         result = summary.to_json(log_dir=str(log_dir) if log_dir else None)
@@ -190,8 +191,8 @@ def _report(
             ]  # fmt: skip
         print(json.dumps(result, indent=2))
         return
-    for line in describe(list(files), log_dir):
-        print(line, file=sys.stderr)
+    # Named with size; pictures previewed too where the terminal shows images.
+    previews.write(list(files), log_dir, sys.stderr, os.environ)
     if log_dir is not None and show_paths:
         print(f"logs: {log_dir}", file=sys.stderr)
         print(f"coordination table: massgen runs show {run_id} --table", file=sys.stderr)

@@ -27,11 +27,6 @@ __all__ = ["BackendConfig"]
 # backend type's provider (providers.param_problem), and otherwise warned about.
 _BACKEND_NON_PARAMS: dict[str, str | None] = {
     "permission_mode": None,
-    "enable_file_generation": "MassGen's document-generation tools (PDF, DOCX, PPTX files "
-    "written by a provider's API) are not part of this project; agents write files with "
-    "their workspace tools",
-    "enable_video_generation": "video generation is not supported: litellm has no video "
-    "API for the chat providers here (images: enable_image_generation)",
     # MassGen's docker-mode details: commands run in the gateway's own sandbox instead.
     "command_line_docker_image": None,
     "command_line_docker_cpu_limit": None,
@@ -123,6 +118,11 @@ class BackendConfig(BaseModel):
     """Offer a ``generate_audio`` tool saving speech into the workspace."""
     enable_audio_understanding: bool = False
     """Offer a ``transcribe_audio`` tool returning the text of a workspace sound."""
+    enable_video_generation: bool = False
+    """Offer a ``generate_video`` tool saving the provider's MP4 into the workspace."""
+    enable_file_generation: bool = False
+    """Offer a ``write_document`` tool rendering the model's text as a TXT, Markdown,
+    PDF, PPTX or DOCX file in the workspace (MassGen's ``text_to_file_generation``)."""
 
     @field_validator("command_line_allowed_commands", "command_line_blocked_commands")
     @classmethod

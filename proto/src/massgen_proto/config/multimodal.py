@@ -5,10 +5,14 @@
   path or an ``http(s)`` URL). Each image becomes an image part of the agent's user
   message. A local path is read by the mcp-gateway, relative to its current folder
   like a context path, and may be at most ``media_max_file_size_mb`` megabytes.
-  ``{audio_path: ...}`` (a local WAV or MP3) becomes an ``input_audio`` part, for a
-  model that takes audio. ``{file_path: ...}`` (a local PDF) becomes a ``file`` part, for
-  a model that reads PDFs. MassGen's ``video_path`` entries, and audio or documents by
-  URL, are refused with the reason (``upload_problem``).
+  ``{audio_path: ...}`` (a WAV or MP3: a local path, or a URL the gateway fetches)
+  becomes an ``input_audio`` part, for a model that takes audio. ``{file_path: ...}`` (a
+  PDF) on a backend with file search (``FILE_SEARCH_TYPES``: a local path or a URL) goes
+  into a vector store the agent's ``file_search`` tool reads; elsewhere a local PDF
+  becomes a ``file`` part, for a model that reads PDFs. ``{video_path: ...}`` (a local
+  MP4, MOV or WebM) becomes the video itself for a model that takes video, or evenly
+  spaced frames as image parts for a vision model (``video_inputs``). Videos by URL, and
+  documents by URL without file search, are refused with the reason (``upload_problem``).
 - ``enable_image_generation``: the agent gets a ``generate_image`` tool whose pictures
   are saved into its workspace (the backend's provider must have an images API that
   litellm calls: ``IMAGE_MODELS``).
@@ -17,6 +21,8 @@
   the same provider's images edit API).
 - ``enable_audio_understanding``: the agent gets a ``transcribe_audio`` tool returning
   the text of a workspace sound (``TRANSCRIPTION_MODELS``).
+- ``enable_video_generation``: a ``generate_video`` tool whose MP4 clips are saved into
+  the workspace (``VIDEO_MODELS``: the provider's videos API, e.g. OpenAI's Sora).
 
 ``media_problems`` checks an agent's backend before the run starts: a model that cannot
 read images, a provider without the generation API, an upload kind not supported.
@@ -29,13 +35,16 @@ from typing import Literal
 from pydantic import model_validator
 
 from ..media_models import accepts
+from ..video_inputs import video_input
 from .base import ConfigModel
 
 __all__ = [
     "DEFAULT_MEDIA_MAX_MB",
+    "FILE_SEARCH_TYPES",
     "IMAGE_MODELS",
     "SPEECH_MODELS",
     "TRANSCRIPTION_MODELS",
+    "VIDEO_MODELS",
     "UploadFile",
     "media_problems",
     "vision_problem",
@@ -51,6 +60,10 @@ and the model used."""
 SPEECH_MODELS: dict[str, str] = {"openai": "gpt-4o-mini-tts", "azure_openai": "gpt-4o-mini-tts"}
 """Backend types whose provider has a speech API litellm calls (``aspeech``), and the
 model used."""
+FILE_SEARCH_TYPES = frozenset({"openai"})
+"""Backend types whose ``file_path`` uploads go into a vector store of the provider's
+(litellm's files and vector-store calls) searched by its ``file_search`` tool (Responses
+API), instead of a PDF part in the message."""
 TRANSCRIPTION_MODELS: dict[str, str] = {"openai": "whisper-1", "azure_openai": "whisper-1"}
 """Backend types whose provider has a transcription API litellm calls
 (``atranscription``), and the model used."""
@@ -63,10 +76,9 @@ _KEYS: dict[str, UploadKind] = {
     "file_path": "file",
 }
 
-_NOT_YET: dict[UploadKind, str] = {
-    "video": "video inputs are not supported for backend type {type!r}: litellm has no video "
-    "content part for chat models; give key frames as image_path entries instead",
-}
+VIDEO_MODELS: dict[str, str] = {"openai": "sora-2", "azure_openai": "sora-2"}
+"""Backend types whose provider has a videos API litellm calls (``avideo_generation``),
+and the model used."""
 
 
 class UploadFile(ConfigModel):
@@ -75,8 +87,10 @@ class UploadFile(ConfigModel):
     image_path: str | None = None
     """An image (PNG, JPEG, GIF, WebP): a local path or an ``http(s)`` URL."""
     audio_path: str | None = None
-    """A sound (WAV, MP3): a local path, for a model that takes audio."""
+    """A sound (WAV, MP3): a local path or an ``http(s)`` URL, for a model that takes
+    audio."""
     video_path: str | None = None
+    """A video (MP4, MOV, WebM): a local path (``video_inputs`` says how it is shown)."""
     file_path: str | None = None
 
     @model_validator(mode="after")
@@ -111,12 +125,8 @@ class UploadFile(ConfigModel):
 
 
 def _audio_problem(entry: UploadFile, backend_type: str, model: str) -> str | None:
-    if entry.is_url:
-        # An input_audio part carries the bytes; nothing here downloads for the model.
-        return (
-            "audio inputs by URL are not supported: the model's input_audio part carries "
-            "the sound itself; download the file and give its local path (WAV or MP3)"
-        )
+    # A URL is fetched by the gateway (limits and address rules there), then sent as
+    # the same input_audio part as a local file.
     if not accepts(backend_type, model, "audio"):
         return (
             f"audio inputs are not supported by model {model!r} (backend type "
@@ -128,14 +138,15 @@ def _audio_problem(entry: UploadFile, backend_type: str, model: str) -> str | No
 
 
 def _document_problem(entry: UploadFile, backend_type: str, model: str) -> str | None:
+    if backend_type in FILE_SEARCH_TYPES:
+        return None  # the provider's file search reads it, whatever the model
     if entry.is_url:
-        # The file part carries the PDF itself; file search through vector stores (what
-        # MassGen does with a URL) is not offered.
+        able = ", ".join(sorted(FILE_SEARCH_TYPES))
         return (
-            "document inputs by URL are not supported: the provider's file search (vector "
-            "stores) is not offered here, and a document goes to the model inline as a PDF "
-            "file part; download it and give its local path, or put it in "
-            "orchestrator.context_paths so agents read it with their file tools"
+            f"document inputs by URL need the provider's file search (vector stores), "
+            f"which backend type {backend_type!r} has not here (supported: {able}); give "
+            "the PDF's local path instead (for a model that reads PDFs), or put it in "
+            "orchestrator.context_paths so the agent reads it with its file tools"
         )
     if not accepts(backend_type, model, "pdf"):
         return (
@@ -147,14 +158,33 @@ def _document_problem(entry: UploadFile, backend_type: str, model: str) -> str |
     return None
 
 
+def _video_problem(entry: UploadFile, backend_type: str, model: str) -> str | None:
+    if entry.is_url:
+        # Frames are decoded from the bytes and a video part carries them inline: nothing
+        # here downloads a video for the model.
+        return (
+            "video inputs by URL are not supported: the video goes to the model inline "
+            "(or as frames decoded here); download it and give its local path (MP4, MOV "
+            "or WebM)"
+        )
+    if video_input(backend_type, model) is None:
+        return (
+            f"video inputs are not supported by model {model!r} (backend type "
+            f"{backend_type!r}): it takes neither video nor images (to be shown frames), "
+            "by litellm's model table or this project's lists of model families; use a "
+            "vision model (gpt-4o, claude, gemini, a Qwen VL model) for this agent"
+        )
+    return None
+
+
 def upload_problem(entry: UploadFile, backend_type: str, model: str) -> str | None:
     """Why the agent cannot be given ``entry`` (None: it can)."""
     if entry.kind == "audio":
         return _audio_problem(entry, backend_type, model)
     if entry.kind == "file":
         return _document_problem(entry, backend_type, model)
-    if entry.kind != "image":
-        return _NOT_YET[entry.kind].format(type=backend_type)
+    if entry.kind == "video":
+        return _video_problem(entry, backend_type, model)
     if not accepts(backend_type, model, "image"):
         return (
             f"model {model!r} (backend type {backend_type!r}) does not take images as input, "
@@ -195,6 +225,7 @@ def generation_problem(key: str, backend_type: str) -> str | None:
     table, what = {
         "enable_image_generation": (IMAGE_MODELS, "images"),
         "enable_audio_understanding": (TRANSCRIPTION_MODELS, "transcription"),
+        "enable_video_generation": (VIDEO_MODELS, "videos"),
     }.get(key, (SPEECH_MODELS, "speech"))
     if backend_type in table:
         return None

@@ -46,6 +46,7 @@ class AgentConfig(ConfigModel):
             "enable_image_generation": b.enable_image_generation,
             "enable_audio_generation": b.enable_audio_generation,
             "enable_audio_understanding": b.enable_audio_understanding,
+            "enable_video_generation": b.enable_video_generation,
         }
         for key, why in media_problems(b.type, b.model or "", b.upload_files, generation):
             raise ValueError(f"backend.{key}: agent {self.id!r}: {why}")
@@ -129,6 +130,8 @@ class RunConfig(ConfigModel):
             b.mcp_servers or b.cwd or b.enable_mcp_command_line or b.custom_tools
             or self.orchestrator.context_paths or b.upload_files or b.enable_image_generation
             or b.enable_audio_generation or b.enable_audio_understanding
+            or b.enable_video_generation
+            or b.enable_file_generation
         )  # fmt: skip
 
     def warnings(self) -> list[str]:

@@ -8,9 +8,10 @@ This project ships the tools of that library that can run in the gateway's sandb
 to one of them, or a bare function name of one of them, is served from that copy.
 
 MassGen's multimodal tools (``_multimodal_tools/``) call a provider's API from inside the
-tool. Where the project does the same thing another way (the agent's own vision, the
-worker's ``generate_image`` / ``generate_audio``) the function maps onto that, with a
-warning (``COUNTERPARTS``); the others are refused per function (``NO_COUNTERPART``).
+tool. Each function the project does another way (the agent's own vision, the
+worker's ``generate_image`` / ``generate_audio`` / ``generate_video``, the gateway's
+``write_document``) maps onto that, with a warning (``COUNTERPARTS``); a function of
+that folder it does not know is refused with the folder's reason.
 
 The rest of MassGen's library is refused by its folder, with the reason: those tools
 call provider APIs, the network, a browser or another agent framework, none of which a
@@ -25,7 +26,6 @@ from dataclasses import dataclass
 __all__ = [
     "COUNTERPARTS",
     "LIBRARY_PREFIX",
-    "NO_COUNTERPART",
     "SHIPPED_FUNCTIONS",
     "Counterpart",
     "library_file",
@@ -99,18 +99,26 @@ COUNTERPARTS: dict[str, Counterpart] = {
     ),
     "text_to_speech_transcription_generation": _SPEECH,
     "text_to_speech_continue_generation": _SPEECH,
+    "understand_video": Counterpart(
+        "read_multimodal_files", None,
+        "the agent's own vision: its read_multimodal_files tool shows a workspace or "
+        "context-path video (MP4, MOV, WebM) to its model, as the video itself where the "
+        "model takes video (Gemini, Qwen VL) and as evenly spaced frames otherwise",
+    ),
+    "text_to_video_generation": Counterpart(
+        "generate_video", "enable_video_generation",
+        "the generate_video tool (enable_video_generation), which has the provider's videos "
+        "API (OpenAI Sora) make the clip, waits for it, and saves the MP4 into the workspace",
+    ),
+    "text_to_file_generation": Counterpart(
+        "write_document", "enable_file_generation",
+        "the write_document tool (enable_file_generation): the agent's own model writes "
+        "the text and the gateway renders it as a TXT, MD, PDF, PPTX or DOCX file in the "
+        "workspace",
+    ),
 }  # fmt: skip
 """MassGen multimodal function -> the project's way of doing the same work."""
 
-NO_COUNTERPART: dict[str, str] = {
-    "understand_video": "video understanding has no counterpart here: litellm has no video "
-    "content part for chat models; give key frames as images (read_multimodal_files)",
-    "text_to_video_generation": "video generation has no counterpart here: litellm has no "
-    "video API for the providers here",
-    "text_to_file_generation": "document generation (PDF, DOCX, PPTX) has no counterpart "
-    "here: agents write text files with their workspace tools",
-}
-"""MassGen multimodal function -> why it is refused."""
 _DESKTOP = (
     "computer use and browser automation drive a desktop or a browser (and a provider's "
     "computer-use API), which the gateway's sandbox does not have"
@@ -191,4 +199,4 @@ def multimodal_problem(path: str | None, function: str) -> str | None:
     maps onto a counterpart, or ``path`` is not a multimodal tool file)."""
     if not _multimodal(path) or function in COUNTERPARTS:
         return None
-    return NO_COUNTERPART.get(function, _MULTIMODAL)
+    return _MULTIMODAL

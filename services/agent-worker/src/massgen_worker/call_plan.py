@@ -50,7 +50,7 @@ from .provider_params import provider_params, supported_params
 from .provider_tools import ProviderStream, text_tool_messages
 from .wire import Message, Tool
 
-__all__ = ["CallPlan", "build_call_params", "plan_call"]
+__all__ = ["CallPlan", "build_call_params", "endpoint_of", "plan_call"]
 
 _CODE_TOOLS: Mapping[str, Tool] = {
     "openai": {"type": "code_interpreter", "container": {"type": "auto"}},
@@ -121,7 +121,7 @@ def plan_call(
     offered = tuple(name for tool in tools or () if (name := function_name(tool)))
     offer = _offer_tools(backend, builtin, offered, messages, tools, params, body)
     params.update(
-        model=_model_prefix(backend, spec, builtin) + backend.model,
+        model=_model_prefix(backend, spec, builtin, offer.tools) + backend.model,
         messages=offer.messages,
         stream=True,
         stream_options={"include_usage": True},
@@ -166,6 +166,18 @@ def build_call_params(
         FatalModelError: as ``plan_call``.
     """
     return plan_call(backend, messages, tools, tool_choice, env).params
+
+
+def endpoint_of(
+    backend: BackendSpec, env: Mapping[str, str] | None = None
+) -> tuple[str | None, str | None]:
+    """``(key, base URL)`` the backend's calls use (a file or vector-store call too).
+
+    Raises:
+        FatalModelError: as ``plan_call``.
+    """
+    env = os.environ if env is None else env
+    return _endpoint(backend, _backend_type(backend), env)
 
 
 def _backend_type(backend: BackendSpec) -> Backend:
@@ -266,11 +278,15 @@ def _builtin_tools(backend: BackendSpec, spec: Backend) -> frozenset[str]:
     return builtin
 
 
-def _model_prefix(backend: BackendSpec, spec: Backend, builtin: frozenset[str]) -> str:
+def _model_prefix(
+    backend: BackendSpec, spec: Backend, builtin: frozenset[str], tools: list[Tool]
+) -> str:
     """litellm's provider prefix of the model name (OpenAI's Responses API where needed)."""
     reasoning = backend.params.get("reasoning")
     summary = isinstance(reasoning, Mapping) and reasoning.get("summary") is not None
-    if backend.type == "openai" and (builtin or summary):
+    # The worker's file search of the agent's uploads (``file_search``) is a tool too.
+    searches = any(tool.get("type") == "file_search" for tool in tools)
+    if backend.type == "openai" and (builtin or summary or searches):
         # OpenAI's own tools and reasoning summaries exist in its Responses API only.
         return "openai/responses/"
     return spec.litellm_prefix

@@ -43,7 +43,10 @@ AUDIO_TOOL = "generate_audio"
 
 _SIZES = ["1024x1024", "1024x1536", "1536x1024", "auto"]
 _VOICES = ["alloy", "ash", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer"]
-_SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "audio/mpeg": ".mp3"}
+_SUFFIX = {
+    "image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "audio/mpeg": ".mp3",
+    "video/mp4": ".mp4",
+}  # fmt: skip
 
 
 _PATH = {

@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import posixpath
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import structlog
+from massgen_proto.config.multimodal import FILE_SEARCH_TYPES
 from massgen_proto.json_types import JsonObject, JsonValue
-from massgen_proto.media import AgentMedia, FileReadRequest, FilesReply, FileWriteRequest, MediaRef
+from massgen_proto.media import (
+    AgentMedia,
+    FileReadRequest,
+    FilesReply,
+    FileWriteRequest,
+    MediaRef,
+    Upload,
+)
 from massgen_proto.messages import TurnRequest
 
+from .file_search import Document, FileSearchStores, file_search_tool
 from .generation import AUDIO_TOOL, GeneratedFile, generate, generation_tools
 from .input_tools import EDIT_TOOL, TRANSCRIBE_TOOL, edit_image, input_tools, transcribe_audio
 from .media import (
@@ -31,6 +41,8 @@ from .media import (
     with_parts,
 )
 from .stream import ToolCall
+from .video import video_parts
+from .video_generation import VIDEO_TOOL, generate_video, video_tools
 from .wire import Message, Tool, function_name
 
 __all__ = ["GatewayBroker", "MediaBroker", "attach_uploads", "take_images"]
@@ -56,10 +68,16 @@ class GatewayBroker(Protocol):
 class MediaBroker:
     """The turn's tools with its media (see the module docstring)."""
 
-    def __init__(self, inner: GatewayBroker, turn: TurnRequest) -> None:
+    def __init__(
+        self, inner: GatewayBroker, turn: TurnRequest, stores: FileSearchStores | None = None
+    ) -> None:
         self.inner = inner
         self.turn = turn
-        self._pending: list[tuple[MediaRef, bytes]] = []
+        self.stores = stores
+        """Where file search keeps the run's vector stores (None: documents go inline)."""
+        self._search_problem: MediaError | None = None
+        self._pending: list[tuple[MediaRef, list[JsonObject]]] = []
+        """Files of the last tool results, with the parts that show them."""
         self._own: set[str] = set()
         self._generated = 0
 
@@ -69,9 +87,37 @@ class MediaBroker:
         if media is not None:
             own = generation_tools(media.image_generation, media.audio_generation)
             own += input_tools(media.image_generation, media.audio_understanding)
+            own += video_tools(media.video_generation)
             self._own = {name for t in own if (name := function_name(t))}
-            tools = [*tools, *own]
+            tools = [*tools, *own, *await self._file_search(media)]
         return tools
+
+    def _searched(self, upload: Upload) -> bool:
+        """Whether a ``file_path`` upload goes to file search rather than inline."""
+        searching = self.stores is not None and self.turn.backend.type in FILE_SEARCH_TYPES
+        return searching and upload.kind == "file"
+
+    async def _file_search(self, media: AgentMedia) -> list[Tool]:
+        """The ``file_search`` tool over the agent's documents (a failure waits for
+        ``upload_parts``, which fails the turn with it)."""
+        documents = [u for u in media.uploads if self._searched(u)]
+        if not documents or self.stores is None or media.problems:
+            return []
+
+        async def read() -> list[Document]:
+            found = []
+            for upload in documents:
+                data, mime = await read_file(self.inner.files, self.turn, upload=upload.index)
+                found.append(Document(_file_name(upload.name), mime, data))
+            return found
+
+        t = self.turn
+        try:
+            store = await self.stores.store_for(t.run_id, t.agent_id, t.backend, read)
+        except MediaError as error:
+            self._search_problem = error
+            return []
+        return [file_search_tool(store)]
 
     async def call(self, call: ToolCall) -> str:
         if call.name in self._own:
@@ -80,10 +126,18 @@ class MediaBroker:
         for ref in self.inner.last_media:
             try:
                 data, mime = await read_file(self.inner.files, self.turn, path=ref.path)
+                parts = await self._shown(posixpath.basename(ref.path), mime, data)
             except MediaError as error:
                 return f"{text}\nError: {ref.path} could not be shown: {error}"
-            self._pending.append((ref.model_copy(update={"mime": mime}), data))
+            self._pending.append((ref.model_copy(update={"mime": mime}), parts))
         return text
+
+    async def _shown(self, name: str, mime: str, data: bytes) -> list[JsonObject]:
+        """The parts showing a file to the model (a video: itself or its frames)."""
+        if mime.startswith("video/"):
+            b = self.turn.backend
+            return await video_parts(b.type, b.model, name, mime, data)
+        return [shown_part(name, mime, data)]
 
     async def _generate(self, call: ToolCall) -> str:
         arguments = call.arguments if isinstance(call.arguments, dict) else {}
@@ -97,7 +151,7 @@ class MediaBroker:
         except MediaError as error:
             return f"Error: {error}"
         log.info("media_generated", tool=call.name, size=made.size, mime=made.mime)
-        what = "audio" if call.name == AUDIO_TOOL else "image"
+        what = "audio" if call.name == AUDIO_TOOL else made.mime.partition("/")[0]
         return (
             f"Saved the generated {what} to {made.path} in your workspace ({made.size} bytes, "
             f"{made.mime}). In your answer, refer to it as {self.turn.label}/{made.path}."
@@ -107,6 +161,8 @@ class MediaBroker:
         files, count = self.inner.files, self._generated
         if name == EDIT_TOOL:
             return await edit_image(arguments, self.turn, files, count)
+        if name == VIDEO_TOOL:
+            return await generate_video(arguments, self.turn, files, count)
         return await generate(name, arguments, self.turn, files, count)
 
     async def upload_parts(self) -> list[JsonObject]:
@@ -120,8 +176,12 @@ class MediaBroker:
             return []
         if media.problems:
             raise MediaError("; ".join(media.problems))
+        if self._search_problem is not None:
+            raise self._search_problem
         parts: list[JsonObject] = []
         for upload in media.uploads:
+            if self._searched(upload):
+                continue
             if upload.url is not None:
                 parts.append(image_part(upload.url))
                 continue
@@ -130,6 +190,8 @@ class MediaBroker:
                 parts.append(audio_part(mime, data))
             elif mime == "application/pdf":
                 parts.append(file_part(upload.name, mime, data))
+            elif mime.startswith("video/"):
+                parts += await self._shown(upload.name, mime, data)
             else:
                 parts.append(image_part(data_url(mime, data)))
         return parts
@@ -140,10 +202,18 @@ class MediaBroker:
             return None
         pending, self._pending = self._pending, []
         names = ", ".join(ref.path for ref, _ in pending)
-        what = "files" if any(ref.mime == "application/pdf" for ref, _ in pending) else "images"
+        images = all(ref.mime.startswith("image/") for ref, _ in pending)
+        what = "images" if images else "files"
         parts: list[JsonValue] = [{"type": "text", "text": f"The {what} you asked to see: {names}"}]
-        parts += [shown_part(posixpath.basename(ref.path), ref.mime, d) for ref, d in pending]
+        parts += [part for _, shown in pending for part in shown]
         return {"role": "user", "content": parts}
+
+
+def _file_name(name: str) -> str:
+    """A document's file name (a URL's last path segment)."""
+    if "://" in name:
+        name = urlsplit(name).path
+    return posixpath.basename(name) or "document.pdf"
 
 
 @runtime_checkable

@@ -32,7 +32,7 @@ from massgen_kit.jetstream import (
     ensure_provider_consumer,
     ensure_turns_stream,
 )
-from massgen_proto.events import Chunk, TokenUsage
+from massgen_proto.events import Chunk, RunFinished, TokenUsage, trusted_event
 from massgen_proto.ids import stream_tag
 from massgen_proto.messages import (
     BackendSpec,
@@ -49,6 +49,7 @@ from massgen_proto.messages import (
 from massgen_proto.providers import BACKENDS
 from massgen_proto.subjects import (
     CONTROL_WILDCARD,
+    PREFIX,
     SUBMIT_REPORT,
     TURNS_STREAM,
     events_subject,
@@ -56,7 +57,9 @@ from massgen_proto.subjects import (
 )
 from pydantic import ValidationError
 
+from .answer_checks import GatewayChecker
 from .coalesce import Coalescing
+from .file_search import FileSearchStores
 from .gateway_tools import GatewayTools
 from .llm import LiteLLMModel, Model
 from .media_broker import MediaBroker
@@ -118,6 +121,10 @@ class WorkerService:
         self._js: JetStreamContext | None = None
         self._subs: list[JetStreamContext.PullSubscription] = []
         self._control_sub: Subscription | None = None
+        self._ends_sub: Subscription | None = None
+        self.file_search = FileSearchStores()
+        """The vector stores of file search, deleted as their runs end."""
+        self._cleanups: set[asyncio.Task[None]] = set()
         self._pull_tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self._turns: dict[str, asyncio.Task[TurnOutcome]] = {}
@@ -166,6 +173,9 @@ class WorkerService:
         await ensure_turns_stream(js, s.stream_settings)
         await ensure_events_stream(js, s.stream_settings)
         self._control_sub = await nc.subscribe(CONTROL_WILDCARD, cb=self._on_control)
+        # Run ends (the orchestrator's events only), to delete file search stores.
+        ends = f"{PREFIX}.events.*.run"
+        self._ends_sub = await nc.subscribe(ends, cb=self._on_run_event)
         self._running = True
         for provider in self.providers:
             durable = await ensure_provider_consumer(
@@ -218,10 +228,13 @@ class WorkerService:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
+        await self.file_search.close()
         if self._nc is not None:
-            if self._nc.is_connected and self._control_sub is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._control_sub.unsubscribe(), 2.0)
+            for sub in (self._control_sub, self._ends_sub):
+                if self._nc.is_connected and sub is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(sub.unsubscribe(), 2.0)
             await close_connection(self._nc)
         self.log.info("worker_stopped", turns_done=self.turns_done)
 
@@ -283,6 +296,16 @@ class WorkerService:
             self.log.error("turn_handler_crashed", error=repr(error))
 
     # -- control --------------------------------------------------------------------
+
+    async def _on_run_event(self, msg: Msg) -> None:
+        """A run with file search stores here has finished: delete them."""
+        run_id = msg.subject.split(".")[-2]
+        if run_id not in self.file_search.runs():
+            return  # most events: a run this worker keeps nothing for
+        if isinstance(trusted_event(msg.subject, msg.data), RunFinished):
+            task = asyncio.create_task(self.file_search.close_run(run_id))
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
 
     async def _on_control(self, msg: Msg) -> None:
         try:
@@ -414,13 +437,18 @@ class WorkerService:
                 max_tool_result_chars=s.max_tool_result_chars,
             ),
             tools=(
-                MediaBroker(GatewayTools(nc, request, s, tlog), request)
+                MediaBroker(GatewayTools(nc, request, s, tlog), request, self.file_search)
                 if s.use_gateway and request.uses_tools
                 else None
             ),
             stream_ends=self._stream_ends,
             coalescing=Coalescing(s.chunk_flush_seconds, s.chunk_flush_chars),
             price=price_of(request.backend),
+            checker=(
+                GatewayChecker(nc, request, s.gateway_silence, tlog)
+                if s.use_gateway and request.examples
+                else None
+            ),
         )
 
     async def _run(self, request: TurnRequest, tlog: FilteringBoundLogger) -> TurnOutcome | None:

@@ -56,6 +56,7 @@ from massgen_proto.messages import (
     WorkflowSubmission,
 )
 
+from .answer_checks import Checker, check_text, checked_calls
 from .coalesce import Coalescing
 from .llm import Model
 from .media import MediaError
@@ -150,9 +151,16 @@ class ToolBroker(Protocol):
 class _Turn(ModelCalls):
     """One turn's phases: coordination (with its attempts), presentation, the tool loop."""
 
-    def __init__(self, request: TurnRequest, deps: TurnDeps, broker: ToolBroker | None) -> None:
+    def __init__(
+        self,
+        request: TurnRequest,
+        deps: TurnDeps,
+        broker: ToolBroker | None,
+        checker: Checker | None = None,
+    ) -> None:
         super().__init__(request, deps)
         self.broker = broker
+        self.checker = checker if request.examples else None
         self.extra_tools: list[Tool] = []
         self.extra_names: set[str] = set()
         self.attempts = 0
@@ -179,6 +187,7 @@ class _Turn(ModelCalls):
         r = self.request
         # This report can finish the run: the usage of every response so far goes first.
         await self.stream_ends.settle(r.run_id, self._remaining())
+        check = await self._within_deadline(check_text(self.checker, message.text))
         await self.submit(
             PresentationFinished(
                 run_id=r.run_id,
@@ -186,6 +195,7 @@ class _Turn(ModelCalls):
                 token=r.token,
                 content=message.text,
                 usage=self._usage(),
+                check=check,
             )  # fmt: skip
         )
         return TurnOutcome("presented", 1, self.model_calls)
@@ -286,6 +296,7 @@ class _Turn(ModelCalls):
             self.attempts = attempt
             message = await self.respond(messages)
             calls = workflow_calls(message, self.tool_names)
+            calls = await self._within_deadline(checked_calls(self.checker, calls))
             verdict = await self.submit(
                 WorkflowSubmission(
                     run_id=r.run_id,
@@ -367,6 +378,7 @@ async def run_turn(
     stream_ends: StreamEnds | None = None,
     coalescing: Coalescing | None = None,
     price: Price | None = None,
+    checker: Checker | None = None,
 ) -> TurnOutcome:
     """Run one turn to its end and report it.
 
@@ -385,6 +397,8 @@ async def run_turn(
         coalescing: how streamed text is batched into events (None: the defaults,
             50 ms / 256 characters).
         price: dollars of a model call's tokens (None: free).
+        checker: runs submitted code against the task's examples when the request
+            carries them (None: answers go unchecked).
 
     Returns:
         The outcome; ``failed`` turns have already been reported with TurnFailed.
@@ -396,4 +410,4 @@ async def run_turn(
     deps = TurnDeps(
         model, submit, emit, policy or RetryPolicy(), clock, sleep, stream_ends, coalescing, price
     )
-    return await _Turn(request, deps, tools).run()
+    return await _Turn(request, deps, tools, checker).run()

@@ -28,6 +28,8 @@ from massgen_proto.tools import ToolList, ToolResult
 from .builtin import BUILTIN_SERVER, BUILTIN_TOOLS, SymlinkRace, ToolError, run_builtin
 from .commands import ALIASES, EXECUTE_COMMAND
 from .custom_tools import CUSTOM_PREFIX, CustomTool, specs
+from .documents import WRITE_DOCUMENT, call_write_document
+from .documents import offers as offers_write_document
 from .exec_calls import call_command, call_custom, close_exec, list_custom
 from .launch import launchable
 from .media_tools import READ_MULTIMODAL, agent_media, call_read_multimodal, offers_read_multimodal
@@ -86,10 +88,10 @@ class AgentTools:
     @property
     def builtins(self) -> bool:
         """Built-in workspace tools are offered when the agent has a ``cwd``, runs
-        commands, or the run has context paths."""
+        commands or writes documents, or the run has context paths."""
         b = self.agent.backend
         context = self.run.config.orchestrator.context_paths
-        return bool(b.cwd or b.enable_mcp_command_line or context)
+        return bool(b.cwd or b.enable_mcp_command_line or b.enable_file_generation or context)
 
     @property
     def custom_tools(self) -> list[CustomTool]:
@@ -209,6 +211,8 @@ class AgentTools:
             offered.append(EXECUTE_COMMAND)
         if offers_read_multimodal(self):
             offered.append(READ_MULTIMODAL)
+        if offers_write_document(self):
+            offered.append(WRITE_DOCUMENT)
         return [
             openai_tool(
                 tool_name(BUILTIN_SERVER, tool.name),
@@ -314,6 +318,9 @@ class AgentTools:
             if tool == READ_MULTIMODAL.name and offers_read_multimodal(self):
                 if self._builtin_visible(tool):
                     return await call_read_multimodal(self, phase, name, arguments)
+            if tool == WRITE_DOCUMENT.name and offers_write_document(self):
+                if self._builtin_visible(tool):
+                    return await call_write_document(self, phase, name, arguments)
             if tool not in BUILTIN_TOOLS or not self._builtin_visible(tool):
                 return unavailable
             return await self._call_builtin(phase, name, tool, arguments)

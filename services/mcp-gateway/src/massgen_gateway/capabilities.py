@@ -21,7 +21,7 @@ from massgen_kit.jetstream import NO_MESSAGE, OrderedFollower
 from massgen_proto import subjects
 from massgen_proto.media import FileReadRequest, FileWriteRequest
 from massgen_proto.record import RunRecord
-from massgen_proto.tools import ToolCallRequest, ToolListRequest
+from massgen_proto.tools import CheckRequest, ToolCallRequest, ToolListRequest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import ValidationError
@@ -160,7 +160,11 @@ class Capabilities:
 
     async def refusal(
         self,
-        request: ToolListRequest | ToolCallRequest | FileReadRequest | FileWriteRequest,
+        request: ToolListRequest
+        | ToolCallRequest
+        | CheckRequest
+        | FileReadRequest
+        | FileWriteRequest,
         served: Callable[[str], bool],
     ) -> str | None:
         """Why ``request`` may not act on its run (None: it may).

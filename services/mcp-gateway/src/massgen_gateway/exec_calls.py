@@ -25,12 +25,17 @@ from .sandbox import Mount, python_roots, sandbox_available
 if TYPE_CHECKING:
     from .broker import AgentTools
 
-__all__ = ["call_command", "call_custom", "close_exec", "list_custom"]
+__all__ = ["call_command", "call_custom", "close_exec", "exec_cgroups", "list_custom"]
 
 log = structlog.get_logger("massgen_gateway")
 
 _CGROUPS = PidsCgroups()
 """The process's pids cgroups for commands and custom tools (probed on first use)."""
+
+
+def exec_cgroups() -> PidsCgroups:
+    """The pids cgroups every sandboxed call of this process makes its cgroup in."""
+    return _CGROUPS
 
 
 def close_exec() -> None:

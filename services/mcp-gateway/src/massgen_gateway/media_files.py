@@ -17,14 +17,17 @@ import stat
 
 from massgen_proto.media import CHUNK_BYTES, FileChunk, FileWritten
 
+from .doc_types import DOCUMENT_TYPES, document_type
 from .fdwalk import ToolError, lexists, open_file, open_parent
 from .permissions import AccessLedger, Decision
+from .video_types import VIDEO_TYPES, sniff_video
 
 __all__ = [
     "AUDIO_TYPES",
     "IMAGE_TYPES",
     "MEDIA_TYPES",
     "PDF_TYPES",
+    "VIDEO_TYPES",
     "MediaError",
     "chunk_of",
     "describe",
@@ -38,7 +41,7 @@ IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 """What a chat model takes as an image part."""
 AUDIO_TYPES = frozenset({"audio/mpeg", "audio/wav"})
 """What a chat model takes as an ``input_audio`` part (OpenAI's mp3 and wav formats)."""
-MEDIA_TYPES = IMAGE_TYPES | AUDIO_TYPES
+MEDIA_TYPES = IMAGE_TYPES | AUDIO_TYPES | VIDEO_TYPES
 """What counts as a run's media artifact (listed by the API, shown by the page)."""
 PDF_TYPES = frozenset({"application/pdf"})
 """What a model that reads documents takes as a ``file`` part (shown, never an artifact)."""
@@ -64,7 +67,7 @@ def sniff(head: bytes) -> str | None:
         return "audio/mpeg"
     if head.startswith(b"%PDF-"):
         return "application/pdf"
-    return None
+    return sniff_video(head)
 
 
 def _version(st: os.stat_result) -> str:
@@ -120,6 +123,8 @@ def describe(
             "(backend.media_max_file_size_mb)"
         )
     mime = sniff(os.pread(fd, 16, 0))
+    if mime is None and kinds & (DOCUMENT_TYPES - PDF_TYPES):
+        mime = document_type(fd, shown)  # write_document's files: by name and content
     if mime is None or mime not in kinds:
         what = ", ".join(sorted(kinds))
         raise MediaError(f"{shown}: not a supported media file ({what}), by its content")

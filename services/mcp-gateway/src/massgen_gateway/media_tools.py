@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from massgen_proto.media import (
@@ -32,6 +33,7 @@ from massgen_proto.media import (
 from massgen_proto.media_models import accepts
 from massgen_proto.messages import ErrorReply, Phase
 from massgen_proto.tools import ToolResult
+from massgen_proto.video_inputs import video_input
 
 from .builtin import BuiltinTool
 from .fdwalk import SymlinkRace, ToolError
@@ -40,6 +42,7 @@ from .media_files import (
     IMAGE_TYPES,
     MEDIA_TYPES,
     PDF_TYPES,
+    VIDEO_TYPES,
     MediaError,
     chunk_of,
     describe,
@@ -49,6 +52,7 @@ from .media_files import (
 from .media_files import write_chunk as _write_chunk
 from .outcome import CallOutcome, denied_result, tool_error
 from .permissions import Decision
+from .url_uploads import fetch_upload, fetched_path
 
 if TYPE_CHECKING:
     from .broker import AgentTools
@@ -68,8 +72,9 @@ MAX_IMAGES = 4
 
 READ_MULTIMODAL = BuiltinTool(
     "read_multimodal_files",
-    "Look at image files (PNG, JPEG, GIF, WebP), or PDF documents if your model reads "
-    "them: they are shown to you after this call's result. Up to "
+    "Look at image files (PNG, JPEG, GIF, WebP), videos (MP4, MOV, WebM: the video or its "
+    "frames), or PDF documents if your model reads them: they are shown to you after this "
+    "call's result. Up to "
     f"{MAX_IMAGES} paths, relative to your workspace or absolute.",
     {
         "paths": {
@@ -77,7 +82,7 @@ READ_MULTIMODAL = BuiltinTool(
             "items": {"type": "string"},
             "minItems": 1,
             "maxItems": MAX_IMAGES,
-            "description": "Image (or PDF) paths.",
+            "description": "Image (or video, or PDF) paths.",
         }
     },
     ("paths",),
@@ -101,7 +106,8 @@ def shown_types(agent: AgentTools) -> frozenset[str]:
     """What ``read_multimodal_files`` may show the agent's model (by what it takes)."""
     b = agent.agent.backend
     images = IMAGE_TYPES if accepts(b.type, b.model or "", "image") else frozenset()
-    return images | (PDF_TYPES if accepts(b.type, b.model or "", "pdf") else frozenset())
+    videos = VIDEO_TYPES if video_input(b.type, b.model or "") else frozenset()
+    return images | videos | (PDF_TYPES if accepts(b.type, b.model or "", "pdf") else frozenset())
 
 
 def _upload_path(source: str) -> str:
@@ -115,7 +121,7 @@ def agent_media(agent: AgentTools) -> AgentMedia | None:
     b = agent.agent.backend
     if not (
         b.upload_files or b.enable_image_generation or b.enable_audio_generation
-        or b.enable_audio_understanding
+        or b.enable_audio_understanding or b.enable_video_generation
     ):  # fmt: skip
         return None
     limit = max_bytes(agent)
@@ -124,7 +130,9 @@ def agent_media(agent: AgentTools) -> AgentMedia | None:
     for index, entry in enumerate(b.upload_files):
         key = f"agents[{agent.index}].backend.upload_files[{index}].{entry.key}"
         if entry.is_url:
-            uploads.append(Upload(index=index, name=entry.source, url=entry.source))
+            # Images go to the provider by URL; sounds and documents are fetched here.
+            url = entry.source if entry.kind == "image" else None
+            uploads.append(Upload(index=index, name=entry.source, url=url, kind=entry.kind))
             continue
         path = _upload_path(entry.source)
         try:
@@ -133,17 +141,18 @@ def agent_media(agent: AgentTools) -> AgentMedia | None:
             problems.append(f"{key}: {error}")
             continue
         name = os.path.basename(path)
-        uploads.append(Upload(index=index, name=name, mime=mime, size=st.st_size))
+        uploads.append(Upload(index=index, name=name, mime=mime, size=st.st_size, kind=entry.kind))
     return AgentMedia(
         uploads=uploads, image_generation=b.enable_image_generation,
         audio_generation=b.enable_audio_generation,
-        audio_understanding=b.enable_audio_understanding, max_bytes=limit, problems=problems,
+        audio_understanding=b.enable_audio_understanding,
+        video_generation=b.enable_video_generation, max_bytes=limit, problems=problems,
     )  # fmt: skip
 
 
 def _upload_types(kind: str) -> frozenset[str]:
     """What an upload of ``kind`` may be, by its content (config checks the kind)."""
-    return {"audio": AUDIO_TYPES, "file": PDF_TYPES}.get(kind, IMAGE_TYPES)
+    return {"audio": AUDIO_TYPES, "file": PDF_TYPES, "video": VIDEO_TYPES}.get(kind, IMAGE_TYPES)
 
 
 def _describe_upload(path: str, limit: int, kinds: frozenset[str]) -> tuple[os.stat_result, str]:
@@ -201,12 +210,17 @@ def _read(agent: AgentTools, request: FileReadRequest) -> FileChunk | ErrorReply
     limit = max_bytes(agent)
     if request.upload is not None:
         uploads = agent.agent.backend.upload_files
-        if request.upload >= len(uploads) or uploads[request.upload].is_url:
-            return ErrorReply(error=f"no local upload {request.upload} for this agent")
-        entry = uploads[request.upload]
+        index = request.upload
+        if index >= len(uploads) or (uploads[index].is_url and uploads[index].kind == "image"):
+            return ErrorReply(error=f"no upload {index} the gateway serves for this agent")
+        entry = uploads[index]
+        kinds = _upload_types(entry.kind)
+        if entry.is_url:
+            fetched = _fetch(agent, index, entry.source, limit, kinds)
+            fd = open_upload(str(fetched))
+            return chunk_of(fd, entry.source, request.offset, request.version, limit, kinds)
         path = _upload_path(entry.source)
         fd = open_upload(path)
-        kinds = _upload_types(entry.kind)
         return chunk_of(fd, path, request.offset, request.version, limit, kinds)
     scope = agent.scope(request.phase)
     decision = scope.check(request.path, "read", agent.ledger)
@@ -218,9 +232,24 @@ def _read(agent: AgentTools, request: FileReadRequest) -> FileChunk | ErrorReply
     return chunk_of(fd, decision.raw, request.offset, request.version, limit, kinds)
 
 
+def _fetch(agent: AgentTools, index: int, url: str, limit: int, kinds: frozenset[str]) -> Path:
+    """The run's copy of an upload URL (fetched on the first read, ``url_uploads``)."""
+    settings = agent.run.settings
+    target = fetched_path(agent.run.layout.run_dir, agent.label, index)
+    try:
+        return fetch_upload(
+            url, target, limit, kinds, allow_private=settings.upload_url_private,
+            timeout=settings.upload_url_timeout,
+        )  # fmt: skip
+    except MediaError as error:
+        entry = agent.agent.backend.upload_files[index]
+        key = f"agents[{agent.index}].backend.upload_files[{index}].{entry.key}"
+        raise MediaError(f"{key} (agent {agent.agent.id!r}): {error}") from None
+
+
 def _write(agent: AgentTools, request: FileWriteRequest) -> FileWritten | ErrorReply:
     b = agent.agent.backend
-    if not (b.enable_image_generation or b.enable_audio_generation):
+    if not (b.enable_image_generation or b.enable_audio_generation or b.enable_video_generation):
         return ErrorReply(error="this agent generates no media files", code="forbidden")
     decision = agent.scope(request.phase).check(request.path, "write", agent.ledger)
     if not decision.allowed:

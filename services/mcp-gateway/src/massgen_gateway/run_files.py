@@ -6,7 +6,8 @@ same way, in the reference folder). It means the agent's latest snapshot
 presentation may add files after its last answer). The path is checked as any agent's
 path is (``permissions``: no ``..`` or symlink out of that folder, no odd characters)
 and walked with ``O_NOFOLLOW``. Only media files are served (``media_files.MEDIA_TYPES``,
-by content): the route shows artifacts, not a run's workspace.
+by content), and for an agent that writes documents (``enable_file_generation``) its
+documents too (``doc_types``): the route shows artifacts, not a run's workspace.
 
 Which run, and whether the caller may see it, is the API's business (it checks the
 tenant); the gateway only ever looks under its own ``workspace_root`` and the run's
@@ -23,6 +24,7 @@ from massgen_proto.media import FileChunk, RunFile, RunFileRequest, RunFiles
 from massgen_proto.messages import ErrorReply
 from massgen_proto.record import RunRecord
 
+from .doc_types import DOCUMENT_SUFFIXES, DOCUMENT_TYPES, document_type
 from .fdwalk import SymlinkRace, ToolError
 from .media_files import MEDIA_TYPES, MediaError, chunk_of, open_checked, sniff
 from .permissions import build_scope
@@ -32,7 +34,9 @@ __all__ = ["MAX_LISTED", "MEDIA_SUFFIXES", "list_files", "read_chunk"]
 
 MAX_LISTED = 200
 """Files a listing names at most."""
-MEDIA_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".mp3", ".wav"})
+MEDIA_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".gif", ".webp", ".mp3", ".wav", ".mp4", ".mov", ".webm"}
+)
 """Names a listing looks at (then checked by content)."""
 
 
@@ -47,6 +51,14 @@ def _bases(root: Path, record: RunRecord) -> dict[str, list[Path]]:
             found.insert(0, layout.final)
         bases[label] = found
     return bases
+
+
+def _kinds(record: RunRecord, label: str) -> tuple[frozenset[str], frozenset[str]]:
+    """``(media types, file suffixes)`` served for ``label``'s agent."""
+    index = next(i for i in range(len(record.config.agents)) if label_for(i) == label)
+    if record.config.agents[index].backend.enable_file_generation:
+        return MEDIA_TYPES | DOCUMENT_TYPES, MEDIA_SUFFIXES | DOCUMENT_SUFFIXES
+    return MEDIA_TYPES, MEDIA_SUFFIXES
 
 
 def read_chunk(
@@ -78,23 +90,26 @@ def read_chunk(
         except SymlinkRace:
             return ErrorReply(error=f"{request.path!r}: not a file of the run", code="forbidden")
         try:
-            chunk = chunk_of(fd, request.path, request.offset, request.version, max_bytes)
+            kinds = _kinds(record, label)[0]
+            chunk = chunk_of(fd, request.path, request.offset, request.version, max_bytes, kinds)
         except MediaError as error:
             return ErrorReply(error=str(error))
         return chunk
     return ErrorReply(error=f"no file {request.path!r} in run {record.run_id}", code="not_found")
 
 
-def _media_type(path: Path) -> str | None:
+def _media_type(path: Path, kinds: frozenset[str]) -> str | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
     try:
         mime = sniff(os.pread(fd, 16, 0))
+        if mime is None and kinds & DOCUMENT_TYPES:
+            mime = document_type(fd, path.name)
     finally:
         os.close(fd)
-    return mime if mime in MEDIA_TYPES else None
+    return mime if mime in kinds else None
 
 
 def list_files(root: Path, record: RunRecord) -> RunFiles:
@@ -102,17 +117,18 @@ def list_files(root: Path, record: RunRecord) -> RunFiles:
     folders is listed once, as its final version)."""
     files: dict[str, RunFile] = {}
     for label, bases in _bases(root, record).items():
+        kinds, suffixes = _kinds(record, label)
         for base in bases:
             for folder, dirs, names in os.walk(base):  # never follows symlinked folders
                 dirs.sort()
                 for name in sorted(names):
                     path = Path(folder) / name
                     shown = f"{label}/{path.relative_to(base).as_posix()}"
-                    if shown in files or path.suffix.lower() not in MEDIA_SUFFIXES:
+                    if shown in files or path.suffix.lower() not in suffixes:
                         continue
                     if path.is_symlink() or len(files) >= MAX_LISTED:
                         continue
-                    mime = _media_type(path)
+                    mime = _media_type(path, kinds)
                     if mime is not None:
                         files[shown] = RunFile(path=shown, mime=mime, size=path.stat().st_size)
     return RunFiles(files=list(files.values()))

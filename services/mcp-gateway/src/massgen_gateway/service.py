@@ -52,6 +52,8 @@ from massgen_proto.tools import (
     KEEPALIVE_HEADER,
     KEEPALIVE_SECONDS,
     MAX_KEEPALIVES,
+    CheckRequest,
+    CheckResult,
     CloseRunTools,
     ToolCallRequest,
     ToolList,
@@ -66,8 +68,10 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, ValidationError
 
 from . import capability, file_requests
+from .answer_checks import run_check
 from .broker import RunTools, ToolsConfigError, close_exec
 from .capabilities import Capabilities
+from .exec_calls import exec_cgroups
 from .settings import GatewaySettings
 from .workspace import copy_tree, final_workspace, save_final, snapshot
 
@@ -91,7 +95,7 @@ log = structlog.get_logger("massgen_gateway")
 
 Handler = Callable[[Msg], Awaitable[None]]
 """What serves one request or event on a subject."""
-_Request = TypeVar("_Request", ToolListRequest, ToolCallRequest)
+_Request = TypeVar("_Request", ToolListRequest, ToolCallRequest, CheckRequest)
 
 FINISH_WAIT = 10.0
 """Seconds a run that continues a session waits for its previous run's final copy."""
@@ -137,6 +141,7 @@ class GatewayService:
             (subjects.GATEWAY_TOOLS_LIST, self._on_list),
             (subjects.GATEWAY_TOOLS_CALL, self._on_call),
             (subjects.GATEWAY_CLOSE, self._on_close),
+            (subjects.GATEWAY_CHECK, self._on_check),
             (subjects.GATEWAY_FILES, self._on_files),
             (subjects.GATEWAY_RUN_FILES, self._on_run_files),
         )
@@ -277,13 +282,18 @@ class GatewayService:
         self._capabilities.distrust()  # writes may have been missed meanwhile
 
     async def _refusal(
-        self, request: ToolListRequest | ToolCallRequest | FileReadRequest | FileWriteRequest
+        self,
+        request: ToolListRequest
+        | ToolCallRequest
+        | CheckRequest
+        | FileReadRequest
+        | FileWriteRequest,
     ) -> str | None:
         """Why ``request`` may not act on its run (None: it may)."""
         return await self._capabilities.refusal(request, lambda run_id: run_id in self._runs)
 
     async def _refuse(
-        self, msg: Msg, request: ToolListRequest | ToolCallRequest, reason: str
+        self, msg: Msg, request: ToolListRequest | ToolCallRequest | CheckRequest, reason: str
     ) -> None:
         self.refusals += 1
         TOOL_REFUSALS.inc(reason=reason)
@@ -295,7 +305,8 @@ class GatewayService:
         )  # fmt: skip
         why = f"refused: {capability.REASONS.get(reason, reason)} ({reason})"
         if tool is None:
-            await self._respond(msg, ErrorReply(error=f"tool list {why}", code="forbidden"))
+            what = "check" if isinstance(request, CheckRequest) else "tool list"
+            await self._respond(msg, ErrorReply(error=f"{what} {why}", code="forbidden"))
         else:
             await self._respond(
                 msg, ToolResult(name=tool, content=f"Error: tool call {why}", is_error=True)
@@ -405,6 +416,29 @@ class GatewayService:
             size=len(result.content), ms=round((time.perf_counter() - started) * 1000, 2),
         )  # fmt: skip
         await self._respond(msg, result)
+
+    async def _on_check(self, msg: Msg) -> None:
+        """A worker's answer run against its task's examples (``answer_checks``)."""
+        try:
+            request = CheckRequest.model_validate_json(msg.data)
+        except ValidationError as error:
+            await self._respond(msg, ErrorReply(error=f"bad check_request: {error}"))
+            return
+        reason = await self._refusal(request)
+        if reason is not None:
+            await self._refuse(msg, request, reason)
+            return
+        found = await run_check(
+            request.code, request.examples, self.settings.exec_tmp_bytes, exec_cgroups()
+        )
+        if isinstance(found, str):
+            await self._respond(msg, ErrorReply(error=f"no check: {found}"))
+            return
+        log.info(
+            "answer_checked", run_id=request.run_id, label=request.label, turn=request.turn_id,
+            passed=found.passed, total=found.total,
+        )  # fmt: skip
+        await self._respond(msg, CheckResult(check=found))
 
     async def _on_files(self, msg: Msg) -> None:
         """A worker's chunk read or write of its agent's file (``file_requests``)."""

@@ -79,6 +79,12 @@ class GatewaySettings(BaseModel):
     media_max_bytes: int = Field(default=50 << 20, gt=0)
     """Largest media file (upload, image shown to a model, generated file) of any agent:
     the ceiling of a config's ``media_max_file_size_mb``."""
+    upload_url_private: bool = False
+    """Let ``upload_files`` URLs the gateway fetches (sounds, documents) name loopback,
+    private, link-local or other non-public addresses. Off: a tenant's config cannot make
+    the gateway read a service inside the cluster and hand it to a provider."""
+    upload_url_timeout: float = Field(default=30.0, gt=0)
+    """Seconds one ``upload_files`` URL may take to download, redirects included."""
     exec_ro_paths: list[str] = Field(default_factory=list)
     """Extra host folders commands may read (e.g. ``/opt/conda``) besides ``/usr`` and
     the granted roots."""

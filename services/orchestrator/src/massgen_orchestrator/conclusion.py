@@ -9,7 +9,7 @@ from massgen_proto import messages as msg
 from massgen_proto.messages import Verdict
 
 from .commands import Command
-from .judging import agreement, presentation_problem, unsound
+from .judging import agreement, best_checked, check_problem, presentation_problem, unsound
 from .reports import current, stale
 from .restarts import release_waiting
 from .run_events import emit, event_ids
@@ -33,8 +33,10 @@ def winner_of(state: RunState) -> tuple[str, dict[str, int]]:
 
     An answer whose code cannot be right (``judging.unsound``: code that does not parse,
     or that defines none of the task's functions) never wins while a sound answer
-    exists, as a failed agent never wins while a live agent has an answer. With no votes
-    at all, agreement and then config order decide.
+    exists, as a failed agent never wins while a live agent has an answer. Where answers'
+    code was run against the task's own examples, only the answers passing the most of
+    them can win (``best_checked``). With no votes at all, agreement and then config
+    order decide.
 
     Returns:
         ``(winner_label, votes)`` with votes received per label that has an answer.
@@ -56,6 +58,7 @@ def winner_of(state: RunState) -> tuple[str, dict[str, int]]:
     texts = {label: latest[label].content for label in counts}
     sound = {label: unsound(text, state.question) is None for label, text in texts.items()}
     pool = [label for label in counts if sound[label]] or list(counts)
+    pool = best_checked(pool, {label: latest[label].check for label in pool})
     best = max(counts[label] for label in pool)
     tied = [label for label in pool if counts[label] == best]
     if len(tied) > 1:
@@ -195,11 +198,15 @@ def on_presentation(
 ) -> Verdict:
     """Finish the run with the presentation, or with the winner's stored answer when the
     presentation lost it (``judging.presentation_problem``: empty, far shorter, code
-    without the answer's functions); the run's message says why."""
+    without the answer's functions; ``judging.check_problem``: code passing fewer of the
+    task's examples than the answer's); the run's message says why."""
     agent = current(state, report)
     if agent is None or agent.turn is None or agent.turn.phase != "present":
         return stale(report.turn_id)
     content = report.content.strip()
-    problem = presentation_problem(content, state.latest_answers()[agent.label].content)
+    answer = state.latest_answers()[agent.label]
+    problem = presentation_problem(content, answer.content) or check_problem(
+        report.check, answer.check
+    )
     complete(state, agent, now, commands, None if problem else content, problem or "")
     return Verdict(status="accepted")

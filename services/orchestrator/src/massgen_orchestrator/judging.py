@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from massgen_proto import messages as msg
+from massgen_proto.code_text import TOP_DEF, code_blocks, defining_blocks, parses
+from massgen_proto.messages import CodeCheck
 
 from . import prompts
 
@@ -23,6 +25,8 @@ __all__ = [
     "SameAnswer",
     "VoteCall",
     "agreement",
+    "best_checked",
+    "check_problem",
     "judge",
     "normalise",
     "presentation_problem",
@@ -223,25 +227,6 @@ SHORTEST_SHARE = 0.4
 SHORT_FLOOR = 80
 """...when the winning answer has at least this many characters."""
 
-_FENCED = re.compile(r"```[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL)
-_TOP_DEF = re.compile(r"^(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
-
-
-def _code_blocks(text: str) -> list[str]:
-    """Fenced blocks, or the whole text when it has none but defines a function."""
-    blocks = [m.group(1) for m in _FENCED.finditer(text)]
-    if not blocks and _TOP_DEF.search(text):
-        blocks = [text]
-    return blocks
-
-
-def _parses(code: str) -> bool:
-    try:
-        ast.parse(code)  # parse only: nothing runs
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
-
 
 def presentation_problem(content: str, answer: str) -> str | None:
     """Why a final presentation may not replace the winning answer, or None if it may.
@@ -260,20 +245,20 @@ def presentation_problem(content: str, answer: str) -> str | None:
     text, base = content.strip(), answer.strip()
     if not text:
         return "empty presentation"
-    answer_blocks = _code_blocks(base)
-    names = list(dict.fromkeys(n for b in answer_blocks for n in _TOP_DEF.findall(b)))
+    answer_blocks = code_blocks(base)
+    names = list(dict.fromkeys(n for b in answer_blocks for n in TOP_DEF.findall(b)))
     if not names:
         return None  # prose: a presenter may well say it shorter
     if len(base) >= SHORT_FLOOR and len(text) < SHORTEST_SHARE * len(base):
         return f"presentation far shorter than the answer ({len(text)} of {len(base)} characters)"
-    blocks = _code_blocks(text)
-    defined = {n for b in blocks for n in _TOP_DEF.findall(b)}
+    blocks = code_blocks(text)
+    defined = {n for b in blocks for n in TOP_DEF.findall(b)}
     lost = [n for n in names if n not in defined]
     if lost:
         return f"presentation no longer defines {', '.join(lost)}"
-    if any(_parses(b) for b in answer_blocks if _TOP_DEF.search(b)):
-        defining = [b for b in blocks if _TOP_DEF.search(b)]
-        if not any(_parses(b) for b in defining):
+    if any(parses(b) for b in answer_blocks if TOP_DEF.search(b)):
+        defining = [b for b in blocks if TOP_DEF.search(b)]
+        if not any(parses(b) for b in defining):
             return "presentation code no longer parses as Python"
     dropped = _dropped_imports(answer_blocks, blocks)
     if dropped:
@@ -323,14 +308,34 @@ def _dropped_imports(answer_blocks: Sequence[str], blocks: Sequence[str]) -> lis
     return sorted(n for n in imported if n in used and n not in bound and n != "*")
 
 
+def check_problem(presented: CodeCheck | None, answer: CodeCheck | None) -> str | None:
+    """Why a presentation whose code was run against the task's examples may not replace
+    the answer it was made from: it passes fewer of them (None: it may, or either was
+    not checked)."""
+    if presented is None or answer is None or presented.passed >= answer.passed:
+        return None
+    return (
+        f"the presentation's code passes {presented.passed} of the task's {answer.total} "
+        f"examples, the answer's {answer.passed}"
+    )
+
+
+def best_checked(pool: Sequence[str], checks: Mapping[str, CodeCheck | None]) -> list[str]:
+    """The labels of ``pool`` that may win by their checks: those whose code passes the
+    most of the task's examples, when any passes one; otherwise all of ``pool``.
+
+    Passing the task's own examples is evidence votes cannot outweigh: a small model's
+    votes follow the order answers are shown in more than what they do.
+    """
+    best = max((c.passed for c in checks.values() if c is not None), default=0)
+    if best == 0:
+        return list(pool)
+    return [label for label in pool if (c := checks.get(label)) is not None and c.passed == best]
+
+
 # -- standing of an answer when votes tie ----------------------------------------------
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-
-
-def _defining_blocks(text: str) -> list[str]:
-    """The code blocks of a text that define a top-level function."""
-    return [b for b in _code_blocks(text) if _TOP_DEF.search(b)]
 
 
 def unsound(answer: str, task: str) -> str | None:
@@ -345,13 +350,13 @@ def unsound(answer: str, task: str) -> str | None:
         answer: the answer's text.
         task: the task (the user's question), whose code blocks may declare functions.
     """
-    blocks = _defining_blocks(answer)
+    blocks = defining_blocks(answer)
     if not blocks:
         return None
-    if not any(_parses(b) for b in blocks):
+    if not any(parses(b) for b in blocks):
         return "its code does not parse as Python"
-    wanted = {n for b in _defining_blocks(task) for n in _TOP_DEF.findall(b)}
-    defined = {n for b in blocks for n in _TOP_DEF.findall(b)}
+    wanted = {n for b in defining_blocks(task) for n in TOP_DEF.findall(b)}
+    defined = {n for b in blocks for n in TOP_DEF.findall(b)}
     if wanted and not wanted & defined:
         return f"its code defines none of the task's functions ({', '.join(sorted(wanted))})"
     return None
@@ -374,7 +379,7 @@ def _substance(text: str) -> str:
     """What two answers are compared on: their definitions, without docstrings, comments
     or example calls when the answer is parseable code; else the text itself."""
     kept = []
-    for block in _defining_blocks(text):
+    for block in defining_blocks(text):
         try:
             tree = ast.parse(block)
         except (SyntaxError, ValueError, RecursionError, MemoryError):

@@ -83,7 +83,10 @@ MIN_SHARE = 500
 
 
 def answers_block(
-    answers: Mapping[str, str], budget: int | None = None, keep: str | None = None
+    answers: Mapping[str, str],
+    budget: int | None = None,
+    keep: str | None = None,
+    checks: Mapping[str, str] | None = None,
 ) -> str:
     """Render the CURRENT ANSWERS block: each latest answer under its label.
 
@@ -93,6 +96,8 @@ def answers_block(
             gets an equal share (at least ``MIN_SHARE``); a longer one is cut with a note,
             so a prompt grows with the team's size, never with its answers' length.
         keep: a label whose answer is never cut (the presenter's own).
+        checks: label -> what running its code against the task's examples showed
+            (``CodeCheck.summary``), written under the answer.
     """
     if not answers:
         return "CURRENT ANSWERS:\n(none yet)"
@@ -107,6 +112,9 @@ def answers_block(
         if share is not None and label != keep and len(body) > share:
             cut = len(body) - share
             body = f"{body[:share]}\n[... {cut} more characters of {label}'s answer not shown]"
+        checked = (checks or {}).get(label)
+        if checked:
+            body += f"\n[its code run against the task's examples: {checked}]"
         parts.append(f"<{label}>\n{body}\n</{label}>")
     return "CURRENT ANSWERS:\n" + "\n".join(parts)
 
@@ -181,6 +189,7 @@ def coordination_messages(
     planning: str | None = None,
     can_run_code: bool = False,
     viewer: str | None = None,
+    checks: Mapping[str, str] | None = None,
 ) -> list[ChatMessage]:
     """Build the messages of a coordination turn.
 
@@ -199,6 +208,8 @@ def coordination_messages(
         viewer: the label of the agent the turn is for; its answers are then shown
             starting after its own (``_others_first``), so agents that favour the first
             answer shown do not all favour the same one. None: config order.
+        checks: label -> the result of running its answer's code against the task's
+            examples (see ``answers_block``).
 
     Returns:
         system message, the history, then the user message with the task and answers.
@@ -212,7 +223,7 @@ def coordination_messages(
         can_run_code=can_run_code,
     )
     shown = _others_first(answers, viewer)
-    user = f"TASK:\n{task.strip()}\n\n{answers_block(shown, answers_budget)}"
+    user = f"TASK:\n{task.strip()}\n\n{answers_block(shown, answers_budget, checks=checks)}"
     if answers:
         # Said again last, where a small model looks: otherwise it tends to continue the
         # answers block with one more answer instead of judging the ones shown.
@@ -235,6 +246,7 @@ def presentation_messages(
     answers_budget: int | None = None,
     votes: Mapping[str, int] | None = None,
     dissent: Sequence[tuple[str, str]] = (),
+    checks: Mapping[str, str] | None = None,
 ) -> list[ChatMessage]:
     """Build the messages of the winner's final presentation turn.
 
@@ -253,6 +265,8 @@ def presentation_messages(
             is always shown whole, the others share the rest.
         votes: label -> votes received on the current answers (None: not shown).
         dissent: ``(label voted for, reason)`` of the votes for other answers.
+        checks: label -> the result of running its answer's code against the task's
+            examples; the presentation's code is run against them too.
     """
     instruction = (
         f"You are {winner_label}; your answer was chosen. Write the final answer to the task "
@@ -263,7 +277,7 @@ def presentation_messages(
     reasons = "\n".join(f"- {r.strip()}" for r in vote_reasons if r.strip()) or "- (none given)"
     parts = [
         f"TASK:\n{task.strip()}",
-        answers_block(answers, answers_budget, winner_label),
+        answers_block(answers, answers_budget, winner_label, checks),
     ]
     if votes:
         counts = ", ".join(f"{label} {n}" for label, n in votes.items())

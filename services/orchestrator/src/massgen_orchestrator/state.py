@@ -13,7 +13,7 @@ from typing import Literal
 from massgen_proto.config import AgentConfig, RunConfig
 from massgen_proto.events import TERMINAL_STATUSES, RunStatus
 from massgen_proto.ids import label_index
-from massgen_proto.messages import ChatMessage, Usage, Verdict
+from massgen_proto.messages import ChatMessage, CodeCheck, Usage, Verdict
 from pydantic import BaseModel, ConfigDict, Field
 
 from .commands import Command
@@ -50,6 +50,9 @@ class Answer(_Frozen):
     number: int
     """1-based count of this agent's answers."""
     content: str
+    check: CodeCheck | None = None
+    """Its code run against the task's own examples (by its worker, through the
+    gateway's sandbox), when the task gives examples and the answer has code."""
 
 
 class Vote(_Frozen):

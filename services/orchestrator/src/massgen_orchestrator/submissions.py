@@ -7,7 +7,7 @@ from typing import assert_never
 from massgen_proto import events as ev
 from massgen_proto import messages as msg
 from massgen_proto.ids import answer_version
-from massgen_proto.messages import Verdict
+from massgen_proto.messages import CodeCheck, Verdict
 
 from . import prompts
 from .commands import Command
@@ -83,7 +83,8 @@ def _judge_and_apply(
             )
             return Verdict(status="rejected", message=text)
         case AnswerCall(content=content):
-            version = _accept_answer(state, agent, content, now, commands, finish_answered)
+            check = next((c.check for c in report.calls if c.name == prompts.NEW_ANSWER), None)
+            version = _accept_answer(state, agent, content, now, commands, finish_answered, check)
             return Verdict(status="accepted", message=f"Your answer was accepted as {version}.")
         case SameAnswer():
             return _same_answer(state, agent, turn, decision, now, commands)
@@ -133,6 +134,7 @@ def _accept_answer(
     now: float,
     commands: list[Command],
     finish_answered: bool,
+    check: CodeCheck | None = None,
 ) -> str:
     agent.answers += 1
     agent.failures = 0
@@ -146,13 +148,16 @@ def _accept_answer(
             version=version,
             number=agent.answers,
             content=content,
+            check=check,
         )
     )
     for other in state.agents:
         other.vote = None
     emit(
         commands,
-        ev.AnswerAccepted(**event_ids(state, agent), ts=now, version=version, content=content),
+        ev.AnswerAccepted(
+            **event_ids(state, agent), ts=now, version=version, content=content, check=check
+        ),
     )
     if state.config.orchestrator.skip_coordination_rounds:
         # MassGen's debug/quick mode: the first answer wins without votes.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from massgen_proto import messages as msg
+from massgen_proto.code_text import task_examples
 from massgen_proto.config import AgentConfig, BackendConfig
 from massgen_proto.ids import turn_id_for, turn_token
 from massgen_proto.messages import ChatMessage
@@ -58,13 +59,15 @@ def publish(state: RunState, agent: AgentState, now: float, phase: msg.Phase) ->
     number = agent.turns + 1
     turn_id = turn_id_for(state.run_id, agent.label, number)
     timeout = state.config.timeout_settings.turn_timeout_seconds
-    answers = {label: a.content for label, a in state.latest_answers().items()}
+    latest = state.latest_answers()
+    answers = {label: a.content for label, a in latest.items()}
+    checks = {label: a.check.summary() for label, a in latest.items() if a.check is not None}
     if phase == "coordinate":
-        tools, messages = _coordination_prompt(state, agent, cfg, answers, now)
+        tools, messages = _coordination_prompt(state, agent, cfg, answers, checks, now)
         deadline = min(now + timeout, state.deadline)
     else:
         tools = []
-        messages = _presentation_prompt(state, agent, cfg, answers)
+        messages = _presentation_prompt(state, agent, cfg, answers, checks)
         # The presentation ends by the run deadline, but never gets less than a floor
         # (it may start at the deadline, with the best answer so far).
         floor = min(timeout, PRESENTATION_FLOOR_SECONDS)
@@ -85,6 +88,7 @@ def publish(state: RunState, agent: AgentState, now: float, phase: msg.Phase) ->
         max_tool_calls=state.config.orchestrator.max_tool_calls_per_turn,
         uses_tools=state.config.uses_tools(cfg),
         token=turn_token(state.secret, turn_id) if state.secret else "",
+        examples=task_examples(state.question),
     )
     agent.turns = number
     agent.turn = Turn(
@@ -103,7 +107,12 @@ def publish(state: RunState, agent: AgentState, now: float, phase: msg.Phase) ->
 
 
 def _coordination_prompt(
-    state: RunState, agent: AgentState, cfg: AgentConfig, answers: dict[str, str], now: float
+    state: RunState,
+    agent: AgentState,
+    cfg: AgentConfig,
+    answers: dict[str, str],
+    checks: dict[str, str],
+    now: float,
 ) -> tuple[list[dict[str, Any]], list[ChatMessage]]:
     """The workflow tools and the messages of a coordination turn."""
     coordination = state.config.orchestrator.coordination
@@ -125,6 +134,7 @@ def _coordination_prompt(
         # Each agent reads the others' answers first and its own last: small models
         # favour the first answer they read, which must not be the same for every voter.
         viewer=agent.label,
+        checks=checks,
     )
     return tools, messages
 
@@ -136,7 +146,11 @@ def _runs_code(cfg: AgentConfig) -> bool:
 
 
 def _presentation_prompt(
-    state: RunState, agent: AgentState, cfg: AgentConfig, answers: dict[str, str]
+    state: RunState,
+    agent: AgentState,
+    cfg: AgentConfig,
+    answers: dict[str, str],
+    checks: dict[str, str],
 ) -> list[ChatMessage]:
     """The messages of the winner's presentation turn: the vote counts, the reasons of
     its votes and those of the votes for other answers (objections to weigh)."""
@@ -162,6 +176,7 @@ def _presentation_prompt(
         answers_budget=state.config.orchestrator.answers_prompt_chars,
         votes=votes if current else None,
         dissent=dissent,
+        checks=checks,
     )
 
 

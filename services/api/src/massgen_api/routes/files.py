@@ -98,7 +98,10 @@ async def list_files(ctx: Ctx, tenant: Tenant, run_id: RunId) -> RunFileList:
     tags=["runs"],
     response_class=StreamingResponse,
     responses={
-        200: {"description": "The file's bytes", "content": {"image/png": {}, "audio/mpeg": {}}},
+        200: {
+            "description": "The file's bytes",
+            "content": {"image/png": {}, "audio/mpeg": {}, "video/mp4": {}},
+        },
         400: {"description": "Not a `<label>/<path>` file path"},
     },
 )

@@ -251,9 +251,14 @@ async function loadFiles(runId) {
     if (!res.ok || state.runId !== runId) continue;
     const url = URL.createObjectURL(await res.blob());
     const image = file.mime.startsWith("image/");
-    const media = el(image ? "img" : "audio");
-    media.src = url;
-    if (image) media.alt = file.path; else media.controls = true;
+    const audio = file.mime.startsWith("audio/");
+    const video = file.mime.startsWith("video/");
+    // Documents (write_document's PDF, PPTX, DOCX, text) are offered as downloads.
+    const tag = image ? "img" : audio ? "audio" : video ? "video" : "a";
+    const media = el(tag, null, image || audio || video ? undefined : file.path);
+    if (image) { media.src = url; media.alt = file.path; }
+    else if (audio || video) { media.src = url; media.controls = true; }
+    else { media.href = url; media.download = file.path.split("/").pop(); }
     const figure = el("figure", "file");
     figure.dataset.path = file.path;
     figure.append(media, el("figcaption", null, `${file.path} (${(file.size / 1024).toFixed(1)} KB)`));

@@ -1,0 +1,62 @@
+"""Reading code in answer text: the task's examples, the code an answer checks."""
+
+from __future__ import annotations
+
+from massgen_proto.code_text import answer_code, task_examples
+
+STUB = '''from typing import List
+
+
+def longest(strings: List[str]) -> str:
+    """ Return the longest string.
+    >>> longest([])
+
+    >>> longest(['a', 'bb'])
+    'bb'
+    """
+'''
+
+
+def test_examples_come_from_the_docstrings_of_the_tasks_code():
+    # The docstring's closing quotes right after an output are not part of it; an
+    # example with no output expects none.
+    examples = task_examples(f"Complete the function.\n\n```python\n{STUB}```")
+    assert examples == ">>> longest([])\n>>> longest(['a', 'bb'])\n'bb'\n"
+    # A stub given bare (no fence) reads the same.
+    assert task_examples(STUB) == examples
+
+
+def test_a_stub_that_does_not_parse_still_gives_its_examples_without_the_quotes():
+    broken = 'def f(x):\n    """Double it.\n    >>> f(2)\n    4\n    """\n    return (\n'
+    assert task_examples(broken) == ">>> f(2)\n4\n"
+
+
+def test_no_examples_without_code_or_without_doctest_lines():
+    assert task_examples("What is 2 + 2?\n>>> 2 + 2\n4\n") == ""  # no function to check
+    assert task_examples("def f(x):\n    '''Double it: f(2) == 4.'''\n") == ""
+
+
+def test_multi_line_examples_keep_their_continuation_lines():
+    stub = 'def f(xs):\n    """\n    >>> f([1,\n    ...    2])\n    3\n    """\n'
+    assert task_examples(stub) == ">>> f([1,\n...    2])\n3\n"
+
+
+def test_the_code_an_answer_checks_is_its_defining_blocks_that_parse():
+    text = (
+        "Here:\n```python\ndef f(x):\n    return 2 * x\n```\nUse it:\n```python\nf(2)\n```\n"
+        "```python\ndef g(:\n```"
+    )
+    assert answer_code(text) == "def f(x):\n    return 2 * x\n"
+    assert answer_code("The answer is 4.") == ""
+    assert answer_code("def f(x):\n    return x") == "def f(x):\n    return x"
+
+
+def test_a_fence_named_inside_a_sentence_opens_no_block():
+    task = (
+        "Reply in one ```python code block.\n\n```python\n"
+        'def f(x):\n    """\n    >>> f(2)\n    4\n    """\n```'
+    )
+    assert task_examples(task) == ">>> f(2)\n4\n"
+    assert answer_code("Use ```python fences:\n```python\ndef f(x):\n    return 2 * x```") == (
+        "def f(x):\n    return 2 * x"
+    )
