@@ -85,7 +85,73 @@ def _render(example: doctest.Example) -> str:
     # Read from raw text (code that does not parse), the output runs on past the end
     # of its docstring: it stops at the closing quotes.
     want = _CLOSING_QUOTES.split(example.want, maxsplit=1)[0]
-    return source + want
+    return source + _expected(example.source, want)
+
+
+def _expected(source: str, want: str) -> str:
+    """What the example must print, as doctest compares it. Task authors write examples
+    loosely: ``>>> f(x) == y`` with no output (they mean True), ``"21"`` for the string
+    Python prints as ``'21'``, ``None`` for a call that prints nothing."""
+    text = want.strip()
+    if not text:
+        try:
+            tree = ast.parse(source.strip(), mode="eval").body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return want
+        return "True\n" if isinstance(tree, ast.Compare) and len(tree.ops) == 1 else want
+    try:
+        value = ast.literal_eval(text)
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+        return want
+    return _shown(value)
+
+
+def _shown(value: object) -> str:
+    """How doctest shows an expression's value: its repr, nothing for None."""
+    return "" if value is None else f"{value!r}\n"
+
+
+_WRITTEN = re.compile(
+    r"^[ \t*\-]*(?P<call>[A-Za-z_]\w*\(.*\))\s*(?:==>|==|=>|->|\u279e|=)\s*(?P<value>.+?)\s*$",
+    re.MULTILINE,
+)
+"""An example written as prose: ``f(1, 2) == 3``, ``f([1]) => [1]``, ``f("a") \u279e True``."""
+
+
+def _written_examples(doc: str, functions: set[str]) -> list[str]:
+    """Examples of a docstring written as ``call <arrow> value``, as doctest source:
+    only calls of the task's own functions with literal arguments and a literal value
+    (``is_happy(a) => False`` or ``f(1) => true`` are not Python and are left out)."""
+    found = []
+    for match in _WRITTEN.finditer(doc):
+        try:
+            call = ast.parse(match["call"], mode="eval").body
+            value = ast.literal_eval(match["value"])
+            if not (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Name)
+                and call.func.id in functions
+                and not call.keywords
+            ):
+                continue
+            for arg in call.args:
+                ast.literal_eval(arg)
+        except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+            continue
+        found.append(f">>> {match['call']}\n{_shown(value)}")
+    return found
+
+
+def _examples_of(doc: str, functions: set[str]) -> list[str]:
+    """A docstring's examples as doctest source: its ``>>>`` lines, else the ones
+    written as prose."""
+    try:
+        examples = doctest.DocTestParser().get_examples(doc)
+    except ValueError:  # inconsistent indentation: no usable doctest lines there
+        examples = []
+    if examples:
+        return [_render(example) for example in examples]
+    return _written_examples(doc, functions)
 
 
 def task_examples(task: str) -> str:
@@ -93,20 +159,16 @@ def task_examples(task: str) -> str:
     output), or "" when the task defines no function or gives no such example.
 
     Only a task that shows code defining a function counts: its examples (in the
-    code's docstrings) say what that function must return, which any answer's code
-    can be checked against.
+    code's docstrings, as ``>>>`` lines or as ``f(x) == y`` / ``=>`` / ``->`` lines)
+    say what that function must return, which any answer's code can be checked against.
     """
-    if not TOP_DEF.search(task):
+    functions = set(TOP_DEF.findall(task))
+    if not functions:
         return ""
     rendered: list[str] = []
     size = 0
     for doc in _docstrings(task):
-        try:
-            examples = doctest.DocTestParser().get_examples(doc)
-        except ValueError:  # inconsistent indentation: no usable examples there
-            continue
-        for example in examples:
-            text = _render(example)
+        for text in _examples_of(doc, functions):
             if size + len(text) > MAX_EXAMPLES_CHARS:
                 return "".join(rendered)
             rendered.append(text)

@@ -60,3 +60,30 @@ def test_a_fence_named_inside_a_sentence_opens_no_block():
     assert answer_code("Use ```python fences:\n```python\ndef f(x):\n    return 2 * x```") == (
         "def f(x):\n    return 2 * x"
     )
+
+
+def test_examples_written_as_prose_are_read_when_they_are_python():
+    stub = (
+        'def fly(q, w):\n    """Example:\n    fly([1, 2], 5) \u279e False\n'
+        "    * fly([3], 5) => True\n    fly(a) => False\n    fly([1], 1) => true\n"
+        "    fly([2], 9) == None\n    other(1) == 2\n    fly([1], w=2) -> True\n"
+        '    """\n'
+    )
+    # Calls of the task's own function with literal arguments and a literal value only:
+    # ``fly(a)``, ``=> true``, another function and keyword calls are left out.
+    assert task_examples(stub) == (
+        ">>> fly([1, 2], 5)\nFalse\n>>> fly([3], 5)\nTrue\n>>> fly([2], 9)\n"
+    )
+
+
+def test_loosely_written_doctest_outputs_are_read_as_meant():
+    stub = (
+        'def f(x):\n    """\n    >>> f(1) == 2\n    >>> f(2)\n    "21"\n'
+        "    >>> f(3)\n    None\n    >>> f(4)\n    [1,2]\n    >>> f(5)\n    <object>\n"
+        '    """\n'
+    )
+    # A comparison with no output means True; literals are compared as Python prints
+    # them; None prints nothing; anything else is kept as written.
+    assert task_examples(stub) == (
+        ">>> f(1) == 2\nTrue\n>>> f(2)\n'21'\n>>> f(3)\n>>> f(4)\n[1, 2]\n>>> f(5)\n<object>\n"
+    )
