@@ -45,7 +45,7 @@ def tiny_pdf(text: str = "Deep research finds sources.") -> bytes:
 
 
 def tiny_wav(seconds: float = 0.25, rate: int = 8000) -> bytes:
-    """A mono 16-bit WAV of a 440 Hz tone."""
+    """A real mono 16-bit WAV of a 440 Hz tone."""
     frames = b"".join(
         struct.pack("<h", int(12000 * math.sin(2 * math.pi * 440 * i / rate)))
         for i in range(int(seconds * rate))

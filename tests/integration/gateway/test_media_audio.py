@@ -6,35 +6,17 @@ received; a file that is not a WAV or MP3 by its content fails the run naming th
 from __future__ import annotations
 
 import base64
-import io
 import json
-import math
-import struct
-import wave
 
 import pytest
 
 from tests.support.fakes.openai_server import answer, text, vote
+from tests.support.sample_files import tiny_wav
 
 pytestmark = pytest.mark.timeout(120)
 
 MODEL = "gpt-4o-audio-preview"
 """An OpenAI model litellm's table lists as taking audio input."""
-
-
-def wav(seconds: float, rate: int = 16000) -> bytes:
-    """A real mono 16-bit WAV of a 440 Hz tone."""
-    frames = b"".join(
-        struct.pack("<h", int(12000 * math.sin(2 * math.pi * 440 * i / rate)))
-        for i in range(int(seconds * rate))
-    )
-    out = io.BytesIO()
-    with wave.open(out, "wb") as sound:
-        sound.setnchannels(1)
-        sound.setsampwidth(2)
-        sound.setframerate(rate)
-        sound.writeframes(frames)
-    return out.getvalue()
 
 
 def mp3_like() -> bytes:
@@ -48,7 +30,7 @@ def b64(data: bytes) -> str:
 
 
 async def test_uploaded_sounds_reach_every_turn_as_input_audio_parts(stack, gateway, tmp_path):
-    tone = wav(20.0)  # ~640 KB: more than one 512 KiB chunk
+    tone = tiny_wav(20.0, rate=16000)  # ~640 KB: more than one 512 KiB chunk
     assert len(tone) > 512 * 1024
     (tmp_path / "tone.wav").write_bytes(tone)
     (tmp_path / "song.mp3").write_bytes(mp3_like())

@@ -6,20 +6,19 @@ naming the key."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from massgen_gateway.settings import GatewaySettings
 
-from tests.integration.gateway.test_media_audio import MODEL, b64, wav
+from tests.integration.gateway.test_media_audio import MODEL, b64
 from tests.support.fakes.openai_server import answer, text, vote
+from tests.support.sample_files import FileSite, tiny_wav
 
 pytestmark = pytest.mark.timeout(120)
 
-TONE = wav(1.0)
-FILES = {"/alloy.wav": TONE, "/page.html": b"<html>hello</html>"}
+TONE = tiny_wav(1.0, rate=16000)
+FILES = {"alloy.wav": TONE, "page.html": b"<html>hello</html>"}
 
 
 @pytest.fixture
@@ -27,25 +26,10 @@ def gateway_settings(gateway_settings: GatewaySettings) -> GatewaySettings:
     return gateway_settings.model_copy(update={"upload_url_private": True})
 
 
-class _Files(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        body = FILES.get(self.path)
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-
 @pytest.fixture
 def site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with FileSite(FILES) as files:
+        yield files.origin
 
 
 async def test_a_sound_by_url_reaches_the_model_as_input_audio(stack, gateway, site):

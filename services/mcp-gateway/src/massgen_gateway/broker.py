@@ -23,9 +23,9 @@ from massgen_proto.config import AgentConfig, McpServerConfig, RunConfig
 from massgen_proto.ids import label_for
 from massgen_proto.json_types import JsonObject
 from massgen_proto.messages import Phase
-from massgen_proto.tools import ToolList, ToolResult
+from massgen_proto.tools import ToolList
 
-from .builtin import BUILTIN_SERVER, BUILTIN_TOOLS, SymlinkRace, ToolError, run_builtin
+from .builtin import BUILTIN_SERVER, BUILTIN_TOOLS, run_builtin
 from .commands import ALIASES, EXECUTE_COMMAND
 from .custom_tools import CUSTOM_PREFIX, CustomTool, specs
 from .documents import WRITE_DOCUMENT, call_write_document
@@ -33,7 +33,7 @@ from .documents import offers as offers_write_document
 from .exec_calls import call_command, call_custom, close_exec, list_custom
 from .launch import launchable
 from .media_tools import READ_MULTIMODAL, agent_media, call_read_multimodal, offers_read_multimodal
-from .outcome import CallOutcome, denied_result, tool_error
+from .outcome import CallOutcome, denied_result, threaded_call, tool_error
 from .permissions import AccessLedger, AgentScope, ContextRoot, Decision, build_scope
 from .server_calls import call_server
 from .sessions import CircuitBreaker, McpSession, SessionError, ToolInfo
@@ -347,15 +347,9 @@ class AgentTools:
             if not decision.allowed:
                 return CallOutcome(denied_result(name, decision.message), decision)
             decisions[arg.name] = decision
-        try:
-            text = await asyncio.to_thread(run_builtin, tool, decisions, arguments, self.ledger)
-        except ToolError as error:
-            return tool_error(name, f"Error: {error}")
-        except SymlinkRace as race:
-            d = race.decision
-            denial = scope.deny(d.raw, d.path, "symlink_race", d.access, d.root)
-            return CallOutcome(denied_result(name, denial.message), denial)
-        return CallOutcome(ToolResult(name=name, content=text))
+        return await threaded_call(
+            name, scope, lambda: run_builtin(tool, decisions, arguments, self.ledger)
+        )
 
     async def close(self) -> None:
         """Close every session of this agent."""

@@ -28,7 +28,12 @@ from pydantic import ValidationError
 
 from . import capability
 
-__all__ = ["DISTRUST_AFTER_RECONNECT", "MAX_CACHED_RUNS", "Capabilities"]
+__all__ = ["DISTRUST_AFTER_RECONNECT", "MAX_CACHED_RUNS", "Capabilities", "CapabilityRequest"]
+
+CapabilityRequest = (
+    ToolListRequest | ToolCallRequest | CheckRequest | FileReadRequest | FileWriteRequest
+)
+"""A request that acts for one agent's turn and must carry that turn's token."""
 
 log = structlog.get_logger("gateway")
 
@@ -160,11 +165,7 @@ class Capabilities:
 
     async def refusal(
         self,
-        request: ToolListRequest
-        | ToolCallRequest
-        | CheckRequest
-        | FileReadRequest
-        | FileWriteRequest,
+        request: CapabilityRequest,
         served: Callable[[str], bool],
     ) -> str | None:
         """Why ``request`` may not act on its run (None: it may).

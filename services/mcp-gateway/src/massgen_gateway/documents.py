@@ -12,20 +12,18 @@ component. Its documents then count as the agent's artifacts (``run_files``).
 
 from __future__ import annotations
 
-import asyncio
 import posixpath
 from typing import TYPE_CHECKING, Any
 
 from massgen_proto.messages import Phase
-from massgen_proto.tools import ToolResult
 
 from .builtin import BuiltinTool
 from .doc_render import RenderError, render
 from .doc_types import MIME
-from .fdwalk import SymlinkRace, ToolError
+from .fdwalk import ToolError
 from .file_tools import _write as write_bytes
 from .media_tools import max_bytes
-from .outcome import CallOutcome, denied_result, tool_error
+from .outcome import CallOutcome, denied_result, threaded_call, tool_error
 from .permissions import Decision
 
 if TYPE_CHECKING:
@@ -117,14 +115,11 @@ async def call_write_document(
     if not decision.allowed:
         return CallOutcome(denied_result(name, decision.message), decision)
     limit = max_bytes(agent)
-    try:
-        text = await asyncio.to_thread(_render_and_write, decision, fmt, content, limit, agent)
-    except ToolError as error:
-        return tool_error(name, f"Error: {error}")
-    except SymlinkRace as race:
-        d = race.decision
-        denial = scope.deny(d.raw, d.path, "symlink_race", d.access, d.root)
-        return CallOutcome(denied_result(name, denial.message), denial)
-    except OSError as error:
-        return tool_error(name, f"Error: write_document failed: {error.strerror or error}")
-    return CallOutcome(ToolResult(name=name, content=text))
+
+    def work() -> str:
+        try:
+            return _render_and_write(decision, fmt, content, limit, agent)
+        except OSError as error:
+            raise ToolError(f"write_document failed: {error.strerror or error}") from None
+
+    return await threaded_call(name, scope, work)

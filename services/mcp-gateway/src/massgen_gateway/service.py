@@ -46,7 +46,6 @@ from massgen_proto.events import (
     ToolDenied,
     trusted_event,
 )
-from massgen_proto.media import FileReadRequest, FileWriteRequest
 from massgen_proto.messages import ErrorReply, RunAccepted
 from massgen_proto.tools import (
     KEEPALIVE_HEADER,
@@ -70,7 +69,7 @@ from pydantic import BaseModel, ValidationError
 from . import capability, file_requests
 from .answer_checks import run_check
 from .broker import RunTools, ToolsConfigError, close_exec
-from .capabilities import Capabilities
+from .capabilities import Capabilities, CapabilityRequest
 from .exec_calls import exec_cgroups
 from .settings import GatewaySettings
 from .workspace import copy_tree, final_workspace, save_final, snapshot
@@ -283,11 +282,7 @@ class GatewayService:
 
     async def _refusal(
         self,
-        request: ToolListRequest
-        | ToolCallRequest
-        | CheckRequest
-        | FileReadRequest
-        | FileWriteRequest,
+        request: CapabilityRequest,
     ) -> str | None:
         """Why ``request`` may not act on its run (None: it may)."""
         return await self._capabilities.refusal(request, lambda run_id: run_id in self._runs)
