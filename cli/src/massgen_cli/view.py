@@ -308,6 +308,8 @@ class RunView:
             agent.add_line("✎ answer:")
             agent.add_text(event.content.strip() + "\n")
         agent.add_line(f"✓ answer {event.version} accepted")
+        if event.check is not None:
+            agent.add_line(f"  task's examples: {event.check.summary()}")
         self.answers.append(event.version)
         self.votes.clear()  # votes were for the answers before this one
 

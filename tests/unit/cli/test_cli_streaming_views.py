@@ -15,6 +15,7 @@ from massgen_cli.runlog import RunLog
 from massgen_cli.runs import ReplayClock, load_events, replay
 from massgen_cli.view import RunView
 from massgen_proto import events as ev
+from massgen_proto.messages import CodeCheck
 from massgen_proto.summary import summarize
 from rich.cells import cell_len
 
@@ -237,3 +238,17 @@ def test_rich_display_into_a_file_writes_only_the_last_frame():
     assert display.frames > 5 and out.getvalue() == ""
     display.close()
     assert out.getvalue().count("╭─ agent1 a1") == 1 and "\x1b[" not in out.getvalue()
+
+
+def test_what_the_check_of_an_answer_found_is_shown_under_it():
+    view = RunView()
+    for event in streamed_run()[:4]:
+        view.apply(event)
+    check = CodeCheck(passed=1, total=2, failure="add(1, 2) gave '-1', expected '3'")
+    view.apply(
+        ev.AnswerAccepted(ts=T0 + 1, version="agent1.1", content=ANSWER, check=check, **_who(1))
+    )
+    assert view.agents["agent1"].text.splitlines()[-2:] == [
+        "✓ answer agent1.1 accepted",
+        "  task's examples: 1 of 2 pass; first failure: add(1, 2) gave '-1', expected '3'",
+    ]

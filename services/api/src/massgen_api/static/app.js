@@ -167,6 +167,10 @@ function render(ev) {
       const p = panelFor(ev);
       if (!p.streamedAnswer) { appendLine(p, "answer-head", "✎ answer:"); append(p, "answer", ev.content.trim() + "\n"); }
       appendLine(p, "accepted", `✓ answer ${ev.version} accepted`);
+      if (ev.check) {
+        const failure = ev.check.failure ? `; first failure: ${ev.check.failure}` : "";
+        appendLine(p, "accepted", `  task's examples: ${ev.check.passed} of ${ev.check.total} pass${failure}`);
+      }
       logLine(p, "answer", `answer ${ev.version} accepted`);
       setState(p, "answered");
       break;
