@@ -14,7 +14,8 @@ double would:
   server on a free port; npm-launched servers run with npm offline (as in CI, which has
   no network), so they fail at once with npm's own reason;
 - context paths and uploaded images the configs name relative to a MassGen checkout are
-  made (empty, or a 1x1 image) in the runs' working folder;
+  made (empty, or a 1x1 image) in the runs' working folder, and so is the skills folder
+  of a config with ``use_skills`` (holding one small skill, ``CORPUS_SKILL``);
 - ``upload_files`` URLs go to a site on this machine serving a small real file of their
   kind (a PDF, a WAV), and the stack's gateway may fetch from it: the user's
   ``MASSGEN_GATEWAY_UPLOAD_URL_PRIVATE=1`` reaches the CLI's gateway. The Responses fake
@@ -202,12 +203,23 @@ TINY_PNG = base64.b64decode(
 decode images, so a ``.jpg`` gets these bytes too)."""
 
 
+CORPUS_SKILL = (
+    b"---\nname: arithmetic-check\ndescription: Check a product by repeated addition.\n"
+    b"---\n# Arithmetic check\nAdd the first number to itself as often as the second says.\n"
+)
+"""The one skill in the skills folder of a config with ``use_skills``."""
+
+
 def make_checkout_files(config: RunConfig, cwd: Path) -> None:
     """The folders and files of a MassGen checkout the config names (context paths,
-    uploaded images, a real tiny video), made small, as if run from the checkout."""
+    uploaded images, a real tiny video, the skills folder), made small, as if run from
+    the checkout (where ``openskills install`` would have filled the skills folder)."""
     wanted = [
         (entry.path, b"/* a context file */\n") for entry in config.orchestrator.context_paths
     ]
+    coordination = config.orchestrator.coordination
+    if coordination.use_skills:
+        wanted.append((f"{coordination.skills_directory}/arithmetic/SKILL.md", CORPUS_SKILL))
     videos = set()
     for agent in config.agents:
         wanted += [(u.source, TINY_PNG) for u in agent.backend.upload_files
@@ -413,9 +425,17 @@ def _check_agent(config: RunConfig, index: int, offers: list[Offer], errors: lis
     backend = config.agents[index].backend
     offered = _offered(offers)
     unfiltered = backend.allowed_tools is None and not backend.exclude_tools
-    workspace = backend.cwd or backend.enable_mcp_command_line or config.orchestrator.context_paths
+    skills = config.orchestrator.coordination.use_skills
+    workspace = (
+        backend.cwd or backend.enable_mcp_command_line or config.orchestrator.context_paths
+        or skills
+    )  # fmt: skip
     if unfiltered and workspace:
         assert any(n.startswith("mcp__workspace__") for n in offered), sorted(offered)
+    if skills:  # every request names the skill and where its SKILL.md is
+        for offer in offers:
+            assert "arithmetic-check: Check a product" in offer.system_text, offer.system_text
+            assert "arithmetic/SKILL.md" in offer.system_text, offer.system_text
     if unfiltered and backend.enable_mcp_command_line:
         assert "mcp__workspace__execute_command" in offered, sorted(offered)
     for entry in backend.custom_tools:

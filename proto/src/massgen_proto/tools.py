@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from .media import AgentMedia, MediaRef
 from .messages import CodeCheck, ErrorReply, Phase, RunAccepted
+from .skills import AgentSkills
 
 __all__ = [
     "KEEPALIVE_HEADER",
@@ -115,6 +116,8 @@ class ToolList(_Message):
     """Servers that could not be reached, one message each (their tools are missing)."""
     media: AgentMedia | None = None
     """The agent's uploads and media tools (None: it has none)."""
+    skills: AgentSkills | None = None
+    """The run's skills (None: ``use_skills`` is off)."""
 
 
 class ToolResult(_Message):

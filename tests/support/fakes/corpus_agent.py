@@ -82,6 +82,8 @@ class Offer:
     """The provider's own tools the request turns on, as sent."""
     as_text: bool = False
     """The function tools are described in the system message (Gemini before 3)."""
+    system_text: str = ""
+    """The system instructions (system messages, ``system``, ``instructions``)."""
 
     @property
     def vote_labels(self) -> list[str]:
@@ -161,6 +163,8 @@ def read_chat(headers: Mapping[str, str], body: Mapping[str, Any]) -> Offer:
         user_text="\n".join(_text_of(m.get("content")) for m in messages if m.get("role") == "user"),
         results=tuple(_text_of(m.get("content")) for m in messages if m.get("role") == "tool"),
         provider_tools=own + search,
+        system_text="\n".join(_text_of(m.get("content")) for m in messages
+                              if m.get("role") == "system"),
     )  # fmt: skip
 
 
@@ -189,6 +193,7 @@ def read_anthropic(request: ProviderRequest) -> Offer:
         user_text="\n".join(user),
         results=tuple(results),
         provider_tools=tuple(t for t in body.get("tools") or () if "input_schema" not in t),
+        system_text=_text_of(body.get("system")),
     )
 
 
@@ -222,7 +227,7 @@ def read_gemini(request: ProviderRequest) -> Offer:
     key = request.headers.get("x-goog-api-key") or (request.query.get("key") or [""])[0]
     return Offer(
         key=key, tools=tools, user_text="\n".join(user), results=tuple(results),
-        provider_tools=tuple(own), as_text=as_text,
+        provider_tools=tuple(own), as_text=as_text, system_text=system_text,
     )  # fmt: skip
 
 
@@ -242,6 +247,9 @@ def read_responses(request: ProviderRequest) -> Offer:
         results=tuple(str(i.get("output")) for i in items
                       if i.get("type") == "function_call_output"),
         provider_tools=tuple(t for t in body.get("tools") or () if t.get("type") != "function"),
+        system_text="\n".join([str(body.get("instructions") or "")] + [
+            _text_of(i.get("content")) for i in items if i.get("role") in ("system", "developer")
+        ]),
     )  # fmt: skip
 
 

@@ -134,11 +134,33 @@ def test_coordination_block_planning_applied_and_other_keys_refused_or_warned():
         parse_config({"agent": _agent(), "orchestrator": {
             "coordination": {"use_skills": True, "enable_memory_filesystem_mode": True}}})  # fmt: skip
     problems = dict(excinfo.value.problems)
-    assert "skills" in problems["orchestrator.coordination.use_skills"]
+    assert list(problems) == ["orchestrator.coordination.enable_memory_filesystem_mode"]
     assert "memory" in problems["orchestrator.coordination.enable_memory_filesystem_mode"]
     relaxed = parse_config({"agent": _agent(), "orchestrator": {
         "skip_coordination_rounds": False, "coordination": {"use_skills": False}}})  # fmt: skip
     assert relaxed.warnings() == []
+
+
+def test_skills_are_typed_defaulted_and_make_agents_use_tools():
+    on = parse_config({"agent": _agent(), "orchestrator": {
+        "coordination": {"use_skills": True, "skills_directory": None}}})  # fmt: skip
+    coordination = on.orchestrator.coordination
+    assert coordination.use_skills and coordination.skills_directory == ".agent/skills"
+    assert on.uses_tools(on.agents[0]) and on.warnings() == []
+    off = parse_config({"agent": _agent(), "orchestrator": {"coordination": {
+        "skills_directory": "my/skills", "massgen_skills": ["file_search"]}}})  # fmt: skip
+    assert not off.uses_tools(off.agents[0])
+    assert [w.split(":")[0] for w in off.warnings()] == [
+        "orchestrator.coordination.skills_directory",
+        "orchestrator.coordination.massgen_skills",
+    ]
+    with pytest.raises(ConfigError) as excinfo:
+        parse_config({"agent": _agent(), "orchestrator": {"coordination": {
+            "use_skills": "sometimes", "skills_directory": ""}}})  # fmt: skip
+    assert set(dict(excinfo.value.problems)) == {
+        "orchestrator.coordination.use_skills",
+        "orchestrator.coordination.skills_directory",
+    }
 
 
 def test_skip_coordination_is_applied_and_the_debug_answer_warned_about():

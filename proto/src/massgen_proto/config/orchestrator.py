@@ -8,7 +8,10 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .base import ConfigModel
 
-__all__ = ["ContextPath", "CoordinationConfig", "OrchestratorConfig"]
+__all__ = ["DEFAULT_SKILLS_DIRECTORY", "ContextPath", "CoordinationConfig", "OrchestratorConfig"]
+
+DEFAULT_SKILLS_DIRECTORY = ".agent/skills"
+"""Where ``openskills install`` puts skills, and MassGen looks for them by default."""
 
 
 class ContextPath(ConfigModel):
@@ -34,20 +37,29 @@ class CoordinationConfig(ConfigModel):
     max_tasks_per_plan: int | None = Field(default=None, ge=1)
     task_planning_filesystem_mode: bool = False
     use_skills: bool = False
-    skills_directory: str | None = None
+    """Offer the skills of ``skills_directory``: each agent is told every skill's name and
+    description and reads a skill's ``SKILL.md`` (read-only to it) when it needs it."""
+    skills_directory: str = Field(default=DEFAULT_SKILLS_DIRECTORY, min_length=1)
+    """The skills folder (one sub-folder per skill, as ``openskills install`` makes it);
+    relative to the gateway's current folder, as context paths are."""
     massgen_skills: list[str] = Field(default_factory=list)
+    """MassGen's own bundled skills by name; not shipped here (a warning when set)."""
     enable_memory_filesystem_mode: bool = False
 
-    @field_validator("use_skills", "enable_memory_filesystem_mode")
+    @field_validator("skills_directory", mode="before")
+    @classmethod
+    def _default_folder(cls, value: Any) -> Any:
+        # ``skills_directory:`` left empty in YAML is null: MassGen's default folder.
+        return DEFAULT_SKILLS_DIRECTORY if value is None else value
+
+    @field_validator("enable_memory_filesystem_mode")
     @classmethod
     def _refused_when_on(cls, value: bool, info: ValidationInfo) -> bool:
         if value:
-            what = {
-                "use_skills": "skills (folders of instructions and scripts agents load "
-                "on demand) are not supported",
-                "enable_memory_filesystem_mode": "persistent agent memory is not supported",
-            }[str(info.field_name)]
-            raise ValueError(f"{what}; remove {info.field_name!r} or set it to false")
+            raise ValueError(
+                f"persistent agent memory is not supported; remove {info.field_name!r} "
+                "or set it to false"
+            )
         return value
 
     def warnings(self) -> list[tuple[str, str]]:
@@ -65,8 +77,15 @@ class CoordinationConfig(ConfigModel):
                 "ignored (agents get no task-list tool; max_tasks_per_plan and "
                 "task_planning_filesystem_mode with it)",
             ))  # fmt: skip
-        if self.skills_directory or self.massgen_skills:
-            found.append(("skills_directory", "ignored (skills are not used)"))
+        # Compared with the default, not "was it set": a dumped config names it always.
+        if not self.use_skills and self.skills_directory != DEFAULT_SKILLS_DIRECTORY:
+            found.append(("skills_directory", "ignored (use_skills is off)"))
+        if self.massgen_skills:
+            found.append((
+                "massgen_skills",
+                "ignored (MassGen's bundled skills are not shipped here; put skills in "
+                "skills_directory and set use_skills)",
+            ))  # fmt: skip
         return found
 
 

@@ -124,11 +124,12 @@ class RunConfig(ConfigModel):
     def uses_tools(self, agent: AgentConfig) -> bool:
         """True when ``agent`` has tools beyond the workflow ones: MCP servers, a
         workspace, commands or custom tools, uploads or media generation (the gateway
-        holds those files), or the run has context paths."""
+        holds those files), or the run has context paths or skills."""
         b = agent.backend
         return bool(
             b.mcp_servers or b.cwd or b.enable_mcp_command_line or b.custom_tools
-            or self.orchestrator.context_paths or b.upload_files or b.enable_image_generation
+            or self.orchestrator.context_paths or self.orchestrator.coordination.use_skills
+            or b.upload_files or b.enable_image_generation
             or b.enable_audio_generation or b.enable_audio_understanding
             or b.enable_video_generation
             or b.enable_file_generation

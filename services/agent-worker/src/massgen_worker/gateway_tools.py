@@ -23,6 +23,7 @@ from massgen_proto.media import (
     MediaRef,
 )
 from massgen_proto.messages import ErrorReply, Phase, TurnRequest
+from massgen_proto.skills import AgentSkills
 from massgen_proto.subjects import GATEWAY_FILES, GATEWAY_TOOLS_CALL, GATEWAY_TOOLS_LIST
 from massgen_proto.tools import (
     GatewayReplyAdapter,
@@ -67,6 +68,8 @@ class GatewayTools:
         """The agent's uploads and media tools, from the tool listing."""
         self.last_media: list[MediaRef] = []
         """The files the last tool result shows the model."""
+        self.skills: AgentSkills | None = None
+        """The run's skills, from the tool listing (None: ``use_skills`` is off)."""
 
     def _caller(self) -> _Caller:
         """Who calls: the gateway derives tools and permissions from it, and the turn's
@@ -118,6 +121,7 @@ class GatewayTools:
         for problem in parsed.errors:
             self.log.warning("tool_server_unavailable", error=problem)
         self.media = parsed.media
+        self.skills = parsed.skills
         return parsed.tools
 
     async def call(self, call: ToolCall) -> str:

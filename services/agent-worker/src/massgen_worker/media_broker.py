@@ -26,6 +26,7 @@ from massgen_proto.media import (
     Upload,
 )
 from massgen_proto.messages import TurnRequest
+from massgen_proto.skills import AgentSkills
 
 from .file_search import Document, FileSearchStores, file_search_tool
 from .generation import AUDIO_TOOL, GeneratedFile, generate, generation_tools
@@ -80,6 +81,12 @@ class MediaBroker:
         """Files of the last tool results, with the parts that show them."""
         self._own: set[str] = set()
         self._generated = 0
+
+    @property
+    def skills(self) -> AgentSkills | None:
+        """The run's skills, from the inner broker's last listing."""
+        found = getattr(self.inner, "skills", None)
+        return found if isinstance(found, AgentSkills) else None
 
     async def list_tools(self) -> list[Tool]:
         tools = await self.inner.list_tools()

@@ -64,6 +64,7 @@ from .media_broker import attach_uploads, take_images
 from .model_calls import ModelCalls, RetryPolicy, Submit, TurnDeps, TurnError
 from .pricing import Price
 from .publisher import ChunkPublisher, Emit
+from .skills_note import SkillsError, add_skills_note
 from .stream import AssistantMessage, ToolCall
 from .stream_ends import StreamEnds
 from .tool_messages import budget_spent_message, truncate_tool_result, unavailable_tool_message
@@ -319,11 +320,17 @@ class _Turn(ModelCalls):
 
     async def _attach_uploads(self, messages: list[Message]) -> None:
         """The agent's ``upload_files`` images into the task's user message; an upload
-        that cannot be used fails the turn with the gateway's reason."""
+        that cannot be used fails the turn with the gateway's reason. The skills note
+        goes in here too, as the turn's messages are made (an unusable skills folder
+        fails the turn, naming the key)."""
         try:
             await self._within_deadline(attach_uploads(self.broker, messages))
         except MediaError as error:
             raise TurnError(f"upload_files: {error}") from None
+        try:
+            add_skills_note(getattr(self.broker, "skills", None), messages)
+        except SkillsError as error:
+            raise TurnError(str(error)) from None
 
     async def _load_tools(self) -> None:
         if self.broker is None:

@@ -23,6 +23,7 @@ from massgen_proto.config import AgentConfig, McpServerConfig, RunConfig
 from massgen_proto.ids import label_for
 from massgen_proto.json_types import JsonObject
 from massgen_proto.messages import Phase
+from massgen_proto.skills import AgentSkills
 from massgen_proto.tools import ToolList
 
 from .builtin import BUILTIN_SERVER, BUILTIN_TOOLS, run_builtin
@@ -38,6 +39,7 @@ from .permissions import AccessLedger, AgentScope, ContextRoot, Decision, build_
 from .server_calls import call_server
 from .sessions import CircuitBreaker, McpSession, SessionError, ToolInfo
 from .settings import GatewaySettings
+from .skills import read_skills
 from .tool_names import PREFIX, openai_tool, tool_name, tool_visible
 from .tool_paths import access_for, path_arguments
 from .workspace import PREVIOUS_LINK, RunLayout, layout_for, seed_workspace
@@ -88,10 +90,14 @@ class AgentTools:
     @property
     def builtins(self) -> bool:
         """Built-in workspace tools are offered when the agent has a ``cwd``, runs
-        commands or writes documents, or the run has context paths."""
+        commands or writes documents, or the run has context paths or skills (read with
+        ``read_file``)."""
         b = self.agent.backend
         context = self.run.config.orchestrator.context_paths
-        return bool(b.cwd or b.enable_mcp_command_line or b.enable_file_generation or context)
+        skills = self.run.skills_folder is not None
+        return bool(
+            b.cwd or b.enable_mcp_command_line or b.enable_file_generation or context or skills
+        )
 
     @property
     def custom_tools(self) -> list[CustomTool]:
@@ -115,6 +121,7 @@ class AgentTools:
             context_paths=context,
             home=run.settings.home,
             previous=str(run.previous) if run.previous is not None else None,
+            skills=run.skills_folder,
         )
 
     async def prepare(self) -> None:
@@ -203,7 +210,7 @@ class AgentTools:
             errors += problems
         await self._server_listing(tools, errors)
         media = await asyncio.to_thread(agent_media, self)
-        return ToolList(tools=tools, errors=errors, media=media)
+        return ToolList(tools=tools, errors=errors, media=media, skills=await self.run.skills())
 
     def _builtin_listing(self) -> list[JsonObject]:
         offered = list(BUILTIN_TOOLS.values())
@@ -392,6 +399,14 @@ class RunTools:
         self.layout: RunLayout = layout_for(Path(settings.workspace_root), run_id, config)
         self.agents: dict[str, AgentTools] = {}
         self.closed = False
+        coordination = config.orchestrator.coordination
+        self.skills_folder: str | None = (
+            os.path.realpath(os.path.expanduser(coordination.skills_directory))
+            if coordination.use_skills
+            else None
+        )
+        """The skills folder every agent may read (None: ``use_skills`` is off)."""
+        self._skills: AgentSkills | None = None
         for i, agent in enumerate(config.agents):
             for j, server in enumerate(agent.backend.mcp_servers):
                 if server.name == BUILTIN_SERVER:
@@ -404,6 +419,16 @@ class RunTools:
         """True when the agent has MCP servers, a cwd, commands or custom tools, or the run
         has context paths."""
         return self.config.uses_tools(next(a for a in self.config.agents if a.id == agent_id))
+
+    async def skills(self) -> AgentSkills | None:
+        """The skills folder's skills, read on first use (again while it has a problem,
+        so a folder made after the run started is found)."""
+        if self.skills_folder is None:
+            return None
+        if self._skills is None or self._skills.problem:
+            configured = self.config.orchestrator.coordination.skills_directory
+            self._skills = await asyncio.to_thread(read_skills, configured)
+        return self._skills
 
     def agent(self, agent_id: str, label: str) -> AgentTools:
         """The agent's tools, created on first use.

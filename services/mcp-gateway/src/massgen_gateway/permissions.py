@@ -10,6 +10,7 @@ Roots an agent may touch, deepest match wins:
   that exist in the run (snapshots are stored under labels, never real agent ids);
 - the **previous turn**'s final workspace (a session's earlier run): read only; the
   agent edits its own copy, in its workspace;
+- the run's **skills** folder (``use_skills``): read only, for every agent and phase;
 - each **context path**: read; write only while presenting, only for the winner, only
   when declared ``permission: write``, and never inside a protected path or a
   protected name (``.git``, ``.env``, ``node_modules``, virtualenvs ...). A context
@@ -80,7 +81,7 @@ class Root:
 
     path: str
     """Absolute real path (symlinks resolved, no trailing separator)."""
-    kind: Literal["workspace", "reference", "previous", "context"]
+    kind: Literal["workspace", "reference", "previous", "skills", "context"]
     writable: bool
     """Writable in the current phase for this agent."""
     declared_write: bool = False
@@ -107,6 +108,8 @@ class Root:
             return f"{self.path}/<label> (read: other agents' latest snapshots)"
         if self.kind == "previous":
             return f"{self.path} (read: the previous turn's final files; edit your copy)"
+        if self.kind == "skills":
+            return f"{self.path} (read: skills; read a skill's SKILL.md before using it)"
         what = "file" if self.is_file else "folder"
         if self.writable:
             mode = "read/write"
@@ -190,6 +193,7 @@ _REASONS: dict[str, str] = {
     "reference_unknown_label": "the reference folder holds only <label> folders of this run",
     "previous_turn_read_only": "the previous turn's files are read-only; your workspace "
     "holds a copy of them to edit",
+    "skills_read_only": "the skills folder is read-only",
     "context_read_only_while_coordinating": "context paths are read-only until the final "
     "presentation",
     "context_read_only_not_winner": "only the winning agent may write context paths",
@@ -302,6 +306,8 @@ class AgentScope:
             return None if access == "read" else "reference_read_only"
         if root.kind == "previous":
             return None if access == "read" else "previous_turn_read_only"
+        if root.kind == "skills":
+            return None if access == "read" else "skills_read_only"
         if access == "read":
             return None
         if root.kind == "context":
@@ -352,6 +358,7 @@ def build_scope(
     context_paths: Iterable[ContextRoot] = (),
     home: str | None = None,
     previous: str | None = None,
+    skills: str | None = None,
 ) -> AgentScope:
     """Resolve the roots of one agent in one phase.
 
@@ -366,12 +373,15 @@ def build_scope(
             process's current folder, as the config's author meant them.
         home: what ``~`` means (the user's home by default).
         previous: the previous turn's final workspace (a session's earlier run), or None.
+        skills: the run's skills folder (``use_skills``), or None.
     """
     roots: list[Root] = [Root(_real(workspace), "workspace", writable=True)]
     if reference:
         roots.append(Root(_real(reference), "reference", writable=False))
     if previous:
         roots.append(Root(_real(previous), "previous", writable=False))
+    if skills:
+        roots.append(Root(_real(skills), "skills", writable=False))
     for entry in context_paths:
         real = _real(os.path.expanduser(entry.path))
         declared = entry.permission == "write"
@@ -390,7 +400,7 @@ def build_scope(
             )
         )
     # Deepest first, so the most specific root decides; on equal paths the earlier
-    # (workspace, then reference, previous turn, then config order) wins.
+    # (workspace, then reference, previous turn, skills, then config order) wins.
     order = {id(r): i for i, r in enumerate(roots)}
     roots.sort(key=lambda r: (-r.path.count("/"), -len(r.path), order[id(r)]))
     return AgentScope(
