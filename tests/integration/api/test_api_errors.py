@@ -198,3 +198,49 @@ def test_stdio_servers_outside_the_catalog_are_refused(tmp_path, nats_url, fake_
             assert "not in this deployment's catalog (approved: filesystem)" in response.text
     finally:
         stop()
+
+
+def test_paths_on_the_server_need_the_operators_consent(tmp_path, nats_url, fake_model):
+    """A tenant's config may not hand its agents the gateway's files: a workspace at
+    ``/``, a context path, a custom tool file are refused with 422 naming each key, for runs
+    and sessions alike, unless the operator allows host paths."""
+    from tests.support.api_stack import start_api_stack
+
+    backend = {"type": "chatcompletion", "model": "m1", "base_url": fake_model.base_url}
+    hostile = {
+        "agents": [{"id": "a", "backend": {**backend, "cwd": "/"}},
+                   {"id": "b", "backend": {**backend, "cwd": "../../other-run",
+                                           "custom_tools": [{"path": "/srv/t.py",
+                                                             "function": "f"}]}}],
+        "orchestrator": {"context_paths": [{"path": "/var/run/secrets", "permission": "read"}]},
+    }  # fmt: skip
+    # No worker: accepted runs are never played.
+    refusing, stop = start_api_stack(tmp_path / "refusing", nats_url, fake_model, workers=False)
+    try:
+        with refusing.client() as client:
+            response = client.post("/v1/runs", json={"config": hostile, "question": "q"})
+            _, paths = problem(response, 422)
+            assert paths == [
+                "body.config.agents[0].backend.cwd",
+                "body.config.agents[1].backend.cwd",
+                "body.config.agents[1].backend.custom_tools[0].path",
+                "body.config.orchestrator.context_paths[0]",
+            ]
+            assert "MASSGEN_API_ALLOW_HOST_PATHS" in response.text
+            assert problem(client.post("/v1/sessions", json={"config": hostile}), 422)[1] == paths
+            relative = {"agents": [{"id": "a", "backend": {**backend, "cwd": "ws"}}]}
+            response = client.post("/v1/runs", json={"config": relative, "question": "q"})
+            assert response.status_code == 201, response.text
+            client.post(f"/v1/runs/{response.json()['id']}/cancel")
+    finally:
+        stop()
+    allowing, stop = start_api_stack(
+        tmp_path / "allowing", nats_url, fake_model, workers=False, allow_host_paths=True
+    )
+    try:
+        with allowing.client() as client:
+            response = client.post("/v1/runs", json={"config": hostile, "question": "q"})
+            assert response.status_code == 201, response.text
+            client.post(f"/v1/runs/{response.json()['id']}/cancel")
+    finally:
+        stop()

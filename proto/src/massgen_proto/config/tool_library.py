@@ -28,6 +28,7 @@ __all__ = [
     "LIBRARY_PREFIX",
     "SHIPPED_FUNCTIONS",
     "Counterpart",
+    "is_library_path",
     "library_file",
     "multimodal_counterpart",
     "multimodal_problem",
@@ -144,6 +145,13 @@ def _relative(path: str) -> str | None:
     if not normal.startswith(LIBRARY_PREFIX):
         return None
     return normal.removeprefix(LIBRARY_PREFIX)
+
+
+def is_library_path(path: str) -> bool:
+    """Whether ``path`` names a file of MassGen's tool library (``massgen/tool/...``): it
+    is served from the built-in copy, mapped onto a project tool, or refused, never read
+    from the folder the gateway runs in."""
+    return _relative(path) is not None
 
 
 def shipped_file(path: str) -> str | None:

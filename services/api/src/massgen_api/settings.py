@@ -17,6 +17,8 @@ image runs in the embedded launcher, docker compose and Kubernetes:
 - ``MASSGEN_API_ALLOW_COMMAND_NETWORK`` ``1``: accept configs whose commands ask for the
                                       network (``command_line_docker_network_mode``);
                                       the gateways need ``MASSGEN_GATEWAY_EXEC_NETWORK`` too
+- ``MASSGEN_API_ALLOW_HOST_PATHS``    ``1``: accept configs that name paths on the server
+                                      (``massgen_proto.host_paths``; always for one user)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from massgen_kit.jetstream import StreamSettings
 from massgen_proto.catalog import McpCatalog
 from massgen_proto.endpoints import ENV_VAR as ENDPOINTS_VAR
 from massgen_proto.endpoints import EndpointPolicy
+from massgen_proto.host_paths import ALLOW_ENV as ALLOW_HOST_PATHS_ENV
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from .usage import DailyLimits
@@ -83,6 +86,10 @@ class ApiSettings(BaseModel):
     allow_command_network: bool = False
     """Accept tenants' configs whose commands ask for the network (``bridge``/``host``);
     off, such a config gets 422 naming the key."""
+    allow_host_paths: bool = False
+    """Accept tenants' configs that name paths on the server (absolute workspaces,
+    context paths, local uploads, custom tool files: ``massgen_proto.host_paths``).
+    Always on for a single user (their own machine); off, such a config gets 422."""
     page_size: int = Field(default=20, ge=1, le=500)
     """Default page size of ``GET /v1/runs``."""
     log_level: str = "info"
@@ -114,6 +121,12 @@ class ApiSettings(BaseModel):
     def _catalog(cls, value: str | None) -> str | None:
         McpCatalog.load(value)  # an unreadable or malformed catalog fails at start-up
         return value
+
+    @property
+    def host_paths_allowed(self) -> bool:
+        """Tenants' configs may name paths on the server (one user's own machine, or
+        an operator who trusts its tenants with the gateway's files)."""
+        return self.single_user or self.allow_host_paths
 
     @property
     def endpoint_policy(self) -> EndpointPolicy:
@@ -201,5 +214,7 @@ class ApiSettings(BaseModel):
             values["single_user"] = True
         if env.get("MASSGEN_API_ALLOW_COMMAND_NETWORK"):
             values["allow_command_network"] = env["MASSGEN_API_ALLOW_COMMAND_NETWORK"]
+        if env.get(ALLOW_HOST_PATHS_ENV):
+            values["allow_host_paths"] = env[ALLOW_HOST_PATHS_ENV]
         values.update(overrides)
         return cls(**values)

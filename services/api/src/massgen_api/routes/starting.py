@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from massgen_proto.config import ConfigError, RunConfig, parse_config
 from massgen_proto.events import TERMINAL_STATUSES
+from massgen_proto.host_paths import host_path_problems
 from massgen_proto.ids import new_run_id
 from massgen_proto.messages import ChatMessage, CreateRun, ErrorReply
 from massgen_proto.subjects import validate_token
@@ -47,13 +48,16 @@ def named_team(ctx: ApiContext, name: str, *, path: str) -> Team:
 
 
 def check_config(ctx: ApiContext, config: dict[str, Any], path: str) -> None:
-    """Validate a tenant's config, including the operator's endpoint policy."""
+    """Validate a tenant's config, including the operator's endpoint policy and its
+    rules for commands' network and paths on the server."""
     try:
         parsed = parse_config(config)
         refused = ctx.settings.endpoint_policy.problems(parsed)
         refused += ctx.settings.catalog.problems(parsed)
         if not ctx.settings.allow_command_network:
             refused += network_problems(parsed)
+        if not ctx.settings.host_paths_allowed:
+            refused += host_path_problems(parsed)
         if refused:
             raise ConfigError(refused)
     except ConfigError as error:
