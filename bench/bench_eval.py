@@ -68,9 +68,12 @@ def main() -> None:
           "3-agent team (solver, checker, explainer) on qwen2.5-coder-0.5b, "
           "`max_tokens` 384, temperatures 0.2/0.5/0.8, seeds 0/1/2 (`--seed N` gives the "
           "i-th member N+i), one answer each, then votes. Members write their answers as "
-          "text and commit them with a short grammar-constrained call; the most voted answer "
-          "wins, ties going to the answer the others agree with most, and code that does not "
-          "parse never wins over code that does.\n")  # fmt: skip
+          "text and commit them with a short grammar-constrained call. Each answer's code "
+          "is run against the task's own examples in the gateway's sandbox; only the "
+          "answers passing the most examples can win, then the most voted, ties going to "
+          "the answer the others agree with most; code that does not parse never wins over "
+          "code that does; a presentation passing fewer examples than the winner's answer "
+          "gives way to it.\n")  # fmt: skip
     if chosen < total:
         print(f"**A subset: {summary['problems']} of HumanEval's {total} problems** "
               f"(`--subset {SUBSET}`); the whole benchmark is `{FULL}` "
