@@ -18,8 +18,8 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.gateway.test_media import data_url, png
-from tests.integration.gateway.test_media_audio import wav
 from tests.support.fakes.openai_server import answer, text, tool_call, vote
+from tests.support.sample_files import tiny_wav
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -67,7 +67,7 @@ async def test_transcribe_audio_returns_the_transcript_of_a_workspace_sound(
 ):
     sounds = tmp_path / "sounds"
     sounds.mkdir()
-    tone = wav(1.5)
+    tone = tiny_wav(1.5, rate=16000)
     (sounds / "memo.wav").write_bytes(tone)
     (sounds / "pic.png").write_bytes(png(8, 8))
     stack.fake.script_media("transcriptions", "whisper-1", [b"Buy milk at noon."])
