@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import doctest
+import functools
 import re
 
 __all__ = [
@@ -154,6 +155,7 @@ def _examples_of(doc: str, functions: set[str]) -> list[str]:
     return _written_examples(doc, functions)
 
 
+@functools.lru_cache(maxsize=256)
 def task_examples(task: str) -> str:
     """The task's own examples, as doctest source (``>>> call`` then the expected
     output), or "" when the task defines no function or gives no such example.
@@ -161,6 +163,7 @@ def task_examples(task: str) -> str:
     Only a task that shows code defining a function counts: its examples (in the
     code's docstrings, as ``>>>`` lines or as ``f(x) == y`` / ``=>`` / ``->`` lines)
     say what that function must return, which any answer's code can be checked against.
+    Cached: the orchestrator asks for every turn of a run.
     """
     functions = set(TOP_DEF.findall(task))
     if not functions:
