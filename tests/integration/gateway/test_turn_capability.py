@@ -149,3 +149,26 @@ async def test_after_a_reconnect_every_decision_is_confirmed(client, gateway):
     await client.new_turn(run, "a1")  # not seen by the (stopped) watch
     stale = await client.call(run, READ, {"path": "none.txt"}, turn_id=turn1, token=token1)
     assert "(stale_turn)" in stale.content
+
+
+async def test_a_replaced_turn_writes_nothing_before_the_watch_catches_up(
+    client, gateway, tmp_path
+):
+    """Tool calls are confirmed against the leader even when the cache allows them: with
+    the watch stopped the cache still holds the old turn, yet its token writes nothing."""
+    run = "cap5"
+    await client.put_run(run, team())
+    turn1, token1 = client.turn_id(run, "a1"), client.token(run, "a1")
+    ok = await client.call(run, WRITE, {"path": "x.txt", "content": "mine"})
+    assert not ok.is_error, ok.content
+    gateway._capabilities.watch_task.cancel()  # the cache will not hear of the next turn
+    await client.new_turn(run, "a1")
+    assert gateway._capabilities.caps[run].agents["a1"].turn_id == turn1
+    stale = await client.call(
+        run, WRITE, {"path": "x.txt", "content": "late"}, turn_id=turn1, token=token1
+    )
+    assert stale.is_error and "(stale_turn)" in stale.content
+    assert (tmp_path / "runs" / run / "w1" / "x.txt").read_text() == "mine"
+    await client.set_status(run, "completed")
+    late = await client.call(run, WRITE, {"path": "x.txt", "content": "later"})
+    assert late.is_error and "(run_over)" in late.content

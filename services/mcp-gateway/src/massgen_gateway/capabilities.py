@@ -3,10 +3,13 @@
 A tool request must carry its turn's token (``capability``). The capabilities of the runs
 this replica serves are kept current by a watch of the runs bucket; a request the cache
 refuses is asked again against the run's latest state, read from the stream leader, so a
-valid token is never refused for want of freshness. A request the cache allows is not
-read again: a turn (or run) that has just ended is still served for as long as the watch
-takes to deliver its write, normally milliseconds; a leader read per call would cost
-about a millisecond each. After a reconnect, or when the watch had to be replaced, the
+valid token is never refused for want of freshness. A request that may change the
+agent's files (a tool call, a file write) is confirmed by a leader read even when the
+cache allows it: the watch delivers a write some milliseconds after it is committed (more
+under load), and in that time a replaced turn's worker could still write into the
+workspace its successor now owns. A leader read costs about a millisecond, small beside
+any tool's own work. Tool lists, file reads and answer checks change nothing and are
+served from the cache. After a reconnect, or when the watch had to be replaced, the
 cache is dropped and every decision is confirmed for a while.
 """
 
@@ -34,6 +37,8 @@ CapabilityRequest = (
     ToolListRequest | ToolCallRequest | CheckRequest | FileReadRequest | FileWriteRequest
 )
 """A request that acts for one agent's turn and must carry that turn's token."""
+_CHANGES_FILES = (ToolCallRequest, FileWriteRequest)
+"""Requests confirmed against the leader even when the cache allows them."""
 
 log = structlog.get_logger("gateway")
 
@@ -172,8 +177,9 @@ class Capabilities:
 
         The cached capabilities answer first; when they say no, the run's latest state
         is read from the stream leader and asked again (the request's turn may be newer
-        than the cache), so a valid token is never refused for want of freshness. Right
-        after a reconnect every request is asked against a leader read.
+        than the cache), so a valid token is never refused for want of freshness. A
+        request that may change files, and right after a reconnect every request, is
+        asked against a leader read whatever the cache says.
         """
 
         def ask(caps: capability.RunCapabilities | None) -> str | None:
@@ -183,7 +189,8 @@ class Capabilities:
             )  # fmt: skip
 
         reason = ask(self.caps.get(request.run_id))
-        if reason is None and time.monotonic() >= self._distrust_until:
+        confirm = isinstance(request, _CHANGES_FILES) or time.monotonic() < self._distrust_until
+        if reason is None and not confirm:
             return None
         latest = await self.read_run(request.run_id)
         if latest is None:
