@@ -1,10 +1,11 @@
 """HumanEval through `massgen eval`: the default local team (qwen2.5-coder-0.5b) vs its members.
 
 Every 4th problem (`--subset 0:164:4`, 41 problems) with the plain-chat baseline; each
-problem is one team run (~30-40 s on 2 cores) plus one plain call per member. The
-results folder (`.massgen/evals/bench-humaneval`, one for every subset) is kept, so an
-interrupted bench resumes and a larger subset reuses what a smaller one scored.
-`MASSGEN_BENCH_EVAL_SUBSET=0:164:16` measures a smaller subset.
+problem is one team run (about two minutes on 2 cores) plus one plain call per member.
+The results folder (`.massgen/evals/bench-humaneval`, one for every subset) is kept, so
+an interrupted bench resumes and a larger subset reuses what a smaller one scored.
+`MASSGEN_BENCH_EVAL_SUBSET=0:164:16` measures a smaller subset. `bench_eval_1_5b.py` is
+the same team on qwen2.5-coder-1.5b.
 Run: python bench/run_all.py eval
 """
 
@@ -19,21 +20,41 @@ import time
 from pathlib import Path
 
 from massgen_cli.evals.datasets import load_humaneval, select
+from massgen_cli.teams import DEFAULT_LOCAL_MODEL, default_team
 from massgen_proto.providers import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBSET = os.environ.get("MASSGEN_BENCH_EVAL_SUBSET", "0:164:4")
-FULL = "massgen eval humaneval --baseline single --seed 0"
 
 
 def main() -> None:
+    subset = os.environ.get("MASSGEN_BENCH_EVAL_SUBSET", "0:164:4")
+    measure(DEFAULT_LOCAL_MODEL, subset, ROOT / ".massgen" / "evals" / "bench-humaneval")
+
+
+def team_file(model: str, out: Path) -> Path:
+    """The default local team with every member on ``model``, written beside ``out``."""
+    config, _ = default_team(env={})
+    for agent in config["agents"]:
+        agent["backend"]["model"] = model
+    path = out.with_name(f"{out.name}-team.json")  # JSON is YAML: --config reads it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def measure(model: str, subset: str, out: Path) -> None:
+    """Run (or resume) the eval of the default team on ``model`` and print its section.
+
+    One folder for every subset: a larger subset reuses the problems already scored.
+    """
     env = dict(os.environ)
     for backend in BACKENDS.values():  # the local team, whatever keys this shell has
         if backend.api_key_env:
             env.pop(backend.api_key_env, None)
-    # One folder for every subset: a larger subset reuses the problems already scored.
-    out = ROOT / ".massgen" / "evals" / "bench-humaneval"
-    command = ["eval", "humaneval", "--subset", SUBSET, "--baseline", "single", "--seed", "0"]
+    command = ["eval", "humaneval", "--subset", subset, "--baseline", "single", "--seed", "0"]
+    if model != DEFAULT_LOCAL_MODEL:
+        command += ["--config", str(team_file(model, out).relative_to(ROOT))]
+    full = " ".join(["massgen", *command[:2], *command[4:]])  # without --subset
     massgen = str(Path(sys.executable).with_name("massgen"))
     loads: list[float] = []
     done = threading.Event()
@@ -54,7 +75,7 @@ def main() -> None:
     took = time.monotonic() - started
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     total = len(load_humaneval().problems)
-    chosen = len(select(load_humaneval().problems, SUBSET, None))
+    chosen = len(select(load_humaneval().problems, subset, None))
     team = summary["cost"]["team"]
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     per_problem = [
@@ -63,9 +84,10 @@ def main() -> None:
         for r in records
     ]
     mean_problem = sum(per_problem) / len(per_problem)
-    print("## `massgen eval humaneval`: the default local team vs its members\n")
+    team_name = "the default local team" + ("" if model == DEFAULT_LOCAL_MODEL else f" on {model}")
+    print(f"## `massgen eval humaneval`: {team_name} vs its members\n")
     print(f"Command: `massgen {' '.join(command)}` with no provider keys: the default "
-          "3-agent team (solver, checker, explainer) on qwen2.5-coder-0.5b, "
+          f"3-agent team (solver, checker, explainer) on {model}, "
           "`max_tokens` 384, temperatures 0.2/0.5/0.8, seeds 0/1/2 (`--seed N` gives the "
           "i-th member N+i), one answer each, then votes. Members write their answers as "
           "text and commit them with a short grammar-constrained call. Each answer's code "
@@ -76,7 +98,7 @@ def main() -> None:
           "gives way to it.\n")  # fmt: skip
     if chosen < total:
         print(f"**A subset: {summary['problems']} of HumanEval's {total} problems** "
-              f"(`--subset {SUBSET}`); the whole benchmark is `{FULL}` "
+              f"(`--subset {subset}`); the whole benchmark is `{full}` "
               f"(about {total * mean_problem / 3600:.1f} h at this subset's "
               f"{mean_problem:.0f} s per problem, team run and baseline).\n")  # fmt: skip
     print("| system | pass@1 | passed |")

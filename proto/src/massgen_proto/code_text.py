@@ -11,6 +11,7 @@ import ast
 import doctest
 import functools
 import re
+from dataclasses import dataclass
 
 __all__ = [
     "MAX_EXAMPLES_CHARS",
@@ -62,21 +63,42 @@ def answer_code(text: str) -> str:
     return "\n\n".join(b for b in defining_blocks(text) if parses(b))
 
 
-def _docstrings(task: str) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class _Doc:
+    """A docstring of the task's code, and the function it documents (if any)."""
+
+    text: str
+    function: str | None = None
+    params: tuple[str, ...] = ()
+    """The function's parameters, in order, when it takes only plain positional ones."""
+
+
+def _params(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, ...]:
+    args = node.args
+    if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
+        return ()
+    return tuple(a.arg for a in args.args if a.arg not in ("self", "cls"))
+
+
+def _docstrings(task: str) -> list[_Doc]:
     """The docstrings of the task's code (where its examples are), or the task's text
     itself when its code does not parse."""
-    found: list[str] = []
+    found: list[_Doc] = []
     for block in defining_blocks(task) or [task]:
         try:
             tree = ast.parse(block)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
-            found.append(block)
+            found.append(_Doc(block))
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 doc = ast.get_docstring(node, clean=True)
-                if doc:
-                    found.append(doc)
+                if not doc:
+                    continue
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    found.append(_Doc(doc, node.name, _params(node)))
+                else:
+                    found.append(_Doc(doc))
     return found
 
 
@@ -113,46 +135,125 @@ def _shown(value: object) -> str:
 
 
 _WRITTEN = re.compile(
-    r"^[ \t*\-]*(?P<call>[A-Za-z_]\w*\(.*\))\s*(?:==>|==|=>|->|\u279e|=)\s*(?P<value>.+?)\s*$",
+    r"^[ \t*\-]*(?:for\s+|assert\s+)?(?P<call>[A-Za-z_]\w*\(.*\))\s*"
+    r"(?:==>|==|=>|->|\u279e|=|#?\s*returns|should\s+return)\s*(?P<value>.+?)\s*$",
     re.MULTILINE,
 )
-"""An example written as prose: ``f(1, 2) == 3``, ``f([1]) => [1]``, ``f("a") \u279e True``."""
+"""An example written as prose: ``f(1, 2) == 3``, ``f([1]) => [1]``, ``f("a") \u279e True``,
+``f(2) returns 4``, ``f(2) should return 4.``, ``for f(2) == 4``."""
+_FOR_NAMED = re.compile(
+    r"^[ \t*\-]*for\s+(?P<args>[A-Za-z_]\w*\s*=.+?),?\s+the\s+(?:output|result)\s+"
+    r"should\s+be\s+(?P<value>.+?)\s*$",
+    re.MULTILINE | re.IGNORECASE,
+)
+"""``For lst = [1, 2] the output should be 3`` (the arguments named as parameters)."""
+_INPUT_OUTPUT = re.compile(
+    r"^[ \t]*Input:[ \t]*(?P<args>\S.*?)[ \t]*\n[ \t]*Output:[ \t]*(?P<value>\S.*?)[ \t]*$",
+    re.MULTILINE,
+)
+"""``Input: arr = [1, 2], k = 1`` or ``Input: [1, 2]``, then ``Output: [2]`` on the next line."""
 
 
-def _written_examples(doc: str, functions: set[str]) -> list[str]:
-    """Examples of a docstring written as ``call <arrow> value``, as doctest source:
-    only calls of the task's own functions with literal arguments and a literal value
-    (``is_happy(a) => False`` or ``f(1) => true`` are not Python and are left out)."""
-    found = []
-    for match in _WRITTEN.finditer(doc):
+def _literal(text: str) -> tuple[bool, object]:
+    """The value an example's prose gives (ok, value): a Python literal, allowing a
+    sentence's final period, a trailing ``# comment`` and ``true``/``false``."""
+    candidates = [text.rstrip("."), text]  # "should return 16." means 16, not 16.0
+    if "#" in text:
+        candidates.append(text.split("#", 1)[0])
+    for candidate in candidates:
+        candidate = candidate.strip()
+        if candidate in ("true", "false"):
+            return True, candidate == "true"
         try:
-            call = ast.parse(match["call"], mode="eval").body
-            value = ast.literal_eval(match["value"])
-            if not (
-                isinstance(call, ast.Call)
-                and isinstance(call.func, ast.Name)
-                and call.func.id in functions
-                and not call.keywords
-            ):
-                continue
-            for arg in call.args:
-                ast.literal_eval(arg)
+            return True, ast.literal_eval(candidate)
         except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
             continue
-        found.append(f">>> {match['call']}\n{_shown(value)}")
+    return False, None
+
+
+def _literal_args(values: list[ast.expr]) -> bool:
+    try:
+        for value in values:
+            ast.literal_eval(value)
+    except (ValueError, TypeError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def _written_examples(doc: str, functions: set[str]) -> list[tuple[int, str]]:
+    """Examples of a docstring written as ``call <arrow> value``, as doctest source
+    with where they start: only calls of the task's own functions with literal
+    arguments and a literal value (``is_happy(a) => False`` is not Python: left out)."""
+    found = []
+    for match in _WRITTEN.finditer(doc):
+        ok, value = _literal(match["value"])
+        try:
+            call = ast.parse(match["call"], mode="eval").body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        if not (
+            ok
+            and isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Name)
+            and call.func.id in functions
+            and not call.keywords
+            and _literal_args(call.args)
+        ):
+            continue
+        found.append((match.start(), f">>> {match['call']}\n{_shown(value)}"))
     return found
 
 
-def _examples_of(doc: str, functions: set[str]) -> list[str]:
-    """A docstring's examples as doctest source: its ``>>>`` lines, else the ones
-    written as prose."""
+def _bound_call(doc: _Doc, args: str) -> str | None:
+    """``args`` as written in prose (``lst = [1], k = 2``, or bare values) as a call of
+    the docstring's function, its arguments in the order of its parameters."""
+    if doc.function is None or not doc.params:
+        return None
     try:
-        examples = doctest.DocTestParser().get_examples(doc)
+        call = ast.parse(f"_({args})", mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    if not isinstance(call, ast.Call):
+        return None
+    if call.keywords and not call.args:
+        named = {k.arg: k.value for k in call.keywords}
+        if set(named) != set(doc.params) or len(named) != len(call.keywords):
+            return None
+        values = [named[p] for p in doc.params]
+    elif call.args and not call.keywords and len(call.args) == len(doc.params):
+        values = list(call.args)
+    else:
+        return None
+    if not _literal_args(values):
+        return None
+    return f"{doc.function}({', '.join(ast.unparse(v) for v in values)})"
+
+
+def _named_examples(doc: _Doc) -> list[tuple[int, str]]:
+    """Examples giving the arguments by the parameters' names (``For x = 1 the output
+    should be 2``, ``Input: x = 1`` / ``Output: 2``), as calls of the function whose
+    docstring it is."""
+    found = []
+    for pattern in (_FOR_NAMED, _INPUT_OUTPUT):
+        for match in pattern.finditer(doc.text):
+            ok, value = _literal(match["value"])
+            call = _bound_call(doc, match["args"]) if ok else None
+            if call is not None:
+                found.append((match.start(), f">>> {call}\n{_shown(value)}"))
+    return found
+
+
+def _examples_of(doc: _Doc, functions: set[str]) -> list[str]:
+    """A docstring's examples as doctest source: its ``>>>`` lines, else the ones
+    written as prose, in the order they are written."""
+    try:
+        examples = doctest.DocTestParser().get_examples(doc.text)
     except ValueError:  # inconsistent indentation: no usable doctest lines there
         examples = []
     if examples:
         return [_render(example) for example in examples]
-    return _written_examples(doc, functions)
+    written = _written_examples(doc.text, functions) + _named_examples(doc)
+    return [text for _, text in sorted(written)]
 
 
 @functools.lru_cache(maxsize=256)
@@ -161,8 +262,10 @@ def task_examples(task: str) -> str:
     output), or "" when the task defines no function or gives no such example.
 
     Only a task that shows code defining a function counts: its examples (in the
-    code's docstrings, as ``>>>`` lines or as ``f(x) == y`` / ``=>`` / ``->`` lines)
-    say what that function must return, which any answer's code can be checked against.
+    code's docstrings, as ``>>>`` lines or written as prose: ``f(x) == y``, ``=>``,
+    ``->``, ``returns``, ``For x = 1 the output should be 2``, ``Input:``/``Output:``
+    lines) say what that function must return, which any answer's code can be checked
+    against.
     Cached: the orchestrator asks for every turn of a run.
     """
     functions = set(TOP_DEF.findall(task))

@@ -69,11 +69,46 @@ def test_examples_written_as_prose_are_read_when_they_are_python():
         "    fly([2], 9) == None\n    other(1) == 2\n    fly([1], w=2) -> True\n"
         '    """\n'
     )
-    # Calls of the task's own function with literal arguments and a literal value only:
-    # ``fly(a)``, ``=> true``, another function and keyword calls are left out.
+    # Calls of the task's own function with literal arguments and a literal value only
+    # (``true`` is the boolean): ``fly(a)``, another function and keyword calls are
+    # left out.
     assert task_examples(stub) == (
-        ">>> fly([1, 2], 5)\nFalse\n>>> fly([3], 5)\nTrue\n>>> fly([2], 9)\n"
+        ">>> fly([1, 2], 5)\nFalse\n>>> fly([3], 5)\nTrue\n>>> fly([1], 1)\nTrue\n>>> fly([2], 9)\n"
     )
+
+
+def test_examples_that_say_what_a_call_returns_in_words():
+    stub = (
+        'def f(x, y):\n    """Examples:\n    f(148, 412) should return 16.\n'
+        '    f(1, 2)   # returns "db1111db"\n    f(5, 1) returns [1, 5] # odd ones: 1, 5\n'
+        "    for f(7, 34) == 34\n    assert f(2, 2) => ['aa']\n"
+        "    f(3, 3) returns what you would expect\n"
+        '    """\n'
+    )
+    assert task_examples(stub) == (
+        ">>> f(148, 412)\n16\n>>> f(1, 2)\n'db1111db'\n>>> f(5, 1)\n[1, 5]\n"
+        ">>> f(7, 34)\n34\n>>> f(2, 2)\n['aa']\n"
+    )
+
+
+def test_examples_that_name_the_arguments_are_calls_in_the_parameters_order():
+    stub = (
+        'def remove(s, c):\n    """\n    For s = "abcde", c = "ae", the result should be '
+        "('bcd',False)\n    For c = \"b\", s = \"abc\" the output should be ('ac', False).\n"
+        "    For N = 1000, the sum of digits will be 1 the output should be 1.\n"
+        '    Example 1:\n        Input: s = "aa", c = "a"\n        Output: (\'\', True)\n'
+        "        Explanation: all gone.\n"
+        '    Input: x = 1\n    Output: 2\n    Input: "x", "y"\n    Output: ("", False)\n'
+        '    """\n'
+    )
+    # Names other than the parameters (``N``, ``x``) give no example; bare values are
+    # taken in order when there are as many as parameters.
+    assert task_examples(stub) == (
+        ">>> remove('abcde', 'ae')\n('bcd', False)\n>>> remove('abc', 'b')\n('ac', False)\n"
+        ">>> remove('aa', 'a')\n('', True)\n>>> remove('x', 'y')\n('', False)\n"
+    )
+    one = 'def pluck(arr):\n    """\n    Input: [4,2,3]\n    Output: [2, 1]\n    """\n'
+    assert task_examples(one) == ">>> pluck([4, 2, 3])\n[2, 1]\n"
 
 
 def test_loosely_written_doctest_outputs_are_read_as_meant():
