@@ -9,10 +9,12 @@ that breaks the code gives way to the winner's answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
 from gateway_helpers import agent
+from massgen_cli.client import follow_run
 from massgen_gateway.sandbox import sandbox_available
 from massgen_kit.keepalive import request_with_keepalive
 from massgen_proto import subjects
@@ -142,3 +144,69 @@ async def test_a_presentation_that_breaks_the_code_gives_way_to_the_answer(stack
     assert "a + b" in final.content and "a * b" not in final.content
     finished = stack.kinds("run_finished")[-1]
     assert "passes 0 of the task's 2 examples, the answer's 2" in finished.message
+
+
+def _member(code: str, final: str):
+    """Answers ``code`` until its answer is among the current ones, then votes agent1;
+    a presentation (offered no tools) says ``final``."""
+
+    def behave(request: dict[str, Any]) -> Step:
+        names = {t["function"]["name"] for t in request.get("tools") or ()}
+        if not names:
+            return text(final)
+        if "vote" in names and code in str(request["messages"]):
+            return vote("agent1", "agent1 is clearly right", seconds=0.2)
+        return answer(code, seconds=0.2)
+
+    return behave
+
+
+async def test_checks_hold_when_a_gateway_and_an_orchestrator_replica_die(
+    stack, gateway, gateway_settings
+):
+    """Two orchestrator replicas, two gateway replicas. The first check that reaches
+    gateway B kills it (no reply, no keep-alive: kill -9), and orchestrator A dies at
+    that moment too. The worker asks again (gateway A answers); A's runs are taken
+    over; every run completes with the answer that passes the examples."""
+    from massgen_gateway.service import GatewayService
+    from massgen_orchestrator.service import OrchestratorService
+    from massgen_orchestrator.settings import OrchestratorSettings
+
+    second = OrchestratorService(
+        OrchestratorSettings(nats_url=stack.nats_url, memory_streams=True, replica="orch-b")
+    )
+    await second.start()
+    doomed = GatewayService(gateway_settings.model_copy(update={"replica": "gw-b"}))
+    died = asyncio.Event()
+
+    async def dies_mid_check(msg: Any) -> None:
+        died.set()
+        await doomed._nc.close()  # type: ignore[union-attr]
+
+    doomed._on_check = dies_mid_check  # type: ignore[method-assign]
+    await doomed.start()
+    stack.fake.behave("m1", _member(BAD, "unused"))
+    stack.fake.behave("m2", _member(GOOD, f"Here it is.\n\n{GOOD}"))
+    sinks: list[list[Any]] = [[] for _ in range(6)]
+    runs = [
+        asyncio.ensure_future(follow_run(stack.nc, TASK, stack.team(["m1", "m2"]), sink.append))
+        for sink in sinks
+    ]
+    try:
+        await asyncio.wait_for(died.wait(), 60)
+        await stack.orchestrator._nc.close()  # orchestrator A: gone, mid-run
+        assert not all(run.done() for run in runs)
+        summaries = await asyncio.wait_for(asyncio.gather(*runs), 120)
+    finally:
+        await second.stop()
+        with contextlib.suppress(Exception):
+            await doomed.stop()
+    assert [s.status for s in summaries] == ["completed"] * 6, summaries
+    for summary, sink in zip(summaries, sinks, strict=True):
+        assert "a + b" in (summary.final_answer or ""), summary
+        assert "a - b" not in (summary.final_answer or ""), summary
+        # Every answer was checked, the one gateway B dropped included (asked again).
+        checked = {e.label: e.check for e in sink if e.kind == "answer_accepted"}
+        assert {label: (c.passed, c.total) for label, c in checked.items() if c} == {
+            "agent1": (0, 2), "agent2": (2, 2),
+        }, checked  # fmt: skip

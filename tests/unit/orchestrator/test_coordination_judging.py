@@ -10,6 +10,7 @@ from massgen_orchestrator.coordination import (
     judge,
     normalise,
     similarity,
+    winner_of,
 )
 from massgen_orchestrator.judging import (
     agreement,
@@ -345,6 +346,11 @@ def test_only_the_answers_passing_the_most_examples_may_win():
         "agent2",
     ]
     assert best_checked(["agent1"], {"agent1": None}) == ["agent1"]
+    # Code whose check could not be had (the gateway was down) is not a failure.
+    assert best_checked(["agent1", "agent2", "agent3"], checks, ["agent3"]) == [
+        "agent2",
+        "agent3",
+    ]
 
 
 def test_a_presentation_may_not_pass_fewer_examples_than_its_answer():
@@ -355,3 +361,17 @@ def test_a_presentation_may_not_pass_fewer_examples_than_its_answer():
     assert check_problem(_check(3), _check(1)) is None  # it fixed the answer
     assert check_problem(None, _check(3)) is None  # not checked: other rules judge it
     assert check_problem(_check(0), None) is None
+
+
+def test_an_answer_whose_code_went_unchecked_may_still_win():
+    """The gateway died while agent2's answer was checked: it is not shut out by agent1's
+    partial pass, and votes decide between them; the prose answer has no code to check."""
+    task = 'Write it.\n```python\ndef add(a, b):\n    """\n    >>> add(1, 2)\n    3\n    """\n```'
+    d = Driver(make_config(3, timeout=100), question=task)
+    partial = answer("```python\ndef add(a, b):\n    return 3\n```")
+    d.submit("agent1", [partial.model_copy(update={"check": _check(1)})])
+    d.answer("agent2", "```python\ndef add(a, b):\n    return a + b\n```")
+    d.answer("agent3", "add returns the sum of a and b.")
+    d.vote("agent1", "agent2")
+    d.vote("agent3", "agent3")
+    assert winner_of(d.state)[0] == "agent2"

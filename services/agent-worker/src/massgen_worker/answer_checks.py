@@ -4,7 +4,8 @@ When a turn request carries the task's examples (``TurnRequest.examples``), the 
 every answer the agent submits, and of the winner's presentation, is run against them
 in the gateway's sandbox (``GATEWAY_CHECK``) and the result goes with the submission.
 A check that cannot be had (no gateway, no sandbox there, a timeout) leaves the answer
-unchecked: it is evidence, never a condition for submitting.
+unchecked: it is evidence, never a condition for submitting. A gateway replica that
+falls silent mid-check (it died) is asked again once: another replica takes the request.
 """
 
 from __future__ import annotations
@@ -53,13 +54,19 @@ class GatewayChecker:
             run_id=r.run_id, agent_id=r.agent_id, label=r.label, phase=r.phase,
             token=r.token, turn_id=r.turn_id, code=code[:100_000], examples=r.examples,
         )  # fmt: skip
-        try:
-            data = await request_with_keepalive(
-                self.nc, GATEWAY_CHECK, ask.model_dump_json().encode(), CHECK_TIMEOUT,
-                self.silence,
-            )  # fmt: skip
-        except (nats.errors.NoRespondersError, ResponderSilent, TimeoutError) as error:
-            self.log.warning("answer_check_unanswered", error=repr(error))
+        payload = ask.model_dump_json().encode()
+        for attempt in (1, 2):
+            try:
+                data = await request_with_keepalive(
+                    self.nc, GATEWAY_CHECK, payload, CHECK_TIMEOUT, self.silence
+                )
+                break
+            except ResponderSilent as error:
+                self.log.warning("answer_check_unanswered", error=repr(error), attempt=attempt)
+            except (nats.errors.NoRespondersError, TimeoutError) as error:
+                self.log.warning("answer_check_unanswered", error=repr(error), attempt=attempt)
+                return None
+        else:
             return None
         reply = GatewayReplyAdapter.validate_json(data)
         if isinstance(reply, CheckResult):

@@ -6,6 +6,7 @@ from typing import Literal
 
 from massgen_proto import events as ev
 from massgen_proto import messages as msg
+from massgen_proto.code_text import answer_code
 from massgen_proto.messages import Verdict
 
 from .commands import Command
@@ -35,7 +36,8 @@ def winner_of(state: RunState) -> tuple[str, dict[str, int]]:
     or that defines none of the task's functions) never wins while a sound answer
     exists, as a failed agent never wins while a live agent has an answer. Where answers'
     code was run against the task's own examples, only the answers passing the most of
-    them can win (``best_checked``). With no votes at all, agreement and then config
+    them can win (``best_checked``; an answer with code whose check could not be had
+    stays in). With no votes at all, agreement and then config
     order decide.
 
     Returns:
@@ -58,7 +60,9 @@ def winner_of(state: RunState) -> tuple[str, dict[str, int]]:
     texts = {label: latest[label].content for label in counts}
     sound = {label: unsound(text, state.question) is None for label, text in texts.items()}
     pool = [label for label in counts if sound[label]] or list(counts)
-    pool = best_checked(pool, {label: latest[label].check for label in pool})
+    checks = {label: latest[label].check for label in pool}
+    unchecked = [label for label in pool if checks[label] is None and answer_code(texts[label])]
+    pool = best_checked(pool, checks, unchecked)
     best = max(counts[label] for label in pool)
     tied = [label for label in pool if counts[label] == best]
     if len(tied) > 1:

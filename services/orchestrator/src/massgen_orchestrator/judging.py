@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from massgen_proto import messages as msg
@@ -320,17 +320,28 @@ def check_problem(presented: CodeCheck | None, answer: CodeCheck | None) -> str 
     )
 
 
-def best_checked(pool: Sequence[str], checks: Mapping[str, CodeCheck | None]) -> list[str]:
+def best_checked(
+    pool: Sequence[str],
+    checks: Mapping[str, CodeCheck | None],
+    unverified: Collection[str] = (),
+) -> list[str]:
     """The labels of ``pool`` that may win by their checks: those whose code passes the
     most of the task's examples, when any passes one; otherwise all of ``pool``.
 
     Passing the task's own examples is evidence votes cannot outweigh: a small model's
-    votes follow the order answers are shown in more than what they do.
+    votes follow the order answers are shown in more than what they do. An answer in
+    ``unverified`` has code that went unchecked (its check could not be had: the gateway
+    was down or still starting): missing evidence is not a failure, so it stays in.
     """
     best = max((c.passed for c in checks.values() if c is not None), default=0)
     if best == 0:
         return list(pool)
-    return [label for label in pool if (c := checks.get(label)) is not None and c.passed == best]
+    return [
+        label
+        for label in pool
+        if ((c := checks.get(label)) is not None and c.passed == best)
+        or (c is None and label in unverified)
+    ]
 
 
 # -- standing of an answer when votes tie ----------------------------------------------
