@@ -8,6 +8,7 @@ from the conversation), since how many calls a run makes depends on timing.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 from pathlib import Path
 
@@ -268,3 +269,55 @@ def test_config_warnings_reach_stderr_the_result_and_the_log_folder(cli, fake_mo
     (folder,) = cli.log_dirs()
     assert (folder / "warnings.txt").read_text().startswith(warning)
     assert json.loads((folder / "status.json").read_text())["warnings"] == out["warnings"]
+
+
+# -- answers' code checked against the task's examples ------------------------------------
+
+CODE_TASK = '''Complete this function.
+
+```python
+def add(a: int, b: int) -> int:
+    """Return the sum of a and b.
+
+    >>> add(1, 2)
+    3
+    """
+```'''
+GOOD = "```python\ndef add(a: int, b: int) -> int:\n    return a + b\n```"
+BAD = "```python\ndef add(a: int, b: int) -> int:\n    return a - b\n```"
+
+
+def _coder(code: str):
+    """Answers ``code`` until it is among the current answers, then votes agent1; a
+    presentation (offered no tools) repeats it."""
+    from tests.support.fakes.openai_server import answer, text, vote
+
+    def behave(request):
+        names = {t["function"]["name"] for t in request.get("tools") or ()}
+        if not names:
+            return text(f"Final:\n{code}")
+        if "vote" in names and code in str(request["messages"]):
+            return vote("agent1", "agent1 is right")
+        return answer(code)
+
+    return behave
+
+
+@pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap is not installed")
+def test_a_code_task_has_its_answers_checked_by_the_commands_own_gateway(cli, fake_model):
+    """A team without tools: the command starts its gateway for the checks because the
+    question gives examples; the answer passing them wins over the votes."""
+    fake_model.behave("m1", _coder(BAD))
+    fake_model.behave("m2", _coder(GOOD))
+    path = cli.write_config(team_config(fake_model.base_url, ["m1", "m2"], ["bad", "good"]))
+
+    result = cli.run("--config", path.name, "--output", "json", CODE_TASK)
+
+    assert result.code == 0, result.stderr
+    out = result.json()
+    assert out["winner"] == "good" and "a + b" in out["final_answer"], out
+    events = read_events(Path(out["log_dir"]) / "events.jsonl")
+    checks = {e["label"]: e["check"] for e in events if e["kind"] == "answer_accepted"}
+    assert {label: (c["passed"], c["total"]) for label, c in checks.items()} == {
+        "agent1": (0, 1), "agent2": (1, 1),
+    }  # fmt: skip

@@ -112,6 +112,9 @@ class EmbeddedStack:
             tools only, so a command whose team uses no tools (no MCP servers,
             workspace, commands, custom tools or context paths) goes without: its
             imports are a third of the command's start-up.
+        checks: without tools, still start the gateway (in the background) to run
+            answers' code against the task's examples, where bubblewrap is there. False
+            when no question the stack will serve gives examples (a one-off command).
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class EmbeddedStack:
         own_sessions: bool = True,
         monitor: bool = False,
         tools: bool = True,
+        checks: bool = True,
     ) -> None:
         self.providers = providers
         self.log_dir = log_dir
@@ -134,6 +138,7 @@ class EmbeddedStack:
         self._own_sessions = own_sessions
         self._monitor = monitor
         self._tools = tools
+        self._checks = checks
         self._gateway_start: asyncio.Future[None] | None = None
         """The gateway starting in the background (a team without tools: checks only)."""
         self.nats: NatsServer | None = None
@@ -186,7 +191,7 @@ class EmbeddedStack:
         mark("cli: orchestrator started")
         if self._tools:
             await self._start_gateway()
-        elif shutil.which("bwrap"):
+        elif self._checks and shutil.which("bwrap"):
             # No agent has tools, but answers with code are run against the task's
             # examples in the gateway's sandbox: started alongside the first turns (a
             # check asked before it is up goes unchecked).

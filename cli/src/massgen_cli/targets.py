@@ -124,6 +124,9 @@ class StackTarget:
             (:func:`~massgen_cli.warm.background_allowed` says when).
         team: what is known of ``config`` already (:func:`~massgen_cli.teams.resolve_team`,
             possibly remembered): spares validating it again.
+        checks: the runs may need answers' code checked against the task's examples
+            (a stack of this command's own then starts its gateway for a team without
+            tools); False when the one question to ask gives no examples.
     """
 
     def __init__(
@@ -135,6 +138,7 @@ class StackTarget:
         debug: bool = False,
         background: bool = False,
         team: Any = None,
+        checks: bool = True,
     ) -> None:
         if team is None:
             from .teams import describe
@@ -150,6 +154,7 @@ class StackTarget:
         self.embedded = embedded
         self.debug = debug
         self.background = background
+        self.checks = checks
         self.nc: Any = None
         self._stack: Any = None
         self.warm: Any = None
@@ -308,7 +313,7 @@ class StackTarget:
             self._stack = EmbeddedStack(
                 providers, log_dir=self.log_dir, debug=self.debug,
                 local_models=local_models, on_progress=bar.note,
-                tools=tools,
+                tools=tools, checks=self.checks,
             )  # fmt: skip
             try:
                 # The run is created at once; its turns wait for the worker (``follow``).

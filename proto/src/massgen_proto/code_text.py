@@ -8,10 +8,13 @@ code of an answer to check) and the gateway (checking it).
 from __future__ import annotations
 
 import ast
-import doctest
 import functools
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import doctest
 
 __all__ = [
     "MAX_EXAMPLES_CHARS",
@@ -246,6 +249,8 @@ def _named_examples(doc: _Doc) -> list[tuple[int, str]]:
 def _examples_of(doc: _Doc, functions: set[str]) -> list[str]:
     """A docstring's examples as doctest source: its ``>>>`` lines, else the ones
     written as prose, in the order they are written."""
+    import doctest  # not at import time: it costs a CLI command ~20 ms for nothing
+
     try:
         examples = doctest.DocTestParser().get_examples(doc.text)
     except ValueError:  # inconsistent indentation: no usable doctest lines there

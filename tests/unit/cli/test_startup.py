@@ -45,7 +45,8 @@ def test_the_early_processes_are_stopped_when_the_command_does_not_need_them(mon
     assert early_worker.take() is None and early_worker.take_nats() is None
 
 
-def test_a_worker_that_dies_fails_the_run_waiting_for_it(monkeypatch, tmp_path):
+@pytest.mark.parametrize("checks", [True, False])
+def test_a_worker_that_dies_fails_the_run_waiting_for_it(monkeypatch, tmp_path, checks):
     from massgen_cli import early_worker
     from massgen_cli.embedded import EmbeddedStack, WorkerStartError
 
@@ -60,15 +61,15 @@ def test_a_worker_that_dies_fails_the_run_waiting_for_it(monkeypatch, tmp_path):
     monkeypatch.setattr(early_worker, "spawn_worker", dying_worker)
 
     async def scenario() -> None:
-        stack = EmbeddedStack(["openai"], log_dir=tmp_path, tools=False)
+        stack = EmbeddedStack(["openai"], log_dir=tmp_path, tools=False, checks=checks)
         try:
             await stack.start(wait_for_workers=False)  # returns before the worker pulls
             # A team without tools waits for no gateway; one starts alongside (for answer
-            # checks) only where its sandbox can run.
-            if shutil.which("bwrap"):
+            # checks) only where its sandbox can run, and when a question may need it.
+            if checks and shutil.which("bwrap"):
                 assert stack._gateway_start is not None  # started, not waited for
             else:
-                assert stack.gateway is None
+                assert stack.gateway is None and stack._gateway_start is None
             with pytest.raises(WorkerStartError, match="exit code 7"):
                 await asyncio.wait_for(stack.guarded(asyncio.sleep(30)), 10)
         finally:

@@ -165,6 +165,7 @@ def _new_session(args: argparse.Namespace) -> Any:
 
 async def _single(args: argparse.Namespace, team: Team, question: str) -> int:
     """``massgen "question"``: one run; the stack's own logs go with it (one folder)."""
+    from massgen_proto.code_text import task_examples
     from massgen_proto.ids import new_run_id
 
     from ..runlog import default_log_root, run_log_dir
@@ -175,7 +176,7 @@ async def _single(args: argparse.Namespace, team: Team, question: str) -> int:
     folder = None if args.no_logs else run_log_dir(args.log_dir or default_log_root(), run_id)
     target = StackTarget(
         team.config, folder, embedded=args.embedded, debug=args.debug,
-        background=args.background, team=team,
+        background=args.background, team=team, checks=bool(task_examples(question)),
     )  # fmt: skip
 
     async def body() -> int:
@@ -189,12 +190,14 @@ async def _single(args: argparse.Namespace, team: Team, question: str) -> int:
 
 async def _session_turn(args: argparse.Namespace, team: Team, session: Any, question: str) -> int:
     """``massgen --session ID "question"``: one more turn of a saved session."""
+    from massgen_proto.code_text import task_examples
+
     from ..targets import StackTarget
     from .turn import run_on, run_session_turn
 
     target = StackTarget(
         team.config, session.directory, embedded=args.embedded, debug=args.debug,
-        background=args.background, team=team,
+        background=args.background, team=team, checks=bool(task_examples(question)),
     )  # fmt: skip
 
     async def body() -> int:
