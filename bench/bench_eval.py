@@ -42,6 +42,32 @@ def team_file(model: str, out: Path) -> Path:
     return path
 
 
+def phase_line(out: Path, records: list[dict]) -> str:
+    """Where a team run's wall time goes, mean over the runs' event logs: until every
+    member's first answer is in, then until the votes decide, then the presentation."""
+    spans: list[tuple[float, float, float]] = []
+    for record in records:
+        path = out / (record.get("log_dir") or "") / "events.jsonl"
+        if not record.get("log_dir") or not path.exists():
+            continue
+        events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        first: dict[str, float] = {}
+        for e in events:
+            if e["kind"] == "answer_accepted":
+                first.setdefault(e["label"], e["ts"])
+        at = {e["kind"]: e["ts"] for e in events if e["kind"] in ("consensus", "run_finished")}
+        if first and len(at) == 2:
+            answered = max(first.values())
+            spans.append((answered - events[0]["ts"], at["consensus"] - answered,
+                          at["run_finished"] - at["consensus"]))  # fmt: skip
+    if not spans:
+        return ""
+    answers, votes, present = (sum(span[i] for span in spans) / len(spans) for i in range(3))
+    return (f"Where a run's time goes (mean of {len(spans)} runs): {answers:.0f} s until every "
+            f"member's first answer is in, {votes:.0f} s more until the votes decide, "
+            f"{present:.0f} s of presentation.")  # fmt: skip
+
+
 def measure(model: str, subset: str, out: Path) -> None:
     """Run (or resume) the eval of the default team on ``model`` and print its section.
 
@@ -130,6 +156,8 @@ def measure(model: str, subset: str, out: Path) -> None:
           "(the presentation refused, the winner's answer used); the final answer failed "
           f"where the winner's own answer passed on {summary.get('final_worse_than_winner', 0)}"
           f" of {summary['problems']} problems.")  # fmt: skip
+    if spent := phase_line(out, records):
+        print(f"\n{spent}")
     busy = (f"; load average during the bench {sum(loads) / len(loads):.1f} on "
             f"{os.cpu_count()} cores" if loads else "")  # fmt: skip
     print(f"\nThis command: {took / 60:.0f} min (problems already in the results folder are "

@@ -198,7 +198,8 @@ def main() -> None:
           "target ≤ 0.1 ms (100 µs) added per tool call at p50:\n")  # fmt: skip
     print("| | p50 µs | p99 µs |\n|---|---:|---:|")
     for name, label in (
-        ("allowed", "right token (the tool call goes on)"),
+        ("allowed", "right token (a tool list or file read goes on; a tool call is then "
+                    "confirmed by a leader read)"),
         ("forged", "forged token (refused if the leader re-read agrees)"),
         ("build", f"capabilities of a stored run state ({capability['state_bytes'][0] / 1024:.1f} "
                   "KiB JSON: parse + build), per write to a cached run"),
@@ -207,7 +208,8 @@ def main() -> None:
         print(f"| {label} | {statistics.median(values):.2f} | {_pct(values, 0.99):.2f} |")
     print(f"\nTool call `echo` on the same stdio MCP server, {CALLS} sequential calls "
           "(target: ≤ 2 ms added at p50, ≤ 10 ms at p99); the gateway checks each call's "
-          "turn token:\n")  # fmt: skip
+          "turn token and confirms it with a read of the run's state from the stream "
+          "leader (a replaced turn writes nothing):\n")  # fmt: skip
     print("| | p50 ms | p99 ms |\n|---|---:|---:|")
     d50, d99 = statistics.median(direct), _pct(direct, 0.99)
     g50, g99 = statistics.median(through), _pct(through, 0.99)
