@@ -347,6 +347,21 @@ class AgentScope:
         return [r.describe() for r in self.roots]
 
 
+def _context_root(entry: ContextRoot, may_write: bool) -> Root:
+    """A context path's root: writable only when declared so and ``may_write`` (the
+    winner presenting); its protected paths resolve against it unless absolute."""
+    real = _real(os.path.expanduser(entry.path))
+    declared = entry.permission == "write"
+    protected = tuple(
+        _real(p if os.path.isabs(os.path.expanduser(p)) else os.path.join(real, p))
+        for p in entry.protected_paths
+    )
+    return Root(
+        real, "context", writable=declared and may_write, declared_write=declared,
+        is_file=os.path.isfile(real), protected=protected,
+    )  # fmt: skip
+
+
 def build_scope(
     *,
     label: str,
@@ -382,23 +397,7 @@ def build_scope(
         roots.append(Root(_real(previous), "previous", writable=False))
     if skills:
         roots.append(Root(_real(skills), "skills", writable=False))
-    for entry in context_paths:
-        real = _real(os.path.expanduser(entry.path))
-        declared = entry.permission == "write"
-        protected = tuple(
-            _real(p if os.path.isabs(os.path.expanduser(p)) else os.path.join(real, p))
-            for p in entry.protected_paths
-        )
-        roots.append(
-            Root(
-                real,
-                "context",
-                writable=declared and phase == "present" and is_winner,
-                declared_write=declared,
-                is_file=os.path.isfile(real),
-                protected=protected,
-            )
-        )
+    roots += [_context_root(entry, phase == "present" and is_winner) for entry in context_paths]
     # Deepest first, so the most specific root decides; on equal paths the earlier
     # (workspace, then reference, previous turn, skills, then config order) wins.
     order = {id(r): i for i, r in enumerate(roots)}
