@@ -99,7 +99,16 @@ class FakeLlama:
                 "completion_tokens": len(deltas) - 1,
                 "prompt_tokens_details": {"cached_tokens": 9 if len(self.requests) > 1 else 0},
             }
-            usage = {**base, "object": "chat.completion.chunk", "choices": [], "usage": count}
+            cached = count["prompt_tokens_details"]["cached_tokens"]
+            timings = {  # as llama.cpp reports them with the usage
+                "prompt_n": count["prompt_tokens"] - cached, "cache_n": cached,
+                "predicted_n": count["completion_tokens"], "prompt_ms": 12.5,
+                "predicted_ms": 40.25,
+            }  # fmt: skip
+            usage = {
+                **base, "object": "chat.completion.chunk", "choices": [], "usage": count,
+                "timings": timings,
+            }  # fmt: skip
             await resp.write(f"data: {json.dumps(usage)}\n\n".encode())
         await resp.write(b"data: [DONE]\n\n")
         return resp
@@ -488,3 +497,28 @@ async def test_models_and_health(run: Any) -> None:
 
     assert [m["id"] for m in models["data"]] == ["tiny"]
     assert health.status == 200
+
+
+async def test_the_log_line_says_what_llama_cpp_read_reused_and_wrote(run: Any) -> None:
+    """Each proxied request's log line sums llama.cpp's timings over its completions:
+    the relayed plain stream, and text then call (the call reusing the cached prefix)."""
+    from structlog.testing import capture_logs
+
+    client = await run(FakeLlama(["hello world", "Paris.", '{"agent_id": "agent1"}'], usage=True))
+    with capture_logs() as logs:
+        plain = await client.post(
+            "/v1/chat/completions", json={"messages": MESSAGES, "stream": True}
+        )
+        await sse(plain)
+        both = await client.post(
+            "/v1/chat/completions",
+            json={"messages": MESSAGES, "tools": TOOLS, "tool_choice": "required", "stream": True},
+        )
+        await sse(both)
+    lines = [e for e in logs if e["event"] == "chat_completion"]
+    assert [e["path"] for e in lines] == ["plain", "text_first"]
+    # Request 1 read 11 prompt tokens, none cached; requests 2 and 3 read 12 - 9 and 13 - 9.
+    assert {k: lines[0][k] for k in ("prompt_n", "cache_n", "prompt_ms")} == {
+        "prompt_n": 11, "cache_n": 0, "prompt_ms": 12,
+    }  # fmt: skip
+    assert (lines[1]["prompt_n"], lines[1]["cache_n"], lines[1]["predicted_ms"]) == (7, 18, 80)

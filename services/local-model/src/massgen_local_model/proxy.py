@@ -26,6 +26,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from . import timings
 from .calls import tool_name
 from .text_first import call_request, text_request
 from .toolcalls import (
@@ -160,10 +161,13 @@ async def _relay(request: web.Request, up: aiohttp.ClientResponse) -> web.Stream
     if up.content_type == "text/event-stream":
         resp.headers["Cache-Control"] = "no-cache"
     await resp.prepare(request)
+    tail = b""
     with _client_may_leave():
         async for block in up.content.iter_any():
             await resp.write(block)
+            tail = (tail + block)[-4096:]  # where llama.cpp's final timings are
         await resp.write_eof()
+    timings.note_tail(tail)
     return resp
 
 
@@ -186,24 +190,32 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     if forced and body.get("tool_choice") == "required":
         path = "text_first"
     body["model"] = request.app[_ALIAS]
-    try:
-        if path == "text_first":
-            return await _text_first(request, body, forced or [])
-        if forced:
-            return await _forced(request, body, forced)
-        if path == "auto":
-            return await _auto(request, body, {t["function"]["name"] for t in tools})
-        async with _post(request, body) as up:
-            return await _relay(request, up)
-    finally:
-        log.info(
-            "chat_completion",
-            path=path,
-            stream=bool(body.get("stream")),
-            messages=len(body["messages"]),
-            tools=len(tools),
-            seconds=round(time.monotonic() - started, 3),
-        )
+    with timings.collecting() as steps:
+        try:
+            return await _route(request, body, path, forced, tools)
+        finally:
+            log.info(
+                "chat_completion",
+                path=path,
+                stream=bool(body.get("stream")),
+                messages=len(body["messages"]),
+                tools=len(tools),
+                seconds=round(time.monotonic() - started, 3),
+                **timings.fields(steps),
+            )
+
+
+async def _route(
+    request: web.Request, body: JsonObj, path: str, forced: list[JsonObj], tools: list[JsonObj]
+) -> web.StreamResponse:
+    if path == "text_first":
+        return await _text_first(request, body, forced or [])
+    if forced:
+        return await _forced(request, body, forced)
+    if path == "auto":
+        return await _auto(request, body, {t["function"]["name"] for t in tools})
+    async with _post(request, body) as up:
+        return await _relay(request, up)
 
 
 def _post(request: web.Request, body: JsonObj) -> Any:
@@ -224,7 +236,9 @@ async def _sse_events(up: aiohttp.ClientResponse) -> AsyncIterator[JsonObj]:
         data = line[5:].strip()
         if data == "[DONE]":
             return
-        yield json.loads(data)
+        chunk = json.loads(data)
+        timings.note(chunk)
+        yield chunk
 
 
 async def _start_sse(request: web.Request) -> web.StreamResponse:
