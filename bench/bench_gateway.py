@@ -151,13 +151,17 @@ async def bench_gateway(base: Path) -> list[float]:
                              "args": [str(TOOL_SERVER), "stdio"]}]}}]})  # fmt: skip
         secret, turn_id = "k" * 32, "bench-agent1-t1"
         state = {"run_id": "bench", "config": config.model_dump(mode="json"), "secret": secret,
-                 "status": "running", "agents": [{"agent_id": "a1", "label": "agent1", "turn": {
+                 "status": "running", "winner_label": None,
+                 "agents": [{"agent_id": "a1", "label": "agent1", "turn": {
                      "turn_id": turn_id, "phase": "coordinate"}}]}  # fmt: skip
         await kv.put("bench", json.dumps(state).encode())
         caller = {"run_id": "bench", "agent_id": "a1", "label": "agent1", "phase": "coordinate",
                   "token": turn_token(secret, turn_id)}  # fmt: skip
         ask = ToolListRequest(turn_id=turn_id, **caller)
-        await nc.request(subjects.GATEWAY_TOOLS_LIST, ask.model_dump_json().encode(), timeout=60)
+        listed = await nc.request(
+            subjects.GATEWAY_TOOLS_LIST, ask.model_dump_json().encode(), timeout=60
+        )
+        assert b'"tool_list"' in listed.data, listed.data[:300]  # a refusal would skew it all
         times = []
         for i in range(CALLS + 20):
             call = ToolCallRequest(
@@ -165,10 +169,14 @@ async def bench_gateway(base: Path) -> list[float]:
             )
             data = call.model_dump_json().encode()
             started = time.perf_counter()
-            await nc.request(subjects.GATEWAY_TOOLS_CALL, data, timeout=30)
+            reply = await nc.request(subjects.GATEWAY_TOOLS_CALL, data, timeout=30)
             if i >= 20:
                 times.append((time.perf_counter() - started) * 1000)
-        assert service.refusals == 0 and service.calls == CALLS + 20
+        assert service.refusals == 0 and service.calls == CALLS + 20, (
+            service.refusals,
+            service.calls,
+            reply.data[:300],
+        )
         return times
     finally:
         await nc.drain()
