@@ -166,17 +166,8 @@ def test_commands_with_network_need_the_operators_consent(tmp_path, nats_url, fa
             assert fake_model.requests == []
     finally:
         stop()
-    # No worker: the run is only accepted, never played.
-    allowing, stop = start_api_stack(
-        tmp_path / "allowing", nats_url, fake_model, workers=False, allow_command_network=True
-    )
-    try:
-        with allowing.client() as client:
-            response = client.post("/v1/runs", json={"config": config("bridge"), "question": "q"})
-            assert response.status_code == 201, response.text
-            client.post(f"/v1/runs/{response.json()['id']}/cancel")
-    finally:
-        stop()
+    _accepted_when_allowed(tmp_path, nats_url, fake_model, config("bridge"),
+                           allow_command_network=True)  # fmt: skip
 
 
 def test_stdio_servers_outside_the_catalog_are_refused(tmp_path, nats_url, fake_model):
@@ -234,12 +225,20 @@ def test_paths_on_the_server_need_the_operators_consent(tmp_path, nats_url, fake
             client.post(f"/v1/runs/{response.json()['id']}/cancel")
     finally:
         stop()
+    _accepted_when_allowed(tmp_path, nats_url, fake_model, hostile, allow_host_paths=True)
+
+
+def _accepted_when_allowed(tmp_path, nats_url, fake_model, config, **allowed) -> None:
+    """An API whose operator allows what ``config`` asks for accepts the run. No worker:
+    the run is only accepted, never played (it is cancelled at once)."""
+    from tests.support.api_stack import start_api_stack
+
     allowing, stop = start_api_stack(
-        tmp_path / "allowing", nats_url, fake_model, workers=False, allow_host_paths=True
+        tmp_path / "allowing", nats_url, fake_model, workers=False, **allowed
     )
     try:
         with allowing.client() as client:
-            response = client.post("/v1/runs", json={"config": hostile, "question": "q"})
+            response = client.post("/v1/runs", json={"config": config, "question": "q"})
             assert response.status_code == 201, response.text
             client.post(f"/v1/runs/{response.json()['id']}/cancel")
     finally:

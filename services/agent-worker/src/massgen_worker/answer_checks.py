@@ -61,13 +61,10 @@ class GatewayChecker:
                     self.nc, GATEWAY_CHECK, payload, CHECK_TIMEOUT, self.silence
                 )
                 break
-            except ResponderSilent as error:
+            except (nats.errors.NoRespondersError, ResponderSilent, TimeoutError) as error:
                 self.log.warning("answer_check_unanswered", error=repr(error), attempt=attempt)
-            except (nats.errors.NoRespondersError, TimeoutError) as error:
-                self.log.warning("answer_check_unanswered", error=repr(error), attempt=attempt)
-                return None
-        else:
-            return None
+                if attempt == 2 or not isinstance(error, ResponderSilent):
+                    return None
         reply = GatewayReplyAdapter.validate_json(data)
         if isinstance(reply, CheckResult):
             return reply.check
