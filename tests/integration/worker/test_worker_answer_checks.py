@@ -15,7 +15,7 @@ import structlog
 from massgen_proto import subjects
 from massgen_proto.messages import BackendSpec, CodeCheck, TurnRequest
 from massgen_proto.tools import KEEPALIVE_HEADER, CheckRequest, CheckResult
-from massgen_worker.answer_checks import GatewayChecker
+from massgen_worker.answer_checks import CHECK_TIMEOUT, GatewayChecker
 
 SILENCE = 0.5
 
@@ -73,7 +73,8 @@ async def test_no_gateway_or_one_silent_twice_leaves_the_answer_unchecked(nats_u
         started = asyncio.get_running_loop().time()
         assert await checker.check("def add(a, b):\n    return a + b\n") is None
         assert asked == 2  # asked again once, not forever
-        assert asyncio.get_running_loop().time() - started < 4 * SILENCE + 1
+        # Given up on silence, not after the whole check timeout (a loose bound: CI is busy).
+        assert asyncio.get_running_loop().time() - started < CHECK_TIMEOUT / 2
         await gateway.drain()
     finally:
         await worker.drain()
