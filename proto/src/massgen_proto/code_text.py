@@ -22,7 +22,9 @@ __all__ = [
     "answer_code",
     "code_blocks",
     "defining_blocks",
+    "elide_task_docstrings",
     "parses",
+    "restore_task_docstrings",
     "task_examples",
 ]
 
@@ -31,8 +33,15 @@ _FENCED = re.compile(r"^[ \t]{0,3}```[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL | re.M
 "in one ```python block", opens nothing); the closing one may end a line of code."""
 TOP_DEF = re.compile(r"^(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
 """A top-level function definition (its name is group 1)."""
+TOP_DEF_ANY = re.compile(r"^[ \t]*(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
+"""A function definition at any depth (its name is group 1)."""
 
 _CLOSING_QUOTES = re.compile(r"^[ \t]*(?:\"\"\"|\'\'\')", re.MULTILINE)
+
+_TRIPLE_QUOTED = re.compile(r'(?P<q>"""|\'\'\')(?P<body>.*?)(?P=q)', re.DOTALL)
+ELIDED_DOCSTRING = "(the task's docstring)"
+"""What a docstring copied from the task is shown as (``elide_task_docstrings``)."""
+_MIN_ELIDED_CHARS = 40
 
 MAX_EXAMPLES_CHARS = 8000
 """Most characters of examples taken from a task (the rest are left out)."""
@@ -64,6 +73,24 @@ def answer_code(text: str) -> str:
     """The code of an answer to check against the task's examples: its blocks that
     define functions and parse, joined ("" when it has none)."""
     return "\n\n".join(b for b in defining_blocks(text) if parses(b))
+
+
+def elide_task_docstrings(text: str, task: str) -> str:
+    """``text`` with each triple-quoted string that only repeats the task's own text
+    (whitespace aside, at least ``_MIN_ELIDED_CHARS`` long) shown as
+    ``ELIDED_DOCSTRING``: agents copy the task's docstring into every answer, and
+    reading it again under each answer costs a small local model seconds per turn."""
+    if '"""' not in text and "'''" not in text:
+        return text
+    seen = " ".join(task.split())
+
+    def shorten(match: re.Match[str]) -> str:
+        body = " ".join(match["body"].split())
+        if len(body) < _MIN_ELIDED_CHARS or body not in seen:
+            return match[0]
+        return f"{match['q']}{ELIDED_DOCSTRING}{match['q']}"
+
+    return _TRIPLE_QUOTED.sub(shorten, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +130,34 @@ def _docstrings(task: str) -> list[_Doc]:
                 else:
                     found.append(_Doc(doc))
     return found
+
+
+_ELIDED_LINE = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<q>\"\"\"|\'\'\')" + re.escape(ELIDED_DOCSTRING) + r"(?P=q)[ \t]*\n?",
+    re.MULTILINE,
+)
+
+
+def restore_task_docstrings(text: str, task: str) -> str:
+    """Undo ``elide_task_docstrings`` in text an agent wrote from what it was shown: a
+    line that is only the marker becomes the task's docstring of the function it is in
+    (the nearest ``def`` above it), or goes when the task documents no such function."""
+    if ELIDED_DOCSTRING not in text:
+        return text
+    docs = {d.function: d.text for d in _docstrings(task) if d.function}
+
+    def restore(match: re.Match[str]) -> str:
+        defs = TOP_DEF_ANY.findall(text, 0, match.start())
+        doc = docs.get(defs[-1]) if defs else None
+        if doc is None:
+            return ""
+        indent, quotes = match["indent"], match["q"]
+        lines = doc.split("\n")
+        body = "\n".join(f"{indent}{line}" if line.strip() else "" for line in lines[1:])
+        closing = f"\n{body}\n{indent}{quotes}" if len(lines) > 1 else quotes
+        return f"{indent}{quotes}{lines[0]}{closing}\n"
+
+    return _ELIDED_LINE.sub(restore, text)
 
 
 def _render(example: doctest.Example) -> str:

@@ -334,6 +334,32 @@ async def test_required_call_cut_short_keeps_the_text(run: Any) -> None:
     assert "tool_calls" not in choice["message"]
 
 
+async def test_a_vote_only_required_call_is_the_short_call_alone(run: Any) -> None:
+    """Every argument required (a vote at the answer cap): no text step, whose preamble a
+    small model fills with a copy of an answer, only the short constrained call."""
+    fake = FakeLlama(['{"name": "vote", "arguments": {"agent_id": "agent1"}}'])
+    client = await run(fake)
+
+    resp = await client.post(
+        "/v1/chat/completions",
+        json={"messages": MESSAGES, "tools": [TOOLS[1]], "tool_choice": "required",
+              "max_tokens": 900, "stream": True},
+    )  # fmt: skip
+    chunks = await sse(resp)
+
+    (call_step,) = fake.requests
+    assert call_step["messages"][:2] == MESSAGES  # the cached prefix, the note after it
+    assert call_step["messages"][2]["content"].startswith("Answer with exactly one tool call")
+    assert call_step["max_tokens"] == 256 and "response_format" in call_step
+    args = "".join(
+        c["choices"][0]["delta"]["tool_calls"][0]["function"].get("arguments") or ""
+        for c in chunks
+        if c.get("choices") and c["choices"][0]["delta"].get("tool_calls")
+    )
+    assert json.loads(args) == {"agent_id": "agent1"}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
 async def test_required_call_upstream_error_is_passed_on(run: Any) -> None:
     class Failing(FakeLlama):
         async def chat(self, request: web.Request) -> web.StreamResponse:
@@ -512,8 +538,9 @@ async def test_the_log_line_says_what_llama_cpp_read_reused_and_wrote(run: Any) 
         await sse(plain)
         both = await client.post(
             "/v1/chat/completions",
-            json={"messages": MESSAGES, "tools": TOOLS, "tool_choice": "required", "stream": True},
-        )
+            json={"messages": MESSAGES, "tools": OPTIONAL_CONTENT, "tool_choice": "required",
+                  "stream": True},
+        )  # fmt: skip
         await sse(both)
     lines = [e for e in logs if e["event"] == "chat_completion"]
     assert [e["path"] for e in lines] == ["plain", "text_first"]

@@ -7,7 +7,12 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from massgen_local_model.text_first import CALL_STRING_CHARS, PREAMBLE_MAX_TOKENS
+from massgen_local_model.text_first import (
+    CALL_MAX_TOKENS,
+    CALL_STRING_CHARS,
+    call_request,
+    wants_text,
+)
 from massgen_local_model.toolcalls import (
     CallArguments,
     CallStart,
@@ -157,17 +162,21 @@ def test_a_call_after_text_keeps_only_required_arguments_and_short_strings() -> 
     assert "- new_answer(): Submit a new answer." in note
 
 
-def test_before_a_call_with_only_required_arguments_the_text_is_a_short_preamble() -> None:
+def test_a_call_with_only_required_arguments_has_no_text_step_and_is_short() -> None:
     body = {"messages": [{"role": "user", "content": "Q"}], "max_completion_tokens": 384}
-    # A vote-only turn: nothing the text could stand for, so it is only the check.
-    assert text_request(body, [VOTE])["max_tokens"] == PREAMBLE_MAX_TOKENS
-    assert "max_completion_tokens" not in text_request(body, [VOTE])
-    assert text_request({"messages": [], "max_tokens": 50}, [VOTE])["max_tokens"] == 50
-    assert text_request({"messages": []}, [VOTE])["max_tokens"] == PREAMBLE_MAX_TOKENS
+    # A vote-only turn: nothing a text could stand for, so the call comes at once.
+    assert not wants_text([VOTE])
     optional = {"type": "function", "function": {"name": "new_answer", "parameters": {
         "type": "object", "properties": {"content": {"type": "string"}}}}}  # fmt: skip
-    assert text_request(body, [optional, VOTE])["max_completion_tokens"] == 384
-    assert "max_tokens" not in text_request(body, [optional, VOTE])
+    assert wants_text([optional, VOTE])
+    request, offered = call_request(body, [VOTE], "", tool_call_schema)
+    assert request["max_tokens"] == CALL_MAX_TOKENS and "max_completion_tokens" not in request
+    assert offered[0]["function"]["parameters"]["properties"]["reason"]["maxLength"] == (
+        CALL_STRING_CHARS
+    )
+    assert request["messages"][-1]["content"].startswith("Answer with exactly one tool call")
+    # The text step itself keeps the client's budget.
+    assert text_request(body)["max_completion_tokens"] == 384
 
 
 def test_the_text_step_sends_no_tools_and_streams() -> None:

@@ -279,6 +279,28 @@ INC_TOO = "Here:\n```python\ndef inc(x):\n    'Add one.'\n    return x + 1\n```"
 INC_ODD = "```python\ndef inc(x):\n    y = [x]\n    while len(y) < 2:\n        y.append(1)\n    return sum(y)\n```"
 
 
+DOC = '"""Return x plus one, for any integer x given to it."""'
+DOC_TASK = f"Complete:\n```python\ndef inc(x):\n    {DOC}\n```"
+DOC_INC = f"```python\ndef inc(x):\n    {DOC}\n    return x + 1\n```"
+
+
+def test_a_docstring_shown_elided_is_whole_in_what_agents_submit():
+    """Agents read others' copies of the task's docstring as a marker; what they write
+    from it (an answer, the final one) gets the docstring back."""
+    d = Driver(question=DOC_TASK)
+    d.answer("agent1", DOC_INC)
+    assert "(the task's docstring)" in d.turn("agent1").messages[-1].content
+    copied = DOC_INC.replace(DOC, '"""(the task\'s docstring)"""')
+    cmds = d.answer("agent2", copied)
+    assert "vote_accepted agent2" in kinds(cmds)  # the same answer once restored
+    d.answer("agent3", "```python\ndef inc(x):\n    return 1 + x\n```")
+    d.play(
+        [("agent1", "vote", "agent1"), ("agent2", "vote", "agent1"), ("agent3", "vote", "agent3")]
+    )
+    d.present("agent1", copied)
+    assert d.state.final_answer == DOC_INC
+
+
 def test_tie_goes_to_the_answer_the_others_agree_with():
     d = Driver(question=CODE_TASK)
     d.play(

@@ -19,6 +19,7 @@ from massgen_orchestrator.judging import (
     presentation_problem,
     unsound,
 )
+from massgen_orchestrator.votes import ONLY_ANSWER_REASON
 from massgen_proto.messages import CodeCheck, WorkflowCall
 from orchestrator_driver import Driver, answer, events, kinds, make_config, verdict_of, vote
 
@@ -175,16 +176,43 @@ def test_novelty_thresholds(novelty, content, rejected):
 def test_answer_cap_offers_vote_only_and_rejects_new_answer():
     d = Driver(make_config(2, max_new_answers_per_agent=1))
     d.answer("agent1", A1)
-    tools = d.turn("agent1").tools
-    assert [t["function"]["name"] for t in tools] == ["vote"]
-    assert "used all your answers" in d.turn("agent1").messages[0].content
+    d.answer("agent2", "Lyon is not the capital; Paris is.")
+    # Both reached the cap with their first answer: from then on they may only vote.
+    for label in ("agent1", "agent2"):
+        assert [t["function"]["name"] for t in d.turn(label).tools] == ["vote"]
+        assert "used all your answers" in d.turn(label).messages[-1].content
     text = _rejected(d.answer("agent1", "Another answer entirely."), "new_answer")
     assert text == (
         "new_answer is not available: you have reached the limit of 1 answer(s). Call one of: vote."
     )
-    # agent2 reaches the cap with its first answer too: from then on it may only vote.
-    d.answer("agent2", "Lyon is not the capital; Paris is.")
-    assert [t["function"]["name"] for t in d.turn("agent2").tools] == ["vote"]
+
+
+def test_a_vote_with_one_possible_target_is_recorded_without_a_turn():
+    """At its cap, with no tools and one answer shown, a turn could only vote for it."""
+    d = Driver(make_config(3, max_new_answers_per_agent=1))
+    cmds = d.answer("agent1", A1)
+    assert kinds(cmds) == ["answer_accepted agent1", "vote_accepted agent1", "verdict accepted"]
+    assert events(cmds)[1].target == "agent1" and events(cmds)[1].reason == ONLY_ANSWER_REASON
+    # The next answer undoes that vote; the agent at its cap then waits for the third
+    # first answer (a vote now would be undone by it), and all three vote together.
+    cmds = d.answer("agent2", "Lyon is not the capital; Paris is.")
+    assert "publish agent1" not in kinds(cmds) and "publish agent2" not in kinds(cmds)
+    cmds = d.answer("agent3", "Marseille.")
+    assert sorted(k for k in kinds(cmds) if k.startswith("publish")) == [
+        "publish agent1", "publish agent2", "publish agent3"
+    ]  # fmt: skip
+    # Agents that can still answer keep their early turn.
+    free = Driver(make_config(3))
+    assert "publish agent1" in kinds(free.answer("agent1", A1))
+
+
+def test_identical_answers_at_the_cap_finish_in_two_model_phases():
+    d = Driver(make_config(3, max_new_answers_per_agent=1))
+    d.answer("agent1", A1)
+    d.answer("agent2", A1)
+    cmds = d.answer("agent3", A1)
+    assert "presentation_started agent1" in kinds(cmds)
+    assert len(d.requests()) == 4  # 3 first turns and the presentation
 
 
 def test_judge_returns_accepted_calls():

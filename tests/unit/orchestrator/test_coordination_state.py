@@ -135,28 +135,32 @@ def test_coordination_prompt_contents():
         remaining_seconds=41.6,
     )
     system, user = messages[0].content, messages[-1].content
-    assert system.startswith("Be brief.\n\n")
-    assert "Be demanding" in system and "about 42 seconds" in system
+    # The system message is the same in every turn (llama.cpp's prompt cache reuses it
+    # and the task); what to do now comes after the answers.
+    assert system == f"Be brief.\n\n{prompts.ROLE}"
+    assert "Be demanding" in user and "about 42 seconds" in user
     assert user.startswith("TASK:\nTask?\n\nCURRENT ANSWERS:\n<agent2>\nB\n</agent2>\n\n")
     # The question is asked again last, where a small model looks.
     assert user.endswith("Check each one, then vote for the best, or write a better answer.")
     capped = prompts.coordination_messages(task="T", answers={"agent2": "B"}, can_answer=False)
     assert capped[-1].content.endswith("in a few sentences, then vote for the best.")
     empty = prompts.coordination_messages(task="Task?", answers={})
-    assert empty[-1].content.endswith("CURRENT ANSWERS:\n(none yet)")
-    assert "No answers exist yet: write your complete answer as normal text" in empty[0].content
-    assert "then call new_answer" in empty[0].content
-    assert len(system.split()) < 120  # short: local models read slowly
+    assert (
+        "CURRENT ANSWERS:\n(none yet)\n\nNo answers exist yet: write your complete answer "
+        "as normal text" in empty[-1].content
+    )
+    assert "then call new_answer" in empty[-1].content and empty[0].content == prompts.ROLE
+    assert len(user.split()) < 130  # short: local models read slowly
     # Votes come after checking the answers against the task; running code when possible.
-    assert "First check each current answer against the task." in system
-    assert "run its code" not in system
+    assert "First check each current answer against the task." in user
+    assert "run its code" not in user
     coder = prompts.coordination_messages(task="T", answers={"agent2": "B"}, can_run_code=True)
     assert "check each current answer against the task (run its code with your tools)" in (
-        coder[0].content
+        coder[-1].content
     )
     vote_only = prompts.coordination_messages(task="T", answers={"agent2": "B"}, can_answer=False)
     brief = "check each current answer against the task in a few sentences (write no new answer)"
-    assert f"{brief}, then vote" in vote_only[0].content
+    assert f"{brief}, then vote" in vote_only[-1].content
 
 
 def test_presentation_prompt_contents():
@@ -166,8 +170,9 @@ def test_presentation_prompt_contents():
         winner_label="agent2",
         vote_reasons=["clearest", " "],
     )
-    assert "You are agent2" in messages[0].content
+    assert messages[0].content == prompts.ROLE  # as in the winner's coordination turns
     user = messages[-1].content
+    assert "You are agent2" in user
     assert "<agent1>\nA\n</agent1>" in user and "- clearest" in user
     assert "VOTES" not in user and "OBJECTIONS" not in user
 
@@ -181,13 +186,17 @@ def test_presentation_prompt_keeps_detail_and_shows_votes_and_objections():
         votes={"agent1": 1, "agent2": 2, "agent3": 0},
         dissent=[("agent1", "agent2 fails on negatives"), ("agent3", " ")],
     )
-    system, user = messages[0].content, messages[-1].content
-    assert "Keep all of your answer's detail" in system
-    assert "Do not mention agents, answers, votes or this process" in system
+    user = messages[-1].content
+    # The answers as the winner last read them (its own last), then what to do last.
+    assert user.index("<agent3>") < user.index("<agent1>") < user.index("<agent2>")
     assert "VOTES: agent1 1, agent2 2, agent3 0" in user
     assert "WHY AGENT2 WAS CHOSEN:\n- handles empty input" in user
     objections = "OBJECTIONS (votes for other answers):\n- for agent1: agent2 fails on negatives"
-    assert user.endswith(objections)
+    assert f"{objections}\n\nYou are agent2; your answer was chosen." in user
+    assert "Keep all of your answer's detail" in user
+    assert user.endswith(
+        "Do not mention agents, answers, votes or this process. Reply with the final answer only."
+    )
 
 
 def test_answers_share_a_bounded_prompt_and_the_presenter_keeps_its_own():
@@ -203,6 +212,19 @@ def test_answers_share_a_bounded_prompt_and_the_presenter_keeps_its_own():
     many = answers_block({f"agent{i}": "y" * 2000 for i in range(1, 101)}, budget=8000)
     assert many.count("y" * MIN_SHARE) == 100  # a floor per answer, however many
     assert answers_block(answers) == answers_block(answers, None)
+
+
+def test_answers_show_a_docstring_copied_from_the_task_once_but_the_presenters_own_whole():
+    from massgen_orchestrator.prompts import answers_block
+
+    doc = '"""Add two numbers, the first and the second, and return their sum."""'
+    task = f"Complete:\n```python\ndef add(a, b):\n    {doc}\n```"
+    answer = f"```python\ndef add(a, b):\n    {doc}\n    return a + b\n```"
+    answers = {"agent1": answer, "agent2": answer}
+    block = answers_block(answers, task=task, keep="agent2")
+    assert block.count(doc) == 1 and "(the task's docstring)" in block
+    assert block.index(doc) > block.index("<agent2>")  # the presenter's own answer is whole
+    assert answers_block(answers).count(doc) == 2  # no task: nothing to compare with
 
 
 def test_a_viewer_reads_the_other_answers_first_and_its_own_last():

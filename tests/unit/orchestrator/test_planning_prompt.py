@@ -18,9 +18,9 @@ def test_coordination_prompt_carries_the_planning_instruction():
     planned = prompts.coordination_messages(
         task="Post the summary", answers={}, planning=prompts.planning_instruction(True)
     )
-    assert prompts.PLANNING_MODE not in plain[0].content
-    assert planned[0].content == f"{plain[0].content} {prompts.PLANNING_MODE}"
-    assert planned[1:] == plain[1:]
+    assert prompts.PLANNING_MODE not in plain[-1].content
+    assert planned[-1].content == f"{plain[-1].content} {prompts.PLANNING_MODE}"
+    assert planned[:-1] == plain[:-1]
 
 
 def test_a_run_in_planning_mode_sends_the_instruction_with_every_coordination_turn():
@@ -40,8 +40,8 @@ def test_a_run_in_planning_mode_sends_the_instruction_with_every_coordination_tu
         }
     )
     d = Driver(config)
-    first = d.turn("agent1").messages[0].content
+    first = d.turn("agent1").messages[-1].content
     assert " Plan, do not act. " in first
     d.answer("agent1", "A plan.")
-    assert " Plan, do not act. " in d.turn("agent1").messages[0].content
+    assert " Plan, do not act. " in d.turn("agent1").messages[-1].content
     assert Driver(make_config(2)).turn("agent1").messages[0].content != first

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from massgen_proto.code_text import answer_code, task_examples
+from massgen_proto.code_text import (
+    ELIDED_DOCSTRING,
+    answer_code,
+    elide_task_docstrings,
+    restore_task_docstrings,
+    task_examples,
+)
 
 STUB = '''from typing import List
 
@@ -122,3 +128,30 @@ def test_loosely_written_doctest_outputs_are_read_as_meant():
     assert task_examples(stub) == (
         ">>> f(1) == 2\nTrue\n>>> f(2)\n'21'\n>>> f(3)\n>>> f(4)\n[1, 2]\n>>> f(5)\n<object>\n"
     )
+
+
+def test_a_docstring_copied_from_the_task_is_shown_as_a_marker():
+    task = f"Complete the function.\n\n```python\n{STUB}```"
+    # Copied with other indentation: still the task's text.
+    copied = STUB.replace("    ", "  ") + "  return max(strings, key=len, default=None)\n"
+    shown = elide_task_docstrings(f"```python\n{copied}```", task)
+    assert f'"""{ELIDED_DOCSTRING}"""' in shown and ">>> longest" not in shown
+    assert "return max(strings, key=len, default=None)" in shown and answer_code(shown)
+    # An edited docstring, a short one and text without one are left as they are.
+    edited = STUB.replace("Return the longest string.", "Return the first longest string.")
+    assert elide_task_docstrings(edited, task) == edited
+    short = 'def f():\n    """Return the longest string."""\n'
+    assert elide_task_docstrings(short, task) == short
+    assert elide_task_docstrings("The answer is 4.", task) == "The answer is 4."
+
+
+def test_a_marker_an_agent_copied_becomes_the_tasks_docstring_again():
+    task = f"Complete the function.\n\n```python\n{STUB}```"
+    answer = f"```python\n{STUB}    return max(strings, key=len, default=None)\n```"
+    shown = elide_task_docstrings(answer, task)
+    restored = restore_task_docstrings(shown, task)
+    assert ">>> longest(['a', 'bb'])" in restored and ELIDED_DOCSTRING not in restored
+    assert task_examples(restored) == task_examples(task) and answer_code(restored)
+    # In a function the task does not document, the marker line goes.
+    other = f'def helper():\n    """{ELIDED_DOCSTRING}"""\n    return 1\n'
+    assert restore_task_docstrings(other, task) == "def helper():\n    return 1\n"

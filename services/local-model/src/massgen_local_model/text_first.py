@@ -9,16 +9,17 @@ required call is made in two steps:
    the reply streams out as content. The step ends when the model stops, or as soon as
    it starts writing a call of an offered tool itself (``{"name": "<tool>", "arguments":
    {``, bare or fenced): that text is cut there and generation stops. When no offered
-   tool has an optional argument the text could stand for, the text is only a preamble
-   (a vote's check of the answers) and gets at most ``PREAMBLE_MAX_TOKENS``: small
-   models otherwise rewrite a whole answer they cannot submit.
-2. **call**: the same conversation, the text as the assistant's reply, and a user note
-   listing the tools; the call is decoded under a JSON-schema grammar. After text the
-   call is short: only each tool's **required** arguments, strings of at most
-   ``CALL_STRING_CHARS`` characters, at most ``CALL_MAX_TOKENS`` tokens. An optional
-   argument the text stands for (``new_answer``'s ``content``: "empty = the text before
-   the call") is therefore left out, never copied badly. When the model wrote no text,
-   the call has the tools' full schemas (the old forced call).
+   tool has an optional argument the text could stand for (a vote at the answer cap),
+   there is no text step (``wants_text``): small models given room for a preamble
+   there copy out an answer they cannot submit, which costs a vote most of its time.
+2. **call**: the same conversation, the text (if any) as the assistant's reply, and a
+   user note listing the tools; the call is decoded under a JSON-schema grammar. After
+   text, or when every argument is required, the call is short: only each tool's
+   **required** arguments, strings of at most ``CALL_STRING_CHARS`` characters, at most
+   ``CALL_MAX_TOKENS`` tokens. An optional argument the text stands for
+   (``new_answer``'s ``content``: "empty = the text before the call") is therefore left
+   out, never copied badly. When the model wrote no text but could have, the call has
+   the tools' full schemas (the old forced call).
 
 The response is the text as ``content`` plus the call as ``tool_calls``. A named
 ``tool_choice`` keeps the plain forced call (``forced_calls``). Pure helpers, no I/O.
@@ -35,37 +36,32 @@ from .tool_prompt import messages_without_tools, tools_note
 __all__ = [
     "CALL_MAX_TOKENS",
     "CALL_STRING_CHARS",
-    "PREAMBLE_MAX_TOKENS",
     "call_request",
     "short_call_tools",
     "text_request",
+    "wants_text",
 ]
 
 CALL_MAX_TOKENS = 256
 """Tokens the call step may generate (a vote's reason fits; a copied answer does not)."""
 CALL_STRING_CHARS = 240
 """Characters a string argument of a call after text may have."""
-PREAMBLE_MAX_TOKENS = 96
-"""Tokens of text before a call when every offered tool's arguments are required."""
 _STRIPPED = ("tools", "tool_choice", "parallel_tool_calls", "response_format", "stream_options")
 _AFTER_TEXT = "Now end your reply with exactly one tool call"
 
 
-def text_request(body: JsonObj, tools: list[JsonObj] | None = None) -> JsonObj:
-    """The upstream request of the text step (streamed, so it can be cut at a call).
+def wants_text(tools: list[JsonObj]) -> bool:
+    """Whether a required call among ``tools`` gets a text step first: only when some
+    tool has an optional argument the text can stand for."""
+    return any(_optional(tool) for tool in tools)
 
-    Args:
-        body: the client's request.
-        tools: the tools the call will choose among; when none has an optional
-            argument, the text is a preamble of at most ``PREAMBLE_MAX_TOKENS``.
-    """
+
+def text_request(body: JsonObj) -> JsonObj:
+    """The upstream request of the text step (streamed, so it can be cut at a call)."""
     out = {k: v for k, v in body.items() if k not in _STRIPPED}
     out["messages"] = messages_without_tools(body["messages"], None)
     out["stream"] = True
     out["stream_options"] = {"include_usage": True}
-    if tools and not any(_optional(tool) for tool in tools):
-        limit = out.pop("max_completion_tokens", None) or out.get("max_tokens")
-        out["max_tokens"] = min(_as_int(limit or PREAMBLE_MAX_TOKENS), PREAMBLE_MAX_TOKENS)
     return out
 
 
@@ -115,7 +111,8 @@ def call_request(
     Returns:
         ``(request, tools)``: after text the tools are ``short_call_tools(tools)``.
     """
-    offered = short_call_tools(tools) if text.strip() else tools
+    short = bool(text.strip()) or not wants_text(tools)
+    offered = short_call_tools(tools) if short else tools
     messages = messages_without_tools(body["messages"], None)
     if text.strip():
         messages.append({"role": "assistant", "content": text})
@@ -128,7 +125,7 @@ def call_request(
     out["stream"] = True
     out["stream_options"] = {"include_usage": True}
     limit = body.get("max_tokens") or body.get("max_completion_tokens")
-    out["max_tokens"] = CALL_MAX_TOKENS if text.strip() or not limit else _as_int(limit)
+    out["max_tokens"] = CALL_MAX_TOKENS if short or not limit else _as_int(limit)
     out.pop("max_completion_tokens", None)
     out["response_format"] = {
         "type": "json_schema",

@@ -9,7 +9,8 @@ from .conclusion import complete, conclude, finish
 from .failures import fail_turn
 from .run_events import emit
 from .state import RunState
-from .turns import cancel_turn, publish, stop_turns
+from .turns import cancel_turn, stop_turns
+from .votes import next_coordination
 
 __all__ = ["advance_clock"]
 
@@ -33,7 +34,7 @@ def advance_clock(state: RunState, now: float, commands: list[Command]) -> None:
         return
     for agent in state.agents:
         if agent.retry_at is not None and agent.retry_at <= now and not agent.failed:
-            commands.append(publish(state, agent, now, "coordinate"))
+            next_coordination(state, agent, now, commands)
 
 
 def _secs(value: float) -> str:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from massgen_proto import events as ev
 from massgen_proto import messages as msg
-from massgen_proto.code_text import answer_code
+from massgen_proto.code_text import answer_code, restore_task_docstrings
 from massgen_proto.messages import Verdict
 
 from .commands import Command
@@ -207,7 +207,8 @@ def on_presentation(
     agent = current(state, report)
     if agent is None or agent.turn is None or agent.turn.phase != "present":
         return stale(report.turn_id)
-    content = report.content.strip()
+    # A docstring shown elided (prompts.answers_block) is put back in the final answer.
+    content = restore_task_docstrings(report.content.strip(), state.question)
     answer = state.latest_answers()[agent.label]
     problem = presentation_problem(content, answer.content) or check_problem(
         report.check, answer.check

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from massgen_proto.code_text import elide_task_docstrings
 from massgen_proto.function_tools import function_tool
 from massgen_proto.messages import ChatMessage
 
@@ -87,6 +88,7 @@ def answers_block(
     budget: int | None = None,
     keep: str | None = None,
     checks: Mapping[str, str] | None = None,
+    task: str | None = None,
 ) -> str:
     """Render the CURRENT ANSWERS block: each latest answer under its label.
 
@@ -98,6 +100,8 @@ def answers_block(
         keep: a label whose answer is never cut (the presenter's own).
         checks: label -> what running its code against the task's examples showed
             (``CodeCheck.summary``), written under the answer.
+        task: the task; a docstring an answer copied from it is shown as a short
+            marker (``code_text.elide_task_docstrings``), except in ``keep``'s answer.
     """
     if not answers:
         return "CURRENT ANSWERS:\n(none yet)"
@@ -109,6 +113,8 @@ def answers_block(
     parts = []
     for label, text in answers.items():
         body = text.strip()
+        if task is not None and label != keep:
+            body = elide_task_docstrings(body, task)
         if share is not None and label != keep and len(body) > share:
             cut = len(body) - share
             body = f"{body[:share]}\n[... {cut} more characters of {label}'s answer not shown]"
@@ -136,8 +142,15 @@ def _history(history: Sequence[ChatMessage]) -> list[ChatMessage]:
     return [m for m in history if m.role != "system"]
 
 
-def _system(system_message: str | None, instruction: str) -> ChatMessage:
-    text = f"{system_message.strip()}\n\n{instruction}" if system_message else instruction
+ROLE = "You are one of several agents answering the same task together."
+"""The system message's own line, the same in every turn of an agent."""
+
+
+def _system(system_message: str | None) -> ChatMessage:
+    # The same for all of an agent's turns, presentation included, and followed by the
+    # task: llama.cpp's prompt cache then reuses both from turn to turn. What changes
+    # between turns (what to do now, the time left) comes after the answers.
+    text = f"{system_message.strip()}\n\n{ROLE}" if system_message else ROLE
     return ChatMessage(role="system", content=text)
 
 
@@ -150,8 +163,8 @@ def _coordination_instruction(
     remaining_seconds: float | None,
     can_run_code: bool,
 ) -> str:
-    """The system instruction of a coordination turn (see ``coordination_messages``)."""
-    lines = ["You are one of several agents answering the same task together."]
+    """What a coordination turn asks for now (see ``coordination_messages``)."""
+    lines = []
     check = "check each current answer against the task" + (
         " (run its code with your tools)" if can_run_code else ""
     )
@@ -223,16 +236,15 @@ def coordination_messages(
         can_run_code=can_run_code,
     )
     shown = _others_first(answers, viewer)
-    user = f"TASK:\n{task.strip()}\n\n{answers_block(shown, answers_budget, checks=checks)}"
+    user = (
+        f"TASK:\n{task.strip()}\n\n{answers_block(shown, answers_budget, checks=checks, task=task)}"
+    )
+    user += f"\n\n{instruction}"
     if answers:
         # Said again last, where a small model looks: otherwise it tends to continue the
         # answers block with one more answer instead of judging the ones shown.
         user += "\n\n" + (_CLOSING_VOTE if not can_answer else _CLOSING)
-    return [
-        _system(system_message, instruction),
-        *_history(history),
-        ChatMessage(role="user", content=user),
-    ]
+    return [_system(system_message), *_history(history), ChatMessage(role="user", content=user)]
 
 
 def presentation_messages(
@@ -275,9 +287,12 @@ def presentation_messages(
         "answers, votes or this process. Reply with the final answer only."
     )
     reasons = "\n".join(f"- {r.strip()}" for r in vote_reasons if r.strip()) or "- (none given)"
+    # The answers in the order the winner last read them (its own last): the prompt
+    # then begins as its last coordination turn's did, which llama.cpp has cached.
+    shown = _others_first(answers, winner_label)
     parts = [
         f"TASK:\n{task.strip()}",
-        answers_block(answers, answers_budget, winner_label, checks),
+        answers_block(shown, answers_budget, winner_label, checks, task),
     ]
     if votes:
         counts = ", ".join(f"{label} {n}" for label, n in votes.items())
@@ -286,8 +301,9 @@ def presentation_messages(
     objections = [f"- for {label}: {r.strip()}" for label, r in dissent if r.strip()]
     if objections:
         parts.append("OBJECTIONS (votes for other answers):\n" + "\n".join(objections))
+    parts.append(instruction)
     return [
-        _system(system_message, instruction),
+        _system(system_message),
         *_history(history),
         ChatMessage(role="user", content="\n\n".join(parts)),
     ]

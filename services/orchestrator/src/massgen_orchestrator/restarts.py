@@ -7,7 +7,8 @@ from massgen_proto import events as ev
 from .commands import Command
 from .run_events import emit, event_ids
 from .state import AgentState, RunState
-from .turns import cancel_turn, publish
+from .turns import can_answer, cancel_turn, publish
+from .votes import next_coordination, only_vote
 
 __all__ = ["release_waiting", "restart_others"]
 
@@ -26,12 +27,17 @@ def restart_others(
         finish_answered: ``coordination.FINISH_ANSWERED_TURNS``.
     """
     # The agent that answered takes its next turn at once (it may vote before the
-    # others' first answers arrive; a repeat of its answer keeps that vote current). But
-    # while first answers are still being written, agents whose turn a new answer makes
+    # others' first answers arrive; a repeat of its answer keeps that vote current),
+    # unless that turn could only vote: then a single answer's vote is recorded without
+    # a turn, and with several answers it waits, as the next first answer would undo it.
+    # While first answers are still being written, agents whose turn a new answer makes
     # stale wait for them instead of restarting on each: one batch of restarts, not one
     # per answer (N agents: at most 3N + 1 turn requests, not O(N²)).
     batch = _first_answers_coming(state)
-    commands.append(publish(state, answered, now, "coordinate"))
+    if batch and only_vote(state, answered) is None and not can_answer(state, answered):
+        answered.waiting = True
+    else:
+        next_coordination(state, answered, now, commands)
     interrupt = state.config.orchestrator.restart_policy == "interrupt"
     reason = f"new answer {version}"
     for other in state.agents:
@@ -88,4 +94,4 @@ def release_waiting(state: RunState, now: float, commands: list[Command]) -> Non
         if agent.waiting:
             agent.waiting = False
             if not agent.failed and agent.turn is None and agent.retry_at is None:
-                commands.append(publish(state, agent, now, "coordinate"))
+                next_coordination(state, agent, now, commands)

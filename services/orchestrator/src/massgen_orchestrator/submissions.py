@@ -6,18 +6,20 @@ from typing import assert_never
 
 from massgen_proto import events as ev
 from massgen_proto import messages as msg
+from massgen_proto.code_text import restore_task_docstrings
 from massgen_proto.ids import answer_version
 from massgen_proto.messages import CodeCheck, Verdict
 
 from . import prompts
 from .commands import Command
-from .conclusion import agent_named, conclude
+from .conclusion import conclude
 from .judging import AnswerCall, Rejection, SameAnswer, VoteCall, judge, repeats
 from .reports import current, holds, stale
 from .restarts import restart_others
 from .run_events import emit, event_ids
-from .state import AgentState, Answer, RunState, SubmissionRecord, Turn, Vote
-from .turns import can_answer, publish
+from .state import AgentState, Answer, RunState, SubmissionRecord, Turn
+from .turns import can_answer
+from .votes import next_coordination, record_vote
 
 __all__ = ["on_submission"]
 
@@ -67,7 +69,7 @@ def _judge_and_apply(
             name for name in turn.tools if name != prompts.NEW_ANSWER or can_answer(state, agent)
         ]
         decision = judge(
-            report.calls,
+            [_as_written(call, state.question) for call in report.calls],
             offered=offered,
             latest={label: a.content for label, a in state.latest_answers().items()},
             novelty=orchestrator.answer_novelty_requirement,
@@ -94,6 +96,21 @@ def _judge_and_apply(
             return _accept_vote(state, agent, target, reason, now, commands)
         case _:
             assert_never(decision)
+
+
+def _as_written(call: msg.WorkflowCall, task: str) -> msg.WorkflowCall:
+    """A ``new_answer`` with the task's docstrings its agent was shown elided put back
+    (``code_text.restore_task_docstrings``): stored and compared as if copied whole."""
+    args = call.arguments
+    if call.name != prompts.NEW_ANSWER or not isinstance(args, dict):
+        return call
+    content = args.get("content")
+    if not isinstance(content, str):
+        return call
+    restored = restore_task_docstrings(content, task)
+    if restored == content:
+        return call
+    return call.model_copy(update={"arguments": {**args, "content": restored}})
 
 
 def _same_answer(
@@ -176,23 +193,7 @@ def _accept_vote(
     commands: list[Command],
     same_answer: bool = False,
 ) -> Verdict:
-    voted_for = agent_named(state, target)  # judge only accepts labels that have answers
-    agent.vote = Vote(target=target, reason=reason, answer_set_version=state.answer_set_version)
-    agent.turn = None
-    agent.failures = 0
-    agent.trouble = None
-    agent.restart_pending = False
-    emit(
-        commands,
-        ev.VoteAccepted(
-            **event_ids(state, agent),
-            ts=now,
-            target=target,
-            target_agent=voted_for.agent_id,
-            reason=reason,
-            same_answer=same_answer,
-        ),
-    )
+    record_vote(state, agent, target, reason, now, commands, same_answer)
     return Verdict(status="accepted", message=f"Your vote for {target} was recorded.")
 
 
@@ -206,7 +207,7 @@ def _discard_vote(
     )
     emit(commands, ev.VoteDiscarded(**event_ids(state, agent), ts=now, target=target, reason=why))
     emit(commands, ev.Restart(**event_ids(state, agent), ts=now, reason="answer set changed"))
-    commands.append(publish(state, agent, now, "coordinate"))
+    next_coordination(state, agent, now, commands)
     return Verdict(
         status="stale",
         message="Your vote was not counted: new answers arrived while you worked. A fresh "
