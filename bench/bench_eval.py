@@ -1,7 +1,7 @@
 """HumanEval through `massgen eval`: the default local team (qwen2.5-coder-0.5b) vs its members.
 
 Every 4th problem (`--subset 0:164:4`, 41 problems) with the plain-chat baseline; each
-problem is one team run (about two minutes on 2 cores) plus one plain call per member.
+problem is one team run (about a minute on 2 cores) plus one plain call per member.
 The results folder (`.massgen/evals/bench-humaneval`, one for every subset) is kept, so
 an interrupted bench resumes and a larger subset reuses what a smaller one scored.
 `MASSGEN_BENCH_EVAL_SUBSET=0:164:16` measures a smaller subset. `bench_eval_1_5b.py` is

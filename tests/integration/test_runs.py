@@ -130,7 +130,7 @@ async def test_deadline_with_an_answer_presents_the_best_so_far(stack):
     )
 
 
-async def test_answer_cap_offers_only_vote(stack):
+def _eager(stack):
     def eager(request):
         # Tries to answer whenever it may: with the cap at 1 it is offered only vote.
         if not offered_tools(request):
@@ -139,11 +139,27 @@ async def test_answer_cap_offers_only_vote(stack):
             return answer(f"{A1} take {len(stack.fake.requests_for('m1'))}")
         return vote("agent1", "only choice")
 
-    stack.fake.behave("m1", eager)
-    summary = await stack.run("capital?", stack.team(["m1"], max_new_answers_per_agent=1))
-    assert summary.status == "completed" and len(summary.answers) == 1
+    return eager
+
+
+async def test_answer_cap_offers_only_vote(stack):
+    stack.fake.behave("m1", _eager(stack))
+    stack.fake.behave("m2", study_agent(A2, "agent1"))
+    summary = await stack.run("capital?", stack.team(["m1", "m2"], max_new_answers_per_agent=1))
+    assert summary.status == "completed" and len(summary.answers) == 2
     second = stack.fake.requests_for("m1")[1]
     assert offered_tools(second.body) == ["vote"]
+
+
+async def test_a_lone_agent_at_its_cap_votes_without_a_model_call(stack):
+    """Its turn could only vote for its own answer: the vote is recorded, no call made."""
+    stack.fake.behave("m1", _eager(stack))
+    summary = await stack.run("capital?", stack.team(["m1"], max_new_answers_per_agent=1))
+    assert (summary.status, summary.final_answer) == ("completed", "final")
+    (first, presentation) = stack.fake.requests_for("m1")
+    assert offered_tools(first.body) == ["new_answer"] and not offered_tools(presentation.body)
+    (voted,) = stack.kinds("vote_accepted")
+    assert (voted.target, voted.reason) == ("agent1", "the only answer so far")
 
 
 async def test_interrupt_policy_cancels_a_running_first_answer(stack):

@@ -93,7 +93,8 @@ def _judge_and_apply(
         case VoteCall(target=target, reason=reason):
             if turn.answer_set_version != state.answer_set_version:
                 return _discard_vote(state, agent, target, now, commands)
-            return _accept_vote(state, agent, target, reason, now, commands)
+            record_vote(state, agent, target, reason, now, commands)
+            return Verdict(status="accepted", message=f"Your vote for {target} was recorded.")
         case _:
             assert_never(decision)
 
@@ -136,7 +137,7 @@ def _same_answer(
         return _discard_vote(state, agent, same.label, now, commands)
     how = "identical" if same.identical else f"word overlap {same.score:.2f}"
     reason = f"gave the same answer as {same.label} ({how})"
-    _accept_vote(state, agent, same.label, reason, now, commands, same_answer=True)
+    record_vote(state, agent, same.label, reason, now, commands, same_answer=True)
     return Verdict(
         status="accepted",
         message=f"Your answer repeats the current answer of {same.label}, so it was counted "
@@ -182,19 +183,6 @@ def _accept_answer(
     else:
         restart_others(state, agent, version, now, commands, finish_answered)
     return version
-
-
-def _accept_vote(
-    state: RunState,
-    agent: AgentState,
-    target: str,
-    reason: str,
-    now: float,
-    commands: list[Command],
-    same_answer: bool = False,
-) -> Verdict:
-    record_vote(state, agent, target, reason, now, commands, same_answer)
-    return Verdict(status="accepted", message=f"Your vote for {target} was recorded.")
 
 
 def _discard_vote(
