@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from e2e_support import Cli, Tmux, kill_tree, team_config, wait_for
 
-from tests.support.fakes.agents import study_agent
+from tests.support.fakes.agents import study_agent, user_text
 from tests.support.fakes.openai_server import text
 
 pytestmark = [
@@ -82,10 +82,16 @@ LINES_ANSWER = "\n".join(f"Line {i}: Canberra is the capital." for i in range(16
 
 def _streaming_team(cli: Cli, fake_model, answer: str) -> Path:
     """Two agents whose models put their answers inside the new_answer call (as most do);
-    agent2 writes ``answer`` slowly, both vote for it."""
+    agent2 writes ``answer`` slowly, both vote for it (agent1, in a turn before agent2's
+    answer is in, for its own: a vote for an agent with no answer is refused, and on a
+    loaded machine the refusals can use up agent1's retries)."""
     answers = {"m1": "Canberra is the capital of Australia.", "m2": answer}
+
+    def agent2_once_shown(request) -> str:
+        return "agent2" if "<agent2>" in user_text(request) else "agent1"
+
     for model, mine in answers.items():
-        fake_model.behave(model, study_agent(mine, "agent2", reason=f"{model} likes it",
+        fake_model.behave(model, study_agent(mine, agent2_once_shown, reason=f"{model} likes it",
                                              presentation="**Final**: Canberra.",
                                              token_delay=0.03))  # fmt: skip
     return cli.write_config(team_config(fake_model.base_url, ["m1", "m2"], ids=["ann", "bob"]))
