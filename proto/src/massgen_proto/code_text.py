@@ -33,7 +33,7 @@ _FENCED = re.compile(r"^[ \t]{0,3}```[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL | re.M
 "in one ```python block", opens nothing); the closing one may end a line of code."""
 TOP_DEF = re.compile(r"^(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
 """A top-level function definition (its name is group 1)."""
-TOP_DEF_ANY = re.compile(r"^[ \t]*(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
+_ANY_DEF = re.compile(r"^[ \t]*(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
 """A function definition at any depth (its name is group 1)."""
 
 _CLOSING_QUOTES = re.compile(r"^[ \t]*(?:\"\"\"|\'\'\')", re.MULTILINE)
@@ -147,7 +147,7 @@ def restore_task_docstrings(text: str, task: str) -> str:
     docs = {d.function: d.text for d in _docstrings(task) if d.function}
 
     def restore(match: re.Match[str]) -> str:
-        defs = TOP_DEF_ANY.findall(text, 0, match.start())
+        defs = _ANY_DEF.findall(text, 0, match.start())
         doc = docs.get(defs[-1]) if defs else None
         if doc is None:
             return ""
