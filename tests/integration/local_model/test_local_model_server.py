@@ -170,6 +170,48 @@ async def test_required_call_is_text_then_a_short_call(
     assert (name, json.loads(args)) == ("new_answer", {})
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_vote_at_the_cap_is_its_head_then_a_grammar(
+    qwen_model: LocalModelHandle, stream: bool
+) -> None:
+    # Only vote is offered: the proxy writes the call's fixed start for the model and
+    # llama.cpp's GBNF grammar constrains the label and the reason.
+    answers = {"agent1": "4", "agent2": "5"}
+    messages = [
+        m.model_dump()
+        for m in prompts.coordination_messages(
+            task="What is 2+2?", answers=answers, can_answer=False, viewer="agent2",
+            has_tools=False,
+        )
+    ]  # fmt: skip
+    kwargs = dict(
+        model=qwen_model.model_alias,
+        messages=messages,
+        tools=prompts.workflow_tools(list(answers), can_answer=False),
+        tool_choice="required",
+        temperature=0,
+        seed=0,
+    )
+    api = client(qwen_model)
+    if stream:
+        name, args, finish = "", "", None
+        async for chunk in await api.chat.completions.create(stream=True, **kwargs):
+            if chunk.choices:
+                finish = chunk.choices[0].finish_reason or finish
+                for tc in chunk.choices[0].delta.tool_calls or []:
+                    name += tc.function.name or ""
+                    args += tc.function.arguments or ""
+    else:
+        reply = await api.chat.completions.create(**kwargs)
+        finish = reply.choices[0].finish_reason
+        (call,) = reply.choices[0].message.tool_calls
+        name, args = call.function.name, call.function.arguments
+    assert finish == "tool_calls"
+    vote = json.loads(args)
+    assert name == "vote" and set(vote) == {"agent_id", "reason"}
+    assert vote["agent_id"] in answers and 0 < len(vote["reason"]) <= 240
+
+
 async def test_required_tool_call_streamed_in_parallel(local_model: LocalModelHandle) -> None:
     api = client(local_model)
 

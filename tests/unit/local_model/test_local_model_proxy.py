@@ -337,7 +337,8 @@ async def test_required_call_cut_short_keeps_the_text(run: Any) -> None:
 async def test_a_vote_only_required_call_is_the_short_call_alone(run: Any) -> None:
     """Every argument required (a vote at the answer cap): no text step, whose preamble a
     small model fills with a copy of an answer, only the short constrained call."""
-    fake = FakeLlama(['{"name": "vote", "arguments": {"agent_id": "agent1"}}'])
+    # llama.cpp streams only what it adds to the call's head.
+    fake = FakeLlama(['agent1"}}'])
     client = await run(fake)
 
     resp = await client.post(
@@ -350,7 +351,11 @@ async def test_a_vote_only_required_call_is_the_short_call_alone(run: Any) -> No
     (call_step,) = fake.requests
     assert call_step["messages"][:2] == MESSAGES  # the cached prefix, the note after it
     assert call_step["messages"][2]["content"].startswith("Answer with exactly one tool call")
-    assert call_step["max_tokens"] == 256 and "response_format" in call_step
+    # The call's fixed start is written for the model; a grammar constrains the rest.
+    head = '{"name": "vote", "arguments": {"agent_id": "'
+    assert call_step["messages"][3] == {"role": "assistant", "content": head}
+    assert call_step["grammar"].startswith('root ::= ("agent1") "\\"}}"')
+    assert call_step["max_tokens"] == 256 and "response_format" not in call_step
     args = "".join(
         c["choices"][0]["delta"]["tool_calls"][0]["function"].get("arguments") or ""
         for c in chunks
@@ -358,6 +363,40 @@ async def test_a_vote_only_required_call_is_the_short_call_alone(run: Any) -> No
     )
     assert json.loads(args) == {"agent_id": "agent1"}
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+async def test_a_call_with_nothing_to_choose_after_text_is_not_asked_for(run: Any) -> None:
+    """The first answer: new_answer is the only tool and its content is the text, so the
+    call is known once the text ends; llama.cpp is asked for the text alone."""
+    fake = FakeLlama(["It is 4."])
+    client = await run(fake)
+
+    resp = await client.post(
+        "/v1/chat/completions",
+        json={"messages": MESSAGES, "tools": OPTIONAL_CONTENT[:1], "tool_choice": "required",
+              "stream": True},
+    )  # fmt: skip
+    chunks = await sse(resp)
+
+    assert len(fake.requests) == 1
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "It is 4."
+    call_id, name, args = tool_call_from_chunks([c for c in chunks if c["choices"]])
+    assert (name, json.loads(args)) == ("new_answer", {}) and call_id.startswith("call_")
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    # Not streamed: the same.
+    fake.texts.append("Four.")
+    reply = await (
+        await client.post(
+            "/v1/chat/completions",
+            json={"messages": MESSAGES, "tools": OPTIONAL_CONTENT[:1], "tool_choice": "required"},
+        )
+    ).json()
+    assert len(fake.requests) == 2
+    message = reply["choices"][0]["message"]
+    assert message["content"] == "Four."
+    assert message["tool_calls"][0]["function"] == {"name": "new_answer", "arguments": "{}"}
+    assert reply["choices"][0]["finish_reason"] == "tool_calls"
 
 
 async def test_required_call_upstream_error_is_passed_on(run: Any) -> None:

@@ -169,12 +169,16 @@ def test_a_call_with_only_required_arguments_has_no_text_step_and_is_short() -> 
     optional = {"type": "function", "function": {"name": "new_answer", "parameters": {
         "type": "object", "properties": {"content": {"type": "string"}}}}}  # fmt: skip
     assert wants_text([optional, VOTE])
-    request, offered = call_request(body, [VOTE], "", tool_call_schema)
+    request, offered, head = call_request(body, [VOTE], "", tool_call_schema)
     assert request["max_tokens"] == CALL_MAX_TOKENS and "max_completion_tokens" not in request
     assert offered[0]["function"]["parameters"]["properties"]["reason"]["maxLength"] == (
         CALL_STRING_CHARS
     )
-    assert request["messages"][-1]["content"].startswith("Answer with exactly one tool call")
+    assert request["messages"][-2]["content"].startswith("Answer with exactly one tool call")
+    # Its fixed start is the assistant's reply so far; a grammar constrains the rest.
+    assert head is not None and request["messages"][-1] == {"role": "assistant",
+                                                             "content": head.prefix}  # fmt: skip
+    assert request["grammar"] == head.grammar and "response_format" not in request
     # The text step itself keeps the client's budget.
     assert text_request(body)["max_completion_tokens"] == 384
 
@@ -346,3 +350,47 @@ def test_unoffered_tools_and_cut_short_calls_are_not_streamed():
     stream.recognise = False
     out = stream.feed('{"name": "vote", "arguments": {}}') + stream.finish()
     assert "".join(p for p in out if isinstance(p, str)) == '{"name": "vote", "arguments": {}}'
+
+
+def test_call_head_writes_what_is_fixed_and_constrains_the_rest() -> None:
+    from massgen_local_model.call_head import call_head
+
+    vote = short_call_tools([VOTE])
+    head = call_head(vote)
+    assert head is not None and not head.fixed
+    assert head.prefix == '{"name": "vote", "arguments": {"agent_id": "'
+    rule = head.grammar.splitlines()[0]
+    enum = " | ".join(f'"{label}"' for label in VOTE["function"]["parameters"]["properties"][
+        "agent_id"]["enum"])  # fmt: skip
+    assert rule == (
+        f'root ::= ({enum}) "\\", \\"reason\\": \\"" char{{0,{CALL_STRING_CHARS}}} "\\"}}}}"'
+    )
+    assert head.grammar.splitlines()[1].startswith("char ::= ")
+    # No argument to choose: the whole call is known.
+    answer = call_head(short_call_tools([{"type": "function", "function": {
+        "name": "new_answer", "parameters": {"type": "object", "properties": {
+            "content": {"type": "string"}}}}}]))  # fmt: skip
+    assert answer is not None and answer.fixed
+    assert json.loads(answer.call) == {"name": "new_answer", "arguments": {}}
+    # A choice of tools, or an argument that is not a plain string: the JSON schema.
+    assert call_head(short_call_tools([VOTE, VOTE])) is None
+    number = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}}}  # fmt: skip
+    assert call_head(short_call_tools([number])) is None
+    pattern = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"s": {"type": "string", "pattern": "a+"}},
+        "required": ["s"]}}}  # fmt: skip
+    assert call_head(short_call_tools([pattern])) is None
+    assert call_head([VOTE]) is None  # not a short call: the reason has no bound, extra keys
+
+
+def test_call_head_escapes_quotes_in_names_and_values() -> None:
+    from massgen_local_model.call_head import call_head
+
+    odd = {"type": "function", "function": {"name": 'say"hi', "parameters": {
+        "type": "object", "additionalProperties": False, "required": ["who"],
+        "properties": {"who": {"type": "string", "enum": ['a"b', "c\\d"]}}}}}  # fmt: skip
+    head = call_head([odd])
+    assert head is not None
+    assert head.prefix == '{"name": "say\\"hi", "arguments": {"who": "'
+    assert head.grammar.splitlines()[0] == 'root ::= ("a\\\\\\"b" | "c\\\\\\\\d") "\\"}}"'

@@ -159,8 +159,20 @@ def test_coordination_prompt_contents():
         coder[-1].content
     )
     vote_only = prompts.coordination_messages(task="T", answers={"agent2": "B"}, can_answer=False)
-    brief = "check each current answer against the task in a few sentences (write no new answer)"
-    assert f"{brief}, then vote" in vote_only[-1].content
+    # At the cap the check and the vote are asked for once, last.
+    assert "You have used all your answers: write no new answer." in vote_only[-1].content
+    assert vote_only[-1].content.count("Check each one") == 1
+    capped_coder = prompts.coordination_messages(
+        task="T", answers={"agent2": "B"}, can_answer=False, can_run_code=True
+    )
+    assert capped_coder[-1].content.endswith(
+        "Check each one (run its code with your tools), then vote for the best."
+    )
+    # Other tools are mentioned only to an agent that has some.
+    assert "You may use other tools first" in user
+    plain = prompts.coordination_messages(task="T", answers={"agent2": "B"}, has_tools=False)
+    assert "other tools" not in plain[-1].content
+    assert "End with exactly one workflow tool call." in plain[-1].content
 
 
 def test_presentation_prompt_contents():
@@ -225,6 +237,17 @@ def test_answers_show_a_docstring_copied_from_the_task_once_but_the_presenters_o
     assert block.count(doc) == 1 and "(the task's docstring)" in block
     assert block.index(doc) > block.index("<agent2>")  # the presenter's own answer is whole
     assert answers_block(answers).count(doc) == 2  # no task: nothing to compare with
+    # The presentation begins as the winner's last coordination turn did, up to its own
+    # answer (shown last): llama.cpp reuses all of that from the cache.
+    voted = prompts.coordination_messages(
+        task=task, answers=answers, can_answer=False, viewer="agent2", system_message="S"
+    )
+    presented = prompts.presentation_messages(
+        task=task, answers=answers, winner_label="agent2", system_message="S"
+    )
+    assert voted[0] == presented[0]
+    end = voted[-1].content.index("<agent2>")
+    assert presented[-1].content[:end] == voted[-1].content[:end]
 
 
 def test_a_viewer_reads_the_other_answers_first_and_its_own_last():

@@ -500,19 +500,37 @@ class _TextThenCall:
         self._count(None if self.cut_at_call else usage, chunks, prefix_counted=False)
 
     async def _call_step(self) -> AsyncIterator[StreamOut]:
-        body, _ = call_request(self.body, self.tools, self.text, tool_call_schema)
+        step = call_request(self.body, self.tools, self.text, tool_call_schema)
         parser = ForcedCallStream()
         call_id = new_call_id()
         usage: JsonObj | None = None
         finish = None
         chunks = 0
+        if self.text_step and step.head is not None and step.head.fixed:
+            # One tool, no argument left to choose: the call is known without the model.
+            name, args = parser.feed(step.head.call)
+            self.call_name = name
+            yield CallStart(0, call_id, str(name))
+            yield CallArguments(0, args + parser.finish())
+            self.finish = "tool_calls"
+            return
         # Without a text step the call step's response is the one already opened.
-        opened = _post(self.request, body) if self.text_step else contextlib.nullcontext(self.first)
+        opened = (
+            _post(self.request, step.request)
+            if self.text_step
+            else contextlib.nullcontext(self.first)
+        )
         try:
             async with opened as up:
                 if up.status != 200:
                     log.warning("call_step_failed", status=up.status, body=(await up.text())[:300])
                     return
+                # llama.cpp streams only what it adds to the head it was given.
+                if step.head is not None:
+                    self.call_name, args = parser.feed(step.head.prefix)
+                    yield CallStart(0, call_id, str(self.call_name))
+                    if args:
+                        yield CallArguments(0, args)
                 async for chunk in _sse_events(up):
                     self.template = self.template or chunk
                     usage = chunk.get("usage") or usage
@@ -558,7 +576,7 @@ async def _text_first(
     url = app[_UPSTREAM] + "/v1/chat/completions"
     text_step = wants_text(tools)
     opening = (
-        text_request(body) if text_step else call_request(body, tools, "", tool_call_schema)[0]
+        text_request(body) if text_step else call_request(body, tools, "", tool_call_schema).request
     )
     first = await app[_SESSION].post(url, json=opening)
     try:

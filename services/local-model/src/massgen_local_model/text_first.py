@@ -28,14 +28,17 @@ The response is the text as ``content`` plus the call as ``tool_calls``. A named
 from __future__ import annotations
 
 import copy
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
+from .call_head import CallHead, call_head
 from .calls import JsonObj, parameters
 from .tool_prompt import messages_without_tools, tools_note
 
 __all__ = [
     "CALL_MAX_TOKENS",
     "CALL_STRING_CHARS",
+    "CallStep",
     "call_request",
     "short_call_tools",
     "text_request",
@@ -97,10 +100,19 @@ def short_call_tools(tools: list[JsonObj]) -> list[JsonObj]:
     return out
 
 
+class CallStep(NamedTuple):
+    """The call step's upstream request, the tools it may call, and (for a short call
+    of one tool) the head written for the model (``call_head``)."""
+
+    request: JsonObj
+    tools: list[JsonObj]
+    head: CallHead | None
+
+
 def call_request(
-    body: JsonObj, tools: list[JsonObj], text: str, schema: JsonObj
-) -> tuple[JsonObj, list[JsonObj]]:
-    """The upstream request of the call step, and the tools it may call.
+    body: JsonObj, tools: list[JsonObj], text: str, schema: Callable[[list[JsonObj]], JsonObj]
+) -> CallStep:
+    """The upstream request of the call step.
 
     Args:
         body: the client's request.
@@ -109,7 +121,10 @@ def call_request(
         schema: builds the grammar's JSON schema from tools (``tool_call_schema``).
 
     Returns:
-        ``(request, tools)``: after text the tools are ``short_call_tools(tools)``.
+        After text the tools are ``short_call_tools(tools)``; a short call of one tool
+        whose arguments are all strings starts with its head as the assistant's reply
+        and is constrained by a GBNF grammar for the rest (``call_head``), any other by
+        the tools' JSON schema.
     """
     short = bool(text.strip()) or not wants_text(tools)
     offered = short_call_tools(tools) if short else tools
@@ -118,8 +133,11 @@ def call_request(
         messages.append({"role": "assistant", "content": text})
     # The note goes last, not into the system message: the prompt read for the text
     # step (and the text itself) stays a cached prefix.
-    head = _AFTER_TEXT if text.strip() else "Answer with exactly one tool call"
-    messages.append({"role": "user", "content": tools_note(offered, forced=True, head=head)})
+    note = _AFTER_TEXT if text.strip() else "Answer with exactly one tool call"
+    messages.append({"role": "user", "content": tools_note(offered, forced=True, head=note)})
+    head = call_head(offered) if short else None
+    if head is not None:
+        messages.append({"role": "assistant", "content": head.prefix})
     out: JsonObj = {k: v for k, v in body.items() if k not in _STRIPPED}
     out["messages"] = messages
     out["stream"] = True
@@ -127,11 +145,14 @@ def call_request(
     limit = body.get("max_tokens") or body.get("max_completion_tokens")
     out["max_tokens"] = CALL_MAX_TOKENS if short or not limit else _as_int(limit)
     out.pop("max_completion_tokens", None)
-    out["response_format"] = {
-        "type": "json_schema",
-        "json_schema": {"name": "tool_call", "schema": schema(offered)},
-    }
-    return out, offered
+    if head is not None:
+        out["grammar"] = head.grammar
+    else:
+        out["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "tool_call", "schema": schema(offered)},
+        }
+    return CallStep(out, offered, head)
 
 
 def _as_int(value: Any) -> int:

@@ -51,8 +51,7 @@ _CLOSING = (
     "or write a better answer."
 )
 _CLOSING_VOTE = (
-    "Which answer above is correct for the task? Check each one in a few sentences, then "
-    "vote for the best."
+    "Which answer above is correct for the task? Check each one{how}, then vote for the best."
 )
 """The last line of a coordination turn's user message when answers exist."""
 
@@ -154,6 +153,9 @@ def _system(system_message: str | None) -> ChatMessage:
     return ChatMessage(role="system", content=text)
 
 
+_RUN_CODE = {True: " (run its code with your tools)", False: ""}
+
+
 def _coordination_instruction(
     *,
     has_answers: bool,
@@ -162,26 +164,28 @@ def _coordination_instruction(
     planning: str | None,
     remaining_seconds: float | None,
     can_run_code: bool,
+    has_tools: bool,
 ) -> str:
     """What a coordination turn asks for now (see ``coordination_messages``)."""
     lines = []
-    check = "check each current answer against the task" + (
-        " (run its code with your tools)" if can_run_code else ""
-    )
     if not has_answers:
         lines.append(f"No answers exist yet: {WRITE_THEN_CALL}")
     elif not can_answer:
-        lines.append(
-            f"You have used all your answers: {check} in a few sentences (write no new "
-            "answer), then vote for the best one with vote."
-        )
+        # The closing line asks for the check and the vote; said once, it costs each
+        # voter fewer tokens to read.
+        lines.append("You have used all your answers: write no new answer.")
     else:
+        check = "check each current answer against the task" + _RUN_CODE[can_run_code]
         lines.append(
             f"First {check}. If one is correct and complete, vote for the best one with vote, "
             f"saying what you checked; otherwise {WRITE_THEN_CALL}"
         )
         lines.append(_SENSITIVITY.get(voting_sensitivity, _SENSITIVITY["lenient"]))
-    lines.append("You may use other tools first, then end with exactly one workflow tool call.")
+    lines.append(
+        "You may use other tools first, then end with exactly one workflow tool call."
+        if has_tools
+        else "End with exactly one workflow tool call."
+    )
     if planning:
         lines.append(planning)
     if remaining_seconds is not None:
@@ -203,6 +207,7 @@ def coordination_messages(
     can_run_code: bool = False,
     viewer: str | None = None,
     checks: Mapping[str, str] | None = None,
+    has_tools: bool = True,
 ) -> list[ChatMessage]:
     """Build the messages of a coordination turn.
 
@@ -223,6 +228,8 @@ def coordination_messages(
             answer shown do not all favour the same one. None: config order.
         checks: label -> the result of running its answer's code against the task's
             examples (see ``answers_block``).
+        has_tools: the agent has tools besides the workflow ones (it is told it may
+            use them first).
 
     Returns:
         system message, the history, then the user message with the task and answers.
@@ -234,6 +241,7 @@ def coordination_messages(
         planning=planning,
         remaining_seconds=remaining_seconds,
         can_run_code=can_run_code,
+        has_tools=has_tools,
     )
     shown = _others_first(answers, viewer)
     user = (
@@ -243,7 +251,11 @@ def coordination_messages(
     if answers:
         # Said again last, where a small model looks: otherwise it tends to continue the
         # answers block with one more answer instead of judging the ones shown.
-        user += "\n\n" + (_CLOSING_VOTE if not can_answer else _CLOSING)
+        user += "\n\n" + (
+            _CLOSING_VOTE.format(how=_RUN_CODE[can_run_code] or " in a few sentences")
+            if not can_answer
+            else _CLOSING
+        )
     return [_system(system_message), *_history(history), ChatMessage(role="user", content=user)]
 
 

@@ -131,6 +131,7 @@ def _coordination_prompt(
             coordination.enable_planning_mode, coordination.planning_mode_instruction
         ),
         can_run_code=_runs_code(cfg),
+        has_tools=state.config.uses_tools(cfg) or _provider_tools(cfg),
         # Each agent reads the others' answers first and its own last: small models
         # favour the first answer they read, which must not be the same for every voter.
         viewer=agent.label,
@@ -143,6 +144,11 @@ def _runs_code(cfg: AgentConfig) -> bool:
     """Whether the agent has a tool that runs code (to test answers before voting)."""
     b = cfg.backend
     return bool(b.enable_mcp_command_line or b.enable_code_execution or b.enable_code_interpreter)
+
+
+def _provider_tools(cfg: AgentConfig) -> bool:
+    """Whether the agent has a tool its provider runs (web search, code execution)."""
+    return _runs_code(cfg) or cfg.backend.enable_web_search
 
 
 def _presentation_prompt(
