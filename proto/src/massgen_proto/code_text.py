@@ -22,6 +22,7 @@ __all__ = [
     "answer_code",
     "code_blocks",
     "defining_blocks",
+    "elide_example_runs",
     "elide_task_docstrings",
     "parses",
     "restore_task_docstrings",
@@ -91,6 +92,56 @@ def elide_task_docstrings(text: str, task: str) -> str:
         return f"{match['q']}{ELIDED_DOCSTRING}{match['q']}"
 
     return _TRIPLE_QUOTED.sub(shorten, text)
+
+
+_RUNS_NOTE = "# ({n} lines running examples, not shown)"
+"""What an answer's own example runs after its definitions are shown as (``elide_example_runs``)."""
+_DEFINES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+
+
+def elide_example_runs(text: str) -> str:
+    """``text`` with the statements after the last definition of each code block that
+    defines a function shown as one comment, when they only run code (calls, prints,
+    asserts, assignments, an ``if __name__ == "__main__":`` block): agents add runs
+    of the task's examples under their function, which the check under the answer
+    already reports, and every voter would read them again. A block that does not
+    parse, or defines something after its runs, is left whole."""
+
+    def shorten(match: re.Match[str]) -> str:
+        code = match[1]
+        if not TOP_DEF.search(code) or not parses(code):
+            return match[0]
+        body = ast.parse(code).body
+        last = max((i for i, node in enumerate(body) if isinstance(node, _DEFINES)), default=-1)
+        runs = body[last + 1 :]
+        if last < 0 or not runs or not all(_only_runs(node) for node in runs):
+            return match[0]
+        lines = code.split("\n")
+        start = runs[0].lineno - 1
+        while start > 0 and lines[start - 1].lstrip().startswith("#"):
+            start -= 1  # the comment that introduces them ("# Test cases")
+        hidden = [line for line in lines[start:] if line.strip()]
+        if len(hidden) < 2:
+            return match[0]
+        kept = "\n".join(lines[:start]).rstrip("\n")
+        shown = f"{kept}\n\n{_RUNS_NOTE.format(n=len(hidden))}\n"
+        return (
+            match[0][: match.start(1) - match.start(0)]
+            + shown
+            + match[0][match.end(1) - match.start(0) :]
+        )
+
+    return _FENCED.sub(shorten, text)
+
+
+def _only_runs(node: ast.stmt) -> bool:
+    """A top-level statement that only runs code (no definition, no import)."""
+    if isinstance(node, ast.Expr | ast.Assert | ast.Assign | ast.AnnAssign | ast.AugAssign):
+        return True
+    if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test):
+        definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        return not any(isinstance(n, definitions) for n in ast.walk(node))
+    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -250,6 +250,18 @@ def test_answers_show_a_docstring_copied_from_the_task_once_but_the_presenters_o
     assert presented[-1].content[:end] == voted[-1].content[:end]
 
 
+def test_answers_show_their_runs_of_examples_as_a_note_but_the_presenters_own_whole():
+    from massgen_orchestrator.prompts import answers_block
+
+    answer = (
+        "```python\ndef add(a, b):\n    return a + b\n\nprint(add(1, 2))\nprint(add(2, 2))\n```"
+    )
+    block = answers_block({"agent1": answer, "agent2": answer}, task="Write add.", keep="agent2")
+    assert block.count("print(add(1, 2))") == 1
+    assert block.index("print(add(1, 2))") > block.index("<agent2>")
+    assert "# (2 lines running examples, not shown)" in block.split("<agent2>")[0]
+
+
 def test_a_viewer_reads_the_other_answers_first_and_its_own_last():
     answers = {"agent1": "A", "agent2": "B", "agent3": "C"}
 

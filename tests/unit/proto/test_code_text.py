@@ -5,6 +5,7 @@ from __future__ import annotations
 from massgen_proto.code_text import (
     ELIDED_DOCSTRING,
     answer_code,
+    elide_example_runs,
     elide_task_docstrings,
     restore_task_docstrings,
     task_examples,
@@ -143,6 +144,31 @@ def test_a_docstring_copied_from_the_task_is_shown_as_a_marker():
     short = 'def f():\n    """Return the longest string."""\n'
     assert elide_task_docstrings(short, task) == short
     assert elide_task_docstrings("The answer is 4.", task) == "The answer is 4."
+
+
+def test_an_answers_own_runs_of_examples_are_shown_as_one_note():
+    runs = "# Test cases\nprint(f(1))  # 2\nassert f(2) == 3\nresult = f(3)\n"
+    answer = (
+        f"Here it is:\n```python\nimport math\n\ndef f(x):\n    return x + 1\n\n{runs}```\nDone."
+    )
+    shown = elide_example_runs(answer)
+    assert shown == (
+        "Here it is:\n```python\nimport math\n\ndef f(x):\n    return x + 1\n\n"
+        "# (4 lines running examples, not shown)\n```\nDone."
+    )
+    assert answer_code(shown)  # the code that is shown still parses and defines f
+    main = 'def f(x):\n    return x\n\nif __name__ == "__main__":\n    import doctest\n    doctest.testmod()\n'
+    assert "(3 lines running examples" in elide_example_runs(f"```python\n{main}```")
+    # Left whole: a definition after the runs, one line only, code that does not
+    # parse, a block without a function, prose.
+    for kept in (
+        "```python\ndef f(x):\n    return x\nprint(f(1))\ndef g():\n    pass\n```",
+        "```python\ndef f(x):\n    return x\nprint(f(1))\n```",
+        "```python\ndef f(x:\n    return x\nprint(f(1))\nprint(f(2))\n```",
+        "```python\nx = 1\nprint(x)\nprint(x)\n```",
+        "The answer is 4.",
+    ):
+        assert elide_example_runs(kept) == kept
 
 
 def test_a_marker_an_agent_copied_becomes_the_tasks_docstring_again():

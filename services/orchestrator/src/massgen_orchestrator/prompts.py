@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from massgen_proto.code_text import elide_task_docstrings
+from massgen_proto.code_text import elide_example_runs, elide_task_docstrings
 from massgen_proto.function_tools import function_tool
 from massgen_proto.messages import ChatMessage
 
@@ -100,7 +100,9 @@ def answers_block(
         checks: label -> what running its code against the task's examples showed
             (``CodeCheck.summary``), written under the answer.
         task: the task; a docstring an answer copied from it is shown as a short
-            marker (``code_text.elide_task_docstrings``), except in ``keep``'s answer.
+            marker (``code_text.elide_task_docstrings``) and its runs of examples after
+            its definitions as a one-line note (``code_text.elide_example_runs``),
+            except in ``keep``'s answer.
     """
     if not answers:
         return "CURRENT ANSWERS:\n(none yet)"
@@ -113,7 +115,7 @@ def answers_block(
     for label, text in answers.items():
         body = text.strip()
         if task is not None and label != keep:
-            body = elide_task_docstrings(body, task)
+            body = elide_example_runs(elide_task_docstrings(body, task))
         if share is not None and label != keep and len(body) > share:
             cut = len(body) - share
             body = f"{body[:share]}\n[... {cut} more characters of {label}'s answer not shown]"
