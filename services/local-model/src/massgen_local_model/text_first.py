@@ -19,7 +19,10 @@ required call is made in two steps:
    ``CALL_MAX_TOKENS`` tokens. An optional argument the text stands for
    (``new_answer``'s ``content``: "empty = the text before the call") is therefore left
    out, never copied badly. When the model wrote no text but could have, the call has
-   the tools' full schemas (the old forced call).
+   the tools' full schemas (the old forced call). A short call of one tool whose
+   arguments are all strings starts with its fixed head as the assistant's reply and
+   is constrained by a GBNF grammar for the rest (``call_head``); one with nothing
+   left to choose is not asked for (the proxy writes it).
 
 The response is the text as ``content`` plus the call as ``tool_calls``. A named
 ``tool_choice`` keeps the plain forced call (``forced_calls``). Pure helpers, no I/O.
