@@ -43,6 +43,26 @@ async def _close_clients() -> AsyncIterator[None]:
         await _CLIENTS.pop().close()
 
 
+async def one_call(
+    api: openai.AsyncOpenAI, stream: bool, **kwargs: object
+) -> tuple[str, str, str | None, int]:
+    """``(name, arguments, finish_reason, argument pieces)`` of a one-call reply, streamed
+    (the call's deltas joined) or not (``pieces`` is then 0)."""
+    if not stream:
+        reply = await api.chat.completions.create(**kwargs)
+        (call,) = reply.choices[0].message.tool_calls
+        return call.function.name, call.function.arguments, reply.choices[0].finish_reason, 0
+    name, args, finish, pieces = "", "", None, 0
+    async for chunk in await api.chat.completions.create(stream=True, **kwargs):
+        if chunk.choices:
+            finish = chunk.choices[0].finish_reason or finish
+            for tc in chunk.choices[0].delta.tool_calls or []:
+                name += tc.function.name or ""
+                args += tc.function.arguments or ""
+                pieces += bool(tc.function.arguments)
+    return name, args, finish, pieces
+
+
 def assert_valid_workflow_call(name: str, arguments: str) -> None:
     args = json.loads(arguments)
     if name == "new_answer":
@@ -192,20 +212,7 @@ async def test_a_vote_at_the_cap_is_its_head_then_a_grammar(
         temperature=0,
         seed=0,
     )
-    api = client(qwen_model)
-    if stream:
-        name, args, finish = "", "", None
-        async for chunk in await api.chat.completions.create(stream=True, **kwargs):
-            if chunk.choices:
-                finish = chunk.choices[0].finish_reason or finish
-                for tc in chunk.choices[0].delta.tool_calls or []:
-                    name += tc.function.name or ""
-                    args += tc.function.arguments or ""
-    else:
-        reply = await api.chat.completions.create(**kwargs)
-        finish = reply.choices[0].finish_reason
-        (call,) = reply.choices[0].message.tool_calls
-        name, args = call.function.name, call.function.arguments
+    name, args, finish, _ = await one_call(client(qwen_model), stream, **kwargs)
     assert finish == "tool_calls"
     vote = json.loads(args)
     assert name == "vote" and set(vote) == {"agent_id", "reason"}
@@ -288,23 +295,9 @@ async def test_text_json_tool_call_becomes_tool_calls(
         max_tokens=80,
         temperature=0,
     )
-    api = client(qwen_model)
-    if stream:
-        name, args, finish, pieces = "", "", None, 0
-        async for chunk in await api.chat.completions.create(stream=True, **kwargs):
-            if chunk.choices:
-                finish = chunk.choices[0].finish_reason or finish
-                for tc in chunk.choices[0].delta.tool_calls or []:
-                    name += tc.function.name or ""
-                    args += tc.function.arguments or ""
-                    pieces += bool(tc.function.arguments)
-        assert pieces >= 2  # the text call's arguments are forwarded as they are written
-    else:
-        reply = await api.chat.completions.create(**kwargs)
-        finish = reply.choices[0].finish_reason
-        (call,) = reply.choices[0].message.tool_calls
-        name, args = call.function.name, call.function.arguments
-
+    name, args, finish, pieces = await one_call(client(qwen_model), stream, **kwargs)
+    # Streamed, the text call's arguments are forwarded as they are written.
+    assert pieces >= 2 or not stream
     assert finish == "tool_calls"
     assert name == "get_weather"
     assert json.loads(args)["city"].lower() == "paris"

@@ -72,7 +72,12 @@ def _value(schema: JsonObj) -> str | None:
         if not options or not all(isinstance(o, str) for o in options):
             return None
         return "(" + " | ".join(_literal(json.dumps(o)[1:-1]) for o in options) + ")"
-    if schema.get("type") != "string" or set(schema) - {"type", "maxLength", "description"}:
+    if schema.get("type") != "string" or set(schema) - {
+        "type",
+        "maxLength",
+        "description",
+        "title",
+    }:
         return None
     limit = schema.get("maxLength")
     return f"char{{0,{int(limit)}}}" if isinstance(limit, int) else "char*"
