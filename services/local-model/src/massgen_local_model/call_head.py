@@ -2,8 +2,8 @@
 
 Under a JSON-schema grammar llama.cpp generates every token of a call one at a time,
 the ones the schema fixes too (``{"name": "vote", "arguments": {"agent_id": "``), and
-each constrained token costs about twice a free one when several agents decode at
-once (grammar checks run on the server's one sampling thread). When the call can only
+each constrained token cost about twice a free one here when three agents decoded at
+once (docs/coordination.md, "Answers as text"). When the call can only
 be one tool whose arguments are all strings, that fixed start is sent as the start of
 the assistant's reply (llama.cpp continues it, reading it as prompt in one batch) and
 a GBNF grammar constrains only the rest: the values, the keys between them, the
