@@ -61,13 +61,17 @@ def defining_blocks(text: str) -> list[str]:
     return [b for b in code_blocks(text) if TOP_DEF.search(b)]
 
 
+def _parsed(code: str) -> ast.Module | None:
+    """``code``'s syntax tree, or None when it is not valid Python (nothing runs)."""
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
 def parses(code: str) -> bool:
     """Whether ``code`` is valid Python (parsed only: nothing runs)."""
-    try:
-        ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
+    return _parsed(code) is not None
 
 
 def answer_code(text: str) -> str:
@@ -109,9 +113,10 @@ def elide_example_runs(text: str) -> str:
 
     def shorten(match: re.Match[str]) -> str:
         code = match[1]
-        if not TOP_DEF.search(code) or not parses(code):
+        tree = _parsed(code) if TOP_DEF.search(code) else None
+        if tree is None:
             return match[0]
-        body = ast.parse(code).body
+        body = tree.body
         last = max((i for i, node in enumerate(body) if isinstance(node, _DEFINES)), default=-1)
         runs = body[last + 1 :]
         if last < 0 or not runs or not all(_only_runs(node) for node in runs):
@@ -125,11 +130,8 @@ def elide_example_runs(text: str) -> str:
             return match[0]
         kept = "\n".join(lines[:start]).rstrip("\n")
         shown = f"{kept}\n\n{_RUNS_NOTE.format(n=len(hidden))}\n"
-        return (
-            match[0][: match.start(1) - match.start(0)]
-            + shown
-            + match[0][match.end(1) - match.start(0) :]
-        )
+        text = match.string
+        return text[match.start(0) : match.start(1)] + shown + text[match.end(1) : match.end(0)]
 
     return _FENCED.sub(shorten, text)
 
@@ -166,9 +168,8 @@ def _docstrings(task: str) -> list[_Doc]:
     itself when its code does not parse."""
     found: list[_Doc] = []
     for block in defining_blocks(task) or [task]:
-        try:
-            tree = ast.parse(block)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
+        tree = _parsed(block)
+        if tree is None:
             found.append(_Doc(block))
             continue
         for node in ast.walk(tree):
