@@ -4,6 +4,7 @@ worker its agent's uploads."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 from massgen_kit.keepalive import request_with_keepalive
@@ -25,6 +26,17 @@ async def ask(client, request) -> object:
         client.nc, subjects.GATEWAY_FILES, request.model_dump_json().encode(), timeout=30
     )
     return FilesReplyAdapter.validate_json(reply)
+
+
+async def refused_within(client, request, seconds: float) -> ErrorReply:
+    """The gateway's refusal of ``request``, asked until it comes (at most ``seconds``)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        reply = await ask(client, request)
+        if isinstance(reply, ErrorReply) or asyncio.get_running_loop().time() > deadline:
+            assert isinstance(reply, ErrorReply), f"still served after {seconds} s: {reply!r}"
+            return reply
+        await asyncio.sleep(0.02)
 
 
 def caller(client, run_id: str, agent_id: str, label: str, **overrides) -> dict:
@@ -70,8 +82,11 @@ async def test_uploads_are_listed_and_read_only_by_their_agents_turn(client, tmp
     assert "bad_token" in refused.error
     old_turn = caller(client, "run-up", "a1", "agent1")
     await client.new_turn("run-up", "a1")
-    stale = await ask(client, FileReadRequest(upload=0, **old_turn))
-    assert isinstance(stale, ErrorReply) and "stale_turn" in stale.error
+    # A read changes nothing, so the gateway answers it from its watched cache, which
+    # learns of the new turn some milliseconds after the write: the old turn is refused
+    # once the watch delivers it.
+    stale = await refused_within(client, FileReadRequest(upload=0, **old_turn), seconds=5.0)
+    assert "stale_turn" in stale.error
     # a2's turn cannot read a1's upload: uploads are per agent, by index.
     other = await ask(client, FileReadRequest(upload=0, **caller(client, "run-up", "a2", "agent2")))
     assert isinstance(other, ErrorReply) and "no upload 0 the gateway serves" in other.error
