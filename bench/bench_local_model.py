@@ -197,7 +197,20 @@ def main() -> int:
         f'\nForced calls: `tool_choice="required"` with `new_answer`/`vote`, {TOOL_CALLS} calls '
         "3 at a time on 3 slots, temperature 0.7, decoded under the tools' JSON-schema grammar."
     )
+    print(f"\nllama.cpp build: {build_features()} (`scripts/llama_cpu.py`, README).")
     return 0
+
+
+def build_features() -> str:
+    """The instruction sets the installed llama.cpp was built with, and whence it came."""
+    import xllamacpp
+
+    info = xllamacpp.get_system_info()
+    on = [part.split("=")[0].strip() for part in info.split("|") if part.strip().endswith("= 1")]
+    simd = [name for name in on if name.startswith(("AVX", "F16C", "FMA"))]
+    avx512 = any(name.startswith("AVX512") for name in simd)
+    how = "built here from the locked sdist" if avx512 else "the PyPI wheel"
+    return f"{how}, {' '.join(simd) or 'no SIMD named'}"
 
 
 if __name__ == "__main__":

@@ -222,3 +222,42 @@ def test_eval_over_the_api(cli, tmp_path, nats_url, fake_model):
     assert rates == {"final": (2, 2), "winner": (2, 2), "member:good": (2, 2),
                      "member:bad": (0, 2), "oracle": (2, 2)}  # fmt: skip
     assert refused.code == 2 and "not with --api" in refused.stderr
+
+
+def test_sigterm_during_a_slow_baseline_stops_at_once_and_keeps_the_team_run(cli, fake_model):
+    """A plain-chat baseline can take a minute on a local model: an interruption stops it
+    at once (it is asked again on resume), and the team run already done is kept."""
+    slow = {"tokens": 400, "token_delay": 0.25}  # a baseline reply of about 100 s
+
+    def member(correct: bool) -> object:
+        team_turn = solver(correct)
+
+        def behave(request: dict) -> Step:
+            baseline = all(m["role"] == "user" for m in request.get("messages", []))
+            if baseline and not offered_tools(request):
+                return text("```python\nx = 1\n```", **slow)
+            return team_turn(request)
+
+        return behave
+
+    fake_model.behave("m1", member(True))
+    fake_model.behave("m2", member(False))
+    config = cli.write_config(team_config(fake_model.base_url, ["m1", "m2"], IDS))
+    out = cli.cwd / "evals" / "term"
+    args = ("eval", "humaneval", "--config", config.name, "--subset", "0:1",
+            "--baseline", "single", "--out", str(out))  # fmt: skip
+
+    proc = cli.start(*args)
+    try:
+        wait_for(lambda: any(not r.tools and all(m["role"] == "user" for m in r.messages)
+                             for r in fake_model.requests), 120, "the baseline call")  # fmt: skip
+        time.sleep(0.5)
+        asked = time.monotonic()
+        proc.terminate()
+        code = proc.wait(timeout=30)
+        stopped_in = time.monotonic() - asked
+    finally:
+        kill_tree(proc)
+    assert code == 130 and stopped_in < 10, (code, stopped_in)
+    (kept,) = records(out).values()
+    assert kept["members"]["good"]["passed"] and "single" not in kept["baselines"]

@@ -411,6 +411,24 @@ def test_a_presentation_that_keeps_the_answer_is_the_final_answer():
     assert finished.message == ""
 
 
+def test_a_code_change_the_tasks_examples_cannot_check_keeps_the_voted_answer():
+    """A presenter's rewrite of the code is checked by the task's examples when it has
+    some; without them nothing checks it, and the answer the votes chose stands."""
+    changed = CODE_ANSWER.replace("b - a < threshold", "abs(b - a) <= threshold")
+    d = Driver(make_config(1))  # "What is the capital of France?": no examples
+    d.answer("agent1", CODE_ANSWER)
+    d.vote("agent1", "agent1")
+    final, finished = events(d.present("agent1", changed))
+    assert final.content == CODE_ANSWER and final.fallback
+    assert finished.message.startswith("the presentation changes the answer's code")
+    task = 'Complete:\n```python\ndef has_close(numbers, threshold):\n    """\n    >>> has_close([1.0, 1.5], 1.0)\n    True\n    """\n```'
+    checked = Driver(make_config(1), question=task)
+    checked.answer("agent1", CODE_ANSWER)
+    checked.vote("agent1", "agent1")
+    final, _ = events(checked.present("agent1", changed))
+    assert final.content == changed and not final.fallback
+
+
 def test_presentation_failure_falls_back_without_retry():
     d = Driver(make_config(1))
     d.answer("agent1", A1)

@@ -17,6 +17,7 @@ from massgen_orchestrator.judging import (
     best_checked,
     check_problem,
     presentation_problem,
+    unchecked_change,
     unsound,
 )
 from massgen_orchestrator.votes import ONLY_ANSWER_REASON
@@ -403,3 +404,23 @@ def test_an_answer_whose_code_went_unchecked_may_still_win():
     d.vote("agent1", "agent2")
     d.vote("agent3", "agent3")
     assert winner_of(d.state)[0] == "agent2"
+
+
+def test_a_code_change_nothing_can_check_does_not_replace_the_answer():
+    bare = "Write is_odd(n).\n```python\ndef is_odd(n):\n    pass\n```"
+    examples = (
+        'Write it.\n```python\ndef is_odd(n):\n    """\n    >>> is_odd(3)\n    True\n    """\n```'
+    )
+    answer = "```python\ndef is_odd(n):\n    return n % 2 == 1\n```"
+    rewritten = "Odd numbers:\n```python\ndef is_odd(n):\n    return n % 2 != 0\n```"
+    assert unchecked_change(rewritten, answer, bare) == (
+        "the presentation changes the answer's code, and the task gives no examples to check that"
+    )
+    assert unchecked_change(rewritten, answer, examples) is None  # its examples judge it
+    # The same definitions, said differently (docstring, comments, example runs, prose).
+    restyled = (
+        "It is odd when the remainder is one.\n```python\ndef is_odd(n):\n"
+        '    """True for odd n."""\n    return n % 2 == 1  # remainder\n\n\nprint(is_odd(3))\n```'
+    )
+    assert unchecked_change(restyled, answer, bare) is None
+    assert unchecked_change("Paris.", "The capital is Paris.", "Capital?") is None  # prose

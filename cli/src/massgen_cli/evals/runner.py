@@ -15,10 +15,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..targets import ApiTarget, RunTarget, StackTarget, opened
 from .datasets import Benchmark, Problem
@@ -26,6 +26,8 @@ from .grading import Grader
 from .results import RESULTS, ResultsFile
 from .sandbox import Limits
 from .scoring import RunOutcome, fold_run
+
+T = TypeVar("T")
 
 __all__ = ["EvalAborted", "EvalSpec", "run_eval"]
 
@@ -192,6 +194,22 @@ class _Eval:
             }
         return out
 
+    async def _unless_cancelled(self, work: Coroutine[Any, Any, T]) -> T | None:
+        """``work``'s result, or None once the eval is interrupted (``work`` is then
+        cancelled: a baseline call of a minute must not hold a Ctrl-C or SIGTERM up)."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self.cancel.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        return None
+
     async def problem(self, problem: Problem, record: dict[str, Any] | None) -> None:
         if record is None:
             outcome = await self._team_run(problem)
@@ -202,7 +220,9 @@ class _Eval:
             if baseline in record.get("baselines", {}) or self.cancel.is_set():
                 continue
             if baseline == "single":
-                record.setdefault("baselines", {})["single"] = await self._single_baseline(problem)
+                single = await self._unless_cancelled(self._single_baseline(problem))
+                if single is not None:
+                    record.setdefault("baselines", {})["single"] = single
         if self.cancel.is_set() and any(
             b not in record.get("baselines", {}) for b in self.spec.baselines
         ):

@@ -10,7 +10,14 @@ from massgen_proto.code_text import answer_code, restore_task_docstrings
 from massgen_proto.messages import Verdict
 
 from .commands import Command
-from .judging import agreement, best_checked, check_problem, presentation_problem, unsound
+from .judging import (
+    agreement,
+    best_checked,
+    check_problem,
+    presentation_problem,
+    unchecked_change,
+    unsound,
+)
 from .reports import current, stale
 from .restarts import release_waiting
 from .run_events import emit, event_ids
@@ -203,15 +210,18 @@ def on_presentation(
     """Finish the run with the presentation, or with the winner's stored answer when the
     presentation lost it (``judging.presentation_problem``: empty, far shorter, code
     without the answer's functions; ``judging.check_problem``: code passing fewer of the
-    task's examples than the answer's); the run's message says why."""
+    task's examples than the answer's; ``judging.unchecked_change``: code changed where
+    the task has no examples to check it); the run's message says why."""
     agent = current(state, report)
     if agent is None or agent.turn is None or agent.turn.phase != "present":
         return stale(report.turn_id)
     # A docstring shown elided (prompts.answers_block) is put back in the final answer.
     content = restore_task_docstrings(report.content.strip(), state.question)
     answer = state.latest_answers()[agent.label]
-    problem = presentation_problem(content, answer.content) or check_problem(
-        report.check, answer.check
+    problem = (
+        presentation_problem(content, answer.content)
+        or check_problem(report.check, answer.check)
+        or unchecked_change(content, answer.content, state.question)
     )
     complete(state, agent, now, commands, None if problem else content, problem or "")
     return Verdict(status="accepted")

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from massgen_proto import messages as msg
-from massgen_proto.code_text import TOP_DEF, code_blocks, defining_blocks, parses
+from massgen_proto.code_text import TOP_DEF, code_blocks, defining_blocks, parses, task_examples
 from massgen_proto.messages import CodeCheck
 
 from . import prompts
@@ -31,6 +31,7 @@ __all__ = [
     "normalise",
     "presentation_problem",
     "similarity",
+    "unchecked_change",
     "unsound",
 ]
 
@@ -317,6 +318,26 @@ def check_problem(presented: CodeCheck | None, answer: CodeCheck | None) -> str 
     return (
         f"the presentation's code passes {presented.passed} of the task's {answer.total} "
         f"examples, the answer's {answer.passed}"
+    )
+
+
+def unchecked_change(content: str, answer: str, task: str) -> str | None:
+    """Why a presentation may not replace the answer it was made from: it changes what
+    the answer's code does (its definitions, docstrings and comments aside) and the task
+    gives no examples to run that change against (``code_text.task_examples``).
+
+    Where the task has examples, the presentation's code is run against them and may not
+    pass fewer than the answer's (``check_problem``). Where it has none, a presenter's
+    rewrite is checked by nothing, while the answer was chosen by the votes: the answer
+    is kept. (In the 41-problem eval that led to this rule, both such rewrites broke
+    code that passed; see docs/coordination.md.)
+    """
+    if not defining_blocks(answer) or not defining_blocks(content) or task_examples(task):
+        return None
+    if _substance(content) == _substance(answer):
+        return None
+    return (
+        "the presentation changes the answer's code, and the task gives no examples to check that"
     )
 
 
