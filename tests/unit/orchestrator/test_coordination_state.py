@@ -139,17 +139,28 @@ def test_coordination_prompt_contents():
     # and the task); what to do now comes after the answers.
     assert system == f"Be brief.\n\n{prompts.ROLE}"
     assert "Be demanding" in user and "about 42 seconds" in user
-    assert user.startswith("TASK:\nTask?\n\nCURRENT ANSWERS:\n<agent2>\nB\n</agent2>\n\n")
+    assert user.startswith("Task?\n\nCURRENT ANSWERS:\n<agent2>\nB\n</agent2>\n\n")
     # The question is asked again last, where a small model looks.
     assert user.endswith("Check each one, then vote for the best, or write a better answer.")
     capped = prompts.coordination_messages(task="T", answers={"agent2": "B"}, can_answer=False)
     assert capped[-1].content.endswith("in a few sentences, then vote for the best.")
-    empty = prompts.coordination_messages(task="Task?", answers={})
-    assert (
-        "CURRENT ANSWERS:\n(none yet)\n\nNo answers exist yet: write your complete answer "
-        "as normal text" in empty[-1].content
+    # A first turn is the task alone, as in plain chat (a coordination frame there made
+    # a small model write worse code), unless the agent has tools or plans; it is a
+    # prefix of the agent's later turns, which llama.cpp's cache then reuses.
+    plain = prompts.coordination_messages(
+        task="Task?", answers={}, has_tools=False, remaining_seconds=500
     )
-    assert "then call new_answer" in empty[-1].content and empty[0].content == prompts.ROLE
+    assert plain[0].content == prompts.ROLE and plain[-1].content == "Task?"
+    tooled = prompts.coordination_messages(task="Task?", answers={}, remaining_seconds=500)
+    assert tooled[-1].content.startswith("Task?\n\nYou may use your tools first; then write")
+    assert (
+        "then call new_answer" in tooled[-1].content and "about 500 seconds" in tooled[-1].content
+    )
+    planned = prompts.coordination_messages(
+        task="Task?", answers={}, has_tools=False, planning=prompts.PLANNING_MODE
+    )
+    assert planned[-1].content == f"Task?\n\n{prompts.PLANNING_MODE}"
+    assert user.startswith(plain[-1].content)
     assert len(user.split()) < 130  # short: local models read slowly
     # Votes come after checking the answers against the task; running code when possible.
     assert "First check each current answer against the task." in user

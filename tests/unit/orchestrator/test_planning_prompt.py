@@ -41,7 +41,7 @@ def test_a_run_in_planning_mode_sends_the_instruction_with_every_coordination_tu
     )
     d = Driver(config)
     first = d.turn("agent1").messages[-1].content
-    assert " Plan, do not act. " in first
+    assert first.endswith("\n\nPlan, do not act.")  # a first turn: the task, then the plan rule
     d.answer("agent1", "A plan.")
     assert " Plan, do not act. " in d.turn("agent1").messages[-1].content
     assert Driver(make_config(2)).turn("agent1").messages[0].content != first

@@ -158,9 +158,33 @@ def _system(system_message: str | None) -> ChatMessage:
 _RUN_CODE = {True: " (run its code with your tools)", False: ""}
 
 
+def _first_instruction(
+    *, planning: str | None, remaining_seconds: float | None, has_tools: bool
+) -> str:
+    """What a first turn (no answers yet) adds after the task: nothing when the agent has
+    only the workflow tools and no planning mode.
+
+    The task alone is then the whole message, as in plain chat: measured on HumanEval
+    with the local 0.5B model, a first turn framed as coordination (headers, "(none
+    yet)", how to call ``new_answer``) wrote worse code than the same member in plain
+    chat (the explainer passed 5 of 21 problems there against 11 in plain chat; the
+    task alone: 7), and made it write calls of ``new_answer`` into its code. The call
+    is still required (``tool_choice``) and ``new_answer`` is the only tool offered, so
+    the reply is the answer; the tool's description says an empty ``content`` submits
+    the text.
+    """
+    lines = []
+    if has_tools:
+        lines.append(f"You may use your tools first; then {WRITE_THEN_CALL}")
+    if planning:
+        lines.append(planning)
+    if has_tools and remaining_seconds is not None:
+        lines.append(f"Time left: about {max(0, round(remaining_seconds))} seconds.")
+    return " ".join(lines)
+
+
 def _coordination_instruction(
     *,
-    has_answers: bool,
     can_answer: bool,
     voting_sensitivity: str,
     planning: str | None,
@@ -168,11 +192,9 @@ def _coordination_instruction(
     can_run_code: bool,
     has_tools: bool,
 ) -> str:
-    """What a coordination turn asks for now (see ``coordination_messages``)."""
+    """What a coordination turn with answers asks for now (see ``coordination_messages``)."""
     lines = []
-    if not has_answers:
-        lines.append(f"No answers exist yet: {WRITE_THEN_CALL}")
-    elif not can_answer:
+    if not can_answer:
         # The closing line asks for the check and the vote; said once, it costs each
         # voter fewer tokens to read.
         lines.append("You have used all your answers: write no new answer.")
@@ -236,8 +258,13 @@ def coordination_messages(
     Returns:
         system message, the history, then the user message with the task and answers.
     """
+    if not answers:
+        extra = _first_instruction(
+            planning=planning, remaining_seconds=remaining_seconds, has_tools=has_tools
+        )
+        user = f"{task.strip()}\n\n{extra}" if extra else task.strip()
+        return [_system(system_message), *_history(history), ChatMessage(role="user", content=user)]
     instruction = _coordination_instruction(
-        has_answers=bool(answers),
         can_answer=can_answer,
         voting_sensitivity=voting_sensitivity,
         planning=planning,
@@ -246,18 +273,16 @@ def coordination_messages(
         has_tools=has_tools,
     )
     shown = _others_first(answers, viewer)
-    user = (
-        f"TASK:\n{task.strip()}\n\n{answers_block(shown, answers_budget, checks=checks, task=task)}"
-    )
+    # The task first, as the first turn asked it: llama.cpp's cache keeps it.
+    user = f"{task.strip()}\n\n{answers_block(shown, answers_budget, checks=checks, task=task)}"
     user += f"\n\n{instruction}"
-    if answers:
-        # Said again last, where a small model looks: otherwise it tends to continue the
-        # answers block with one more answer instead of judging the ones shown.
-        user += "\n\n" + (
-            _CLOSING_VOTE.format(how=_RUN_CODE[can_run_code] or " in a few sentences")
-            if not can_answer
-            else _CLOSING
-        )
+    # Said again last, where a small model looks: otherwise it tends to continue the
+    # answers block with one more answer instead of judging the ones shown.
+    user += "\n\n" + (
+        _CLOSING_VOTE.format(how=_RUN_CODE[can_run_code] or " in a few sentences")
+        if not can_answer
+        else _CLOSING
+    )
     return [_system(system_message), *_history(history), ChatMessage(role="user", content=user)]
 
 
@@ -305,7 +330,7 @@ def presentation_messages(
     # then begins as its last coordination turn's did, which llama.cpp has cached.
     shown = _others_first(answers, winner_label)
     parts = [
-        f"TASK:\n{task.strip()}",
+        task.strip(),
         answers_block(shown, answers_budget, winner_label, checks, task),
     ]
     if votes:
