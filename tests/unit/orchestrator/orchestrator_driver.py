@@ -229,7 +229,9 @@ class Driver:
     def present(self, label: str, content: str, **kw: Any) -> list[Command]:
         turn_id = kw.pop("turn_id", None) or self.turn_id(label)
         token = self.token(turn_id)
-        report = PresentationFinished(run_id=RUN, turn_id=turn_id, content=content, token=token)
+        report = PresentationFinished(
+            run_id=RUN, turn_id=turn_id, content=content, token=token, check=kw.pop("check", None)
+        )
         return self.send(report, **kw)
 
     def tick(self, dt: float = 0.0) -> list[Command]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from massgen_proto.events import AgentInfo, Consensus, FinalAnswer, RunCreated, RunFinished
-from massgen_proto.messages import ChatMessage
+from massgen_proto.messages import ChatMessage, CodeCheck
 from orchestrator_driver import (
     RUN,
     START,
@@ -427,6 +427,15 @@ def test_a_code_change_the_tasks_examples_cannot_check_keeps_the_voted_answer():
     checked.vote("agent1", "agent1")
     final, _ = events(checked.present("agent1", changed))
     assert final.content == changed and not final.fallback
+    # Examples exist, but the rewrite passes none of them: nothing confirms the change
+    # (the task's own examples may be wrong, so the answer passed none either).
+    failing = Driver(make_config(1), question=task)
+    failing.answer("agent1", CODE_ANSWER)
+    failing.vote("agent1", "agent1")
+    none_pass = CodeCheck(passed=0, total=1, failure="NameError: name 'np' is not defined")
+    final, finished = events(failing.present("agent1", changed, check=none_pass))
+    assert final.content == CODE_ANSWER and final.fallback
+    assert "passes none of the task's examples" in finished.message
 
 
 def test_presentation_failure_falls_back_without_retry():

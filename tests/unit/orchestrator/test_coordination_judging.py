@@ -284,6 +284,12 @@ CODE_LONG = f"```python\n{FUNC}```\n" + "y" * 100
             f"```python\n{FUNC}```",
             "presentation code no longer parses as Python",
         ),
+        # The code said twice, the second copy cut off by the token limit.
+        (
+            f"```python\n{FUNC}```\nAgain:\n```python\ndef add(a, b):\n    return (a",
+            f"```python\n{FUNC}```",
+            "presentation code no longer parses as Python",
+        ),
         # The answer's own code did not parse: the presentation is not held to it.
         (
             "```python\ndef add(a, b):\n    return (a +\n```",
@@ -417,6 +423,13 @@ def test_a_code_change_nothing_can_check_does_not_replace_the_answer():
         "the presentation changes the answer's code, and the task gives no examples to check that"
     )
     assert unchecked_change(rewritten, answer, examples) is None  # its examples judge it
+    passing, failing = CodeCheck(passed=1, total=1), CodeCheck(passed=0, total=1)
+    assert unchecked_change(rewritten, answer, examples, passing) is None
+    assert unchecked_change(rewritten, answer, examples, failing) == (
+        "the presentation changes the answer's code, and its code passes none of the "
+        "task's examples"
+    )
+    assert unchecked_change(answer, answer, examples, failing) is None  # nothing changed
     # The same definitions, said differently (docstring, comments, example runs, prose).
     restyled = (
         "It is odd when the remainder is one.\n```python\ndef is_odd(n):\n"

@@ -137,7 +137,8 @@ def test_coordination_prompt_contents():
     system, user = messages[0].content, messages[-1].content
     # The system message is the same in every turn (llama.cpp's prompt cache reuses it
     # and the task); what to do now comes after the answers.
-    assert system == f"Be brief.\n\n{prompts.ROLE}"
+    assert system == "Be brief."
+    assert user.count(prompts.ROLE) == 1  # said where the answers are, not in the system
     assert "Be demanding" in user and "about 42 seconds" in user
     assert user.startswith("Task?\n\nCURRENT ANSWERS:\n<agent2>\nB\n</agent2>\n\n")
     # The question is asked again last, where a small model looks.
@@ -150,7 +151,7 @@ def test_coordination_prompt_contents():
     plain = prompts.coordination_messages(
         task="Task?", answers={}, has_tools=False, remaining_seconds=500
     )
-    assert plain[0].content == prompts.ROLE and plain[-1].content == "Task?"
+    assert [(m.role, m.content) for m in plain] == [("user", "Task?")]  # no system message
     tooled = prompts.coordination_messages(task="Task?", answers={}, remaining_seconds=500)
     assert tooled[-1].content.startswith("Task?\n\nYou may use your tools first; then write")
     assert (
@@ -161,7 +162,7 @@ def test_coordination_prompt_contents():
     )
     assert planned[-1].content == f"Task?\n\n{prompts.PLANNING_MODE}"
     assert user.startswith(plain[-1].content)
-    assert len(user.split()) < 130  # short: local models read slowly
+    assert len(f"{system} {user}".split()) < 135  # short: local models read slowly
     # Votes come after checking the answers against the task; running code when possible.
     assert "First check each current answer against the task." in user
     assert "run its code" not in user
@@ -193,7 +194,8 @@ def test_presentation_prompt_contents():
         winner_label="agent2",
         vote_reasons=["clearest", " "],
     )
-    assert messages[0].content == prompts.ROLE  # as in the winner's coordination turns
+    assert [m.role for m in messages] == ["user"]  # no system message: the agent has none
+    assert prompts.ROLE in messages[-1].content
     user = messages[-1].content
     assert "You are agent2" in user
     assert "<agent1>\nA\n</agent1>" in user and "- clearest" in user
@@ -215,7 +217,7 @@ def test_presentation_prompt_keeps_detail_and_shows_votes_and_objections():
     assert "VOTES: agent1 1, agent2 2, agent3 0" in user
     assert "WHY AGENT2 WAS CHOSEN:\n- handles empty input" in user
     objections = "OBJECTIONS (votes for other answers):\n- for agent1: agent2 fails on negatives"
-    assert f"{objections}\n\nYou are agent2; your answer was chosen." in user
+    assert f"{objections}\n\n{prompts.ROLE} You are agent2; your answer was chosen." in user
     assert "Keep all of your answer's detail" in user
     assert user.endswith(
         "Do not mention agents, answers, votes or this process. Reply with the final answer only."

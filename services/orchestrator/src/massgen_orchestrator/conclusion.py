@@ -211,7 +211,7 @@ def on_presentation(
     presentation lost it (``judging.presentation_problem``: empty, far shorter, code
     without the answer's functions; ``judging.check_problem``: code passing fewer of the
     task's examples than the answer's; ``judging.unchecked_change``: code changed where
-    the task has no examples to check it); the run's message says why."""
+    no example of the task confirms it); the run's message says why."""
     agent = current(state, report)
     if agent is None or agent.turn is None or agent.turn.phase != "present":
         return stale(report.turn_id)
@@ -221,7 +221,7 @@ def on_presentation(
     problem = (
         presentation_problem(content, answer.content)
         or check_problem(report.check, answer.check)
-        or unchecked_change(content, answer.content, state.question)
+        or unchecked_change(content, answer.content, state.question, report.check)
     )
     complete(state, agent, now, commands, None if problem else content, problem or "")
     return Verdict(status="accepted")

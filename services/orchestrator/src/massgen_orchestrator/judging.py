@@ -257,10 +257,15 @@ def presentation_problem(content: str, answer: str) -> str | None:
     lost = [n for n in names if n not in defined]
     if lost:
         return f"presentation no longer defines {', '.join(lost)}"
-    if any(parses(b) for b in answer_blocks if TOP_DEF.search(b)):
-        defining = [b for b in blocks if TOP_DEF.search(b)]
-        if not any(parses(b) for b in defining):
+    answer_defining = [b for b in answer_blocks if TOP_DEF.search(b)]
+    defining = [b for b in blocks if TOP_DEF.search(b)]
+    if answer_defining and all(parses(b) for b in answer_defining):
+        # Every block counts: a presentation that repeats the code and is cut off by
+        # its token limit in the second copy shows the user code that does not run.
+        if not all(parses(b) for b in defining):
             return "presentation code no longer parses as Python"
+    elif any(parses(b) for b in answer_defining) and not any(parses(b) for b in defining):
+        return "presentation code no longer parses as Python"
     dropped = _dropped_imports(answer_blocks, blocks)
     if dropped:
         return f"presentation uses {', '.join(dropped)} but no longer imports it"
@@ -321,24 +326,38 @@ def check_problem(presented: CodeCheck | None, answer: CodeCheck | None) -> str 
     )
 
 
-def unchecked_change(content: str, answer: str, task: str) -> str | None:
+def unchecked_change(
+    content: str, answer: str, task: str, presented: CodeCheck | None = None
+) -> str | None:
     """Why a presentation may not replace the answer it was made from: it changes what
-    the answer's code does (its definitions, docstrings and comments aside) and the task
-    gives no examples to run that change against (``code_text.task_examples``).
+    the answer's code does (its definitions, docstrings and comments aside) and nothing
+    confirms the change: the task gives no examples to run it against
+    (``code_text.task_examples``), or the presentation's code passes none of them.
 
-    Where the task has examples, the presentation's code is run against them and may not
-    pass fewer than the answer's (``check_problem``). Where it has none, a presenter's
-    rewrite is checked by nothing, while the answer was chosen by the votes: the answer
-    is kept. (In the 41-problem eval that led to this rule, both such rewrites broke
-    code that passed; see docs/coordination.md.)
+    Where its code passes some of the task's examples, it may not pass fewer than the
+    answer's (``check_problem``). Otherwise a presenter's rewrite is checked by nothing,
+    while the answer was chosen by the votes: the answer is kept. (In the 41-problem
+    evals that led to this rule, such rewrites broke code that passed: a loop taken from
+    a wrong answer, a check that raised, numpy used without an import where the answer
+    passed none of the task's examples because the task's own examples are wrong; see
+    docs/coordination.md.) A presentation whose check could not be had is not held to
+    this: missing evidence is not a failure.
     """
-    if not defining_blocks(answer) or not defining_blocks(content) or task_examples(task):
+    if not defining_blocks(answer) or not defining_blocks(content):
         return None
     if _substance(content) == _substance(answer):
         return None
-    return (
-        "the presentation changes the answer's code, and the task gives no examples to check that"
-    )
+    if not task_examples(task):
+        return (
+            "the presentation changes the answer's code, and the task gives no examples to "
+            "check that"
+        )
+    if presented is not None and presented.total and presented.passed == 0:
+        return (
+            "the presentation changes the answer's code, and its code passes none of the "
+            "task's examples"
+        )
+    return None
 
 
 def best_checked(

@@ -143,16 +143,19 @@ def _history(history: Sequence[ChatMessage]) -> list[ChatMessage]:
     return [m for m in history if m.role != "system"]
 
 
-ROLE = "You are one of several agents answering the same task together."
-"""The system message's own line, the same in every turn of an agent."""
+ROLE = "You are one of several agents answering this task."
+"""Said in every turn that shows the team's answers, before what to do now."""
 
 
-def _system(system_message: str | None) -> ChatMessage:
-    # The same for all of an agent's turns, presentation included, and followed by the
-    # task: llama.cpp's prompt cache then reuses both from turn to turn. What changes
-    # between turns (what to do now, the time left) comes after the answers.
-    text = f"{system_message.strip()}\n\n{ROLE}" if system_message else ROLE
-    return ChatMessage(role="system", content=text)
+def _system(system_message: str | None) -> list[ChatMessage]:
+    # The agent's own system message alone (none when it has none): the first turn is
+    # then the member's plain chat, and the system message is the same in every turn,
+    # presentation included, so llama.cpp's prompt cache reuses it and the task that
+    # follows. What changes between turns comes after the answers. (The team line was
+    # here; measured on HumanEval, members answered worse in the team than alone.)
+    if not system_message or not system_message.strip():
+        return []
+    return [ChatMessage(role="system", content=system_message.strip())]
 
 
 _RUN_CODE = {True: " (run its code with your tools)", False: ""}
@@ -193,7 +196,7 @@ def _coordination_instruction(
     has_tools: bool,
 ) -> str:
     """What a coordination turn with answers asks for now (see ``coordination_messages``)."""
-    lines = []
+    lines = [ROLE]
     if not can_answer:
         # The closing line asks for the check and the vote; said once, it costs each
         # voter fewer tokens to read.
@@ -263,7 +266,11 @@ def coordination_messages(
             planning=planning, remaining_seconds=remaining_seconds, has_tools=has_tools
         )
         user = f"{task.strip()}\n\n{extra}" if extra else task.strip()
-        return [_system(system_message), *_history(history), ChatMessage(role="user", content=user)]
+        return [
+            *_system(system_message),
+            *_history(history),
+            ChatMessage(role="user", content=user),
+        ]
     instruction = _coordination_instruction(
         can_answer=can_answer,
         voting_sensitivity=voting_sensitivity,
@@ -283,7 +290,7 @@ def coordination_messages(
         if not can_answer
         else _CLOSING
     )
-    return [_system(system_message), *_history(history), ChatMessage(role="user", content=user)]
+    return [*_system(system_message), *_history(history), ChatMessage(role="user", content=user)]
 
 
 def presentation_messages(
@@ -320,10 +327,10 @@ def presentation_messages(
             examples; the presentation's code is run against them too.
     """
     instruction = (
-        f"You are {winner_label}; your answer was chosen. Write the final answer to the task "
-        "for the user. Keep all of your answer's detail (code stays complete); fix only what "
-        "the other answers or the objections show to be wrong. Do not mention agents, "
-        "answers, votes or this process. Reply with the final answer only."
+        f"{ROLE} You are {winner_label}; your answer was chosen. Write the final answer to "
+        "the task for the user. Keep all of your answer's detail (code stays complete); "
+        "fix only what the other answers or the objections show to be wrong. Do not mention "
+        "agents, answers, votes or this process. Reply with the final answer only."
     )
     reasons = "\n".join(f"- {r.strip()}" for r in vote_reasons if r.strip()) or "- (none given)"
     # The answers in the order the winner last read them (its own last): the prompt
@@ -342,7 +349,7 @@ def presentation_messages(
         parts.append("OBJECTIONS (votes for other answers):\n" + "\n".join(objections))
     parts.append(instruction)
     return [
-        _system(system_message),
+        *_system(system_message),
         *_history(history),
         ChatMessage(role="user", content="\n\n".join(parts)),
     ]
