@@ -29,6 +29,12 @@ with gzip.open(humaneval_path(), "rt") as _handle:
 IDS = ["good", "bad"]
 
 
+def is_baseline(request: dict) -> bool:
+    """A plain-chat baseline call: no tools, and not a presentation (which shows the
+    team's answers). A member's first team turn asks the same question, with tools."""
+    return not offered_tools(request) and "CURRENT ANSWERS" not in str(request.get("messages"))
+
+
 def problem_of(request: dict) -> object:
     seen = user_text(request)
     return next(p for p in PROBLEMS if p.prompt in seen)
@@ -95,11 +101,16 @@ def test_eval_scores_each_member_the_team_the_oracle_and_the_single_baseline(cli
     assert first["baselines"]["single"]["bad"]["passed"] is False
     assert first["baselines"]["single"]["good"]["tokens"] > 0
     assert (out / first["log_dir"] / "events.jsonl").exists()
-    # The plain-chat baseline: one call per member and problem, no tools, same system text.
-    # (Team turns always carry the coordination system prompt; these members have none.)
+    # The plain-chat baseline: one call per member and problem, no tools, same system text
+    # (these members have none). A member's first team turn is the same question with
+    # new_answer offered; a presentation has no tools but shows the team's answers.
     plain = [r for r in fake_model.requests
-             if not r.tools and all(m["role"] == "user" for m in r.messages)]  # fmt: skip
+             if is_baseline({"messages": r.messages, "tools": r.tools})]  # fmt: skip
     assert len(plain) == 2 * 3 and all(len(r.messages) == 1 for r in plain)
+    assert all(r.messages[0]["role"] == "user" for r in plain)
+    first_turns = [r for r in fake_model.requests
+                   if r.tools and "CURRENT ANSWERS" not in str(r.messages)]  # fmt: skip
+    assert {str(r.messages) for r in first_turns} == {str(r.messages) for r in plain}
 
     chart = (out / "chart.png").read_bytes()
     assert chart.startswith(b"\x89PNG") and len(chart) > 10_000
@@ -233,8 +244,7 @@ def test_sigterm_during_a_slow_baseline_stops_at_once_and_keeps_the_team_run(cli
         team_turn = solver(correct)
 
         def behave(request: dict) -> Step:
-            baseline = all(m["role"] == "user" for m in request.get("messages", []))
-            if baseline and not offered_tools(request):
+            if is_baseline(request):
                 return text("```python\nx = 1\n```", **slow)
             return team_turn(request)
 
@@ -249,7 +259,7 @@ def test_sigterm_during_a_slow_baseline_stops_at_once_and_keeps_the_team_run(cli
 
     proc = cli.start(*args)
     try:
-        wait_for(lambda: any(not r.tools and all(m["role"] == "user" for m in r.messages)
+        wait_for(lambda: any(is_baseline({"messages": r.messages, "tools": r.tools})
                              for r in fake_model.requests), 120, "the baseline call")  # fmt: skip
         time.sleep(0.5)
         asked = time.monotonic()
