@@ -115,13 +115,15 @@ def measure(model: str, subset: str, out: Path) -> None:
     print(f"Command: `massgen {' '.join(command)}` with no provider keys: the default "
           f"3-agent team (solver, checker, explainer) on {model}, "
           "`max_tokens` 384, temperatures 0.2/0.5/0.8, seeds 0/1/2 (`--seed N` gives the "
-          "i-th member N+i), one answer each, then votes. Members write their answers as "
+          "i-th member N+i), one answer each, then votes. A member's first turn is its "
+          "plain chat (its system message and the task); members write their answers as "
           "text and commit them with a short grammar-constrained call. Each answer's code "
           "is run against the task's own examples in the gateway's sandbox; only the "
           "answers passing the most examples can win, then the most voted, ties going to "
           "the answer the others agree with most; code that does not parse never wins over "
-          "code that does; a presentation passing fewer examples than the winner's answer "
-          "gives way to it.\n")  # fmt: skip
+          "code that does; a presentation gives way to the winner's answer when its code "
+          "passes fewer examples, or changes the code where no example confirms it, or "
+          "has a block that does not parse.\n")  # fmt: skip
     if chosen < total:
         print(f"**A subset: {summary['problems']} of HumanEval's {total} problems** "
               f"(`--subset {subset}`); the whole benchmark is `{full}` "
