@@ -257,15 +257,14 @@ def presentation_problem(content: str, answer: str) -> str | None:
     lost = [n for n in names if n not in defined]
     if lost:
         return f"presentation no longer defines {', '.join(lost)}"
-    answer_defining = [b for b in answer_blocks if TOP_DEF.search(b)]
-    defining = [b for b in blocks if TOP_DEF.search(b)]
-    if answer_defining and all(parses(b) for b in answer_defining):
-        # Every block counts: a presentation that repeats the code and is cut off by
-        # its token limit in the second copy shows the user code that does not run.
-        if not all(parses(b) for b in defining):
+    answer_parsed = [parses(b) for b in answer_blocks if TOP_DEF.search(b)]
+    if any(answer_parsed):
+        # Held to what the answer's code did: where all of it parsed, every block must (a
+        # presentation that repeats the code and is cut off by its token limit in the
+        # second copy shows the user code that does not run); else one must.
+        held = all if all(answer_parsed) else any
+        if not held(parses(b) for b in blocks if TOP_DEF.search(b)):
             return "presentation code no longer parses as Python"
-    elif any(parses(b) for b in answer_defining) and not any(parses(b) for b in defining):
-        return "presentation code no longer parses as Python"
     dropped = _dropped_imports(answer_blocks, blocks)
     if dropped:
         return f"presentation uses {', '.join(dropped)} but no longer imports it"
